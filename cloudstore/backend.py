@@ -1,0 +1,235 @@
+"""The small interface each provider implements: a translation table to one cloud.
+
+The public model (:mod:`cloudstore.model`) owns everything that is the same on
+every cloud: pagination, name checks before any network call, retries, the
+transfer engine, checksum verification, error wrapping. A provider only says
+how one primitive request is spelled for its SDK, and how that SDK's errors map
+onto :mod:`cloudstore.exceptions` (:meth:`Backend.map_error`).
+
+The shared layer calls every method here under the retry policy
+(:mod:`cloudstore.retry`) and translates what it raises with ``map_error``, so
+a provider raises its SDK's errors freely and never retries by itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
+
+from cloudstore.names import object_name_max_bytes
+
+if TYPE_CHECKING:
+    from cloudstore.exceptions import CloudStoreException
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Optional capabilities a provider declares (in the manner of rclone's features)."""
+
+    #: Parts of one object can be uploaded in parallel and committed once.
+    multipart_upload: bool = True
+    #: ``copy_object`` happens inside the service, without the bytes passing the client.
+    server_side_copy: bool = True
+    #: ``sign_url`` is available for GET and PUT.
+    signed_urls: bool = True
+    #: The listing API pages on the server (marker / continuation token).
+    server_paging: bool = True
+    #: The smallest part size the service accepts for every part but the last.
+    min_part_size: int = 5 * 1024 * 1024
+    #: The most parts one multipart upload may have.
+    max_parts: int = 10_000
+    #: The longest ``expires_in`` a signed URL may have (``None``: no limit).
+    max_url_expiry: int | None = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    """What a provider knows about one bucket."""
+
+    name: str
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a provider knows about one object (from a HEAD or a listing)."""
+
+    name: str
+    size: int
+    last_modified: datetime | None = None
+    etag: str | None = None
+    content_type: str | None = None
+    #: User metadata; ``None`` when the listing does not carry it (then a HEAD fills it in).
+    metadata: Mapping[str, str] | None = None
+    #: A whole-object checksum the downloaded bytes must match, as ``(algorithm, hex digest)``
+    #: with algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
+    checksum: tuple[str, str] | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a server-side listing.
+
+    ``next_marker`` is what to pass back as ``marker`` to get the next page, and
+    ``None`` on the last page. ``prefixes`` holds the pseudo-folders when the
+    listing used a delimiter.
+    """
+
+    items: list[T]
+    next_marker: str | None = None
+    prefixes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UploadPart:
+    """A committed part of a multipart upload, as the provider needs it back at completion."""
+
+    number: int
+    #: Provider-specific receipt (S3 ETag, Azure block id, Swift segment path, ...).
+    token: Any
+
+
+class RangeReader(abc.ABC):
+    """A readable byte stream for (part of) an object's body."""
+
+    @abc.abstractmethod
+    def read(self, size: int = -1) -> bytes:
+        """Return up to ``size`` bytes; ``b""`` at the end."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the connection."""
+
+    def __enter__(self) -> RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileRangeReader(RangeReader):
+    """Adapts any object with ``read(n)`` (and optionally ``close()``) to :class:`RangeReader`."""
+
+    def __init__(self, raw: BinaryIO | Any) -> None:
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._raw.read(size))
+
+    def close(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
+
+class Backend(abc.ABC):
+    """One cloud's primitive requests. Implemented once per provider.
+
+    Names reaching these methods are already validated by the shared layer.
+    Ranges are inclusive byte offsets, like HTTP ``Range``; ``end=None`` means
+    to the end of the object.
+    """
+
+    #: Optional capabilities (subclasses override).
+    features: ClassVar[Features] = Features()
+
+    # --- names (raise InvalidNameException; bind a rule from cloudstore.names with staticmethod) ---
+    @abc.abstractmethod
+    def check_bucket_name(self, name: str) -> None:
+        """Raise :class:`~cloudstore.exceptions.InvalidNameException` if ``name`` breaks the bucket rules."""
+
+    def check_object_name(self, name: str) -> None:
+        """Raise :class:`~cloudstore.exceptions.InvalidNameException` if ``name`` is not a valid key."""
+        object_name_max_bytes(1024)(name)
+
+    # --- errors -----------------------------------------------------------
+    @abc.abstractmethod
+    def map_error(self, error: BaseException) -> CloudStoreException | None:
+        """Translate an SDK error into the cloudstore exception to raise (``None``: not ours).
+
+        The shared layer chains the original (``raise mapped from error``).
+        """
+
+    # --- buckets ----------------------------------------------------------
+    @abc.abstractmethod
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        """One page of buckets in name order, starting after ``marker``."""
+
+    @abc.abstractmethod
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        """The bucket, or ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        """Create it; raise the SDK error that maps to ``DuplicateResourceException`` if it exists."""
+
+    @abc.abstractmethod
+    def delete_bucket(self, name: str) -> None:
+        """Delete an empty bucket; a non-empty one must fail (nothing deleted)."""
+
+    # --- objects ----------------------------------------------------------
+    @abc.abstractmethod
+    def list_objects(
+        self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
+    ) -> Page[ObjectInfo]:
+        """One server page of objects in key order after ``marker``.
+
+        ``limit`` is a page size hint: a provider may return fewer items (never more).
+        """
+
+    @abc.abstractmethod
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        """The object's properties and metadata, or ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def put_object(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+    ) -> None:
+        """Store the whole object in one request (replacing any old one)."""
+
+    @abc.abstractmethod
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        """Open the body, or the inclusive byte range ``start``..``end`` of it."""
+
+    @abc.abstractmethod
+    def delete_object(self, bucket: str, name: str) -> None:
+        """Delete the object (and anything the provider keeps for it, e.g. segments)."""
+
+    @abc.abstractmethod
+    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        """Copy on the server side, keeping content type and metadata."""
+
+    @abc.abstractmethod
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+        """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires."""
+
+    # --- multipart uploads (used by the transfer engine) --------------------
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> Any:
+        """Start a multipart upload and return its handle (passed back to the methods below)."""
+        raise NotImplementedError
+
+    def upload_part(self, upload: Any, number: int, offset: int, data: bytes) -> UploadPart:
+        """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object."""
+        raise NotImplementedError
+
+    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart]) -> None:
+        """Make the object visible from ``parts`` (sorted by number)."""
+        raise NotImplementedError
+
+    def abort_multipart_upload(self, upload: Any) -> None:
+        """Discard every part uploaded so far; nothing becomes visible."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and connection pools."""

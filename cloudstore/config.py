@@ -1,0 +1,161 @@
+"""Provider descriptions and configuration resolution.
+
+A value is looked up in the dict given to ``create_provider`` first (a falsy
+value still counts), then in the provider's standard environment variable, then
+in ``~/.config/cloudstore/config.ini`` (section named after the provider; the
+path can be changed with ``CLOUDSTORE_CONFIG``). Unknown keys in the dict raise
+:class:`~cloudstore.exceptions.InvalidParamException` so a typo never passes
+silently.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from cloudstore.exceptions import InvalidParamException
+
+
+class ProviderList(str, Enum):
+    """The providers cloudstore knows (values are also accepted as plain strings)."""
+
+    AWS = "aws"
+    OPENSTACK = "openstack"
+    AZURE = "azure"
+    GCP = "gcp"
+    LOCAL = "local"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One configuration key: where else it may come from, and whether it is a secret."""
+
+    env: str | None = None
+    secret: bool = False
+    #: ``bool`` values read from the environment or the ini file are parsed ("true", "0", ...).
+    kind: type = str
+
+
+#: Keys every provider accepts besides its own (objects, so only from the dict).
+COMMON_KEYS: dict[str, ConfigKey] = {
+    "transfer_config": ConfigKey(kind=object),
+    "retry_policy": ConfigKey(kind=object),
+}
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to build one provider: its keys, its SDK extra and where its backend lives."""
+
+    id: ProviderList
+    #: ``module:Class`` of the :class:`~cloudstore.backend.Backend`; imported only when used.
+    backend: str
+    keys: Mapping[str, ConfigKey]
+    #: Top-level modules the backend imports; all must be installed for the provider to work.
+    sdk_modules: tuple[str, ...] = ()
+    #: The ``pip install "cloudstore[extra]"`` that brings the SDK.
+    extra: str | None = None
+
+    def all_keys(self) -> dict[str, ConfigKey]:
+        return {**COMMON_KEYS, **self.keys}
+
+
+class Config(Mapping[str, Any]):
+    """Resolved configuration of one provider; its repr hides secrets."""
+
+    def __init__(self, spec: ProviderSpec, values: Mapping[str, Any]) -> None:
+        self._spec = spec
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        keys = self._spec.all_keys()
+        shown = {
+            k: ("***" if keys.get(k, ConfigKey()).secret and v is not None else v) for k, v in self._values.items()
+        }
+        return f"Config({shown!r})"
+
+    __str__ = __repr__
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, key: ConfigKey, raw: str) -> Any:
+    if key.kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        # s3_verify may also name a CA bundle: keep a path as it is.
+        return raw
+    if key.kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidParamException(f"config key {name!r} must be a whole number") from None
+    return raw
+
+
+def config_file_path() -> Path:
+    """Where the ini file is read from (``CLOUDSTORE_CONFIG`` overrides the default)."""
+    override = os.environ.get("CLOUDSTORE_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path("~/.config/cloudstore/config.ini").expanduser()
+
+
+def _read_ini_section(section: str) -> dict[str, str]:
+    path = config_file_path()
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as err:
+        raise InvalidParamException(f"cannot parse config file {path}: {err}") from err
+    return dict(parser[section]) if parser.has_section(section) else {}
+
+
+def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Config:
+    """Merge the dict, the environment and the config file for ``spec`` (in that order)."""
+    given = dict(given or {})
+    keys = spec.all_keys()
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise InvalidParamException(
+            f"unknown config key(s) for {spec.id.value}: {', '.join(unknown)}; known keys: {', '.join(sorted(keys))}"
+        )
+    ini = _read_ini_section(spec.id.value)
+    unknown_ini = sorted(set(ini) - set(keys))
+    if unknown_ini:
+        raise InvalidParamException(
+            f"unknown key(s) in section [{spec.id.value}] of {config_file_path()}: {', '.join(unknown_ini)}"
+        )
+    values: dict[str, Any] = {}
+    for name, key in keys.items():
+        if name in given:
+            values[name] = given[name]
+        elif key.env and key.env in os.environ:
+            values[name] = _coerce(name, key, os.environ[key.env])
+        elif name in ini:
+            values[name] = _coerce(name, key, ini[name])
+    return Config(spec, values)

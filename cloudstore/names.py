@@ -1,0 +1,139 @@
+"""Name rules of each service, checked before any network call.
+
+Each backend names its rules (``Backend.bucket_name_rule`` and
+``Backend.object_name_rule``); they raise
+:class:`~cloudstore.exceptions.InvalidNameException` with the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from cloudstore.exceptions import InvalidNameException
+
+NameRule = Callable[[str], None]
+
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_AZURE_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+def _fail(kind: str, name: str, why: str) -> InvalidNameException:
+    return InvalidNameException(f"invalid {kind} name {name!r}: {why}")
+
+
+def _require_str(kind: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidNameException(f"{kind} name must be a str, not {type(name).__name__}")
+    if not name:
+        raise InvalidNameException(f"{kind} name must not be empty")
+    if "\x00" in name:
+        raise _fail(kind, name, "contains a NUL character")
+    return name
+
+
+def s3_bucket_name(name: str) -> None:
+    """Amazon S3 general-purpose bucket naming rules."""
+    _require_str("bucket", name)
+    if not 3 <= len(name) <= 63:
+        raise _fail("bucket", name, "must be 3 to 63 characters long")
+    if not _S3_BUCKET.match(name):
+        raise _fail(
+            "bucket", name, "use lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+        )
+    if ".." in name or ".-" in name or "-." in name:
+        raise _fail("bucket", name, "dots may not be adjacent to each other or to hyphens")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        raise _fail("bucket", name, "must not be formatted as an IP address")
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            raise _fail("bucket", name, f"must not start with {prefix!r}")
+    for suffix in ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            raise _fail("bucket", name, f"must not end with {suffix!r}")
+
+
+def azure_container_name(name: str) -> None:
+    """Azure Blob container naming rules."""
+    _require_str("container", name)
+    if not 3 <= len(name) <= 63:
+        raise _fail("container", name, "must be 3 to 63 characters long")
+    if not _AZURE_CONTAINER.match(name):
+        raise _fail(
+            "container",
+            name,
+            "use lowercase letters, digits and single hyphens, starting and ending with a letter or digit",
+        )
+
+
+def gcs_bucket_name(name: str) -> None:
+    """Google Cloud Storage bucket naming rules."""
+    _require_str("bucket", name)
+    if not 3 <= len(name) <= 222:
+        raise _fail("bucket", name, "must be 3 to 222 characters long")
+    if not _GCS_BUCKET.match(name):
+        raise _fail(
+            "bucket",
+            name,
+            "use lowercase letters, digits, dots, hyphens and underscores, starting and ending with a letter or digit",
+        )
+    parts = name.split(".")
+    if "." not in name and len(name) > 63:
+        raise _fail("bucket", name, "names without dots must be at most 63 characters long")
+    if any(not 1 <= len(p) <= 63 for p in parts):
+        raise _fail("bucket", name, "each dot-separated part must be 1 to 63 characters long")
+    if name.startswith("goog") or "google" in name or "g00gle" in name:
+        raise _fail("bucket", name, "must not start with 'goog' or contain 'google'")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        raise _fail("bucket", name, "must not be formatted as an IP address")
+
+
+def swift_container_name(name: str) -> None:
+    """OpenStack Swift container naming rules."""
+    _require_str("container", name)
+    if "/" in name:
+        raise _fail("container", name, "must not contain '/'")
+    if len(name.encode("utf-8")) > 256:
+        raise _fail("container", name, "must be at most 256 bytes in UTF-8")
+
+
+def local_bucket_name(name: str) -> None:
+    """LOCAL buckets are folder names: S3's rules keep them portable to every cloud."""
+    s3_bucket_name(name)
+
+
+def object_name_max_bytes(limit: int) -> NameRule:
+    """A rule for object names: non-empty, no NUL, at most ``limit`` bytes of UTF-8."""
+
+    def rule(name: str) -> None:
+        _require_str("object", name)
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail("object", name, "is not valid Unicode (lone surrogate)") from None
+        if len(encoded) > limit:
+            raise _fail("object", name, f"must be at most {limit} bytes in UTF-8")
+
+    return rule
+
+
+def local_object_name(name: str) -> None:
+    """LOCAL object names map to relative file paths that can never leave the bucket folder."""
+    object_name_max_bytes(1024)(name)
+    if name.startswith("/") or "\\" in name:
+        raise _fail("object", name, "must be a relative path with '/' separators on LOCAL")
+    for segment in name.split("/"):
+        if segment in ("", ".", ".."):
+            raise _fail("object", name, "must not have empty, '.' or '..' path segments on LOCAL")
+        if len(segment.encode("utf-8")) > 255:
+            raise _fail("object", name, "has a path segment longer than 255 bytes (a file name limit) on LOCAL")

@@ -1,0 +1,22 @@
+"""AWS S3 and S3-compatible servers (SeaweedFS, MinIO, Ceph) through boto3."""
+
+from cloudstore.config import ConfigKey, ProviderList, ProviderSpec
+
+SPEC = ProviderSpec(
+    id=ProviderList.AWS,
+    backend="cloudstore.providers.aws.backend:S3Backend",
+    sdk_modules=("boto3",),
+    extra="aws",
+    keys={
+        "aws_access_key": ConfigKey(env="AWS_ACCESS_KEY_ID"),
+        "aws_secret_key": ConfigKey(env="AWS_SECRET_ACCESS_KEY", secret=True),
+        "aws_session_token": ConfigKey(env="AWS_SESSION_TOKEN", secret=True),
+        "aws_region_name": ConfigKey(env="AWS_DEFAULT_REGION"),
+        "s3_endpoint_url": ConfigKey(env="AWS_ENDPOINT_URL"),
+        "s3_addressing_style": ConfigKey(),
+        "s3_verify": ConfigKey(kind=bool),
+        "s3_kms_key_id": ConfigKey(),
+        # "when_required" (default: safe for S3-compatible servers) or "when_supported".
+        "s3_checksums": ConfigKey(),
+    },
+)
