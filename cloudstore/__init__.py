@@ -1,0 +1,57 @@
+"""cloudstore: one object model for object storage on every cloud.
+
+>>> from cloudstore import CloudProviderFactory, ProviderList
+>>> provider = CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_root": "/tmp/store"})
+
+Importing this package imports no cloud SDK; a provider's SDK is loaded when
+that provider is first used.
+"""
+
+from __future__ import annotations
+
+from cloudstore.config import ProviderList
+from cloudstore.exceptions import (
+    AuthenticationException,
+    ChecksumMismatchException,
+    CloudStoreException,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    NotSupportedException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ThrottledException,
+)
+from cloudstore.factory import CloudProviderFactory, list_providers
+from cloudstore.model import Bucket, BucketObject, CloudProvider
+from cloudstore.pagination import ResultList
+from cloudstore.retry import RetryPolicy
+from cloudstore.transfer import TransferConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationException",
+    "Bucket",
+    "BucketObject",
+    "ChecksumMismatchException",
+    "CloudProvider",
+    "CloudProviderFactory",
+    "CloudStoreException",
+    "DuplicateResourceException",
+    "InvalidNameException",
+    "InvalidParamException",
+    "NotFoundException",
+    "NotSupportedException",
+    "PermissionDeniedException",
+    "PreconditionFailedException",
+    "ProviderConnectionException",
+    "ProviderList",
+    "ResultList",
+    "RetryPolicy",
+    "ThrottledException",
+    "TransferConfig",
+    "list_providers",
+]

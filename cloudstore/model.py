@@ -1,0 +1,490 @@
+"""The public object model: provider, storage service, buckets and objects.
+
+Everything here is the same for every cloud; the differences live behind
+:class:`~cloudstore.backend.Backend`. Each request goes through the provider's
+retry policy, and every failure surfaces as a
+:class:`~cloudstore.exceptions.CloudStoreException`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo
+from cloudstore.config import Config, ProviderSpec
+from cloudstore.exceptions import InvalidParamException, NotFoundException
+from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
+from cloudstore.retry import RetryPolicy
+from cloudstore.transfer import ProgressCallback, TransferConfig, TransferEngine, open_source
+
+T = TypeVar("T")
+
+
+class CloudProvider:
+    """A configured connection to one storage service.
+
+    Creating it makes no network call; the SDK client is made on first use.
+    """
+
+    def __init__(self, spec: ProviderSpec, config: Config) -> None:
+        self.PROVIDER_ID = spec.id
+        self.config = config
+        self._spec = spec
+        self._backend: Backend | None = None
+        transfer_config = config.get("transfer_config") or TransferConfig()
+        retry_policy = config.get("retry_policy") or RetryPolicy()
+        if not isinstance(transfer_config, TransferConfig):
+            raise InvalidParamException("config key 'transfer_config' must be a cloudstore.TransferConfig")
+        if not isinstance(retry_policy, RetryPolicy):
+            raise InvalidParamException("config key 'retry_policy' must be a cloudstore.RetryPolicy")
+        self.transfer_config: TransferConfig = transfer_config
+        self.retry_policy: RetryPolicy = retry_policy
+        self.storage = StorageService(self)
+
+    @property
+    def backend(self) -> Backend:
+        """The provider's translation layer (its SDK is imported on first access)."""
+        if self._backend is None:
+            module_name, _, class_name = self._spec.backend.partition(":")
+            backend_class = getattr(importlib.import_module(module_name), class_name)
+            self._backend = backend_class(self.config)
+        return self._backend
+
+    @property
+    def features(self) -> Features:
+        """The optional capabilities of this provider."""
+        return self.backend.features
+
+    @property
+    def engine(self) -> TransferEngine:
+        return TransferEngine(self.backend, self.retry_policy, self.transfer_config)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run one request under the retry policy, translating its errors."""
+        return self.retry_policy.call(fn, self.backend.map_error)
+
+    def close(self) -> None:
+        """Release the SDK client and its connections."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> CloudProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<CloudProvider {self.PROVIDER_ID.value} config={self.config!r}>"
+
+
+class StorageService:
+    """``provider.storage``: the object storage service."""
+
+    def __init__(self, provider: CloudProvider) -> None:
+        self.provider = provider
+        self.buckets = BucketService(provider)
+
+    def __repr__(self) -> str:
+        return f"<StorageService of {self.provider.PROVIDER_ID.value}>"
+
+
+class BucketService:
+    """``provider.storage.buckets``: create, find and list buckets. Iterating walks all of them."""
+
+    def __init__(self, provider: CloudProvider) -> None:
+        self.provider = provider
+
+    def _check(self, name: str) -> None:
+        self.provider.backend.check_bucket_name(name)
+
+    def create(self, name: str, location: str | None = None) -> Bucket:
+        """Create a bucket; :class:`DuplicateResourceException` if the name is taken."""
+        self._check(name)
+        info = self.provider.call(lambda: self.provider.backend.create_bucket(name, location))
+        return Bucket(self.provider, info)
+
+    def get(self, name: str) -> Bucket | None:
+        """The bucket, or ``None`` if it does not exist (other failures raise)."""
+        self._check(name)
+        info = self.provider.call(lambda: self.provider.backend.head_bucket(name))
+        return None if info is None else Bucket(self.provider, info)
+
+    def find(self, **filters: Any) -> list[Bucket]:
+        """Buckets matching every filter; the one filter is ``name`` (an exact match)."""
+        _only_filters(filters, {"name"})
+        if "name" not in filters:
+            return list(self)
+        try:
+            bucket = self.get(filters["name"])
+        except InvalidParamException:
+            return []
+        return [] if bucket is None else [bucket]
+
+    def list(self, limit: int | None = None, marker: str | None = None) -> ResultList[Bucket]:
+        """One page of buckets (``limit`` at most), continuing after ``marker``."""
+        _check_limit(limit)
+        backend = self.provider.backend
+        return fetch_page(
+            lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark)),
+            limit,
+            marker,
+            lambda info: Bucket(self.provider, info),
+        )
+
+    def __iter__(self) -> Iterator[Bucket]:
+        backend = self.provider.backend
+        for info in iterate(lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark))):
+            yield Bucket(self.provider, info)
+
+    def __repr__(self) -> str:
+        return f"<BucketService of {self.provider.PROVIDER_ID.value}>"
+
+
+class Bucket:
+    """A bucket (an Azure or Swift container)."""
+
+    def __init__(self, provider: CloudProvider, info: BucketInfo) -> None:
+        self.provider = provider
+        self._info = info
+        self.objects = BucketObjectService(self)
+
+    @property
+    def id(self) -> str:
+        return self._info.name
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def created(self) -> datetime | None:
+        return self._info.created
+
+    def exists(self) -> bool:
+        return self.provider.storage.buckets.get(self.name) is not None
+
+    def delete(self, delete_contents: bool = False) -> None:
+        """Delete the bucket; a non-empty one only with ``delete_contents=True``
+        (otherwise :class:`PreconditionFailedException`, and nothing is deleted)."""
+        if delete_contents:
+            for obj in self.objects:
+                obj.delete()
+        self.provider.call(lambda: self.provider.backend.delete_bucket(self.name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bucket) and other.provider is self.provider and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((id(self.provider), self.name))
+
+    def __repr__(self) -> str:
+        return f"<Bucket {self.provider.PROVIDER_ID.value}://{self.name}>"
+
+
+class BucketObjectService:
+    """``bucket.objects``: create, find and list objects. Iterating walks every object lazily."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+        self.provider = bucket.provider
+
+    def _check(self, name: str) -> None:
+        self.provider.backend.check_object_name(name)
+
+    def create(self, name: str) -> BucketObject:
+        """A handle for a new object; nothing is stored until an upload."""
+        self._check(name)
+        return BucketObject(self.bucket, ObjectInfo(name=name, size=0), exists=False)
+
+    def get(self, name: str) -> BucketObject | None:
+        """The object, or ``None`` if it does not exist."""
+        self._check(name)
+        info = self.provider.call(lambda: self.provider.backend.head_object(self.bucket.name, name))
+        return None if info is None else BucketObject(self.bucket, info)
+
+    def find(self, **filters: Any) -> list[BucketObject]:
+        """Objects matching every filter: ``name`` (exact) and/or ``prefix``."""
+        _only_filters(filters, {"name", "prefix"})
+        name = filters.get("name")
+        prefix = filters.get("prefix")
+        if name is not None:
+            if prefix is not None and not name.startswith(prefix):
+                return []
+            obj = self.get(name)
+            return [] if obj is None else [obj]
+        return list(self._iterate(prefix))
+
+    def list(
+        self,
+        limit: int | None = None,
+        marker: str | None = None,
+        prefix: str | None = None,
+        delimiter: str | None = None,
+    ) -> ResultList[BucketObject]:
+        """One page of objects in key order (``limit`` at most, default 1000), after ``marker``.
+
+        With a ``delimiter``, keys that contain it after the prefix are rolled up
+        into the result's ``prefixes`` (pseudo-folders); each counts toward ``limit``.
+        """
+        _check_limit(limit)
+        if delimiter == "":
+            raise InvalidParamException("delimiter must not be empty")
+        backend = self.provider.backend
+        bucket = self.bucket.name
+        return fetch_page(
+            lambda size, mark: self.provider.call(
+                lambda: backend.list_objects(bucket, prefix or None, delimiter, size, mark)
+            ),
+            limit,
+            marker,
+            lambda info: BucketObject(self.bucket, info),
+        )
+
+    def _iterate(self, prefix: str | None, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[BucketObject]:
+        backend = self.provider.backend
+        bucket = self.bucket.name
+        for info in iterate(
+            lambda size, mark: self.provider.call(lambda: backend.list_objects(bucket, prefix, None, size, mark)),
+            page_size,
+        ):
+            yield BucketObject(self.bucket, info)
+
+    def __iter__(self) -> Iterator[BucketObject]:
+        return self._iterate(None)
+
+    def __repr__(self) -> str:
+        return f"<BucketObjectService of {self.bucket!r}>"
+
+
+class BucketObject:
+    """An object in a bucket: its properties, its content and a signed URL for it."""
+
+    def __init__(self, bucket: Bucket, info: ObjectInfo, exists: bool = True) -> None:
+        self.bucket = bucket
+        self.provider = bucket.provider
+        self._info = info
+        #: False for a handle from ``objects.create`` until it is uploaded.
+        self._stored = exists
+        #: Whether ``_info`` came from a HEAD (metadata and all) rather than a listing or an upload.
+        self._complete = exists and info.metadata is not None and info.last_modified is not None
+
+    # --- properties -----------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._info.name
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def size(self) -> int:
+        return self._info.size
+
+    @property
+    def last_modified(self) -> datetime | None:
+        """When the object was last written (timezone-aware)."""
+        return self._full().last_modified
+
+    @property
+    def etag(self) -> str | None:
+        return self._full().etag
+
+    @property
+    def content_type(self) -> str | None:
+        return self._full().content_type
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """User metadata (fetched with a HEAD request the first time, if the listing lacked it)."""
+        return dict(self._full().metadata or {})
+
+    def _full(self) -> ObjectInfo:
+        if not self._complete and self._stored:
+            self.refresh()
+        return self._info
+
+    # --- state ----------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.provider.call(lambda: self._backend.head_object(self.bucket.name, self.name)) is not None
+
+    def refresh(self) -> None:
+        """Reload the properties from the service; :class:`NotFoundException` if it is gone."""
+        info = self.provider.call(lambda: self._backend.head_object(self.bucket.name, self.name))
+        if info is None:
+            raise NotFoundException(f"object {self.name!r} not found in bucket {self.bucket.name!r}")
+        self._info = info
+        self._stored = True
+        self._complete = True
+
+    def delete(self) -> None:
+        """Delete the object (:class:`NotFoundException` if it does not exist)."""
+        self.provider.call(lambda: self._backend.delete_object(self.bucket.name, self.name))
+        self._stored = False
+
+    @property
+    def _backend(self) -> Backend:
+        return self.provider.backend
+
+    # --- upload ---------------------------------------------------------------
+    def upload(
+        self,
+        data: bytes | str | BinaryIO,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Store ``data`` (bytes, str as UTF-8, or a readable binary stream) as this object."""
+        source, size = open_source(data)
+        self._upload(source, size, content_type, metadata, progress)
+
+    def upload_from_file(
+        self,
+        path: str | os.PathLike[str],
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Store the file at ``path``; large files go up in parallel parts."""
+        try:
+            source: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise InvalidParamException(f"cannot read {os.fspath(path)!r}: {err.strerror}") from err
+        with source:
+            self._upload(source, os.fstat(source.fileno()).st_size, content_type, metadata, progress)
+
+    def _upload(
+        self,
+        source: BinaryIO,
+        size: int | None,
+        content_type: str | None,
+        metadata: Mapping[str, str] | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        metadata = _check_metadata(metadata)
+        self.provider.engine.upload(self.bucket.name, self.name, source, size, content_type, metadata, progress)
+        self._stored = True
+        self._complete = False
+        self._info = ObjectInfo(
+            name=self.name,
+            size=size if size is not None else self._info.size,
+            content_type=content_type,
+            metadata=metadata,
+        )
+        if size is None:
+            self.refresh()
+
+    # --- download -------------------------------------------------------------
+    def _current(self) -> ObjectInfo:
+        """Fresh properties for a download (size and checksum must match what is stored now)."""
+        self.refresh()
+        return self._info
+
+    def iter_content(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The content, ``chunk_size`` bytes at a time, verified at the end when the service has a checksum."""
+        if chunk_size < 1:
+            raise InvalidParamException("chunk_size must be positive")
+        info = self._current()
+        return self.provider.engine.stream(self.bucket.name, self.name, info, chunk_size)
+
+    def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
+        """Write the content into a writable binary stream."""
+        for chunk in self.iter_content():
+            target_stream.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+
+    def download_to_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
+        """Download to ``path``: parallel ranged reads into a temporary file, verified, then renamed.
+
+        On failure nothing is left at ``path`` (an existing file there is untouched).
+        """
+        target = Path(path)
+        if target.is_dir():
+            raise InvalidParamException(f"{os.fspath(path)!r} is a directory")
+        if not target.parent.is_dir():
+            raise InvalidParamException(f"the folder of {os.fspath(path)!r} does not exist")
+        info = self._current()
+        self.provider.engine.download_to_path(self.bucket.name, self.name, info, target, progress)
+
+    def read(self, start: int | None = None, end: int | None = None) -> bytes:
+        """The bytes from ``start`` to ``end`` inclusive (HTTP Range semantics); all of it by default."""
+        if start is not None and start < 0:
+            raise InvalidParamException("start must be >= 0")
+        if end is not None and (end < 0 or (start is not None and end < start)):
+            raise InvalidParamException("end must be >= start and >= 0")
+        if start is None and end is None:
+            return b"".join(self.iter_content())
+        if start is None:
+            start = 0
+        size = self._info.size if self._stored and self._complete else None
+        return self.provider.engine.read(self.bucket.name, self.name, start, end, None if end is None else size)
+
+    # --- other ----------------------------------------------------------------
+    def generate_url(self, expires_in: int = 3600, writable: bool = False) -> str:
+        """A URL that anyone can use without credentials until it expires: GET to download,
+        or, with ``writable=True``, HTTP PUT of the body to upload (write only: no read).
+
+        Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
+        """
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise InvalidParamException("expires_in must be a positive whole number of seconds")
+        limit = self._backend.features.max_url_expiry
+        if limit is not None and expires_in > limit:
+            raise InvalidParamException(f"expires_in may be at most {limit} seconds on {self.provider.PROVIDER_ID}")
+        method = "PUT" if writable else "GET"
+        return self.provider.call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
+
+    def copy_to(self, bucket: Bucket | str, name: str | None = None) -> BucketObject:
+        """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side."""
+        target = bucket if isinstance(bucket, Bucket) else Bucket(self.provider, BucketInfo(name=bucket))
+        if target.provider is not self.provider:
+            raise InvalidParamException("copy_to needs a bucket of the same provider")
+        dst_name = name or self.name
+        self._backend.check_object_name(dst_name)
+        self.provider.call(lambda: self._backend.copy_object(self.bucket.name, self.name, target.name, dst_name))
+        return BucketObject(target, ObjectInfo(name=dst_name, size=self.size), exists=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BucketObject) and other.bucket == self.bucket and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((self.bucket, self.name))
+
+    def __repr__(self) -> str:
+        return f"<BucketObject {self.provider.PROVIDER_ID.value}://{self.bucket.name}/{self.name}>"
+
+
+def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(filters) - allowed)
+    if unknown:
+        raise TypeError(f"unknown filter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidParamException("limit must be a positive whole number")
+
+
+def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """User metadata in the form every service accepts: identifier keys (stored lowercase)
+    and printable ASCII values."""
+    result: dict[str, str] = {}
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidParamException("metadata keys and values must be str")
+        if not (key.isascii() and key.isidentifier()):
+            raise InvalidParamException(
+                f"metadata key {key!r}: use ASCII letters, digits and '_' (not starting with a digit)"
+            )
+        if not all(" " <= ch <= "~" for ch in value):
+            raise InvalidParamException(f"metadata value of {key!r}: use printable ASCII characters")
+        result[key.lower()] = value
+    return result

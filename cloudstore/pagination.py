@@ -1,0 +1,86 @@
+"""Server-side paging: one page as a :class:`ResultList`, or every item lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from cloudstore.backend import Page
+from cloudstore.exceptions import ProviderConnectionException
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Items asked for per request when the caller gives no limit (S3's own page size).
+DEFAULT_PAGE_SIZE = 1000
+
+PageFetcher = Callable[[int | None, "str | None"], Page[T]]
+
+
+class ResultList(list[T], Generic[T]):
+    """One page of results: a list, plus where to continue.
+
+    Pass ``marker`` back to ``list(marker=...)`` to get the page after this one;
+    it is ``None`` (and ``is_truncated`` false) on the last page. Listings with a
+    delimiter also carry the pseudo-folders in ``prefixes``.
+    """
+
+    def __init__(
+        self,
+        items: list[T],
+        marker: str | None = None,
+        prefixes: list[str] | None = None,
+        supports_total: bool = False,
+        total: int | None = None,
+        supports_server_paging: bool = True,
+    ) -> None:
+        super().__init__(items)
+        self.marker = marker
+        self.prefixes = prefixes or []
+        self.supports_total = supports_total
+        self.total_results = total if supports_total else None
+        self.supports_server_paging = supports_server_paging
+
+    @property
+    def is_truncated(self) -> bool:
+        """Whether more results follow this page."""
+        return self.marker is not None
+
+    def __repr__(self) -> str:
+        return f"ResultList({list.__repr__(self)}, marker={self.marker!r})"
+
+
+def fetch_page(
+    fetch: PageFetcher[T], limit: int | None, marker: str | None, wrap: Callable[[T], R]
+) -> ResultList[R]:
+    """Up to ``limit`` items after ``marker``, filling short server pages, as a ResultList."""
+    want = DEFAULT_PAGE_SIZE if limit is None else limit
+    items: list[R] = []
+    prefixes: list[str] = []
+    for page in _pages(fetch, marker, lambda: want - len(items) - len(prefixes)):
+        items.extend(wrap(item) for item in page.items)
+        prefixes.extend(page.prefixes)
+        if len(items) + len(prefixes) >= want:
+            return ResultList(items, page.next_marker, prefixes)
+    return ResultList(items, None, prefixes)
+
+
+def iterate(fetch: PageFetcher[T], page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[T]:
+    """Every item, fetched page by page as the iteration reaches it (each page once)."""
+    for page in _pages(fetch, None, lambda: page_size):
+        yield from page.items
+
+
+def _pages(fetch: PageFetcher[T], marker: str | None, room: Callable[[], int]) -> Iterator[Page[T]]:
+    seen: set[str] = set()
+    while True:
+        page = fetch(room(), marker)
+        yield page
+        if page.next_marker is None:
+            return
+        if page.next_marker == marker or page.next_marker in seen:
+            raise ProviderConnectionException(
+                f"the service repeated the continuation marker {page.next_marker!r}; stopping instead of looping"
+            )
+        seen.add(page.next_marker)
+        marker = page.next_marker

@@ -1,0 +1,578 @@
+"""AWS S3 and S3-compatible servers through boto3's low-level client.
+
+One boto3 client per backend, created on first use (the constructor makes no
+network call). boto3 clients are thread-safe, so the transfer engine's worker
+threads share it; the connection pool is sized for them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions as boto_errors
+from botocore.config import Config as BotoConfig
+
+from cloudstore import exceptions as exc
+from cloudstore import names
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    FileRangeReader,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+)
+from cloudstore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
+
+DEFAULT_REGION = "us-east-1"
+#: Connections kept open to the service: enough for the transfer engine's workers.
+MIN_POOL_CONNECTIONS = 32
+#: S3 returns at most this many keys per ListObjectsV2 page.
+MAX_KEYS_PER_PAGE = 1000
+
+CHECKSUM_MODES = ("when_required", "when_supported")
+ADDRESSING_STYLES = ("auto", "virtual", "path")
+
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+#: Server-side encryption whose ETag is not the MD5 of the plaintext.
+_ETAG_NOT_MD5_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
+
+_NOT_FOUND_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NoSuchVersion", "NotFound", "404"})
+_AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "InvalidToken",
+        "InvalidSecurity",
+        "MissingSecurityHeader",
+        "AuthorizationHeaderMalformed",
+        "AuthorizationQueryParametersError",
+        "RequestTimeTooSkewed",
+        "CredentialsNotSupported",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    }
+)
+_PERMISSION_CODES = frozenset(
+    {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidPayer", "AccessDeniedException", "403"}
+)
+_THROTTLED_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ServerBusy",
+        "RequestThrottled",
+        "503",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "BadGateway",
+        "GatewayTimeout",
+        "OperationAborted",
+        "IncompleteBody",
+        "500",
+        "502",
+        "504",
+    }
+)
+_DUPLICATE_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+_PRECONDITION_CODES = frozenset(
+    {
+        "PreconditionFailed",
+        "BucketNotEmpty",
+        "NotModified",
+        "ConditionalRequestConflict",
+        "InvalidObjectState",
+        "InvalidBucketState",
+        "304",
+        "412",
+    }
+)
+_INVALID_NAME_CODES = frozenset({"InvalidBucketName", "KeyTooLongError"})
+_CHECKSUM_CODES = frozenset({"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"})
+_NOT_SUPPORTED_CODES = frozenset({"NotImplemented", "501"})
+_INVALID_PARAM_CODES = frozenset(
+    {
+        "EntityTooSmall",
+        "EntityTooLarge",
+        "InvalidArgument",
+        "InvalidRange",
+        "InvalidPart",
+        "InvalidPartOrder",
+        "InvalidRequest",
+        "MalformedXML",
+        "MetadataTooLarge",
+        "InvalidLocationConstraint",
+        "IllegalLocationConstraintException",
+        "InvalidStorageClass",
+        "InvalidEncryptionAlgorithmError",
+        "KMS.NotFoundException",
+        "KMS.DisabledException",
+        "MethodNotAllowed",
+        "TooManyBuckets",
+        "400",
+        "416",
+    }
+)
+
+#: Error classes checked in order; the first set holding the code wins.
+_CODE_TABLE: tuple[tuple[frozenset[str], type[exc.CloudStoreException]], ...] = (
+    (_NOT_FOUND_CODES, exc.NotFoundException),
+    (_AUTH_CODES, exc.AuthenticationException),
+    (_PERMISSION_CODES, exc.PermissionDeniedException),
+    (_THROTTLED_CODES, exc.ThrottledException),
+    (_TRANSIENT_CODES, exc.ProviderConnectionException),
+    (_DUPLICATE_CODES, exc.DuplicateResourceException),
+    (_PRECONDITION_CODES, exc.PreconditionFailedException),
+    (_INVALID_NAME_CODES, exc.InvalidNameException),
+    (_CHECKSUM_CODES, exc.ChecksumMismatchException),
+    (_NOT_SUPPORTED_CODES, exc.NotSupportedException),
+    (_INVALID_PARAM_CODES, exc.InvalidParamException),
+)
+
+
+def _class_for_status(status: int | None) -> type[exc.CloudStoreException]:
+    """The error class for an HTTP status when the code says nothing we know."""
+    if status is None:
+        return exc.CloudStoreException
+    if status in (408, 500, 502, 504) or status > 504:
+        return exc.ProviderConnectionException
+    if status in (429, 503):
+        return exc.ThrottledException
+    by_status: dict[int, type[exc.CloudStoreException]] = {
+        401: exc.AuthenticationException,
+        403: exc.PermissionDeniedException,
+        404: exc.NotFoundException,
+        409: exc.PreconditionFailedException,
+        412: exc.PreconditionFailedException,
+        501: exc.NotSupportedException,
+    }
+    if status in by_status:
+        return by_status[status]
+    if 400 <= status < 500:
+        return exc.InvalidParamException
+    return exc.CloudStoreException
+
+
+def _map_client_error(error: boto_errors.ClientError) -> exc.CloudStoreException:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code") or "") or None
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    cls: type[exc.CloudStoreException] | None = None
+    if code is not None:
+        cls = next((cls for codes, cls in _CODE_TABLE if code in codes), None)
+    if cls is None:
+        cls = _class_for_status(status)
+    operation = getattr(error, "operation_name", None) or "S3 request"
+    message = details.get("Message") or ""
+    text = f"{operation} failed: {code or status}" + (f" ({message})" if message and message != code else "")
+    return cls(text, status=status, code=code)
+
+
+def _bare_forbidden(error: BaseException) -> bool:
+    """A HEAD answer of 403 without an error code: wrong secret, unknown key, bad token or denied alike."""
+    if not isinstance(error, boto_errors.ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 403 and str(error.response.get("Error", {}).get("Code")) in ("403", "Forbidden", "")
+
+
+def _error_code(error: boto_errors.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _strip_etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _md5_checksum(etag: str | None, encryption: str | None, customer_key: str | None) -> tuple[str, str] | None:
+    """The ETag as an MD5 checksum, when S3 guarantees it is one (single PUT, not SSE-KMS/SSE-C)."""
+    if etag is None or encryption in _ETAG_NOT_MD5_ENCRYPTION or customer_key:
+        return None
+    if not _PLAIN_MD5.match(etag):
+        return None
+    return ("md5", etag)
+
+
+def _byte_range(start: int | None, end: int | None) -> str | None:
+    if start is None and end is None:
+        return None
+    return f"bytes={start or 0}-{'' if end is None else end}"
+
+
+def _as_verify(value: Any) -> bool | str | None:
+    """``s3_verify``: a bool, a CA bundle path, or a "true"/"false" string."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return value
+    raise exc.InvalidParamException("s3_verify must be a bool or the path of a CA bundle")
+
+
+@dataclass(frozen=True)
+class S3Upload:
+    """Handle of one multipart upload."""
+
+    bucket: str
+    name: str
+    upload_id: str
+
+
+class S3Backend(Backend):
+    """S3 primitives on boto3's client; see :mod:`cloudstore.backend`."""
+
+    features = Features(
+        multipart_upload=True,
+        server_side_copy=True,
+        signed_urls=True,
+        server_paging=True,
+        min_part_size=5 * 1024 * 1024,
+        max_parts=10_000,
+        max_url_expiry=7 * 24 * 3600,
+    )
+
+    check_bucket_name = staticmethod(names.s3_bucket_name)
+
+    def __init__(self, config: Config) -> None:
+        self._access_key: str | None = config.get("aws_access_key") or None
+        self._secret_key: str | None = config.get("aws_secret_key") or None
+        self._session_token: str | None = config.get("aws_session_token") or None
+        if bool(self._access_key) != bool(self._secret_key):
+            raise exc.InvalidParamException("aws_access_key and aws_secret_key must be given together")
+        if self._session_token and not self._access_key:
+            raise exc.InvalidParamException("aws_session_token needs aws_access_key and aws_secret_key")
+        self.region: str = config.get("aws_region_name") or DEFAULT_REGION
+        self.endpoint_url: str | None = config.get("s3_endpoint_url") or None
+        style = config.get("s3_addressing_style") or ("path" if self.endpoint_url else "auto")
+        if style not in ADDRESSING_STYLES:
+            raise exc.InvalidParamException(f"s3_addressing_style must be one of {', '.join(ADDRESSING_STYLES)}")
+        self.addressing_style: str = style
+        checksums = config.get("s3_checksums") or "when_required"
+        if checksums not in CHECKSUM_MODES:
+            raise exc.InvalidParamException(f"s3_checksums must be one of {', '.join(CHECKSUM_MODES)}")
+        self.checksums: str = checksums
+        self._verify = _as_verify(config.get("s3_verify"))
+        self.kms_key_id: str | None = config.get("s3_kms_key_id") or None
+        concurrency = getattr(config.get("transfer_config"), "max_concurrency", 0)
+        self._pool_size = max(MIN_POOL_CONNECTIONS, int(concurrency or 0) + 4)
+        self._client: S3Client | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Backend(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
+
+    # --- client -----------------------------------------------------------
+    @property
+    def client(self) -> S3Client:
+        """The boto3 S3 client (created on first use; shared by all threads)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+                client = self._client
+        return client
+
+    def _make_client(self) -> S3Client:
+        s3_options: dict[str, Any] = {"addressing_style": self.addressing_style}
+        if self.endpoint_url and self.endpoint_url.lower().startswith("http://"):
+            # Over plain http botocore SHA-256-hashes every body for the signature: a full extra
+            # pass over the data that TLS-less test and LAN servers gain nothing from.
+            s3_options["payload_signing_enabled"] = False
+        boto_config = BotoConfig(
+            signature_version="s3v4",
+            s3=s3_options,  # type: ignore[arg-type]
+            # The shared layer retries (one policy for every provider); botocore must not as well.
+            retries={"max_attempts": 1, "mode": "standard"},
+            max_pool_connections=self._pool_size,
+            request_checksum_calculation=self.checksums,
+            response_checksum_validation=self.checksums,
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            aws_session_token=self._session_token,
+            region_name=self.region,
+        )
+        return session.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            verify=self._verify,
+            config=boto_config,
+        )
+
+    def close(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # --- errors -----------------------------------------------------------
+    def map_error(self, error: BaseException) -> exc.CloudStoreException | None:
+        if isinstance(error, exc.CloudStoreException):
+            return error
+        if isinstance(error, boto_errors.ClientError):
+            return _map_client_error(error)
+        if isinstance(error, boto_errors.ParamValidationError):
+            return exc.InvalidParamException(f"invalid S3 request parameters: {error}")
+        if isinstance(
+            error,
+            (
+                boto_errors.NoCredentialsError,
+                boto_errors.PartialCredentialsError,
+                boto_errors.CredentialRetrievalError,
+                boto_errors.UnauthorizedSSOTokenError,
+            ),
+        ):
+            return exc.AuthenticationException(f"AWS credentials are missing or unusable: {type(error).__name__}")
+        if isinstance(
+            error,
+            (
+                boto_errors.ConnectionError,  # EndpointConnectionError, ConnectionClosedError, timeouts, SSL, proxy
+                boto_errors.HTTPClientError,  # ReadTimeoutError and other urllib3 failures
+                boto_errors.ResponseStreamingError,
+                boto_errors.IncompleteReadError,
+            ),
+        ):
+            return exc.ProviderConnectionException(f"S3 connection failed: {error}")
+        if isinstance(error, boto_errors.BotoCoreError):
+            return exc.CloudStoreException(f"S3 client error: {error}")
+        return None
+
+    # --- buckets ----------------------------------------------------------
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        # One ListBuckets call returns every bucket (S3-compatible servers differ in their support
+        # for MaxBuckets), so pages are cut here, with the last bucket name as the marker.
+        response = self.client.list_buckets()
+        buckets = sorted(
+            (BucketInfo(b["Name"], _utc(b.get("CreationDate"))) for b in response.get("Buckets", [])),
+            key=lambda b: b.name,
+        )
+        if marker is not None:
+            buckets = [b for b in buckets if b.name > marker]
+        if limit is not None and len(buckets) > limit:
+            buckets = buckets[:limit]
+            return Page(buckets, next_marker=buckets[-1].name if buckets else None)
+        return Page(buckets)
+
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        try:
+            self.client.head_bucket(Bucket=name)
+        except boto_errors.ClientError as error:
+            if _error_code(error) in _NOT_FOUND_CODES:
+                return None
+            if not _bare_forbidden(error):
+                raise
+            # A HEAD 403 carries no code: ask again with a request whose answer names the reason.
+            try:
+                self.client.list_objects_v2(Bucket=name, MaxKeys=1)
+            except boto_errors.ClientError as follow_up:
+                if _error_code(follow_up) == "NoSuchBucket":
+                    return None
+                raise
+        return BucketInfo(name)
+
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        region = location or self.region
+        if region and region != DEFAULT_REGION:
+            self.client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+        else:
+            self.client.create_bucket(Bucket=name)
+        return BucketInfo(name)
+
+    def delete_bucket(self, name: str) -> None:
+        self.client.delete_bucket(Bucket=name)
+
+    # --- objects ----------------------------------------------------------
+    def list_objects(
+        self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
+    ) -> Page[ObjectInfo]:
+        params: dict[str, Any] = {"Bucket": bucket}
+        if prefix:
+            params["Prefix"] = prefix
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if limit is not None:
+            params["MaxKeys"] = max(1, min(limit, MAX_KEYS_PER_PAGE))
+        if marker:
+            params["ContinuationToken"] = marker
+        response = self.client.list_objects_v2(**params)
+        # Listings carry no encryption details, so no checksum is claimed from them (an SSE-KMS
+        # ETag is not an MD5); head_object gives it.
+        items = [
+            ObjectInfo(
+                name=entry["Key"],
+                size=int(entry.get("Size", 0)),
+                last_modified=_utc(entry.get("LastModified")),
+                etag=_strip_etag(entry.get("ETag")),
+            )
+            for entry in response.get("Contents", [])
+        ]
+        prefixes = [p["Prefix"] for p in response.get("CommonPrefixes", []) if "Prefix" in p]
+        next_marker = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        return Page(items, next_marker=next_marker or None, prefixes=prefixes)
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=name)
+        except boto_errors.ClientError as error:
+            if _error_code(error) in _NOT_FOUND_CODES:
+                return None
+            if not _bare_forbidden(error):
+                raise
+            self._explain_forbidden_head(bucket, name, error)
+            return None
+        return self._object_info(name, response)
+
+    def _explain_forbidden_head(self, bucket: str, name: str, error: boto_errors.ClientError) -> None:
+        """Return if the object is missing; otherwise raise why the HEAD was refused."""
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=name, Range="bytes=0-0")["Body"]
+        except boto_errors.ClientError as follow_up:
+            if _error_code(follow_up) in ("NoSuchKey", "NoSuchBucket"):
+                return
+            if _error_code(follow_up) != "InvalidRange":  # an empty object: it exists
+                raise
+        else:
+            body.close()
+        # The object is there and readable, yet HEAD was refused: report that refusal.
+        raise error
+
+    @staticmethod
+    def _object_info(name: str, response: HeadObjectOutputTypeDef) -> ObjectInfo:
+        etag = _strip_etag(response.get("ETag"))
+        return ObjectInfo(
+            name=name,
+            size=int(response.get("ContentLength", 0)),
+            last_modified=_utc(response.get("LastModified")),
+            etag=etag,
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata", {})),
+            checksum=_md5_checksum(
+                etag, response.get("ServerSideEncryption"), response.get("SSECustomerAlgorithm")
+            ),
+        )
+
+    def _encryption_params(self) -> dict[str, str]:
+        if not self.kms_key_id:
+            return {}
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+
+    def put_object(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+    ) -> None:
+        self.client.put_object(
+            Bucket=bucket,
+            Key=name,
+            Body=data,
+            ContentType=content_type or "application/octet-stream",
+            Metadata=dict(metadata),
+            **self._encryption_params(),  # type: ignore[arg-type]
+        )
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        byte_range = _byte_range(start, end)
+        if byte_range is None:
+            response = self.client.get_object(Bucket=bucket, Key=name)
+        else:
+            response = self.client.get_object(Bucket=bucket, Key=name, Range=byte_range)
+        return FileRangeReader(response["Body"])
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        self.client.delete_object(Bucket=bucket, Key=name)
+
+    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        # MetadataDirective COPY (the default) keeps content type and user metadata.
+        self.client.copy_object(
+            Bucket=dst_bucket,
+            Key=dst_name,
+            CopySource={"Bucket": src_bucket, "Key": src_name},
+            **self._encryption_params(),  # type: ignore[arg-type]
+        )
+
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+        operations = {"GET": "get_object", "PUT": "put_object"}
+        operation = operations.get(method.upper())
+        if operation is None:
+            raise exc.InvalidParamException(f"signed URLs support GET and PUT, not {method!r}")
+        # The client signs with SigV4 (signature_version="s3v4") and adds the session token.
+        return self.client.generate_presigned_url(
+            operation,
+            Params={"Bucket": bucket, "Key": name},
+            ExpiresIn=int(expires_in),
+            HttpMethod=method.upper(),
+        )
+
+    # --- multipart uploads --------------------------------------------------
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> S3Upload:
+        response = self.client.create_multipart_upload(
+            Bucket=bucket,
+            Key=name,
+            ContentType=content_type or "application/octet-stream",
+            Metadata=dict(metadata),
+            **self._encryption_params(),  # type: ignore[arg-type]
+        )
+        return S3Upload(bucket, name, response["UploadId"])
+
+    def upload_part(self, upload: S3Upload, number: int, offset: int, data: bytes) -> UploadPart:
+        response = self.client.upload_part(
+            Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id, PartNumber=number, Body=data
+        )
+        return UploadPart(number, response["ETag"])
+
+    def complete_multipart_upload(self, upload: S3Upload, parts: list[UploadPart]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=upload.bucket,
+            Key=upload.name,
+            UploadId=upload.upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.token} for p in parts]},
+        )
+
+    def abort_multipart_upload(self, upload: S3Upload) -> None:
+        self.client.abort_multipart_upload(Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id)

@@ -1,0 +1,429 @@
+"""LOCAL: buckets are folders under ``local_root``, objects are files in them.
+
+Content type and metadata live in a JSON sidecar under ``<root>/.cloudstore/meta``
+that records the size and mtime of the file it describes, so a sidecar left
+over from an earlier version of an object is never trusted. Every write goes to
+a temporary file under ``<root>/.cloudstore/tmp`` and is renamed into place:
+readers never see half an object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode
+
+from cloudstore import names
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.config import Config
+from cloudstore.exceptions import (
+    CloudStoreException,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+)
+from cloudstore.signing import canonical, expiry_timestamp, hmac_sha256_hex
+
+DEFAULT_ROOT = "~/.local/share/cloudstore"
+DEFAULT_URL = "http://127.0.0.1:8765"
+_INTERNAL = ".cloudstore"
+_COPY_CHUNK = 1024 * 1024
+
+
+def sign_request(secret: str, method: str, bucket: str, name: str, expires: int) -> str:
+    """The signature of a LOCAL signed URL (checked by ``cloudstore serve``)."""
+    return hmac_sha256_hex(secret, canonical(method, bucket, name, expires))
+
+
+@dataclass
+class _Upload:
+    bucket: str
+    name: str
+    temp: Path
+    content_type: str | None
+    metadata: dict[str, str]
+
+
+class _FileReader(RangeReader):
+    def __init__(self, handle: BinaryIO, length: int | None) -> None:
+        self._handle = handle
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left is not None:
+            size = self._left if size < 0 else min(size, self._left)
+            if size == 0:
+                return b""
+        data = self._handle.read(size)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class LocalBackend(Backend):
+    """Object storage in a directory on this machine."""
+
+    features = Features(min_part_size=1, max_url_expiry=None)
+    check_bucket_name = staticmethod(names.local_bucket_name)
+    check_object_name = staticmethod(names.local_object_name)
+
+    def __init__(self, config: Config) -> None:
+        self.root = Path(os.path.expanduser(config.get("local_root") or DEFAULT_ROOT)).resolve()
+        self.url = (config.get("local_url") or DEFAULT_URL).rstrip("/")
+        self._secret: str | None = config.get("local_secret")
+        self._tmp = self.root / _INTERNAL / "tmp"
+        self._meta = self.root / _INTERNAL / "meta"
+
+    # --- paths ------------------------------------------------------------------
+    def _bucket_dir(self, bucket: str) -> Path:
+        return self.root / bucket
+
+    def _existing_bucket_dir(self, bucket: str) -> Path:
+        path = self._bucket_dir(bucket)
+        if not path.is_dir() or path.is_symlink():
+            raise NotFoundException(f"bucket {bucket!r} not found", code="NoSuchBucket")
+        return path
+
+    def _object_path(self, bucket: str, name: str) -> Path:
+        """The file of ``name``, proven to stay inside the bucket folder (no symlink out)."""
+        base = self._existing_bucket_dir(bucket)
+        path = base / name
+        parent = Path(os.path.realpath(path.parent))
+        if parent != base and base not in parent.parents:
+            raise InvalidNameException(f"object name {name!r} leads outside bucket {bucket!r}")
+        if path.is_symlink():
+            raise InvalidNameException(f"object {name!r} is a symbolic link; LOCAL does not follow links")
+        return path
+
+    def _sidecar(self, bucket: str, name: str) -> Path:
+        return self._meta / bucket / f"{name}.json"
+
+    def _temp_path(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp / secrets.token_hex(12)
+
+    # --- errors -------------------------------------------------------------------
+    def map_error(self, error: BaseException) -> CloudStoreException | None:
+        if isinstance(error, FileNotFoundError):
+            return NotFoundException(f"not found: {error.filename}", status=404)
+        if isinstance(error, PermissionError):
+            return PermissionDeniedException(f"permission denied: {error.filename}", status=403)
+        if isinstance(error, (NotADirectoryError, IsADirectoryError, FileExistsError)):
+            return InvalidNameException(
+                "on LOCAL an object name cannot also be a folder of other objects (e.g. 'a' and 'a/b')"
+            )
+        if isinstance(error, OSError):
+            return ProviderConnectionException(f"file system error: {error.strerror}")
+        return None
+
+    # --- buckets ------------------------------------------------------------------
+    def _bucket_info(self, path: Path) -> BucketInfo:
+        created = datetime.fromtimestamp(path.stat().st_ctime, timezone.utc)
+        return BucketInfo(name=path.name, created=created)
+
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        if not self.root.is_dir():
+            return Page([])
+        names_ = sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+        )
+        if marker is not None:
+            names_ = [n for n in names_ if n > marker]
+        page = names_[:limit] if limit else names_
+        more = limit is not None and len(names_) > limit
+        return Page([self._bucket_info(self.root / n) for n in page], page[-1] if more else None)
+
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        path = self._bucket_dir(name)
+        if path.is_dir() and not path.is_symlink():
+            return self._bucket_info(path)
+        return None
+
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / name).mkdir()
+        except FileExistsError:
+            raise DuplicateResourceException(f"bucket {name!r} already exists", code="BucketAlreadyExists") from None
+        return self._bucket_info(self.root / name)
+
+    def delete_bucket(self, name: str) -> None:
+        path = self._existing_bucket_dir(name)
+        try:
+            path.rmdir()
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise PreconditionFailedException(f"bucket {name!r} is not empty", code="BucketNotEmpty") from err
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self._meta / name)
+
+    # --- listing ------------------------------------------------------------------
+    def _walk(self, folder: Path, key_prefix: str, prefix: str, after: str | None) -> Iterator[str]:
+        """Keys under ``folder`` in key order, those matching ``prefix`` and sorting after ``after``."""
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        keyed = []
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                keyed.append((key_prefix + entry.name + "/", True))
+            elif entry.is_file():
+                keyed.append((key_prefix + entry.name, False))
+        keyed.sort(key=lambda item: item[0].encode("utf-8", "surrogateescape"))
+        for key, is_dir in keyed:
+            if is_dir:
+                if not (key.startswith(prefix) or prefix.startswith(key)):
+                    continue
+                if after is not None and key < after and not after.startswith(key):
+                    continue
+                yield from self._walk(folder / key[len(key_prefix) : -1], key, prefix, after)
+            elif key.startswith(prefix) and (after is None or key > after):
+                yield key
+
+    def list_objects(
+        self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
+    ) -> Page[ObjectInfo]:
+        base = self._existing_bucket_dir(bucket)
+        prefix = prefix or ""
+        items: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        last: str | None = None
+        skip_under: str | None = None
+        if marker is not None and delimiter and delimiter in marker[len(prefix) :]:
+            skip_under = marker  # the marker was a rolled-up prefix: skip everything in it
+        for key in self._walk(base, "", prefix, marker):
+            if skip_under is not None and key.startswith(skip_under):
+                continue
+            if limit is not None and len(items) + len(prefixes) >= limit:
+                return Page(items, last, prefixes)
+            rest = key[len(prefix) :]
+            if delimiter and delimiter in rest:
+                common = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+                prefixes.append(common)
+                skip_under = common
+                last = common
+                continue
+            path = base / key
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted while listing
+                continue
+            items.append(ObjectInfo(name=key, size=stat.st_size, last_modified=_mtime(stat)))
+            last = key
+        return Page(items, None, prefixes)
+
+    # --- objects ------------------------------------------------------------------
+    def _read_sidecar(self, bucket: str, name: str, stat: os.stat_result) -> dict[str, Any]:
+        try:
+            with open(self._sidecar(bucket, name), encoding="utf-8") as handle:
+                data: dict[str, Any] = json.load(handle)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return {}
+        if data.get("size") != stat.st_size or data.get("mtime_ns") != stat.st_mtime_ns:
+            return {}  # describes an earlier version of the file
+        return data
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        path = self._object_path(bucket, name)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not path.is_file():
+            return None
+        side = self._read_sidecar(bucket, name, stat)
+        md5 = side.get("md5")
+        return ObjectInfo(
+            name=name,
+            size=stat.st_size,
+            last_modified=_mtime(stat),
+            etag=md5 or f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+            content_type=side.get("content_type") or "application/octet-stream",
+            metadata=dict(side.get("metadata") or {}),
+            checksum=("md5", md5) if md5 else None,
+        )
+
+    def _commit(
+        self,
+        temp: Path,
+        bucket: str,
+        name: str,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        md5: str | None,
+    ) -> None:
+        """Rename ``temp`` into place as ``name``, with its sidecar."""
+        target = self._object_path(bucket, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stat = temp.stat()
+        side_target = self._sidecar(bucket, name)
+        side_target.parent.mkdir(parents=True, exist_ok=True)
+        side_temp = self._temp_path()
+        side = {
+            "content_type": content_type,
+            "metadata": dict(metadata),
+            "md5": md5,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
+        side_temp.write_text(json.dumps(side), encoding="utf-8")
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            side_temp.unlink(missing_ok=True)
+            raise
+        os.replace(side_temp, side_target)
+
+    def put_object(
+        self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
+    ) -> None:
+        self._object_path(bucket, name)
+        temp = self._temp_path()
+        try:
+            temp.write_bytes(data)
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            self._commit(temp, bucket, name, content_type, metadata, md5)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def write_stream(
+        self, bucket: str, name: str, stream: BinaryIO, length: int, content_type: str | None
+    ) -> None:
+        """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``)."""
+        self._object_path(bucket, name)
+        temp = self._temp_path()
+        hasher = hashlib.md5(usedforsecurity=False)
+        try:
+            with open(temp, "wb") as out:
+                left = length
+                while left:
+                    chunk = stream.read(min(_COPY_CHUNK, left))
+                    if not chunk:
+                        raise ProviderConnectionException("the request body ended early")
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    left -= len(chunk)
+            self._commit(temp, bucket, name, content_type, {}, hasher.hexdigest())
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        path = self._object_path(bucket, name)
+        handle = open(path, "rb")  # noqa: SIM115 - owned by the reader
+        size = os.fstat(handle.fileno()).st_size
+        if start is None and end is None:
+            return _FileReader(handle, None)
+        first = start or 0
+        if first >= size and size > 0:
+            handle.close()
+            raise InvalidParamException(f"range start {first} is past the end of {name!r} ({size} bytes)", status=416)
+        last = size - 1 if end is None else min(end, size - 1)
+        handle.seek(first)
+        return _FileReader(handle, max(0, last - first + 1))
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        path = self._object_path(bucket, name)
+        if not path.is_file():
+            raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", code="NoSuchKey")
+        path.unlink()
+        self._sidecar(bucket, name).unlink(missing_ok=True)
+        _prune(path.parent, self._bucket_dir(bucket))
+        _prune(self._sidecar(bucket, name).parent, self._meta / bucket)
+
+    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        source = self._object_path(src_bucket, src_name)
+        info = self.head_object(src_bucket, src_name)
+        if info is None:
+            raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", code="NoSuchKey")
+        self._object_path(dst_bucket, dst_name)
+        temp = self._temp_path()
+        try:
+            with open(source, "rb") as src, open(temp, "wb") as dst:
+                while chunk := src.read(_COPY_CHUNK):
+                    dst.write(chunk)
+            md5 = info.checksum[1] if info.checksum else None
+            self._commit(temp, dst_bucket, dst_name, info.content_type, info.metadata or {}, md5)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+        if not self._secret:
+            raise InvalidParamException(
+                "LOCAL signed URLs need a secret: set config key 'local_secret' (or CLOUDSTORE_LOCAL_SECRET) "
+                "to the same value given to 'cloudstore serve --secret'"
+            )
+        expires = expiry_timestamp(expires_in)
+        signature = sign_request(self._secret, method, bucket, name, expires)
+        query = urlencode({"method": method, "expires": expires, "signature": signature})
+        return f"{self.url}/{quote(bucket)}/{quote(name, safe='/')}?{query}"
+
+    # --- multipart: parts are written by position into one temporary file -----------
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> _Upload:
+        self._object_path(bucket, name)
+        temp = self._temp_path()
+        temp.touch()
+        return _Upload(bucket, name, temp, content_type, dict(metadata))
+
+    def upload_part(self, upload: _Upload, number: int, offset: int, data: bytes) -> UploadPart:
+        fd = os.open(upload.temp, os.O_WRONLY)
+        try:
+            view = memoryview(data)
+            position = offset
+            while view:
+                written = os.pwrite(fd, view, position)
+                view = view[written:]
+                position += written
+        finally:
+            os.close(fd)
+        return UploadPart(number, len(data))
+
+    def complete_multipart_upload(self, upload: _Upload, parts: list[UploadPart]) -> None:
+        expected = sum(int(part.token) for part in parts)
+        if upload.temp.stat().st_size != expected:
+            raise PreconditionFailedException("multipart upload is missing parts")
+        try:
+            self._commit(upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, None)
+        finally:
+            upload.temp.unlink(missing_ok=True)
+
+    def abort_multipart_upload(self, upload: _Upload) -> None:
+        upload.temp.unlink(missing_ok=True)
+
+
+def _mtime(stat: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+
+
+def _prune(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents up to (not including) ``stop`` while they are empty."""
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,91 @@
+"""One retry policy for every provider, and the translation of SDK errors.
+
+Every request the shared layer makes goes through :meth:`RetryPolicy.call`:
+the provider's SDK error is translated into a
+:class:`~cloudstore.exceptions.CloudStoreException` (``raise ... from err``), and
+it is tried again only when that exception is ``retryable`` (connection resets,
+timeouts, 408, 429, 5xx, S3 ``SlowDown``), with exponential backoff and full
+jitter, until ``max_attempts`` or the total ``deadline`` is reached. A 403 or
+404 is never retried.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+
+from cloudstore.exceptions import CloudStoreException, ProviderConnectionException
+
+log = logging.getLogger("cloudstore.retry")
+
+T = TypeVar("T")
+
+Translator = Callable[[BaseException], "CloudStoreException | None"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    ``max_attempts`` counts the first try; ``deadline`` bounds the whole
+    operation in seconds (a retry is not started past it).
+    """
+
+    max_attempts: int = 6
+    initial_backoff: float = 0.1
+    max_backoff: float = 8.0
+    deadline: float = 120.0
+
+    def call(self, fn: Callable[[], T], translate: Translator | None = None) -> T:
+        """Run ``fn`` under this policy, raising only cloudstore exceptions."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.deadline),
+            wait=tenacity.wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff),
+            retry=tenacity.retry_if_exception(_is_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(_translated, fn, translate)
+
+
+#: Retries nothing: for callers that retry a larger unit themselves.
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def _translated(fn: Callable[[], T], translate: Translator | None) -> T:
+    try:
+        return fn()
+    except CloudStoreException:
+        raise
+    except Exception as err:
+        raise translate_error(err, translate) from err
+
+
+def translate_error(err: BaseException, translate: Translator | None = None) -> CloudStoreException:
+    """The cloudstore exception for ``err``: the provider's mapping, else a generic one."""
+    if isinstance(err, CloudStoreException):
+        return err
+    mapped = translate(err) if translate is not None else None
+    if mapped is not None:
+        return mapped
+    if isinstance(err, (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)) or (
+        type(err).__module__.split(".")[0] in {"urllib3", "requests"}
+    ):
+        return ProviderConnectionException(f"connection to the service failed: {type(err).__name__}: {err}")
+    return CloudStoreException(f"unexpected error: {type(err).__name__}: {err}")
+
+
+def _is_retryable(err: BaseException) -> bool:
+    return isinstance(err, CloudStoreException) and err.retryable
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    outcome = state.outcome
+    err = outcome.exception() if outcome is not None else None
+    log.info("attempt %d failed (%s); retrying", state.attempt_number, type(err).__name__)

@@ -1,0 +1,390 @@
+"""The one transfer engine every provider uses.
+
+Uploads: a source of at most ``threshold`` bytes goes up in one request; a
+larger one (or one of unknown length that turns out larger) goes up as parts of
+``part_size`` bytes, ``max_concurrency`` at a time, and is committed once. A
+failure aborts the multipart upload, so nothing becomes visible and no part is
+left behind. Only ``max_concurrency`` parts are held in memory at once, so
+memory stays near ``max_concurrency x part_size`` whatever the size.
+
+Downloads: ranged reads in parallel, written by position into a temporary file
+beside the destination, verified against the service's whole-object checksum
+when there is one, then renamed into place. A reader that breaks is reopened
+where it stopped: a retried part is that part alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
+from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
+from cloudstore.exceptions import InvalidParamException, ProviderConnectionException
+from cloudstore.retry import RetryPolicy
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+
+#: Called with the number of bytes just transferred (from worker threads, one call at a time).
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Tuning of uploads and downloads.
+
+    ``threshold``: objects larger than this use parallel parts.
+    ``part_size``: bytes per part (grown when needed to stay within the service's part limit).
+    ``max_concurrency``: parts in flight at once; memory stays near ``max_concurrency x part_size``.
+    ``chunk_size``: bytes per read when streaming a body.
+    """
+
+    threshold: int = 16 * MiB
+    part_size: int = 8 * MiB
+    max_concurrency: int = 8
+    chunk_size: int = 1 * MiB
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "part_size", "max_concurrency", "chunk_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidParamException(f"TransferConfig.{name} must be a positive whole number, not {value!r}")
+
+
+class _Progress:
+    """Serialises calls to the user's callback."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def __call__(self, amount: int) -> None:
+        if self._callback is not None and amount:
+            with self._lock:
+                self._callback(amount)
+
+
+class TransferEngine:
+    """Moves bytes between the client and one provider, under one retry policy."""
+
+    def __init__(self, backend: Backend, policy: RetryPolicy, config: TransferConfig) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.config = config
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        return self.policy.call(fn, self.backend.map_error)
+
+    # --- uploads ------------------------------------------------------------
+    def upload(
+        self,
+        bucket: str,
+        name: str,
+        source: BinaryIO,
+        size: int | None,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Store everything ``source`` yields as the object ``name``."""
+        report = _Progress(progress)
+        threshold = self.config.threshold
+        if not self.backend.features.multipart_upload:
+            threshold = max(threshold, size or 0)
+        if size is not None and size <= threshold:
+            head = _read_exactly(source, size)
+        else:
+            head = _read_exactly(source, threshold + 1)
+        if len(head) <= threshold:
+            data = bytes(head)
+            self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata))
+            report(len(data))
+            return
+        self._upload_parts(bucket, name, source, head, size, content_type, metadata, report)
+
+    def _part_sizes(self, size: int | None) -> Iterator[int]:
+        features = self.backend.features
+        part = max(self.config.part_size, features.min_part_size)
+        if size is not None:
+            part = max(part, -(-size // features.max_parts))
+            while True:
+                yield part
+        # Unknown length: double the part size every tenth of the part limit, so a stream of
+        # any length fits (services allow parts of differing sizes).
+        step = max(1, features.max_parts // 10)
+        number = 0
+        while True:
+            yield part
+            number += 1
+            if number % step == 0:
+                part *= 2
+
+    def _upload_parts(
+        self,
+        bucket: str,
+        name: str,
+        source: BinaryIO,
+        head: bytearray,
+        size: int | None,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        report: _Progress,
+    ) -> None:
+        backend = self.backend
+        upload = self._call(lambda: backend.create_multipart_upload(bucket, name, content_type, metadata))
+        slots = threading.BoundedSemaphore(self.config.max_concurrency)
+        failed = threading.Event()
+        pending: list[Future[UploadPart]] = []
+
+        def send(number: int, offset: int, data: bytes) -> UploadPart:
+            try:
+                if failed.is_set():
+                    raise _Cancelled
+                part = self._call(lambda: backend.upload_part(upload, number, offset, data))
+                report(len(data))
+                return part
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                slots.release()
+
+        try:
+            with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="cloudstore-up") as pool:
+                try:
+                    self._submit_parts(pool, send, source, head, size, slots, failed, pending)
+                except BaseException:
+                    failed.set()
+                    raise
+            errors = [f.exception() for f in pending if f.exception() is not None]
+            real = [e for e in errors if not isinstance(e, _Cancelled)]
+            if real:
+                raise real[0]
+            parts = [future.result() for future in pending]
+            self._call(lambda: backend.complete_multipart_upload(upload, parts))
+        except BaseException:
+            failed.set()
+            with contextlib.suppress(Exception):
+                self._call(lambda: backend.abort_multipart_upload(upload))
+            raise
+
+    def _submit_parts(
+        self,
+        pool: ThreadPoolExecutor,
+        send: Callable[[int, int, bytes], UploadPart],
+        source: BinaryIO,
+        head: bytearray,
+        size: int | None,
+        slots: threading.BoundedSemaphore,
+        failed: threading.Event,
+        pending: list[Future[UploadPart]],
+    ) -> None:
+        """Read parts in order and hand each to the pool, at most ``max_concurrency`` in memory."""
+        max_parts = self.backend.features.max_parts
+        offset = 0
+        sizes = self._part_sizes(size)
+        for number in range(1, max_parts + 2):
+            slots.acquire()
+            if failed.is_set():
+                slots.release()
+                return
+            part_size = next(sizes)
+            data = _take(head, source, part_size)
+            if not data and number > 1:
+                slots.release()
+                return
+            if number > max_parts:
+                slots.release()
+                raise InvalidParamException(f"the upload needs more than {max_parts} parts; raise part_size")
+            pending.append(pool.submit(send, number, offset, data))
+            offset += len(data)
+            if len(data) < part_size:
+                return
+
+    # --- downloads ----------------------------------------------------------
+    def chunks(
+        self,
+        bucket: str,
+        name: str,
+        start: int | None = None,
+        end: int | None = None,
+        expected_size: int | None = None,
+        chunk_size: int | None = None,
+    ) -> Iterator[bytes]:
+        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke."""
+        chunk_size = chunk_size or self.config.chunk_size
+        position = start or 0
+        stop = None if expected_size is None else (end if end is not None else expected_size - 1)
+        reader: RangeReader | None = None
+
+        def next_chunk() -> bytes:
+            nonlocal reader
+            try:
+                if reader is None:
+                    first = position if (position or start is not None) else None
+                    reader = self.backend.get_object(bucket, name, first, end)
+                chunk = reader.read(chunk_size)
+                if not chunk and stop is not None and position <= stop:
+                    raise ProviderConnectionException(f"the body of {name!r} ended early at byte {position}")
+                return chunk
+            except BaseException:
+                if reader is not None:
+                    with contextlib.suppress(Exception):
+                        reader.close()
+                    reader = None
+                raise
+
+        try:
+            while True:
+                chunk = self._call(next_chunk)
+                if not chunk:
+                    return
+                position += len(chunk)
+                yield chunk
+        finally:
+            if reader is not None:
+                with contextlib.suppress(Exception):
+                    reader.close()
+
+    def stream(self, bucket: str, name: str, info: ObjectInfo, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The whole object, verified against its checksum at the end when the service has one."""
+        hasher = new_hasher(info.checksum[0]) if info.checksum else None
+        for chunk in self.chunks(bucket, name, expected_size=info.size, chunk_size=chunk_size):
+            if hasher is not None:
+                hasher.update(chunk)
+            yield chunk
+        if hasher is not None and info.checksum is not None:
+            verify(hasher, info.checksum, f"download of {name!r}")
+
+    def download_to_path(
+        self, bucket: str, name: str, info: ObjectInfo, path: Path, progress: ProgressCallback | None = None
+    ) -> None:
+        """Write the object to ``path`` atomically: all of it, verified, or nothing."""
+        report = _Progress(progress)
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            if info.size > self.config.threshold:
+                self._download_parts(fd, bucket, name, info, report)
+                if info.checksum is not None:
+                    verify_file(fd, info.checksum, f"download of {name!r}")
+            else:
+                hasher: Hasher | None = new_hasher(info.checksum[0]) if info.checksum else None
+                offset = 0
+                for chunk in self.chunks(bucket, name, expected_size=info.size):
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    offset += os.pwrite(fd, chunk, offset)
+                    report(len(chunk))
+                if hasher is not None and info.checksum is not None:
+                    verify(hasher, info.checksum, f"download of {name!r}")
+            os.close(fd)
+            fd = -1
+            os.replace(temp, path)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    def _download_parts(self, fd: int, bucket: str, name: str, info: ObjectInfo, report: _Progress) -> None:
+        os.ftruncate(fd, info.size)
+        part = max(self.config.part_size, -(-info.size // 10_000))
+        ranges = [(start, min(start + part, info.size) - 1) for start in range(0, info.size, part)]
+        failed = threading.Event()
+
+        def fetch(start: int, end: int) -> None:
+            offset = start
+            for chunk in self.chunks(bucket, name, start, end, expected_size=info.size):
+                if failed.is_set():
+                    return
+                _pwrite_all(fd, chunk, offset)
+                offset += len(chunk)
+                report(len(chunk))
+
+        with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="cloudstore-down") as pool:
+            futures = [pool.submit(fetch, start, end) for start, end in ranges]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed.set()
+            for future in futures:
+                future.cancel()
+            for future in done:
+                future.result()
+            for future in futures:
+                if not future.cancelled():
+                    future.result()
+
+    def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
+        """``start``..``end`` (inclusive) as bytes."""
+        return b"".join(self.chunks(bucket, name, start, end, expected_size=expected_size))
+
+
+class _Cancelled(Exception):
+    """A part skipped because another part already failed."""
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytearray:
+    """Read until ``size`` bytes or the end (pipes and sockets return short reads)."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = source.read(size - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
+
+
+def _take(head: bytearray, source: BinaryIO, size: int) -> bytes:
+    """The next ``size`` bytes: first from what was read ahead into ``head``, then from ``source``."""
+    if head:
+        data = bytes(head[:size])
+        del head[:size]
+        if len(data) < size:
+            data += bytes(_read_exactly(source, size - len(data)))
+        return data
+    return bytes(_read_exactly(source, size))
+
+
+def open_source(data: Any) -> tuple[BinaryIO, int | None]:
+    """A binary stream and its length (when known) for bytes, str or a readable binary stream."""
+    import io
+
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        return io.BytesIO(raw), len(raw)
+    if hasattr(data, "read"):
+        return data, _remaining_length(data)
+    raise InvalidParamException(f"cannot upload a {type(data).__name__}: give bytes, str or a readable binary stream")
+
+
+def _remaining_length(stream: Any) -> int | None:
+    try:
+        if not stream.seekable():
+            return None
+        position = stream.tell()
+        end = stream.seek(0, os.SEEK_END)
+        stream.seek(position)
+        return int(end - position)
+    except (AttributeError, OSError, ValueError):
+        return None
