@@ -48,7 +48,7 @@ class CloudProviderFactory:
         spec = _spec(name)
         if not _installed(spec):
             raise NotSupportedException(
-                f"the {spec.id.value} provider needs its SDK: pip install \"cloudstore[{spec.extra}]\""
+                f'the {spec.id.value} provider needs its SDK: pip install "cloudstore[{spec.extra}]"'
             )
         return CloudProvider(spec, resolve_config(spec, config))
 

@@ -41,7 +41,9 @@ def s3_bucket_name(name: str) -> None:
         raise _fail("bucket", name, "must be 3 to 63 characters long")
     if not _S3_BUCKET.match(name):
         raise _fail(
-            "bucket", name, "use lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+            "bucket",
+            name,
+            "use lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
         )
     if ".." in name or ".-" in name or "-." in name:
         raise _fail("bucket", name, "dots may not be adjacent to each other or to hyphens")
@@ -137,3 +139,21 @@ def local_object_name(name: str) -> None:
             raise _fail("object", name, "must not have empty, '.' or '..' path segments on LOCAL")
         if len(segment.encode("utf-8")) > 255:
             raise _fail("object", name, "has a path segment longer than 255 bytes (a file name limit) on LOCAL")
+
+
+def azure_blob_name(name: str) -> None:
+    """Azure blob names: 1 to 1024 characters, and no path segment ending with a dot.
+
+    Azure's rules say no path segment should end with a dot: the service trims such dots, and
+    HTTP clients collapse ``.`` and ``..`` segments before the request is sent, so such a blob
+    could be written under one name and never be read back under it.
+    """
+    _require_str("object", name)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail("object", name, "is not valid Unicode (lone surrogate)") from None
+    if len(name) > 1024:
+        raise _fail("object", name, "must be at most 1024 characters on Azure")
+    if any(segment.endswith(".") for segment in name.split("/")):
+        raise _fail("object", name, "no '/'-separated segment may end with '.' on Azure (including '.' and '..')")

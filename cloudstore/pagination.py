@@ -50,9 +50,7 @@ class ResultList(list[T], Generic[T]):
         return f"ResultList({list.__repr__(self)}, marker={self.marker!r})"
 
 
-def fetch_page(
-    fetch: PageFetcher[T], limit: int | None, marker: str | None, wrap: Callable[[T], R]
-) -> ResultList[R]:
+def fetch_page(fetch: PageFetcher[T], limit: int | None, marker: str | None, wrap: Callable[[T], R]) -> ResultList[R]:
     """Up to ``limit`` items after ``marker``, filling short server pages, as a ResultList."""
     want = DEFAULT_PAGE_SIZE if limit is None else limit
     items: list[R] = []

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import boto3
 import botocore.exceptions as boto_errors
@@ -42,7 +42,8 @@ MIN_POOL_CONNECTIONS = 32
 #: S3 returns at most this many keys per ListObjectsV2 page.
 MAX_KEYS_PER_PAGE = 1000
 
-CHECKSUM_MODES = ("when_required", "when_supported")
+ChecksumMode = Literal["when_required", "when_supported"]
+CHECKSUM_MODES: tuple[ChecksumMode, ...] = ("when_required", "when_supported")
 ADDRESSING_STYLES = ("auto", "virtual", "path")
 
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -289,7 +290,7 @@ class S3Backend(Backend):
         checksums = config.get("s3_checksums") or "when_required"
         if checksums not in CHECKSUM_MODES:
             raise exc.InvalidParamException(f"s3_checksums must be one of {', '.join(CHECKSUM_MODES)}")
-        self.checksums: str = checksums
+        self.checksums = cast(ChecksumMode, checksums)
         self._verify = _as_verify(config.get("s3_verify"))
         self.kms_key_id: str | None = config.get("s3_kms_key_id") or None
         concurrency = getattr(config.get("transfer_config"), "max_concurrency", 0)
@@ -487,9 +488,7 @@ class S3Backend(Backend):
             etag=etag,
             content_type=response.get("ContentType"),
             metadata=dict(response.get("Metadata", {})),
-            checksum=_md5_checksum(
-                etag, response.get("ServerSideEncryption"), response.get("SSECustomerAlgorithm")
-            ),
+            checksum=_md5_checksum(etag, response.get("ServerSideEncryption"), response.get("SSECustomerAlgorithm")),
         )
 
     def _encryption_params(self) -> dict[str, str]:
@@ -523,6 +522,10 @@ class S3Backend(Backend):
         return FileRangeReader(response["Body"])
 
     def delete_object(self, bucket: str, name: str) -> None:
+        # S3 answers 204 for a key that is not there; the contract wants NotFoundException, and
+        # conditional deletes (If-Match) are not available on every S3 server, so look first.
+        if self.head_object(bucket, name) is None:
+            raise exc.NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404, code="NoSuchKey")
         self.client.delete_object(Bucket=bucket, Key=name)
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:

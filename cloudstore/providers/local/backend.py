@@ -309,9 +309,7 @@ class LocalBackend(Backend):
         finally:
             temp.unlink(missing_ok=True)
 
-    def write_stream(
-        self, bucket: str, name: str, stream: BinaryIO, length: int, content_type: str | None
-    ) -> None:
+    def write_stream(self, bucket: str, name: str, stream: BinaryIO, length: int, content_type: str | None) -> None:
         """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``)."""
         self._object_path(bucket, name)
         temp = self._temp_path()

@@ -1,0 +1,5 @@
+"""``python -m cloudstore``: the same as the ``cloudstore`` command."""
+
+from cloudstore.cli import main
+
+main()

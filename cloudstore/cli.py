@@ -1,0 +1,290 @@
+"""The ``cloudstore`` command: ls, mb, rb, cp, rm, url and serve.
+
+Objects are addressed as ``PROVIDER://bucket/key`` (``local``, ``aws``/``s3``,
+``openstack``/``swift``, ``azure``, ``gcp``/``gs``). Provider settings come from
+``--config key=value`` options, the environment and the config file, as in
+:class:`~cloudstore.CloudProviderFactory`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cloudstore.config import ProviderList
+from cloudstore.exceptions import CloudStoreException
+from cloudstore.factory import CloudProviderFactory
+from cloudstore.model import Bucket, BucketObject, CloudProvider
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCHEMES = {
+    "local": ProviderList.LOCAL,
+    "aws": ProviderList.AWS,
+    "s3": ProviderList.AWS,
+    "openstack": ProviderList.OPENSTACK,
+    "swift": ProviderList.OPENSTACK,
+    "azure": ProviderList.AZURE,
+    "gcp": ProviderList.GCP,
+    "gs": ProviderList.GCP,
+}
+
+
+@dataclass
+class Address:
+    provider: ProviderList
+    bucket: str
+    key: str
+
+
+def parse_address(text: str) -> Address | None:
+    """``PROVIDER://bucket/key`` as an Address, or None for a local file path."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return None
+    if scheme.lower() not in SCHEMES:
+        raise click.BadParameter(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
+    bucket, _, key = rest.partition("/")
+    return Address(SCHEMES[scheme.lower()], bucket, key)
+
+
+class _Context:
+    def __init__(self, settings: tuple[str, ...]) -> None:
+        self.settings: dict[str, str] = {}
+        for item in settings:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--config")
+            self.settings[key.strip()] = value
+        self._providers: dict[ProviderList, CloudProvider] = {}
+
+    def provider(self, which: ProviderList) -> CloudProvider:
+        if which not in self._providers:
+            from cloudstore.providers import PROVIDERS
+
+            known = PROVIDERS[which].keys
+            own = {k: v for k, v in self.settings.items() if k in known}
+            self._providers[which] = CloudProviderFactory().create_provider(which, own)
+        return self._providers[which]
+
+    def bucket(self, address: Address) -> Bucket:
+        if not address.bucket:
+            raise click.UsageError("the address names no bucket")
+        bucket = self.provider(address.provider).storage.buckets.get(address.bucket)
+        if bucket is None:
+            raise click.ClickException(f"bucket {address.bucket!r} does not exist")
+        return bucket
+
+    def existing_object(self, address: Address) -> BucketObject:
+        obj = self.bucket(address).objects.get(address.key)
+        if obj is None:
+            raise click.ClickException(f"object {address.key!r} does not exist in bucket {address.bucket!r}")
+        return obj
+
+
+def _friendly_errors(fn: F) -> F:
+    """Turn cloudstore errors into a one-line message and exit status 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CloudStoreException as err:
+            raise click.ClickException(f"{type(err).__name__}: {err}") from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _address(text: str, need_key: bool = False) -> Address:
+    address = parse_address(text)
+    if address is None:
+        raise click.BadParameter(f"{text!r} is not a PROVIDER://bucket/key address")
+    if need_key and not address.key:
+        raise click.BadParameter(f"{text!r} names no object")
+    return address
+
+
+def _progress_bar(total: int, label: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=None, leave=False)
+
+
+@click.group()
+@click.option("--config", "-c", "settings", multiple=True, metavar="KEY=VALUE", help="A provider config key.")
+@click.version_option(package_name="cloudstore")
+@click.pass_context
+def main(ctx: click.Context, settings: tuple[str, ...]) -> None:
+    """Work with object storage on any cloud: PROVIDER://bucket/key."""
+    ctx.obj = _Context(settings)
+
+
+@main.command("ls")
+@click.argument("address")
+@click.option("--recursive", "-r", is_flag=True, help="List every key, not just one level.")
+@click.pass_obj
+@_friendly_errors
+def list_command(ctx: _Context, address: str, recursive: bool) -> None:
+    """List buckets (PROVIDER://) or objects (PROVIDER://bucket/prefix)."""
+    where = _address(address)
+    if not where.bucket:
+        for bucket in ctx.provider(where.provider).storage.buckets:
+            click.echo(bucket.name)
+        return
+    bucket = ctx.bucket(where)
+    marker = None
+    while True:
+        page = bucket.objects.list(prefix=where.key or None, delimiter=None if recursive else "/", marker=marker)
+        for prefix in page.prefixes:
+            click.echo(f"{'PRE':>12}  {prefix}")
+        for obj in page:
+            click.echo(f"{obj.size:>12}  {obj.name}")
+        if not page.is_truncated:
+            return
+        marker = page.marker
+
+
+@main.command("mb")
+@click.argument("address")
+@click.option("--location", default=None, help="Region or location of the new bucket.")
+@click.pass_obj
+@_friendly_errors
+def make_bucket(ctx: _Context, address: str, location: str | None) -> None:
+    """Create a bucket."""
+    where = _address(address)
+    ctx.provider(where.provider).storage.buckets.create(where.bucket, location)
+    click.echo(f"created {address}")
+
+
+@main.command("rb")
+@click.argument("address")
+@click.option("--force", is_flag=True, help="Delete the objects in it too.")
+@click.pass_obj
+@_friendly_errors
+def remove_bucket(ctx: _Context, address: str, force: bool) -> None:
+    """Delete a bucket (it must be empty unless --force)."""
+    ctx.bucket(_address(address)).delete(delete_contents=force)
+    click.echo(f"deleted {address}")
+
+
+@main.command("rm")
+@click.argument("address")
+@click.pass_obj
+@_friendly_errors
+def remove(ctx: _Context, address: str) -> None:
+    """Delete an object."""
+    ctx.existing_object(_address(address, need_key=True)).delete()
+    click.echo(f"deleted {address}")
+
+
+@main.command("cp")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--content-type", default=None, help="Content type of an uploaded object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@_friendly_errors
+def copy(ctx: _Context, source: str, destination: str, content_type: str | None, quiet: bool) -> None:
+    """Copy a file to an object, an object to a file, or an object to an object."""
+    src, dst = parse_address(source), parse_address(destination)
+    if src is None and dst is None:
+        raise click.UsageError("one side must be a PROVIDER://bucket/key address")
+    if src is None and dst is not None:
+        path = Path(source)
+        if not path.is_file():
+            raise click.ClickException(f"{source!r} is not a readable file")
+        key = dst.key if dst.key and not dst.key.endswith("/") else dst.key + path.name
+        obj = ctx.bucket(dst).objects.create(key)
+        with _progress_bar(0 if quiet else path.stat().st_size, "upload") as bar:
+            obj.upload_from_file(path, content_type=content_type, progress=None if quiet else bar.update)
+        click.echo(f"{source} -> {dst.provider.value}://{dst.bucket}/{key}")
+        return
+    assert src is not None
+    if not src.key:
+        raise click.BadParameter(f"{source!r} names no object")
+    obj = ctx.existing_object(src)
+    if dst is None:
+        target = Path(destination)
+        if target.is_dir():
+            target = target / Path(src.key).name
+        with _progress_bar(0 if quiet else obj.size, "download") as bar:
+            obj.download_to_file(target, progress=None if quiet else bar.update)
+        click.echo(f"{source} -> {target}")
+        return
+    if dst.provider is src.provider:
+        obj.copy_to(ctx.bucket(dst), dst.key or src.key)
+    else:
+        ctx.bucket(dst).objects.create(dst.key or src.key).upload(_IterStream(obj.iter_content()))
+    click.echo(f"{source} -> {destination}")
+
+
+class _IterStream:
+    """A readable binary stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Any) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+@main.command("url")
+@click.argument("address")
+@click.option("--expires", "expires_in", default=3600, show_default=True, help="Seconds until the URL expires.")
+@click.option("--writable", is_flag=True, help="A URL for HTTP PUT instead of GET.")
+@click.pass_obj
+@_friendly_errors
+def url(ctx: _Context, address: str, expires_in: int, writable: bool) -> None:
+    """Print a signed URL for an object."""
+    where = _address(address, need_key=True)
+    bucket = ctx.bucket(where)
+    obj = bucket.objects.create(where.key) if writable else ctx.existing_object(where)
+    click.echo(obj.generate_url(expires_in=expires_in, writable=writable))
+
+
+@main.command("serve")
+@click.option("--root", default=None, help="The LOCAL root (default: local_root config or ~/.local/share/cloudstore).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--secret", default=None, help="HMAC key of the signed URLs (default: local_secret config).")
+@_friendly_errors
+def serve_command(root: str | None, host: str, port: int, secret: str | None) -> None:
+    """Serve LOCAL signed URLs over HTTP."""
+    from cloudstore.config import resolve_config
+    from cloudstore.providers.local import SPEC
+    from cloudstore.providers.local.backend import DEFAULT_ROOT
+    from cloudstore.providers.local.server import serve
+
+    config = resolve_config(SPEC, {})
+    secret = secret or config.get("local_secret")
+    if not secret:
+        raise click.UsageError("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
+    root = root or config.get("local_root") or os.path.expanduser(DEFAULT_ROOT)
+    click.echo(f"serving {root} on http://{host}:{port}", err=True)
+    try:
+        serve(root, secret, host, port)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

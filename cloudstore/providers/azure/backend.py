@@ -1,0 +1,553 @@
+"""Azure Blob Storage primitives on azure-storage-blob (v12).
+
+Buckets are containers and objects are block blobs. Large uploads are staged
+blocks committed once with a block list; signed URLs are service SAS tokens
+(account key) or user-delegation SAS tokens (TokenCredential).
+
+Only the data plane is used: no management (ARM) call is ever made.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import requests
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    DecodeError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.paging import ItemPaged
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import (
+    BlobBlock,
+    BlobPrefix,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerClient,
+    ContentSettings,
+    UserDelegationKey,
+    generate_blob_sas,
+)
+from urllib3.util.retry import Retry
+
+from cloudstore import names
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.config import Config
+from cloudstore.exceptions import (
+    AuthenticationException,
+    ChecksumMismatchException,
+    CloudStoreException,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    NotSupportedException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ThrottledException,
+)
+
+MiB = 1024 * 1024
+
+#: Put Blob takes up to 5000 MiB in one request; the transfer engine decides what goes up whole.
+_MAX_SINGLE_PUT = 5000 * MiB
+#: Connections kept per host; the transfer engine runs this many parts at once at most by default.
+_MIN_POOL_SIZE = 16
+#: The longest a user delegation key (and so a user-delegation SAS) may live.
+_MAX_DELEGATION = timedelta(days=7)
+#: How long a server-side copy may stay "pending" before copy_object gives up.
+_COPY_WAIT_SECONDS = 300.0
+
+#: Azure error codes (x-ms-error-code) and the cloudstore exception each one means.
+_ERROR_CODES: dict[str, type[CloudStoreException]] = {
+    "ContainerNotFound": NotFoundException,
+    "BlobNotFound": NotFoundException,
+    "ResourceNotFound": NotFoundException,
+    "CannotVerifyCopySource": NotFoundException,
+    "ContainerAlreadyExists": DuplicateResourceException,
+    "BlobAlreadyExists": DuplicateResourceException,
+    "ResourceAlreadyExists": DuplicateResourceException,
+    # Azure keeps a deleted container's name for a while; trying again later succeeds.
+    "ContainerBeingDeleted": ThrottledException,
+    "AuthenticationFailed": AuthenticationException,
+    "InvalidAuthenticationInfo": AuthenticationException,
+    "NoAuthenticationInformation": AuthenticationException,
+    "AuthorizationFailure": PermissionDeniedException,
+    "AuthorizationPermissionMismatch": PermissionDeniedException,
+    "AuthorizationResourceTypeMismatch": PermissionDeniedException,
+    "AuthorizationServiceMismatch": PermissionDeniedException,
+    "AuthorizationProtocolMismatch": PermissionDeniedException,
+    "AuthorizationSourceIPMismatch": PermissionDeniedException,
+    "InsufficientAccountPermissions": PermissionDeniedException,
+    "AccountIsDisabled": PermissionDeniedException,
+    "ServerBusy": ThrottledException,
+    "OperationTimedOut": ProviderConnectionException,
+    "InternalError": ProviderConnectionException,
+    "ConditionNotMet": PreconditionFailedException,
+    "SourceConditionNotMet": PreconditionFailedException,
+    "TargetConditionNotMet": PreconditionFailedException,
+    "LeaseIdMissing": PreconditionFailedException,
+    "LeaseIdMismatchWithBlobOperation": PreconditionFailedException,
+    "LeaseIdMismatchWithContainerOperation": PreconditionFailedException,
+    "LeaseAlreadyPresent": PreconditionFailedException,
+    "LeaseNotPresentWithBlobOperation": PreconditionFailedException,
+    "LeaseNotPresentWithContainerOperation": PreconditionFailedException,
+    "InvalidResourceName": InvalidNameException,
+    "OutOfRangeInput": InvalidParamException,
+    "InvalidRange": InvalidParamException,
+    "InvalidInput": InvalidParamException,
+    "InvalidHeaderValue": InvalidParamException,
+    "InvalidQueryParameterValue": InvalidParamException,
+    "InvalidUri": InvalidParamException,
+    "InvalidBlockId": InvalidParamException,
+    "InvalidBlockList": InvalidParamException,
+    "InvalidBlobOrBlock": InvalidParamException,
+    "RequestBodyTooLarge": InvalidParamException,
+    "Md5Mismatch": ChecksumMismatchException,
+    "Crc64Mismatch": ChecksumMismatchException,
+}
+
+#: HTTP statuses, for errors without a known code.
+_STATUSES: dict[int, type[CloudStoreException]] = {
+    400: InvalidParamException,
+    401: AuthenticationException,
+    403: PermissionDeniedException,
+    404: NotFoundException,
+    408: ProviderConnectionException,
+    409: PreconditionFailedException,
+    412: PreconditionFailedException,
+    416: InvalidParamException,
+    429: ThrottledException,
+    500: ProviderConnectionException,
+    502: ProviderConnectionException,
+    503: ThrottledException,
+    504: ProviderConnectionException,
+}
+
+_SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AzureUpload:
+    """A block upload in progress: where it goes, what to commit with it, and its block id prefix."""
+
+    container: str
+    blob: str
+    content_type: str | None
+    metadata: Mapping[str, str]
+    #: Random per upload, so two uploads of the same blob never stage over each other's blocks.
+    block_prefix: str
+
+    def block_id(self, number: int) -> str:
+        # Azure wants every block id of a blob to be base64 of the same length: fixed-width digits.
+        return b64encode(f"{self.block_prefix}-{number:05d}".encode("ascii")).decode("ascii")
+
+
+class _BlobReader(RangeReader):
+    """The body of one ``download_blob`` call, read in pieces."""
+
+    def __init__(self, downloader: Any) -> None:
+        self._downloader = downloader
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._downloader.read(size))
+
+    def close(self) -> None:
+        # The downloader holds at most one chunk and no open stream between reads.
+        self._downloader = _Exhausted()
+
+
+class _Exhausted:
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+
+def _pooled_transport(pool_size: int) -> RequestsTransport:
+    """A requests transport with ``pool_size`` connections per host and no urllib3 retries."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=pool_size,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+def blob_sas_url(
+    blob_url: str,
+    account_name: str,
+    container: str,
+    blob: str,
+    method: str,
+    expiry: datetime,
+    *,
+    account_key: str | None = None,
+    user_delegation_key: UserDelegationKey | None = None,
+) -> str:
+    """``blob_url`` with a SAS for ``method`` (``GET``: read; ``PUT``: create + write, no read).
+
+    Signed with the account key (a service SAS) or a user delegation key (a user-delegation SAS).
+    No network call.
+    """
+    if method == "GET":
+        permission = BlobSasPermissions(read=True)
+    elif method == "PUT":
+        permission = BlobSasPermissions(create=True, write=True)
+    else:
+        raise InvalidParamException(f"cannot sign a URL for HTTP {method}: use GET or PUT")
+    token = generate_blob_sas(
+        account_name=account_name,
+        container_name=container,
+        blob_name=blob,
+        account_key=account_key,
+        user_delegation_key=user_delegation_key,
+        permission=permission,
+        expiry=expiry,
+    )
+    return f"{blob_url}?{token}"
+
+
+class AzureBackend(Backend):
+    """Azure Blob Storage: containers are buckets, block blobs are objects."""
+
+    features = Features(min_part_size=1, max_parts=50_000, max_url_expiry=None)
+
+    check_bucket_name = staticmethod(names.azure_container_name)
+    check_object_name = staticmethod(names.azure_blob_name)
+
+    def __init__(self, config: Config) -> None:
+        transfer_config = config.get("transfer_config")
+        concurrency = int(getattr(transfer_config, "max_concurrency", 0) or 0)
+        self._secrets = [str(config[k]) for k in ("azure_account_key", "azure_sas_token") if config.get(k)]
+        self._account_key: str | None = None
+        self._token_credential: Any = None
+        self._delegation_key: UserDelegationKey | None = None
+        self._delegation_key_expiry = datetime.min.replace(tzinfo=timezone.utc)
+        self._delegation_lock = threading.Lock()
+        client_options: dict[str, Any] = {
+            # The shared layer retries (one policy for every provider); the SDK must not.
+            "retry_total": 0,
+            "max_single_put_size": _MAX_SINGLE_PUT,
+            "transport": _pooled_transport(max(_MIN_POOL_SIZE, concurrency + 4)),
+        }
+        self._client = self._make_client(config, client_options)
+        # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
+        self._account_name: str = str(
+            config.get("azure_storage_account")
+            or getattr(self._client.credential, "account_name", None)
+            or self._client.account_name
+            or ""
+        )
+
+    def _make_client(self, config: Config, options: dict[str, Any]) -> BlobServiceClient:
+        """The service client for the configured credential (first of: connection string,
+        TokenCredential, account key, SAS token). No network call."""
+        connection_string = config.get("azure_connection_string")
+        endpoint = config.get("azure_blob_endpoint")
+        account = config.get("azure_storage_account")
+        try:
+            if connection_string:
+                if endpoint:
+                    raise InvalidParamException(
+                        "azure_blob_endpoint cannot be combined with azure_connection_string: "
+                        "put BlobEndpoint=... into the connection string instead"
+                    )
+                client = BlobServiceClient.from_connection_string(str(connection_string), **options)
+                self._account_key = getattr(client.credential, "account_key", None)
+                if self._account_key:
+                    self._secrets.append(self._account_key)
+                return client
+            if not account and not endpoint:
+                raise InvalidParamException(
+                    "Azure needs azure_connection_string, or azure_storage_account with one of "
+                    "azure_account_key, azure_sas_token or azure_credential"
+                )
+            account_url = str(endpoint or f"https://{account}.blob.core.windows.net").rstrip("/")
+            credential: Any
+            if config.get("azure_credential") is not None:
+                credential = config["azure_credential"]
+                if not hasattr(credential, "get_token"):
+                    raise InvalidParamException(
+                        "azure_credential must be an azure-identity TokenCredential (an object with get_token)"
+                    )
+                self._token_credential = credential
+            elif config.get("azure_account_key"):
+                if not account:
+                    raise InvalidParamException("azure_account_key needs azure_storage_account")
+                self._account_key = str(config["azure_account_key"])
+                credential = {"account_name": str(account), "account_key": self._account_key}
+            elif config.get("azure_sas_token"):
+                credential = str(config["azure_sas_token"]).lstrip("?")
+            else:
+                raise InvalidParamException(
+                    "azure_storage_account needs one of azure_account_key, azure_sas_token or azure_credential"
+                )
+            return BlobServiceClient(account_url, credential=credential, **options)
+        except ValueError as err:
+            if isinstance(err, CloudStoreException):
+                raise
+            raise InvalidParamException(f"invalid Azure configuration: {self._redact(str(err))}") from None
+
+    def __repr__(self) -> str:
+        return f"AzureBackend(account={self._account_name!r}, url={self._client.primary_endpoint!r})"
+
+    # --- errors -----------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _SAS_SIGNATURE.sub(r"\1***", text)
+
+    def map_error(self, error: BaseException) -> CloudStoreException | None:
+        if isinstance(error, CloudStoreException):
+            return error
+        if isinstance(error, HttpResponseError):
+            return self._map_response_error(error)
+        if isinstance(error, (ServiceRequestError, ServiceResponseError, DecodeError)):
+            return ProviderConnectionException(f"connection to Azure failed: {self._redact(_first_line(error))}")
+        if isinstance(error, (requests.RequestException, ConnectionError, TimeoutError)):
+            return ProviderConnectionException(f"connection to Azure failed: {self._redact(_first_line(error))}")
+        if isinstance(error, AzureError):
+            return CloudStoreException(f"Azure error: {self._redact(_first_line(error))}")
+        return None
+
+    def _map_response_error(self, error: HttpResponseError) -> CloudStoreException:
+        status = error.status_code
+        code = _error_code(error)
+        kind: type[CloudStoreException] | None = _ERROR_CODES.get(code or "")
+        if kind is None:
+            if isinstance(error, ResourceNotFoundError):
+                kind = NotFoundException
+            elif isinstance(error, ResourceExistsError):
+                kind = DuplicateResourceException
+            elif isinstance(error, ResourceModifiedError):
+                kind = PreconditionFailedException
+            elif isinstance(error, ClientAuthenticationError):
+                # Also raised without a response by azure-identity when no token can be obtained.
+                kind = AuthenticationException
+            elif status is not None:
+                kind = _STATUSES.get(status) or (ProviderConnectionException if status >= 500 else None)
+        message = f"Azure: {self._redact(_first_line(error))} (HTTP {status}, {code or 'no error code'})"
+        return (kind or CloudStoreException)(message, status=status, code=code)
+
+    # --- buckets ----------------------------------------------------------
+    def _container(self, name: str) -> ContainerClient:
+        return self._client.get_container_client(name)
+
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        containers, next_marker = _one_page(self._client.list_containers(results_per_page=limit), marker)
+        items = [BucketInfo(name=c.name, created=c.last_modified) for c in containers]
+        return Page(items=items, next_marker=next_marker)
+
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        try:
+            properties = self._container(name).get_container_properties()
+        except ResourceNotFoundError:
+            return None
+        return BucketInfo(name=name, created=properties.last_modified)
+
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        # Containers have no location of their own: the storage account's region holds them all.
+        response = self._container(name).create_container()
+        created = response.get("last_modified")
+        return BucketInfo(name=name, created=created if isinstance(created, datetime) else None)
+
+    def delete_bucket(self, name: str) -> None:
+        # Azure deletes a container with everything in it; cloudstore refuses a non-empty bucket.
+        # Check-then-delete is not atomic: the service offers no "delete if empty".
+        container = self._container(name)
+        blobs, _ = _one_page(container.list_blobs(results_per_page=1), None)
+        if blobs:
+            raise PreconditionFailedException(f"container {name!r} is not empty", status=409, code="ContainerNotEmpty")
+        container.delete_container()
+
+    # --- objects ----------------------------------------------------------
+    def list_objects(
+        self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
+    ) -> Page[ObjectInfo]:
+        container = self._container(bucket)
+        listing: ItemPaged[Any]
+        if delimiter:
+            listing = container.walk_blobs(
+                name_starts_with=prefix or None, include=["metadata"], delimiter=delimiter, results_per_page=limit
+            )
+        else:
+            listing = container.list_blobs(
+                name_starts_with=prefix or None, include=["metadata"], results_per_page=limit
+            )
+        entries, next_marker = _one_page(listing, marker)
+        items: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        for entry in entries:
+            if isinstance(entry, BlobPrefix):
+                prefixes.append(entry.name)
+            else:
+                items.append(_object_info(entry))
+        return Page(items=items, next_marker=next_marker, prefixes=prefixes)
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        try:
+            properties = self._container(bucket).get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return _object_info(properties)
+
+    def put_object(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+    ) -> None:
+        # One Put Blob request (max_single_put_size is above anything the engine sends whole);
+        # Azure stores the body's MD5, which downloads then verify.
+        self._container(bucket).get_blob_client(name).upload_blob(
+            data,
+            length=len(data),
+            overwrite=True,
+            content_settings=ContentSettings(content_type=content_type),
+            metadata=dict(metadata),
+            max_concurrency=1,
+        )
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        blob = self._container(bucket).get_blob_client(name)
+        if not start and end is None:
+            # No Range header: a range starting at 0 fails with 416 on an empty blob.
+            return _BlobReader(blob.download_blob(max_concurrency=1))
+        offset = start or 0
+        length = None if end is None else end - offset + 1
+        return _BlobReader(blob.download_blob(offset=offset, length=length, max_concurrency=1))
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        self._container(bucket).get_blob_client(name).delete_blob(delete_snapshots="include")
+
+    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        # Within one account Copy Blob is authorised by the caller's own credential (a SAS client's
+        # URL carries its token); content settings and metadata are copied with the bytes.
+        source_url = self._container(src_bucket).get_blob_client(src_name).url
+        target = self._container(dst_bucket).get_blob_client(dst_name)
+        result = target.start_copy_from_url(source_url)
+        status = result.get("copy_status")
+        deadline = time.monotonic() + _COPY_WAIT_SECONDS
+        delay = 0.05
+        while status == "pending":
+            if time.monotonic() > deadline:
+                target.abort_copy(str(result["copy_id"]))
+                raise ProviderConnectionException(f"server-side copy to {dst_name!r} did not finish in time")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            copy = target.get_blob_properties().copy
+            status = copy.status
+        if status != "success":
+            raise PreconditionFailedException(f"server-side copy to {dst_name!r} ended with status {status!r}")
+
+    # --- signed URLs --------------------------------------------------------
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+        now = datetime.now(timezone.utc)
+        expiry = now + timedelta(seconds=expires_in)
+        blob_url = self._container(bucket).get_blob_client(name).url.split("?", 1)[0]
+        if self._account_key:
+            return blob_sas_url(
+                blob_url, self._account_name, bucket, name, method, expiry, account_key=self._account_key
+            )
+        if self._token_credential is not None:
+            if expiry - now > _MAX_DELEGATION:
+                raise InvalidParamException("a user-delegation SAS may last at most 7 days (604800 seconds)")
+            key = self._user_delegation_key(now, expiry)
+            return blob_sas_url(blob_url, self._account_name, bucket, name, method, expiry, user_delegation_key=key)
+        raise NotSupportedException(
+            "cannot sign a URL without the account key or a TokenCredential: a SAS token cannot sign "
+            "another SAS; configure azure_account_key (service SAS) or azure_credential (user-delegation SAS)"
+        )
+
+    def _user_delegation_key(self, now: datetime, expiry: datetime) -> UserDelegationKey:
+        """A user delegation key valid until ``expiry``, reused while it lasts (one request per week at most)."""
+        with self._delegation_lock:
+            if self._delegation_key is None or self._delegation_key_expiry < expiry:
+                key_expiry = now + _MAX_DELEGATION - timedelta(minutes=5)
+                self._delegation_key = self._client.get_user_delegation_key(now, key_expiry)
+                self._delegation_key_expiry = key_expiry
+            return self._delegation_key
+
+    # --- multipart uploads --------------------------------------------------
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> AzureUpload:
+        # Nothing to ask the service: blocks are staged against the blob name and committed at the end.
+        return AzureUpload(bucket, name, content_type, dict(metadata), secrets.token_hex(8))
+
+    def upload_part(self, upload: AzureUpload, number: int, offset: int, data: bytes) -> UploadPart:
+        block_id = upload.block_id(number)
+        self._container(upload.container).get_blob_client(upload.blob).stage_block(block_id, data, length=len(data))
+        return UploadPart(number=number, token=block_id)
+
+    def complete_multipart_upload(self, upload: AzureUpload, parts: list[UploadPart]) -> None:
+        self._container(upload.container).get_blob_client(upload.blob).commit_block_list(
+            [BlobBlock(block_id=part.token) for part in parts],
+            content_settings=ContentSettings(content_type=upload.content_type),
+            metadata=dict(upload.metadata),
+        )
+
+    def abort_multipart_upload(self, upload: AzureUpload) -> None:
+        # Nothing was committed, so nothing is visible. Azure has no call to drop staged blocks:
+        # they vanish at the blob's next commit or after seven days.
+        return None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(error).__name__
+
+
+def _error_code(error: HttpResponseError) -> str | None:
+    code = getattr(error, "error_code", None)
+    headers = getattr(error.response, "headers", None)
+    if code is None and headers is not None:
+        code = headers.get("x-ms-error-code")
+    if code is None:
+        return None
+    return str(getattr(code, "value", code))
+
+
+def _one_page(listing: ItemPaged[Any], marker: str | None) -> tuple[list[Any], str | None]:
+    """The first page of ``listing`` from ``marker`` on, and the marker of the page after it."""
+    pages: Any = listing.by_page(continuation_token=marker)
+    items = list(next(pages))
+    return items, pages.continuation_token or None
+
+
+def _object_info(properties: Any) -> ObjectInfo:
+    settings = properties.content_settings
+    md5 = settings.content_md5 if settings is not None else None
+    etag = properties.etag
+    return ObjectInfo(
+        name=properties.name,
+        size=int(properties.size or 0),
+        last_modified=properties.last_modified,
+        etag=etag.strip('"') if etag else None,
+        content_type=settings.content_type if settings is not None else None,
+        metadata=dict(properties.metadata or {}),
+        checksum=("md5", bytes(md5).hex()) if md5 else None,
+    )

@@ -1,0 +1,330 @@
+# mypy: disallow-untyped-calls=False
+# (google-auth and google-api-core ship type hints for only part of their API)
+"""Google Cloud Storage through google-cloud-storage (the JSON API).
+
+One method is one request, with the SDK's own retries switched off (``retry=None``):
+the shared layer retries. Large uploads are parts uploaded in parallel as hidden
+temporary objects, then composed into the final object (see :mod:`.compose`).
+Listings page by object name (``startOffset``) so that a marker is simply the last
+name returned and a page never holds more than ``limit`` entries, on GCS and on
+emulators alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import google.api_core.exceptions as api_errors
+import google.auth.credentials
+import google.auth.transport.requests
+import requests
+import requests.adapters
+from google.cloud import storage
+
+from cloudstore import names
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.config import Config
+from cloudstore.exceptions import (
+    CloudStoreException,
+    InvalidNameException,
+    InvalidParamException,
+    NotSupportedException,
+)
+from cloudstore.providers.gcp import auth
+from cloudstore.providers.gcp.compose import HIDDEN_PREFIX, ComposeUpload, compose_parts, delete_objects
+from cloudstore.providers.gcp.errors import map_gcs_error
+from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
+
+#: Seconds per request before the SDK gives up (connect and read).
+REQUEST_TIMEOUT = 60.0
+#: Connections kept per host: enough for the transfer engine's parallel parts.
+CONNECTION_POOL_SIZE = 32
+#: V4 signed URLs live at most seven days.
+MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
+
+_GCS_OBJECT_NAME_BYTES = names.object_name_max_bytes(1024)
+
+
+def gcs_object_name(name: str) -> None:
+    """GCS object naming rules, plus cloudstore's reserved prefix for upload parts."""
+    _GCS_OBJECT_NAME_BYTES(name)
+    if "\r" in name or "\n" in name:
+        raise InvalidNameException(f"invalid object name {name!r}: GCS forbids carriage returns and line feeds")
+    if name in (".", ".."):
+        raise InvalidNameException(f"invalid object name {name!r}: GCS forbids the names '.' and '..'")
+    if name.startswith(".well-known/acme-challenge/"):
+        raise InvalidNameException(f"invalid object name {name!r}: GCS reserves '.well-known/acme-challenge/'")
+    if name.startswith(HIDDEN_PREFIX):
+        raise InvalidNameException(f"invalid object name {name!r}: {HIDDEN_PREFIX!r} holds cloudstore's upload parts")
+
+
+class GCSBackend(Backend):
+    """Google Cloud Storage (and emulators such as fake-gcs-server)."""
+
+    features: ClassVar[Features] = Features(
+        # Compose accepts parts of any size; the engine's default part size still applies.
+        min_part_size=1,
+        max_parts=10_000,
+        max_url_expiry=MAX_SIGNED_URL_SECONDS,
+    )
+
+    check_bucket_name = staticmethod(names.gcs_bucket_name)
+    check_object_name = staticmethod(gcs_object_name)
+
+    def __init__(self, config: Config) -> None:
+        self._endpoint = auth.normalize_endpoint(config.get("gcp_endpoint_url"))
+        self._auth = auth.resolve(config, self._endpoint)
+        self._lock = threading.Lock()
+        self._client_instance: storage.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"<GCSBackend auth={self._auth.mode} endpoint={self._endpoint or 'default'}>"
+
+    # --- client -------------------------------------------------------------
+    @property
+    def client(self) -> storage.Client:
+        """The SDK client, made on first use (Application Default Credentials are looked up then)."""
+        with self._lock:
+            if self._client_instance is None:
+                self._client_instance = self._make_client()
+            return self._client_instance
+
+    def _make_client(self) -> storage.Client:
+        credentials = self._auth.credentials
+        project = self._auth.project
+        if credentials is None:
+            credentials, found_project = auth.application_default()
+            project = project or found_project
+        options = {"api_endpoint": self._endpoint} if self._endpoint else None
+        client = storage.Client(project=project, credentials=credentials, client_options=options)
+        # The SDK would otherwise fetch each bucket's metadata in a background thread (for tracing
+        # attributes): an extra request per bucket that nobody asked for.
+        client._bucket_metadata_cache = None
+        session = client._http
+        if isinstance(session, requests.Session) and not getattr(session, "is_mtls", False):
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client_instance = self._client_instance, None
+        if client is not None:
+            client.close()
+
+    # --- errors -------------------------------------------------------------
+    def map_error(self, error: BaseException) -> CloudStoreException | None:
+        return map_gcs_error(error)
+
+    # --- buckets ------------------------------------------------------------
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        position = BucketMarker.parse(marker)
+        if self.client.project is None:
+            raise InvalidParamException("listing buckets needs a project: set gcp_project_name")
+        iterator = self.client.list_buckets(
+            max_results=None, page_size=limit, page_token=position.page_token, retry=None, timeout=REQUEST_TIMEOUT
+        )
+        page = next(iterator.pages, None)
+        buckets = [_bucket_info(b) for b in page] if page is not None else []
+        return position.cut(buckets, limit, iterator.next_page_token)
+
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        try:
+            bucket = self.client.get_bucket(name, retry=None, timeout=REQUEST_TIMEOUT)
+        except api_errors.NotFound:
+            return None
+        return _bucket_info(bucket)
+
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        if self.client.project is None:
+            raise InvalidParamException("creating a bucket needs a project: set gcp_project_name")
+        bucket = self.client.create_bucket(name, location=location, retry=None, timeout=REQUEST_TIMEOUT)
+        return _bucket_info(bucket)
+
+    def delete_bucket(self, name: str) -> None:
+        try:
+            self.client.bucket(name).delete(force=False, retry=None, timeout=REQUEST_TIMEOUT)
+        except api_errors.Conflict as err:
+            # GCS answers 409 for "bucket not empty" (fake-gcs-server answers 412): both mean
+            # the state forbids it, not that something already exists.
+            raise api_errors.PreconditionFailed(
+                f"bucket {name!r} is not empty", errors=err.errors, response=err.response
+            ) from err
+
+    # --- objects ------------------------------------------------------------
+    def list_objects(
+        self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
+    ) -> Page[ObjectInfo]:
+        pager: ObjectPager[storage.Blob] = ObjectPager(prefix, delimiter, marker)
+        iterator = self.client.list_blobs(
+            bucket,
+            prefix=prefix or None,
+            delimiter=delimiter or None,
+            start_offset=pager.start_offset,
+            page_size=pager.page_size(limit),
+            retry=None,
+            timeout=REQUEST_TIMEOUT,
+        )
+        page = next(iterator.pages, None)
+        blobs = list(page) if page is not None else []
+        prefixes = list(page.prefixes) if page is not None else []
+        return pager.cut(
+            [(b.name, b) for b in blobs], prefixes, limit, iterator.next_page_token is not None, _object_info
+        )
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=REQUEST_TIMEOUT)
+        return None if blob is None else _object_info(blob)
+
+    def put_object(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+    ) -> None:
+        blob = self.client.bucket(bucket).blob(name)
+        blob.metadata = dict(metadata) or None
+        # One multipart request (up to 8 MiB; a resumable session beyond): no checksum
+        # pre-pass and no reload afterwards.
+        blob.upload_from_string(
+            data,
+            content_type=content_type or "application/octet-stream",
+            checksum=None,
+            retry=None,
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        client = self.client
+        url = f"{client.api_endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+        # "gzip" asks for the stored bytes as they are (no decompressive transcoding), so they
+        # match the stored checksum.
+        headers = {"Accept-Encoding": "gzip"}
+        if (start or 0) > 0 or end is not None:
+            headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
+        session: requests.Session = client._http
+        response = session.request("GET", url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT)
+        if response.status_code not in (200, 206):
+            try:
+                response.content  # noqa: B018 - read the error body for the message
+            finally:
+                response.close()
+            raise api_errors.from_http_response(response)
+        return _ResponseReader(response)
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        self.client.bucket(bucket).blob(name).delete(retry=None, timeout=REQUEST_TIMEOUT)
+
+    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        source = self.client.bucket(src_bucket).blob(src_name)
+        target = self.client.bucket(dst_bucket).blob(dst_name)
+        # rewrite works across locations and storage classes for any size; each call copies a
+        # slice on the server and hands back a token until it is done.
+        token, _, _ = target.rewrite(source, retry=None, timeout=REQUEST_TIMEOUT)
+        while token is not None:
+            token, _, _ = target.rewrite(source, token=token, retry=None, timeout=REQUEST_TIMEOUT)
+
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+        if not 1 <= expires_in <= MAX_SIGNED_URL_SECONDS:
+            raise InvalidParamException(
+                f"GCS signed URLs expire after 1 second to 7 days ({MAX_SIGNED_URL_SECONDS} s), not {expires_in} s"
+            )
+        client = self.client
+        credentials = client._credentials
+        options: dict[str, Any] = {}
+        if self._endpoint:
+            options["api_access_endpoint"] = self._endpoint
+        if isinstance(credentials, google.auth.credentials.Signing):
+            pass  # a private key (service account) or a signer of its own (impersonation)
+        elif getattr(credentials, "service_account_email", None):
+            # Compute Engine / workload identity: no key here, so IAM signBlob signs for us.
+            if not credentials.valid:
+                credentials.refresh(google.auth.transport.requests.Request())
+            options["service_account_email"] = credentials.service_account_email
+            options["access_token"] = credentials.token
+        else:
+            raise NotSupportedException(
+                f"cannot sign GCS URLs with {self._auth.mode} credentials: signing needs a service-account "
+                "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
+                "of a service account (signed through IAM signBlob)"
+            )
+        blob = client.bucket(bucket).blob(name)
+        return str(
+            blob.generate_signed_url(
+                version="v4",
+                method=method,
+                expiration=timedelta(seconds=expires_in),
+                **options,
+            )
+        )
+
+    # --- multipart uploads: parallel parts, then compose ----------------------
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> ComposeUpload:
+        # Nothing to ask the service: the parts are ordinary objects under a fresh hidden prefix.
+        return ComposeUpload(bucket, name, uuid.uuid4().hex, content_type, dict(metadata))
+
+    def upload_part(self, upload: ComposeUpload, number: int, offset: int, data: bytes) -> UploadPart:
+        part_name = upload.part_name(number)
+        blob = self.client.bucket(upload.bucket).blob(part_name)
+        blob.upload_from_string(data, checksum=None, retry=None, timeout=REQUEST_TIMEOUT)
+        return UploadPart(number, part_name)
+
+    def complete_multipart_upload(self, upload: ComposeUpload, parts: list[UploadPart]) -> None:
+        compose_parts(self.client, upload, [str(p.token) for p in sorted(parts, key=lambda p: p.number)])
+
+    def abort_multipart_upload(self, upload: ComposeUpload) -> None:
+        bucket = self.client.bucket(upload.bucket)
+        names_left = [b.name for b in self.client.list_blobs(bucket, prefix=upload.prefix, retry=None)]
+        delete_objects(self.client, upload.bucket, names_left)
+
+
+class _ResponseReader(RangeReader):
+    """A streamed HTTP body, read as stored (no content decoding)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+
+    def read(self, size: int = -1) -> bytes:
+        raw = self._response.raw
+        data = raw.read(None if size is None or size < 0 else size, decode_content=False)
+        return bytes(data or b"")
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _bucket_info(bucket: storage.Bucket) -> BucketInfo:
+    return BucketInfo(name=bucket.name, created=bucket.time_created)
+
+
+def _object_info(blob: storage.Blob) -> ObjectInfo:
+    return ObjectInfo(
+        name=blob.name,
+        size=int(blob.size or 0),
+        last_modified=blob.updated,
+        etag=blob.etag,
+        content_type=blob.content_type,
+        metadata=dict(blob.metadata or {}),
+        checksum=blob_checksum(blob),
+    )
+
+
+def blob_checksum(blob: storage.Blob) -> tuple[str, str] | None:
+    """The whole-object checksum GCS reports: MD5 when it has one (not for composite objects),
+    else CRC32C (always there), as hex."""
+    if blob.md5_hash:
+        return ("md5", base64.b64decode(blob.md5_hash).hex())
+    if blob.crc32c:
+        return ("crc32c", base64.b64decode(blob.crc32c).hex())
+    return None

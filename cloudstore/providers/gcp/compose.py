@@ -1,0 +1,102 @@
+"""Large uploads on GCS: parts uploaded in parallel as hidden objects, then composed.
+
+Each part is an ordinary object ``.cloudstore-uploads/<upload id>/<number>`` (listings
+hide that prefix). Completing composes them into the target, at most 32 sources per
+compose call, so more parts are first composed into intermediate objects, level by
+level. The target gets its content type and metadata in the final compose, which is
+atomic: until then nothing is visible under the target's name. Then the temporary
+objects are deleted in batches. Aborting deletes whatever is under the upload's prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import google.api_core.exceptions as api_errors
+from google.cloud import storage
+
+log = logging.getLogger("cloudstore.gcp")
+
+#: Where parts of unfinished uploads live (object names here are refused and never listed).
+HIDDEN_PREFIX = ".cloudstore-uploads/"
+#: GCS composes at most this many source objects per request.
+MAX_COMPOSE_SOURCES = 32
+#: Deletes per batch request (GCS allows up to 100 calls in one batch).
+DELETE_BATCH_SIZE = 100
+#: Seconds per request.
+TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ComposeUpload:
+    """The handle of one multipart upload: where its parts go and what the object gets."""
+
+    bucket: str
+    name: str
+    upload_id: str
+    content_type: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"{HIDDEN_PREFIX}{self.upload_id}/"
+
+    def part_name(self, number: int) -> str:
+        return f"{self.prefix}{number:05d}"
+
+    def intermediate_name(self, level: int, index: int) -> str:
+        return f"{self.prefix}compose-{level}-{index:05d}"
+
+
+def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: list[str]) -> None:
+    """Compose ``part_names`` (in order) into the upload's target, then delete the temporaries."""
+    bucket = client.bucket(upload.bucket)
+    sources = list(part_names)
+    temporaries = list(part_names)
+    level = 0
+    while len(sources) > MAX_COMPOSE_SOURCES:
+        level += 1
+        merged: list[str] = []
+        for index, start in enumerate(range(0, len(sources), MAX_COMPOSE_SOURCES)):
+            group = sources[start : start + MAX_COMPOSE_SOURCES]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            name = upload.intermediate_name(level, index)
+            bucket.blob(name).compose([bucket.blob(n) for n in group], retry=None, timeout=TIMEOUT)
+            temporaries.append(name)
+            merged.append(name)
+        sources = merged
+    target = bucket.blob(upload.name)
+    target.content_type = upload.content_type or "application/octet-stream"
+    target.metadata = dict(upload.metadata) or None
+    if sources:
+        target.compose([bucket.blob(n) for n in sources], retry=None, timeout=TIMEOUT)
+    else:
+        target.upload_from_string(b"", content_type=target.content_type, checksum=None, retry=None, timeout=TIMEOUT)
+    # The object is complete: a failed cleanup must not turn that into an error.
+    try:
+        delete_objects(client, upload.bucket, temporaries)
+    except Exception as err:
+        log.warning(
+            "uploaded %s/%s, but could not delete its temporary parts under %s (%s: %s)",
+            upload.bucket,
+            upload.name,
+            upload.prefix,
+            type(err).__name__,
+            err,
+        )
+
+
+def delete_objects(client: storage.Client, bucket_name: str, names: list[str]) -> None:
+    """Delete ``names`` in batch requests; names already gone are fine."""
+    bucket = client.bucket(bucket_name)
+    for start in range(0, len(names), DELETE_BATCH_SIZE):
+        chunk = names[start : start + DELETE_BATCH_SIZE]
+        try:
+            with client.batch(raise_exception=True):
+                for name in chunk:
+                    bucket.blob(name).delete(retry=None, timeout=TIMEOUT)
+        except api_errors.NotFound:
+            continue

@@ -1,0 +1,122 @@
+"""Fixtures shared by every test: real servers, started once per session, and providers on them.
+
+``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated ``ProviderList`` values) selects
+the providers the conformance suite runs against; the default is all of them.
+A selected provider whose server cannot start fails its tests: it is never
+skipped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudstore import Bucket, CloudProvider, CloudProviderFactory, ProviderList, TransferConfig
+from tests.servers.base import RunningServer
+
+SERVER_MODULES = {
+    "local": "tests.servers.local",
+    "aws": "tests.servers.seaweedfs",
+    "openstack": "tests.servers.swift",
+    "azure": "tests.servers.azurite",
+    "gcp": "tests.servers.fakegcs",
+}
+
+#: Small parts so the conformance suite exercises multipart paths with small objects
+#: (5 MiB is S3's smallest part).
+TEST_TRANSFER = TransferConfig(threshold=6 * 1024 * 1024, part_size=5 * 1024 * 1024, max_concurrency=4)
+
+
+def selected_providers() -> list[str]:
+    chosen = os.environ.get("CLOUDSTORE_TEST_PROVIDERS", "")
+    names = [n.strip() for n in chosen.split(",") if n.strip()] or list(SERVER_MODULES)
+    unknown = set(names) - set(SERVER_MODULES)
+    if unknown:
+        raise pytest.UsageError(f"CLOUDSTORE_TEST_PROVIDERS names unknown providers: {sorted(unknown)}")
+    return names
+
+
+class Servers:
+    """Starts each server on first use and stops them all at the end of the session."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._running: dict[str, RunningServer] = {}
+        self._failed: dict[str, str] = {}
+
+    def get(self, provider_id: str) -> RunningServer:
+        if provider_id in self._failed:
+            pytest.fail(f"the {provider_id} server failed to start earlier: {self._failed[provider_id]}")
+        if provider_id not in self._running:
+            module = importlib.import_module(SERVER_MODULES[provider_id])
+            try:
+                self._running[provider_id] = module.start(self.workdir / provider_id)
+            except Exception as err:
+                self._failed[provider_id] = f"{type(err).__name__}: {err}"
+                raise
+        return self._running[provider_id]
+
+    def stop_all(self) -> None:
+        for server in self._running.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    registry = Servers(tmp_path_factory.mktemp("servers"))
+    yield registry
+    registry.stop_all()
+
+
+def make_provider(server: RunningServer, **overrides: Any) -> CloudProvider:
+    config = {"transfer_config": TEST_TRANSFER, **server.config, **overrides}
+    return CloudProviderFactory().create_provider(ProviderList(server.name), config)
+
+
+@pytest.fixture(scope="session", params=selected_providers())
+def server(request: pytest.FixtureRequest, servers: Servers) -> RunningServer:
+    """The running server of each selected provider in turn."""
+    return servers.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def provider(server: RunningServer) -> CloudProvider:
+    """A provider on a real server, one per selected provider id."""
+    return make_provider(server)
+
+
+#: What a test server does not do that the real service does, with the reason to quote.
+SERVER_LIMITS = {
+    "gcp": {
+        "signatures": "fake-gcs-server checks no URL signatures or expiry (BACKENDS.md); "
+        "tests/providers/test_gcp.py verifies the V4 signature offline instead",
+    },
+}
+
+
+@pytest.fixture
+def enforced_signatures(server: RunningServer) -> None:
+    """Skip (saying why) where the test server does not check URL signatures at all."""
+    reason = SERVER_LIMITS.get(server.name, {}).get("signatures")
+    if reason:
+        pytest.skip(reason)
+
+
+def unique_name(prefix: str = "cs") -> str:
+    """A bucket name valid on every provider and unused so far."""
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def bucket(provider: CloudProvider) -> Iterator[Bucket]:
+    """A fresh empty bucket, deleted with its contents afterwards."""
+    created = provider.storage.buckets.create(unique_name())
+    yield created
+    if created.exists():
+        created.delete(delete_contents=True)
