@@ -502,7 +502,7 @@ class _Connection:
     def _request_loop(self) -> None:
         while True:
             head = self._read_request_head()
-            if head is None:
+            if head is None or self.torn_down:
                 self.wake.set()
                 self.plans.put(None)
                 return
@@ -612,12 +612,18 @@ class _Connection:
             _relay_body(self.client_reader, "length", request.message.content_length, send, send)
 
     def _discard_body(self, request: _Request) -> None:
-        self._pump_body(request, lambda data: None)
+        self._pump_body(request, self._discard)
 
     def _discard_until_eof(self) -> None:
         with contextlib.suppress(OSError):
-            while self.client_reader.read_some(_BUFSIZE):
-                pass
+            while data := self.client_reader.read_some(_BUFSIZE):
+                self._discard(data)
+
+    def _discard(self, data: bytes) -> None:
+        # After shutdown(SHUT_RD), Linux wakes a blocked reader with EOF but still delivers
+        # data that arrives later: stop reading explicitly once the connection is torn down.
+        if self.torn_down:
+            raise _Aborted
 
     def _enqueue(self, plan: _Plan) -> None:
         with self.lock:
