@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 from cloudstore.exceptions import ChecksumMismatchException
 
@@ -21,7 +21,8 @@ class _Crc32c:
     def __init__(self) -> None:
         import google_crc32c  # shipped with the gcp extra, the only service that reports CRC32C alone
 
-        self._crc = google_crc32c.Checksum()
+        checksum_class: Any = google_crc32c.Checksum  # the package has no type hints
+        self._crc = checksum_class()
 
     def update(self, data: bytes, /) -> None:
         self._crc.update(data)

@@ -20,7 +20,7 @@ from cloudstore.config import Config, ProviderSpec
 from cloudstore.exceptions import InvalidParamException, NotFoundException
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.retry import RetryPolicy
-from cloudstore.transfer import ProgressCallback, TransferConfig, TransferEngine, open_source
+from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
 
 T = TypeVar("T")
 
@@ -336,7 +336,7 @@ class BucketObject:
     # --- upload ---------------------------------------------------------------
     def upload(
         self,
-        data: bytes | str | BinaryIO,
+        data: bytes | str | Readable,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
@@ -362,7 +362,7 @@ class BucketObject:
 
     def _upload(
         self,
-        source: BinaryIO,
+        source: Readable,
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,

@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import tenacity
 
@@ -51,7 +51,7 @@ class RetryPolicy:
             before_sleep=_log_retry,
             reraise=True,
         )
-        return retrying(_translated, fn, translate)
+        return cast(T, retrying(_translated, fn, translate))
 
 
 #: Retries nothing: for callers that retry a larger unit themselves.

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
 from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
@@ -33,6 +33,13 @@ from cloudstore.retry import RetryPolicy
 T = TypeVar("T")
 
 MiB = 1024 * 1024
+
+
+class Readable(Protocol):
+    """Anything with a binary ``read(size)``: a file, a socket file, a pipe, a custom stream."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 #: Called with the number of bytes just transferred (from worker threads, one call at a time).
 ProgressCallback = Callable[[int], None]
@@ -89,7 +96,7 @@ class TransferEngine:
         self,
         bucket: str,
         name: str,
-        source: BinaryIO,
+        source: Readable,
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str],
@@ -132,7 +139,7 @@ class TransferEngine:
         self,
         bucket: str,
         name: str,
-        source: BinaryIO,
+        source: Readable,
         head: bytearray,
         size: int | None,
         content_type: str | None,
@@ -165,8 +172,8 @@ class TransferEngine:
                 except BaseException:
                     failed.set()
                     raise
-            errors = [f.exception() for f in pending if f.exception() is not None]
-            real = [e for e in errors if not isinstance(e, _Cancelled)]
+            errors = [f.exception() for f in pending]
+            real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
             if real:
                 raise real[0]
             parts = [future.result() for future in pending]
@@ -181,7 +188,7 @@ class TransferEngine:
         self,
         pool: ThreadPoolExecutor,
         send: Callable[[int, int, bytes], UploadPart],
-        source: BinaryIO,
+        source: Readable,
         head: bytearray,
         size: int | None,
         slots: threading.BoundedSemaphore,
@@ -342,7 +349,7 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def _read_exactly(source: BinaryIO, size: int) -> bytearray:
+def _read_exactly(source: Readable, size: int) -> bytearray:
     """Read until ``size`` bytes or the end (pipes and sockets return short reads)."""
     buffer = bytearray()
     while len(buffer) < size:
@@ -353,7 +360,7 @@ def _read_exactly(source: BinaryIO, size: int) -> bytearray:
     return buffer
 
 
-def _take(head: bytearray, source: BinaryIO, size: int) -> bytes:
+def _take(head: bytearray, source: Readable, size: int) -> bytes:
     """The next ``size`` bytes: first from what was read ahead into ``head``, then from ``source``."""
     if head:
         data = bytes(head[:size])
@@ -364,7 +371,7 @@ def _take(head: bytearray, source: BinaryIO, size: int) -> bytes:
     return bytes(_read_exactly(source, size))
 
 
-def open_source(data: Any) -> tuple[BinaryIO, int | None]:
+def open_source(data: Any) -> tuple[Readable, int | None]:
     """A binary stream and its length (when known) for bytes, str or a readable binary stream."""
     import io
 

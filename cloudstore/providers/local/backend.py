@@ -37,6 +37,7 @@ from cloudstore.exceptions import (
     ProviderConnectionException,
 )
 from cloudstore.signing import canonical, expiry_timestamp, hmac_sha256_hex
+from cloudstore.transfer import Readable
 
 DEFAULT_ROOT = "~/.local/share/cloudstore"
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -309,7 +310,7 @@ class LocalBackend(Backend):
         finally:
             temp.unlink(missing_ok=True)
 
-    def write_stream(self, bucket: str, name: str, stream: BinaryIO, length: int, content_type: str | None) -> None:
+    def write_stream(self, bucket: str, name: str, stream: Readable, length: int, content_type: str | None) -> None:
         """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``)."""
         self._object_path(bucket, name)
         temp = self._temp_path()
