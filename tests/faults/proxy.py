@@ -74,8 +74,11 @@ S3_ERROR_CODES: dict[int, str] = {
     504: "GatewayTimeout",
 }
 
-_STAT_KEYS = ("connections", "requests", "forwarded", "faults", "upstream_errors", "reset_before", "reset_mid")
-_STAT_KEYS += (*sorted(NAMED_KINDS), "503")
+_STAT_KEYS: tuple[str, ...] = (
+    *("connections", "requests", "forwarded", "faults", "upstream_errors", "reset_before", "reset_mid"),
+    *sorted(NAMED_KINDS),
+    "503",
+)
 
 _BUFSIZE = 256 * 1024
 _MAX_HEAD = 64 * 1024
@@ -315,11 +318,13 @@ class _Upstream:
         """Whether the upstream closed this idle connection (or sent something unasked)."""
         if self.reader.has_buffered():
             return True
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            # Readable while idle means EOF, an error, or bytes nobody asked for.
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         try:

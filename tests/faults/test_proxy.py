@@ -9,15 +9,15 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port, spawn, wait_for_port
+from tests.servers.base import free_port
 
 _PATTERN = bytes(range(256))
 
@@ -70,6 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
                 piece = body[start : start + 65536]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif kind == "drop":
+            # Keep-alive announced, but the connection is closed right after: an idle-timeout close.
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
         elif kind == "close":
             self.send_header("Connection", "close")
             self.end_headers()
@@ -195,6 +201,17 @@ def test_relays_every_framing_on_one_kept_alive_connection(origin: _Upstream) ->
     # The upstream saw the client's Host header untouched, and one connection for all requests.
     assert {host for _, _, host in origin.seen} == {f"127.0.0.1:{proxy.port}"}
     assert len(origin.client_ports) == 1
+
+
+def test_reconnects_when_the_upstream_dropped_an_idle_connection(origin: _Upstream) -> None:
+    with FaultProxy(origin.address) as proxy:
+        conn = connect(proxy)
+        assert get(conn, "/drop/10") == (200, payload(10))
+        time.sleep(0.2)  # let the upstream's FIN arrive
+        assert get(conn, "/bytes/10") == (200, payload(10))
+        conn.close()
+        assert proxy.stats["connections"] == 1
+    assert len(origin.client_ports) == 2
 
 
 def test_streams_a_body_before_the_upstream_finished_sending_it(origin: _Upstream) -> None:
@@ -484,7 +501,7 @@ def test_stop_closes_idle_and_busy_connections(origin: _Upstream) -> None:
     stalled.close()
 
 
-def test_upstream_down_gives_502(tmp_path: Path) -> None:
+def test_upstream_down_gives_502() -> None:
     with FaultProxy(("127.0.0.1", free_port())) as proxy:
         conn = connect(proxy)
         status, body = get(conn, "/x")
@@ -530,37 +547,10 @@ def test_survives_many_faulty_parallel_clients(origin: _Upstream) -> None:
 
 
 @pytest.fixture(scope="module")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, str]]:
-    """A bare ``weed mini`` S3 endpoint (port, access key, secret key)."""
-    weed = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "weed"
-    workdir = tmp_path_factory.mktemp("seaweedfs-proxy")
-    (workdir / "data").mkdir()
-    (workdir / "s3.json").write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "admin",
-                        "credentials": [{"accessKey": "proxy-test-key", "secretKey": "proxy-test-secret"}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    port = free_port(span=5)
-    args = [weed, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-    args += [f"-s3.port={port}", f"-master.port={port + 1}", f"-volume.port={port + 2}"]
-    args += [f"-filer.port={port + 3}", f"-admin.port={port + 4}", f"-s3.config={workdir / 's3.json'}"]
-    args += ["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
-    args += ["-master.telemetry=false", "-s3.autoCreateBucket=false"]
-    log = workdir / "weed.log"
-    process = spawn(args, log, env={"GOMEMLIMIT": "256MiB"})
-    try:
-        wait_for_port(port, process, log)
-        yield port, "proxy-test-key", "proxy-test-secret"
-    finally:
-        RunningServer("seaweedfs-proxy", {}, [process]).stop()
+def seaweedfs(servers: Any) -> tuple[int, str, str]:
+    """The session's SeaweedFS S3 server: (port, access key, secret key)."""
+    extra = servers.get("aws").extra
+    return int(extra["port"]), str(extra["admin_access_key"]), str(extra["admin_secret_key"])
 
 
 def _s3_client(endpoint: str, seaweedfs: tuple[int, str, str], **options: Any) -> Any:
@@ -580,20 +570,27 @@ def _s3_client(endpoint: str, seaweedfs: tuple[int, str, str], **options: Any) -
 
 
 @pytest.fixture(scope="module")
-def bucket(seaweedfs: tuple[int, str, str]) -> str:
-    _s3_client(f"http://127.0.0.1:{seaweedfs[0]}", seaweedfs).create_bucket(Bucket="proxy-check")
-    return "proxy-check"
+def s3_bucket(seaweedfs: tuple[int, str, str]) -> Iterator[str]:
+    """A fresh bucket on the shared server, emptied and deleted afterwards (directly, not via a proxy)."""
+    name = f"proxy-check-{uuid.uuid4().hex[:12]}"
+    s3 = _s3_client(f"http://127.0.0.1:{seaweedfs[0]}", seaweedfs)
+    s3.create_bucket(Bucket=name)
+    yield name
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+    s3.delete_bucket(Bucket=name)
 
 
-def test_sigv4_signatures_survive_the_proxy(seaweedfs: tuple[int, str, str], bucket: str) -> None:
+def test_sigv4_signatures_survive_the_proxy(seaweedfs: tuple[int, str, str], s3_bucket: str) -> None:
     import requests
 
     with FaultProxy(("127.0.0.1", seaweedfs[0])) as proxy:
         s3 = _s3_client(proxy.url, seaweedfs, retries={"max_attempts": 1})
         body = payload(3 << 20)
-        s3.put_object(Bucket=bucket, Key="dir/object.bin", Body=body)
-        assert s3.get_object(Bucket=bucket, Key="dir/object.bin")["Body"].read() == body
-        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "dir/object.bin"})
+        s3.put_object(Bucket=s3_bucket, Key="dir/object.bin", Body=body)
+        assert s3.get_object(Bucket=s3_bucket, Key="dir/object.bin")["Body"].read() == body
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": s3_bucket, "Key": "dir/object.bin"})
         assert url.startswith(proxy.url)
         assert requests.get(url, timeout=10).content == body
         # A tampered presigned URL is still rejected through the proxy: the upstream really checks.
@@ -603,16 +600,22 @@ def test_sigv4_signatures_survive_the_proxy(seaweedfs: tuple[int, str, str], buc
     assert stats["faults"] == 0
 
 
-def test_boto3_rides_through_injected_faults(seaweedfs: tuple[int, str, str], bucket: str) -> None:
+def test_boto3_rides_through_injected_faults(
+    seaweedfs: tuple[int, str, str], s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.retries.standard import ExponentialBackoff
+
+    # botocore's backoff (up to seconds, unseeded jitter) would dominate this test's time.
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.01)
     rates = {"reset": 0.1, "503": 0.1, "slowdown": 0.05}
     with FaultProxy(("127.0.0.1", seaweedfs[0]), rates, seed=11) as proxy:
         s3 = _s3_client(proxy.url, seaweedfs, retries={"max_attempts": 20, "mode": "standard"})
         for number in range(15):
             body = payload(number * 4099)
-            s3.put_object(Bucket=bucket, Key=f"faulty/{number}", Body=body)
+            s3.put_object(Bucket=s3_bucket, Key=f"faulty/{number}", Body=body)
             # download_fileobj, unlike get_object().read(), also retries a body cut by a reset.
             received = io.BytesIO()
-            s3.download_fileobj(bucket, f"faulty/{number}", received)
+            s3.download_fileobj(s3_bucket, f"faulty/{number}", received)
             assert received.getvalue() == body
         stats = proxy.stats
     assert stats["reset"] > 0 and stats["503"] > 0 and stats["slowdown"] > 0
