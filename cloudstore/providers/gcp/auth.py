@@ -75,13 +75,27 @@ def resolve(config: Mapping[str, Any], endpoint: str | None) -> ResolvedAuth:
         return ResolvedAuth("access-token", google.oauth2.credentials.Credentials(token), project)
     if info:
         credentials, found_project = _from_info(info)
-        return ResolvedAuth("service-account-dict", credentials, project or found_project)
+        return ResolvedAuth("service-account-dict", _for_endpoint(credentials, endpoint), project or found_project)
     if path:
         credentials, found_project = _from_file(path)
-        return ResolvedAuth("service-account-file", credentials, project or found_project)
+        return ResolvedAuth("service-account-file", _for_endpoint(credentials, endpoint), project or found_project)
     if endpoint is not None:
         return ResolvedAuth("anonymous", google.auth.credentials.AnonymousCredentials(), project or EMULATOR_PROJECT)
     return ResolvedAuth("application-default", None, project)
+
+
+def _for_endpoint(
+    credentials: google.auth.credentials.Credentials, endpoint: str | None
+) -> google.auth.credentials.Credentials:
+    """With an endpoint override, a service account authenticates with a self-signed JWT.
+
+    That needs no token exchange with oauth2.googleapis.com, so an emulator (or a private
+    endpoint) works without reaching Google; GCS accepts such tokens too.
+    """
+    if endpoint is not None and isinstance(credentials, google.oauth2.service_account.Credentials):
+        self_signed: google.auth.credentials.Credentials = credentials.with_always_use_jwt_access(True)
+        return self_signed
+    return credentials
 
 
 def application_default() -> tuple[google.auth.credentials.Credentials, str | None]:
