@@ -100,6 +100,26 @@ SERVER_LIMITS = {
 }
 
 
+def _byte_order(key: str) -> Any:
+    return key.encode("utf-8")
+
+
+def _path_segment_order(key: str) -> Any:
+    return [segment.encode("utf-8") for segment in key.split("/")]
+
+
+#: The order each server lists keys in. S3, Swift, Azure, GCS and LOCAL sort by UTF-8 bytes;
+#: SeaweedFS walks its filer's directory tree, so it sorts path segment by segment
+#: ("b/1" before "b-sibling"). Paging must still cover each key exactly once.
+LISTING_ORDER = {"aws": _path_segment_order}
+
+
+@pytest.fixture
+def listing_order(server: RunningServer) -> Any:
+    """The sort key matching the order the current server lists keys in."""
+    return LISTING_ORDER.get(server.name, _byte_order)
+
+
 @pytest.fixture
 def enforced_signatures(server: RunningServer) -> None:
     """Skip (saying why) where the test server does not check URL signatures at all."""
