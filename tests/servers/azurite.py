@@ -82,9 +82,11 @@ def start(workdir: Path) -> RunningServer:
             f"BlobEndpoint={endpoint};"
         ),
         "sas_token": sas_token,
-        # A provider that holds only an account SAS (the session-token style): objects work, signing does not.
+        # A provider that holds only an account SAS (the session-token style): objects work, signing
+        # does not. The key is set to None (not left out) so that merging this over ``config`` drops it.
         "sas_config": {
             "azure_storage_account": ACCOUNT_NAME,
+            "azure_account_key": None,
             "azure_sas_token": sas_token,
             "azure_blob_endpoint": endpoint,
         },

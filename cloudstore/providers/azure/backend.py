@@ -307,7 +307,9 @@ class AzureBackend(Backend):
             raise InvalidParamException(f"invalid Azure configuration: {self._redact(str(err))}") from None
 
     def __repr__(self) -> str:
-        return f"AzureBackend(account={self._account_name!r}, url={self._client.primary_endpoint!r})"
+        # A SAS client's endpoint carries the token in its query: show the URL without it.
+        url = self._client.primary_endpoint.split("?", 1)[0]
+        return f"AzureBackend(account={self._account_name!r}, url={url!r})"
 
     # --- errors -----------------------------------------------------------
     def _redact(self, text: str) -> str:
@@ -344,7 +346,12 @@ class AzureBackend(Backend):
                 kind = AuthenticationException
             elif status is not None:
                 kind = _STATUSES.get(status) or (ProviderConnectionException if status >= 500 else None)
-        message = f"Azure: {self._redact(_first_line(error))} (HTTP {status}, {code or 'no error code'})"
+        text = _first_line(error)
+        if kind is PermissionDeniedException and "failed to authenticate" in text.lower():
+            # Azure answers a bad signature, wrong key or expired SAS with "Server failed to
+            # authenticate the request" (AuthenticationFailed; Azurite says AuthorizationFailure).
+            kind = AuthenticationException
+        message = f"Azure: {self._redact(text)} (HTTP {status}, {code or 'no error code'})"
         return (kind or CloudStoreException)(message, status=status, code=code)
 
     # --- buckets ----------------------------------------------------------

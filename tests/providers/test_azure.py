@@ -1,0 +1,566 @@
+"""Azure specifics on Azurite: auth modes, SAS tokens, staged blocks, error codes, request counts.
+
+The conformance suite (tests/conformance) covers the common contract; this file covers what only
+Azure has. Everything runs against a real Azurite except the user-delegation SAS, which Azurite
+cannot issue over http (see test_user_delegation_sas_shape_offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from azure.core.credentials import AccessToken
+from azure.storage.blob import BlobServiceClient, UserDelegationKey
+
+from cloudstore import (
+    AuthenticationException,
+    Bucket,
+    CloudProvider,
+    CloudProviderFactory,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    NotSupportedException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ProviderList,
+    RetryPolicy,
+    ThrottledException,
+    TransferConfig,
+)
+from cloudstore.backend import BucketInfo
+from cloudstore.providers.azure.backend import blob_sas_url
+from tests.conftest import Servers, make_provider, unique_name
+from tests.faults.proxy import FaultProxy
+from tests.servers.base import RunningServer, free_port
+
+MiB = 1024 * 1024
+NO_RETRY = RetryPolicy(max_attempts=1)
+PUT_BLOCKBLOB = {"x-ms-blob-type": "BlockBlob"}
+
+
+@pytest.fixture(autouse=True)
+def _no_azure_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Only the dicts below configure the providers (no stray env vars or config file)."""
+    for var in (
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CLOUDSTORE_CONFIG", str(tmp_path / "no-such-config.ini"))
+
+
+@pytest.fixture(scope="module")
+def azurite(servers: Servers) -> RunningServer:
+    return servers.get("azure")
+
+
+@pytest.fixture(scope="module")
+def key_provider(azurite: RunningServer) -> CloudProvider:
+    return make_provider(azurite)
+
+
+@pytest.fixture
+def container(key_provider: CloudProvider) -> Iterator[Bucket]:
+    created = key_provider.storage.buckets.create(unique_name("az"))
+    yield created
+    if created.exists():
+        created.delete(delete_contents=True)
+
+
+def create(config: dict[str, Any], **extra: Any) -> CloudProvider:
+    return CloudProviderFactory().create_provider(ProviderList.AZURE, {**config, **extra})
+
+
+def fetch(url: str, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def fetch_body(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), bytes(err.read())
+
+
+def raw_client(azurite: RunningServer) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(azurite.extra["connection_string"])
+
+
+class StaticToken:
+    """A TokenCredential that never touches the network (the SDK only calls get_token)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("not-a-real-token", int(datetime.now(timezone.utc).timestamp()) + 3600)
+
+
+# --- auth modes -----------------------------------------------------------------------------
+
+
+def test_connection_string_provider(azurite: RunningServer) -> None:
+    provider = create({"azure_connection_string": azurite.extra["connection_string"]})
+    bucket = provider.storage.buckets.create(unique_name("cs"))
+    try:
+        obj = bucket.objects.create("hello.txt")
+        obj.upload(b"from a connection string")
+        assert bucket.objects.get("hello.txt").read() == b"from a connection string"  # type: ignore[union-attr]
+        # The account key inside the connection string signs URLs.
+        assert fetch_body(obj.generate_url(expires_in=300)) == (200, b"from a connection string")
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+def test_sas_token_provider_object_round_trips(azurite: RunningServer, container: Bucket, tmp_path: Any) -> None:
+    sas_provider = make_provider(azurite, **azurite.extra["sas_config"])
+    bucket = sas_provider.storage.buckets.get(container.name)
+    assert bucket is not None
+
+    bucket.objects.create("docs/a.txt").upload(b"alpha", content_type="text/plain", metadata={"k": "v"})
+    bucket.objects.create("docs/b.txt").upload(b"beta")
+    bucket.objects.create("top.txt").upload(b"top")
+    got = bucket.objects.get("docs/a.txt")
+    assert got is not None
+    assert (got.read(), got.content_type, got.metadata) == (b"alpha", "text/plain", {"k": "v"})
+    assert got.read(start=1, end=3) == b"lph"
+
+    listing = bucket.objects.list(delimiter="/")
+    assert [o.name for o in listing] == ["top.txt"]
+    assert listing.prefixes == ["docs/"]
+    first = bucket.objects.list(prefix="docs/", limit=1)
+    rest = bucket.objects.list(prefix="docs/", limit=1, marker=first.marker)
+    assert [o.name for o in first] + [o.name for o in rest] == ["docs/a.txt", "docs/b.txt"]
+
+    # Staged blocks through a SAS: 7 MiB with the test transfer config's 5 MiB parts.
+    big = os.urandom(7 * MiB)
+    bucket.objects.create("big.bin").upload(big, metadata={"parts": "2"})
+    target = tmp_path / "big.out"
+    bucket.objects.get("big.bin").download_to_file(target)  # type: ignore[union-attr]
+    assert target.read_bytes() == big
+
+    # Copy Blob authorised by the SAS carried in the source URL.
+    got.copy_to(bucket, "copied/a.txt")
+    copied = bucket.objects.get("copied/a.txt")
+    assert copied is not None and copied.read() == b"alpha" and copied.metadata == {"k": "v"}
+
+    bucket.objects.get("top.txt").delete()  # type: ignore[union-attr]
+    assert bucket.objects.get("top.txt") is None
+
+    with pytest.raises(NotSupportedException, match="account key"):
+        got.generate_url()
+
+
+def test_sas_token_with_leading_question_mark(azurite: RunningServer, container: Bucket) -> None:
+    config = dict(azurite.extra["sas_config"])
+    config["azure_sas_token"] = "?" + config["azure_sas_token"]
+    bucket = create(config).storage.buckets.get(container.name)
+    assert bucket is not None
+    bucket.objects.create("q.txt").upload(b"q")
+    assert container.objects.get("q.txt").read() == b"q"  # type: ignore[union-attr]
+
+
+def test_read_only_sas_cannot_write(azurite: RunningServer, container: Bucket) -> None:
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    token = generate_account_sas(
+        azurite.extra["account_name"],
+        azurite.extra["account_key"],
+        ResourceTypes(container=True, object=True),
+        AccountSasPermissions(read=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(minutes=10),
+    )
+    container.objects.create("r.txt").upload(b"readable")
+    reader = create({**azurite.extra["sas_config"], "azure_sas_token": token, "retry_policy": NO_RETRY})
+    bucket = reader.storage.buckets.get(container.name)
+    assert bucket is not None
+    assert bucket.objects.get("r.txt").read() == b"readable"  # type: ignore[union-attr]
+    with pytest.raises(PermissionDeniedException) as caught:
+        bucket.objects.create("w.txt").upload(b"no")
+    assert caught.value.status == 403 and caught.value.code == "AuthorizationPermissionMismatch"
+
+
+def test_expired_sas_token_is_an_authentication_error(azurite: RunningServer, container: Bucket) -> None:
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    token = generate_account_sas(
+        azurite.extra["account_name"],
+        azurite.extra["account_key"],
+        ResourceTypes(container=True, object=True),
+        AccountSasPermissions(read=True, list=True),
+        expiry=datetime.now(timezone.utc) - timedelta(minutes=1),
+    )
+    provider = create({**azurite.extra["sas_config"], "azure_sas_token": token, "retry_policy": NO_RETRY})
+    with pytest.raises(AuthenticationException) as caught:
+        provider.storage.buckets.get(container.name)
+    assert token.split("sig=")[1] not in str(caught.value)
+
+
+def test_wrong_account_key_is_an_authentication_error(azurite: RunningServer, container: Bucket) -> None:
+    wrong_key = "A" * 4 + azurite.extra["account_key"][4:]
+    provider = create({**azurite.config, "azure_account_key": wrong_key, "retry_policy": NO_RETRY})
+    with pytest.raises(AuthenticationException) as caught:
+        provider.storage.buckets.get(container.name)  # a HEAD: the code comes from a header only
+    assert caught.value.status == 403
+    with pytest.raises(AuthenticationException):
+        list(provider.storage.buckets)
+    assert wrong_key not in str(caught.value) and wrong_key not in repr(provider)
+
+
+def test_token_credential_needs_https(azurite: RunningServer) -> None:
+    # The SDK refuses to send a bearer token over plain http; that surfaces as a config error.
+    config = {
+        "azure_storage_account": azurite.extra["account_name"],
+        "azure_credential": StaticToken(),
+        "azure_blob_endpoint": azurite.extra["endpoint"],
+    }
+    with pytest.raises(InvalidParamException, match=r"(?i)https"):
+        create(config).storage.buckets.get("anything")
+
+
+def test_configuration_errors_are_clear() -> None:
+    with pytest.raises(InvalidParamException, match="azure_connection_string"):
+        create({}).storage.buckets.get("abc")
+    with pytest.raises(InvalidParamException, match="azure_account_key"):
+        create({"azure_storage_account": "acct"}).storage.buckets.get("abc")
+    with pytest.raises(InvalidParamException, match="TokenCredential"):
+        create({"azure_storage_account": "acct", "azure_credential": "not a credential"}).storage.buckets.get("abc")
+    with pytest.raises(InvalidParamException, match="BlobEndpoint"):
+        create(
+            {"azure_connection_string": "AccountName=a;AccountKey=a2V5", "azure_blob_endpoint": "http://127.0.0.1:1/a"}
+        ).storage.buckets.get("abc")
+
+
+def test_constructor_makes_no_network_call_and_secrets_stay_hidden(azurite: RunningServer) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/{azurite.extra['account_name']}"
+    provider = create({**azurite.extra["sas_config"], "azure_blob_endpoint": dead, "retry_policy": NO_RETRY})
+    backend = provider.backend  # builds the SDK client: nothing listens there, and nothing fails yet
+    signature = azurite.extra["sas_token"].split("sig=")[1].split("&")[0]
+    assert signature not in repr(provider) and signature not in repr(backend)
+    with pytest.raises(ProviderConnectionException) as caught:
+        provider.storage.buckets.get("abc")
+    assert signature not in str(caught.value)
+    assert "sig=***" in str(caught.value) or "sig=" not in str(caught.value)
+
+
+# --- buckets ----------------------------------------------------------------------------------
+
+
+def test_container_rules_and_errors(key_provider: CloudProvider, container: Bucket) -> None:
+    for bad in ["Upper", "a--b", "-ab", "ab", "a" * 64, "under_score"]:
+        with pytest.raises(InvalidNameException):
+            key_provider.storage.buckets.create(bad)
+    with pytest.raises(DuplicateResourceException) as caught:
+        key_provider.storage.buckets.create(container.name)
+    assert caught.value.code == "ContainerAlreadyExists" and caught.value.status == 409
+    gone = Bucket(key_provider, BucketInfo(name=unique_name("gone")))
+    with pytest.raises(NotFoundException) as not_found:
+        gone.objects.list()
+    assert not_found.value.code == "ContainerNotFound"
+    with pytest.raises(NotFoundException):
+        gone.objects.create("x").upload(b"x")
+    with pytest.raises(NotFoundException) as blob_missing:
+        key_provider.call(lambda: key_provider.backend.get_object(container.name, "absent.txt"))
+    assert (blob_missing.value.status, blob_missing.value.code) == (404, "BlobNotFound")
+
+
+def test_delete_non_empty_container_is_refused(key_provider: CloudProvider, azurite: RunningServer) -> None:
+    bucket = key_provider.storage.buckets.create(unique_name("full"))
+    bucket.objects.create("keep.txt").upload(b"keep")
+    with pytest.raises(PreconditionFailedException):
+        bucket.delete()
+    # Azure would have deleted the container with its blobs: both must still be there.
+    assert raw_client(azurite).get_container_client(bucket.name).get_blob_client("keep.txt").exists()
+    bucket.delete(delete_contents=True)
+    assert key_provider.storage.buckets.get(bucket.name) is None
+
+
+# --- objects ----------------------------------------------------------------------------------
+
+
+def test_blob_names_that_azure_cannot_keep_are_rejected(container: Bucket) -> None:
+    # HTTP clients collapse '.' and '..' segments, and Azure trims a segment's trailing dot.
+    for bad in ["a/../b", "./a", "a/.", "..", "name.", "dir./x", "x" * 1025]:
+        with pytest.raises(InvalidNameException):
+            container.objects.create(bad)
+    for good in ["a/.hidden", "a/..b", "q?#%&=+.txt", "ü" * 1024]:
+        container.objects.create(good).upload(good.encode())
+        assert container.objects.get(good).read() == good.encode()  # type: ignore[union-attr]
+
+
+def test_single_put_has_md5_checksum_and_is_one_request(azurite: RunningServer, container: Bucket) -> None:
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        provider = make_provider(azurite, azure_blob_endpoint=f"{proxy.url}/{azurite.extra['account_name']}")
+        bucket = provider.storage.buckets.get(container.name)
+        assert bucket is not None
+        data = os.urandom(100_000)
+        proxy.reset_stats()
+        bucket.objects.create("one.bin").upload(data)
+        assert [r.method for r in proxy.requests] == ["PUT"]
+        info = provider.backend.head_object(container.name, "one.bin")
+        assert info is not None
+        assert info.checksum == ("md5", hashlib.md5(data).hexdigest())
+        proxy.reset_stats()
+        assert provider.backend.get_object(container.name, "one.bin", 10, 19).read() == data[10:20]
+        assert [r.method for r in proxy.requests] == ["GET"]
+
+
+def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
+    azurite: RunningServer, key_provider: CloudProvider, container: Bucket
+) -> None:
+    data = os.urandom(12 * MiB)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        provider = make_provider(
+            azurite,
+            azure_blob_endpoint=f"{proxy.url}/{azurite.extra['account_name']}",
+            transfer_config=TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurrency=3),
+        )
+        bucket = provider.storage.buckets.get(container.name)
+        assert bucket is not None
+        proxy.reset_stats()
+        bucket.objects.create("blocks.bin").upload(
+            io.BytesIO(data), content_type="application/x-test", metadata={"m": "1"}
+        )
+        methods = sorted((r.method, "comp=blocklist" in r.target) for r in proxy.requests)
+        # Three Put Block requests and one Put Block List: nothing else.
+        assert methods == [("PUT", False)] * 3 + [("PUT", True)]
+    blob = raw_client(azurite).get_container_client(container.name).get_blob_client("blocks.bin")
+    committed, uncommitted = blob.get_block_list("all")
+    assert [b.size for b in committed] == [5 * MiB, 5 * MiB, 2 * MiB] and not uncommitted
+    assert len({len(b.id) for b in committed}) == 1
+    got = container.objects.get("blocks.bin")
+    assert got is not None
+    assert (got.size, got.content_type, got.metadata) == (len(data), "application/x-test", {"m": "1"})
+    assert got.read(start=5 * MiB - 2, end=5 * MiB + 1) == data[5 * MiB - 2 : 5 * MiB + 2]
+
+
+def test_aborted_block_upload_commits_nothing(key_provider: CloudProvider, container: Bucket) -> None:
+    backend = key_provider.backend
+    upload = backend.create_multipart_upload(container.name, "aborted.bin", None, {})
+    backend.upload_part(upload, 1, 0, b"x" * 1024)
+    backend.abort_multipart_upload(upload)
+    assert backend.head_object(container.name, "aborted.bin") is None
+    assert container.objects.get("aborted.bin") is None
+
+
+def test_failed_upload_leaves_no_blob_and_keeps_the_old_one(container: Bucket) -> None:
+    class Breaks(io.RawIOBase):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.sent >= 11 * MiB:
+                raise OSError("source broke")
+            n = min(len(buffer), 1 * MiB)
+            buffer[:n] = b"z" * n
+            self.sent += n
+            return n
+
+    with pytest.raises(Exception, match="source broke"):
+        container.objects.create("never.bin").upload(Breaks())
+    assert container.objects.get("never.bin") is None
+
+    container.objects.create("old.bin").upload(b"old content")
+    with pytest.raises(Exception, match="source broke"):
+        container.objects.create("old.bin").upload(Breaks())
+    assert container.objects.get("old.bin").read() == b"old content"  # type: ignore[union-attr]
+
+
+def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, container: Bucket) -> None:
+    backend = key_provider.backend
+    first = backend.create_multipart_upload(container.name, "race.bin", None, {})
+    second = backend.create_multipart_upload(container.name, "race.bin", None, {})
+    parts_first = [backend.upload_part(first, 1, 0, b"1" * 10)]
+    parts_second = [backend.upload_part(second, 1, 0, b"2" * 10)]
+    backend.complete_multipart_upload(second, parts_second)
+    assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
+    # The first upload's block was discarded by the second commit: it fails instead of mixing.
+    with pytest.raises(InvalidParamException):
+        key_provider.call(lambda: backend.complete_multipart_upload(first, parts_first))
+    assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
+
+
+# --- errors and retries -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (503, "ServerBusy", ThrottledException),
+        (500, "OperationTimedOut", ProviderConnectionException),
+        (500, "InternalError", ProviderConnectionException),
+        (429, "TooManyRequests", ThrottledException),
+        (412, "ConditionNotMet", PreconditionFailedException),
+        (403, "AuthorizationPermissionMismatch", PermissionDeniedException),
+        (403, "AuthenticationFailed", AuthenticationException),
+    ],
+)
+def test_service_errors_map_and_the_sdk_does_not_retry(
+    azurite: RunningServer, container: Bucket, status: int, code: str, expected: type[Exception]
+) -> None:
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        provider = make_provider(
+            azurite, azure_blob_endpoint=f"{proxy.url}/{azurite.extra['account_name']}", retry_policy=NO_RETRY
+        )
+        bucket = provider.storage.buckets.get(container.name)
+        assert bucket is not None
+        proxy.add_rule("status", status=status, code=code, methods=["PUT"])
+        proxy.reset_stats()
+        with pytest.raises(expected) as caught:
+            bucket.objects.create("e.txt").upload(b"e")
+        assert (caught.value.status, caught.value.code) == (status, code)  # type: ignore[attr-defined]
+        assert proxy.count_requests("PUT") == 1
+
+
+def test_connection_reset_is_a_connection_error_and_the_shared_layer_retries(
+    azurite: RunningServer, container: Bucket
+) -> None:
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        endpoint = f"{proxy.url}/{azurite.extra['account_name']}"
+        once = make_provider(azurite, azure_blob_endpoint=endpoint, retry_policy=NO_RETRY)
+        proxy.add_rule("reset", methods=["PUT"], reset_at="before", limit=1)
+        with pytest.raises(ProviderConnectionException):
+            once.storage.buckets.get(container.name).objects.create("r.txt").upload(b"r")  # type: ignore[union-attr]
+
+        retrying = make_provider(azurite, azure_blob_endpoint=endpoint)
+        proxy.add_rule("503", methods=["PUT"], limit=2)
+        proxy.reset_stats()
+        retrying.storage.buckets.get(container.name).objects.create("r.txt").upload(b"r")  # type: ignore[union-attr]
+        assert proxy.count_requests("PUT") == 3
+    assert container.objects.get("r.txt").read() == b"r"  # type: ignore[union-attr]
+
+
+# --- signed URLs ----------------------------------------------------------------------------------
+
+
+def test_service_sas_permissions_and_put_header(container: Bucket) -> None:
+    obj = container.objects.create("dir/ünï code.txt")
+    obj.upload(b"shared")
+    read_url = obj.generate_url(expires_in=600)
+    query = parse_qs(urlsplit(read_url).query)
+    assert query["sp"] == ["r"] and query["sr"] == ["b"] and "st" not in query
+    assert fetch_body(read_url) == (200, b"shared")
+
+    write_url = container.objects.create("dropbox.bin").generate_url(expires_in=600, writable=True)
+    assert parse_qs(urlsplit(write_url).query)["sp"] == ["cw"]
+    # Without x-ms-blob-type Azure does not know what blob to create.
+    assert fetch(write_url, "PUT", b"no header") == 400
+    assert fetch(write_url, "PUT", b"dropped", PUT_BLOCKBLOB) == 201
+    assert container.objects.get("dropbox.bin").read() == b"dropped"  # type: ignore[union-attr]
+    assert fetch(write_url) == 403
+
+
+def test_long_lived_service_sas(container: Bucket) -> None:
+    # A service SAS has no 7-day cap (only user-delegation SAS does).
+    obj = container.objects.create("long.txt")
+    obj.upload(b"a month")
+    url = obj.generate_url(expires_in=30 * 24 * 3600)
+    expiry = datetime.fromisoformat(parse_qs(urlsplit(url).query)["se"][0].replace("Z", "+00:00"))
+    assert expiry > datetime.now(timezone.utc) + timedelta(days=29)
+    assert fetch_body(url) == (200, b"a month")
+
+
+def test_tampered_and_expired_sas_refused(azurite: RunningServer, container: Bucket) -> None:
+    obj = container.objects.create("guarded.txt")
+    obj.upload(b"guarded")
+    url = obj.generate_url(expires_in=600)
+    assert fetch(url) == 200
+    later = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H%%3A%M%%3A%SZ")
+    tampered = [
+        url.replace("sp=r", "sp=rw"),
+        url.replace("sig=", "sig=A"),
+        url.replace("se=", f"se={later}&old_se="),
+        url.replace("/guarded.txt", "/other.txt"),
+    ]
+    container.objects.create("other.txt").upload(b"other")
+    for bad in tampered:
+        assert fetch(bad) == 403, bad
+    blob_url = url.split("?")[0]
+    expired = blob_sas_url(
+        blob_url,
+        azurite.extra["account_name"],
+        container.name,
+        "guarded.txt",
+        "GET",
+        datetime.now(timezone.utc) - timedelta(seconds=5),
+        account_key=azurite.extra["account_key"],
+    )
+    assert fetch(expired) == 403
+    wrong_key = blob_sas_url(
+        blob_url,
+        azurite.extra["account_name"],
+        container.name,
+        "guarded.txt",
+        "GET",
+        datetime.now(timezone.utc) + timedelta(minutes=5),
+        account_key="B" * 4 + azurite.extra["account_key"][4:],
+    )
+    assert fetch(wrong_key) == 403
+
+
+def test_user_delegation_sas_shape_offline() -> None:
+    """Azurite cannot issue user delegation keys over http, so only the URL is checked here:
+    the SDK signs it with the key the service would return (no network call in this path)."""
+    key = UserDelegationKey()
+    key.signed_oid = "11111111-2222-3333-4444-555555555555"
+    key.signed_tid = "66666666-7777-8888-9999-000000000000"
+    key.signed_start = "2026-01-01T00:00:00Z"
+    key.signed_expiry = "2026-01-08T00:00:00Z"
+    key.signed_service = "b"
+    key.signed_version = "2025-11-05"
+    key.value = "ZGVsZWdhdGlvbi1rZXktdmFsdWUtZm9yLXRlc3RzLW9ubHk="
+    expiry = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    base = "https://acct.blob.core.windows.net/box/a%20b.txt"
+    for method, permission in (("GET", "r"), ("PUT", "cw")):
+        url = blob_sas_url(base, "acct", "box", "a b.txt", method, expiry, user_delegation_key=key)
+        assert url.startswith(base + "?")
+        query = parse_qs(urlsplit(url).query)
+        assert query["sp"] == [permission]
+        assert query["sr"] == ["b"]
+        assert query["se"] == ["2026-01-02T00:00:00Z"]
+        assert query["skoid"] == [key.signed_oid] and query["sktid"] == [key.signed_tid]
+        assert query["skt"] == [key.signed_start] and query["ske"] == [key.signed_expiry]
+        assert query["sks"] == ["b"] and query["skv"] == [key.signed_version]
+        assert len(query["sig"][0]) == 44  # base64 of an HMAC-SHA256
+    with pytest.raises(InvalidParamException):
+        blob_sas_url(base, "acct", "box", "a b.txt", "DELETE", expiry, user_delegation_key=key)
+
+
+def test_user_delegation_sas_limits_without_network() -> None:
+    dead = f"https://127.0.0.1:{free_port()}/acct"
+    provider = create(
+        {
+            "azure_storage_account": "acct",
+            "azure_credential": StaticToken(),
+            "azure_blob_endpoint": dead,
+            "retry_policy": NO_RETRY,
+        }
+    )
+    obj = Bucket(provider, BucketInfo(name="box")).objects.create("a.txt")
+    # A user delegation key lives at most 7 days, and so does any SAS signed with it.
+    with pytest.raises(InvalidParamException, match="7 days"):
+        obj.generate_url(expires_in=8 * 24 * 3600)
+    # Within 7 days the provider asks the service for a delegation key (nothing listens here).
+    with pytest.raises(ProviderConnectionException):
+        obj.generate_url(expires_in=3600)
