@@ -522,7 +522,7 @@ def test_tampered_and_expired_sas_refused(azurite: RunningServer, container: Buc
 def test_user_delegation_sas_shape_offline() -> None:
     """Azurite cannot issue user delegation keys over http, so only the URL is checked here:
     the SDK signs it with the key the service would return (no network call in this path)."""
-    key = UserDelegationKey()
+    key = UserDelegationKey()  # type: ignore[no-untyped-call]
     key.signed_oid = "11111111-2222-3333-4444-555555555555"
     key.signed_tid = "66666666-7777-8888-9999-000000000000"
     key.signed_start = "2026-01-01T00:00:00Z"
@@ -564,3 +564,16 @@ def test_user_delegation_sas_limits_without_network() -> None:
     # Within 7 days the provider asks the service for a delegation key (nothing listens here).
     with pytest.raises(ProviderConnectionException):
         obj.generate_url(expires_in=3600)
+
+
+# --- docs -------------------------------------------------------------------------------------------
+
+
+def test_docs_page_examples_run_against_azurite(azurite: RunningServer, tmp_path: Any) -> None:
+    from tests.test_docs import run_page, sandbox
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with sandbox(home, {"AZURE_STORAGE_CONNECTION_STRING": azurite.extra["connection_string"]}):
+        namespace = run_page("azure.rst")
+    assert namespace["provider"].storage.buckets.get("reports") is None  # the page cleans up
