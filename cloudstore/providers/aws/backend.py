@@ -323,7 +323,8 @@ class S3Backend(Backend):
             signature_version="s3v4",
             s3=s3_options,  # type: ignore[arg-type]
             # The shared layer retries (one policy for every provider); botocore must not as well.
-            retries={"max_attempts": 1, "mode": "standard"},
+            # (botocore's "max_attempts" counts retries, so max_attempts=1 would still retry once.)
+            retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=self._pool_size,
             request_checksum_calculation=self.checksums,
             response_checksum_validation=self.checksums,

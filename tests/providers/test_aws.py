@@ -1,0 +1,729 @@
+"""AWS S3 provider specifics on a real SeaweedFS: client setup, session tokens from STS,
+SigV4 signed URLs, server-side paging, HEAD 403 handling, error mapping and multipart.
+
+The conformance suite covers what every provider shares; these tests cover what is
+particular to S3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import botocore.exceptions as boto_errors
+import pytest
+from botocore.config import Config as BotoConfig
+
+from cloudstore import (
+    AuthenticationException,
+    Bucket,
+    ChecksumMismatchException,
+    CloudProvider,
+    CloudProviderFactory,
+    CloudStoreException,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    NotSupportedException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ProviderList,
+    RetryPolicy,
+    ThrottledException,
+)
+from cloudstore.backend import BucketInfo, FileRangeReader
+from cloudstore.providers.aws.backend import S3Backend
+from tests.conftest import Servers, make_provider, unique_name
+from tests.faults.proxy import FaultProxy
+from tests.servers.base import RunningServer, free_port
+
+MiB = 1024 * 1024
+ONE_TRY = RetryPolicy(max_attempts=1)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(servers: Servers) -> RunningServer:
+    return servers.get("aws")
+
+
+@pytest.fixture(scope="module")
+def aws(server: RunningServer) -> CloudProvider:
+    return make_provider(server)
+
+
+@pytest.fixture(scope="module")
+def admin(server: RunningServer) -> Any:
+    """A plain boto3 client with the admin identity, for setting up and inspecting."""
+    return boto3.client(
+        "s3",
+        endpoint_url=server.extra["endpoint_url"],
+        aws_access_key_id=server.extra["admin_access_key"],
+        aws_secret_access_key=server.extra["admin_secret_key"],
+        region_name=server.extra["region"],
+        config=BotoConfig(signature_version="s3v4", retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def s3_bucket(aws: CloudProvider, admin: Any) -> Iterator[Bucket]:
+    created = aws.storage.buckets.create(unique_name("aws"))
+    yield created
+    _empty_and_delete(admin, created.name)
+
+
+def _empty_and_delete(admin: Any, name: str) -> None:
+    for upload in admin.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        admin.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in admin.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            admin.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+    admin.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="module")
+def temp_credentials(server: RunningServer) -> dict[str, str]:
+    """Temporary credentials with a session token from SeaweedFS's STS AssumeRole."""
+    sts = boto3.client(
+        "sts",
+        endpoint_url=server.extra["sts_endpoint_url"],
+        aws_access_key_id=server.extra["admin_access_key"],
+        aws_secret_access_key=server.extra["admin_secret_key"],
+        region_name=server.extra["region"],
+    )
+    creds = sts.assume_role(RoleArn=server.extra["role_arn"], RoleSessionName="cloudstore-tests")["Credentials"]
+    assert creds["SessionToken"]
+    return {
+        "aws_access_key": creds["AccessKeyId"],
+        "aws_secret_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"],
+    }
+
+
+@pytest.fixture(scope="module")
+def existing(aws: CloudProvider, admin: Any) -> Iterator[tuple[str, str]]:
+    """A bucket holding one object, made with good credentials: (bucket, key)."""
+    name = unique_name("aws-there")
+    aws.storage.buckets.create(name).objects.create("present.txt").upload(b"here")
+    yield name, "present.txt"
+    _empty_and_delete(admin, name)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+@contextmanager
+def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every ``operation`` call the client makes inside the block."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append(dict(params))
+
+    event = f"before-parameter-build.s3.{operation}"
+    client.meta.events.register(event, record)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister(event, record)
+
+
+@contextmanager
+def sent_requests(client: Any) -> Iterator[list[Any]]:
+    """Every HTTP request the client sends inside the block (botocore AWSPreparedRequest)."""
+    requests: list[Any] = []
+
+    def record(request: Any, **_: Any) -> None:
+        requests.append(request)
+
+    client.meta.events.register("before-send.s3", record)
+    try:
+        yield requests
+    finally:
+        client.meta.events.unregister("before-send.s3", record)
+
+
+def http(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def client_error(code: str | None, status: int, operation: str = "GetObject") -> boto_errors.ClientError:
+    error: dict[str, Any] = {"Message": "message from the service"}
+    if code is not None:
+        error["Code"] = code
+    response: Any = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return boto_errors.ClientError(response, operation)
+
+
+# --- construction and client setup ------------------------------------------------------------
+def test_creating_the_provider_makes_no_network_call_and_hides_secrets() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    config = {
+        "aws_access_key": "AKIDCLOUDSTORETEST",
+        "aws_secret_key": "secret-value-never-shown",
+        "aws_session_token": "token-value-never-shown",
+        "s3_endpoint_url": closed,
+        "retry_policy": ONE_TRY,
+    }
+    provider = CloudProviderFactory().create_provider(ProviderList.AWS, config)
+    backend = provider.backend  # constructing the backend is still offline
+    assert isinstance(backend, S3Backend)
+    for text in (repr(provider), repr(backend), str(provider.config)):
+        assert "secret-value-never-shown" not in text and "token-value-never-shown" not in text
+    with pytest.raises(ProviderConnectionException) as caught:
+        provider.storage.buckets.get("some-bucket")
+    assert isinstance(caught.value.__cause__, boto_errors.EndpointConnectionError)
+    assert "secret-value-never-shown" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"s3_checksums": "always"},
+        {"s3_addressing_style": "sideways"},
+        {"aws_access_key": "AKID", "aws_secret_key": None},
+        {"aws_access_key": None, "aws_secret_key": None, "aws_session_token": "token"},
+        {"s3_verify": 3},
+    ],
+)
+def test_bad_configuration_is_an_invalid_param(overrides: dict[str, Any]) -> None:
+    config = {"aws_access_key": "AKID", "aws_secret_key": "secret", "s3_endpoint_url": "http://127.0.0.1:1"}
+    provider = CloudProviderFactory().create_provider(ProviderList.AWS, {**config, **overrides})
+    with pytest.raises(InvalidParamException):
+        _ = provider.backend
+
+
+def test_client_configuration(aws: CloudProvider) -> None:
+    backend = aws.backend
+    assert isinstance(backend, S3Backend)
+    client = backend.client
+    assert client is backend.client, "the client is made once and shared"
+    config: Any = client.meta.config
+    assert config.signature_version == "s3v4"
+    assert config.retries["total_max_attempts"] == 1, "the shared layer retries, not botocore"
+    assert config.max_pool_connections >= 32
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
+    assert config.s3["addressing_style"] == "path"
+    assert config.s3["payload_signing_enabled"] is False
+    assert client.meta.region_name == "us-east-1"
+
+
+def test_region_and_addressing_defaults_and_switches(server: RunningServer) -> None:
+    plain = make_provider(server, aws_region_name=None, s3_endpoint_url=None)
+    client = plain.backend.client  # type: ignore[attr-defined]
+    assert client.meta.region_name == "us-east-1"
+    assert client.meta.config.s3["addressing_style"] == "auto"
+    assert "payload_signing_enabled" not in client.meta.config.s3
+    tuned = make_provider(
+        server, s3_checksums="when_supported", s3_addressing_style="virtual", aws_region_name="eu-west-1"
+    )
+    config = tuned.backend.client.meta.config  # type: ignore[attr-defined]
+    assert config.request_checksum_calculation == config.response_checksum_validation == "when_supported"
+    assert config.s3["addressing_style"] == "virtual"
+    assert tuned.backend.client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
+
+
+def test_ca_bundle_and_verify_switch_reach_the_client(server: RunningServer) -> None:
+    off = make_provider(server, s3_verify=False)
+    assert off.backend.client._endpoint.http_session._verify is False  # type: ignore[attr-defined]
+    bundle = make_provider(server, s3_verify="/etc/ssl/certs/ca-certificates.crt")
+    assert bundle.backend.client._endpoint.http_session._verify == "/etc/ssl/certs/ca-certificates.crt"  # type: ignore[attr-defined]
+
+
+# --- objects ------------------------------------------------------------------------------------
+def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    data = os.urandom(16 * 1024)
+    client = aws.backend.client  # type: ignore[attr-defined]
+    obj = s3_bucket.objects.create("small.bin")
+    with sent_requests(client) as requests:
+        obj.upload(data)
+    assert [r.method for r in requests] == ["PUT"], "no HEAD after put, no extra request"
+    assert requests[0].headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
+    assert "Content-MD5" not in requests[0].headers and "x-amz-checksum-crc32" not in requests[0].headers
+    with sent_requests(client) as requests:
+        assert obj.read(0, len(data) - 1) == data
+    assert [r.method for r in requests] == ["GET"]
+
+
+def test_head_gives_md5_checksum_for_a_single_put(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    data = b"checksum me" * 100
+    s3_bucket.objects.create("one.txt").upload(data, content_type="text/plain", metadata={"owner": "ml"})
+    info = aws.backend.head_object(s3_bucket.name, "one.txt")
+    assert info is not None
+    md5 = hashlib.md5(data).hexdigest()
+    assert info.etag == md5
+    assert info.checksum == ("md5", md5)
+    assert info.content_type == "text/plain"
+    assert info.metadata == {"owner": "ml"}
+    assert info.last_modified is not None and info.last_modified.utcoffset() is not None
+
+
+def test_default_content_type_is_octet_stream(s3_bucket: Bucket) -> None:
+    s3_bucket.objects.create("plain").upload(b"hello text")
+    got = s3_bucket.objects.get("plain")
+    assert got is not None and got.content_type == "application/octet-stream"
+
+
+def test_get_object_returns_a_range_reader(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    s3_bucket.objects.create("range.bin").upload(b"0123456789")
+    with aws.backend.get_object(s3_bucket.name, "range.bin", 2, 5) as reader:
+        assert isinstance(reader, FileRangeReader)
+        assert reader.read() == b"2345"
+    with aws.backend.get_object(s3_bucket.name, "range.bin", 7, None) as reader:
+        assert reader.read() == b"789"
+
+
+def test_download_detects_a_corrupted_body(server: RunningServer, s3_bucket: Bucket) -> None:
+    data = os.urandom(64 * 1024)
+    s3_bucket.objects.create("flip.bin").upload(data)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("flip", methods=["GET"], path=r"/flip\.bin")
+        through = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        obj = through.storage.buckets.get(s3_bucket.name).objects.get("flip.bin")  # type: ignore[union-attr]
+        assert obj is not None
+        with pytest.raises(ChecksumMismatchException):
+            b"".join(obj.iter_content())
+
+
+def test_when_supported_checksums_work_on_the_server(server: RunningServer, s3_bucket: Bucket) -> None:
+    provider = make_provider(server, s3_checksums="when_supported")
+    bucket = provider.storage.buckets.get(s3_bucket.name)
+    assert bucket is not None
+    client = provider.backend.client  # type: ignore[attr-defined]
+    with sent_requests(client) as requests:
+        bucket.objects.create("crc.txt").upload(b"with a crc32")
+    assert any(k.lower() == "x-amz-checksum-crc32" for k in requests[0].headers) or (
+        requests[0].headers.get("x-amz-trailer") == b"x-amz-checksum-crc32"
+    )
+    assert bucket.objects.get("crc.txt").read() == b"with a crc32"  # type: ignore[union-attr]
+    big = os.urandom(5 * MiB + 1000)
+    bucket.objects.create("crc-multipart.bin").upload(big)
+    assert hashlib.md5(bucket.objects.get("crc-multipart.bin").read()).digest() == hashlib.md5(big).digest()  # type: ignore[union-attr]
+
+
+def test_sse_kms_key_goes_with_every_write(server: RunningServer, s3_bucket: Bucket) -> None:
+    # SeaweedFS has no KMS here: the proxy answers the writes as AWS does for an unknown key,
+    # after the client has sent them with their SSE-KMS headers.
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("status", methods=["PUT", "POST"], status=400, code="KMS.NotFoundException")
+        provider = make_provider(
+            server, s3_endpoint_url=proxy.url, s3_kms_key_id="alias/cloudstore", retry_policy=ONE_TRY
+        )
+        bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+        client = provider.backend.client  # type: ignore[attr-defined]
+        with sent_requests(client) as requests:
+            with pytest.raises(InvalidParamException) as caught:
+                bucket.objects.create("secret.bin").upload(b"classified")
+            with pytest.raises(InvalidParamException):
+                provider.call(lambda: provider.backend.create_multipart_upload(s3_bucket.name, "big.bin", None, {}))
+        assert caught.value.code == "KMS.NotFoundException"
+        for request in requests:
+            assert request.headers["x-amz-server-side-encryption"] == b"aws:kms"
+            assert request.headers["x-amz-server-side-encryption-aws-kms-key-id"] == b"alias/cloudstore"
+
+
+# --- listing --------------------------------------------------------------------------------------
+def test_pages_use_opaque_continuation_tokens(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    keys = [f"item-{i}" for i in range(5)]
+    for key in keys:
+        s3_bucket.objects.create(key).upload(key.encode())
+    client = aws.backend.client  # type: ignore[attr-defined]
+    with captured_params(client, "ListObjectsV2") as calls:
+        first = s3_bucket.objects.list(limit=2)
+        second = s3_bucket.objects.list(limit=2, marker=first.marker)
+        third = s3_bucket.objects.list(limit=2, marker=second.marker)
+    assert [o.name for o in first] + [o.name for o in second] + [o.name for o in third] == keys
+    assert first.is_truncated and second.is_truncated and not third.is_truncated
+    assert [c.get("MaxKeys") for c in calls] == [2, 2, 2]
+    assert [c.get("ContinuationToken") for c in calls] == [None, first.marker, second.marker]
+
+
+def test_delimiter_gives_prefixes(s3_bucket: Bucket) -> None:
+    for key in ("x/1", "x/2", "y/z/3", "top"):
+        s3_bucket.objects.create(key).upload(b"-")
+    page = s3_bucket.objects.list(delimiter="/")
+    assert [o.name for o in page] == ["top"]
+    assert page.prefixes == ["x/", "y/"]
+    inner = s3_bucket.objects.list(prefix="y/", delimiter="/")
+    assert [o.name for o in inner] == [] and inner.prefixes == ["y/z/"]
+
+
+def test_iterating_2500_objects_fetches_each_page_once(aws: CloudProvider, admin: Any) -> None:
+    bucket = aws.storage.buckets.create(unique_name("aws-many"))
+    try:
+        keys = [f"obj-{i:05d}" for i in range(2500)]
+        client = aws.backend.client  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda key: client.put_object(Bucket=bucket.name, Key=key, Body=b""), keys))
+        with captured_params(client, "ListObjectsV2") as calls:
+            walked = [obj.name for obj in bucket.objects]
+        assert walked == keys
+        assert len(calls) == 3
+        tokens = [c.get("ContinuationToken") for c in calls]
+        assert tokens[0] is None and len(set(tokens)) == 3, "each page fetched once"
+    finally:
+        _empty_and_delete(admin, bucket.name)
+
+
+def test_a_repeated_continuation_token_raises_instead_of_looping(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    for key in ("a", "b", "c"):
+        s3_bucket.objects.create(key).upload(b"-")
+    client = aws.backend.client  # type: ignore[attr-defined]
+
+    def stuck_server(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["IsTruncated"] = True
+        parsed["NextContinuationToken"] = "the-same-token"
+
+    client.meta.events.register("after-call.s3.ListObjectsV2", stuck_server)
+    try:
+        with (
+            captured_params(client, "ListObjectsV2") as calls,
+            pytest.raises(ProviderConnectionException, match="repeated"),
+        ):
+            list(s3_bucket.objects)
+    finally:
+        client.meta.events.unregister("after-call.s3.ListObjectsV2", stuck_server)
+    assert len(calls) == 2
+
+
+def test_bucket_listing_is_sorted_with_name_markers(aws: CloudProvider) -> None:
+    names = sorted(unique_name("aws-list") for _ in range(3))
+    made = [aws.storage.buckets.create(n) for n in names]
+    try:
+        everything = [b.name for b in aws.storage.buckets]
+        assert everything == sorted(everything)
+        assert set(names) <= set(everything)
+        start = everything.index(names[0])
+        page = aws.storage.buckets.list(limit=2, marker=everything[start - 1] if start else None)
+        assert [b.name for b in page] == everything[start : start + 2]
+        assert page.marker == everything[start + 1]
+    finally:
+        for bucket in made:
+            bucket.delete()
+
+
+# --- credentials: HEAD's bare 403 and session tokens ----------------------------------------------
+def _bad_credentials(kind: str, server: RunningServer, temp: dict[str, str]) -> dict[str, Any]:
+    if kind == "wrong_secret":
+        return {"aws_secret_key": server.config["aws_secret_key"] + "x"}
+    if kind == "unknown_key":
+        return {"aws_access_key": "AKUNKNOWN000000000000"}
+    token = temp["aws_session_token"]
+    return {**temp, "aws_session_token": token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]}
+
+
+@pytest.mark.parametrize("kind", ["wrong_secret", "unknown_key", "bad_token"])
+def test_bare_403_on_head_is_an_authentication_error(
+    kind: str, server: RunningServer, temp_credentials: dict[str, str], existing: tuple[str, str]
+) -> None:
+    bucket_name, key = existing
+    provider = make_provider(server, **_bad_credentials(kind, server, temp_credentials))
+    client = provider.backend.client  # type: ignore[attr-defined]
+    head_codes: list[str] = []
+
+    def record(parsed: dict[str, Any], **_: Any) -> None:
+        head_codes.append(str(parsed.get("Error", {}).get("Code")))
+
+    client.meta.events.register("after-call.s3.HeadBucket", record)
+    client.meta.events.register("after-call.s3.HeadObject", record)
+    bucket = Bucket(provider, BucketInfo(bucket_name))
+    attempts: list[Callable[[], object]] = [
+        lambda: provider.storage.buckets.get(bucket_name),
+        lambda: provider.storage.buckets.get(unique_name("aws-nowhere")),
+        lambda: bucket.objects.get(key),
+        lambda: bucket.objects.get("absent.txt"),
+        lambda: bucket.objects.list(),
+    ]
+    for attempt in attempts:
+        with pytest.raises(AuthenticationException) as caught:
+            attempt()
+        assert caught.value.status == 403
+        assert caught.value.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+    assert head_codes and set(head_codes) == {"403"}, "the HEADs got a bare 403 with no error code"
+
+
+def test_session_token_provider_does_every_operation(
+    server: RunningServer, temp_credentials: dict[str, str], tmp_path: Any
+) -> None:
+    provider = make_provider(server, **temp_credentials)
+    client = provider.backend.client  # type: ignore[attr-defined]
+    name = unique_name("aws-sts")
+    with sent_requests(client) as requests:
+        bucket = provider.storage.buckets.create(name)
+        try:
+            assert provider.storage.buckets.get(name) is not None
+            assert name in [b.name for b in provider.storage.buckets]
+            small = bucket.objects.create("small.txt")
+            small.upload(b"hello token", content_type="text/plain", metadata={"via": "sts"})
+            got = bucket.objects.get("small.txt")
+            assert got is not None and got.metadata == {"via": "sts"} and got.read() == b"hello token"
+            assert got.read(6, 10) == b"token"
+            big = os.urandom(6 * MiB + 123)
+            bucket.objects.create("big.bin").upload(big)
+            target = tmp_path / "big.out"
+            bucket.objects.get("big.bin").download_to_file(target)  # type: ignore[union-attr]
+            assert target.read_bytes() == big
+            got.copy_to(bucket, "copy.txt")
+            assert bucket.objects.get("copy.txt").read() == b"hello token"  # type: ignore[union-attr]
+            assert sorted(o.name for o in bucket.objects) == ["big.bin", "copy.txt", "small.txt"]
+
+            url = got.generate_url(expires_in=120)
+            assert query_of(url)["X-Amz-Security-Token"] == temp_credentials["aws_session_token"]
+            assert http(url) == (200, b"hello token")
+            put_url = bucket.objects.create("via-url.txt").generate_url(expires_in=120, writable=True)
+            assert "X-Amz-Security-Token" in query_of(put_url)
+            assert http(put_url, "PUT", b"uploaded with a url")[0] == 200
+            assert bucket.objects.get("via-url.txt").read() == b"uploaded with a url"  # type: ignore[union-attr]
+            # The token is part of the signature: a URL with another token is refused.
+            forged = put_url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=A")
+            assert http(forged, "PUT", b"forged")[0] == 403
+            got.delete()
+            assert bucket.objects.get("small.txt") is None
+        finally:
+            bucket.delete(delete_contents=True)
+    assert provider.storage.buckets.get(name) is None
+    assert requests and all("X-Amz-Security-Token" in r.headers for r in requests)
+
+
+def test_wrong_session_token_raises_authentication_error(
+    server: RunningServer, temp_credentials: dict[str, str]
+) -> None:
+    provider = make_provider(server, **_bad_credentials("bad_token", server, temp_credentials))
+    with pytest.raises(AuthenticationException):
+        list(provider.storage.buckets)
+    with pytest.raises(AuthenticationException):
+        provider.storage.buckets.create(unique_name("aws-denied"))
+
+
+# --- signed URLs ----------------------------------------------------------------------------------
+def test_signed_get_url_is_sigv4_and_works_with_urllib(s3_bucket: Bucket) -> None:
+    obj = s3_bucket.objects.create("shared file.txt")
+    obj.upload(b"shared content")
+    url = obj.generate_url(expires_in=300)
+    query = query_of(url)
+    assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert query["X-Amz-Expires"] == "300"
+    assert "AWSAccessKeyId" not in query and "Signature" not in query, "not SigV2"
+    assert http(url) == (200, b"shared content")
+    signature = query["X-Amz-Signature"]
+    tampered = url.replace(signature, signature[:-1] + ("0" if signature[-1] != "0" else "1"))
+    assert http(tampered)[0] == 403
+
+
+def test_writable_url_uploads_but_cannot_read(s3_bucket: Bucket) -> None:
+    obj = s3_bucket.objects.create("upload-here.bin")
+    url = obj.generate_url(expires_in=300, writable=True)
+    assert query_of(url)["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert http(url, "PUT", b"from a stranger")[0] == 200
+    assert s3_bucket.objects.get("upload-here.bin").read() == b"from a stranger"  # type: ignore[union-attr]
+    status, _ = http(url)
+    assert status == 403, "a PUT URL must not grant read"
+
+
+def test_url_expiry_is_limited_to_seven_days(s3_bucket: Bucket) -> None:
+    obj = s3_bucket.objects.create("week.txt")
+    obj.upload(b"week")
+    seven_days = 7 * 24 * 3600
+    assert query_of(obj.generate_url(expires_in=seven_days))["X-Amz-Expires"] == str(seven_days)
+    with pytest.raises(InvalidParamException):
+        obj.generate_url(expires_in=seven_days + 1)
+    with pytest.raises(InvalidParamException):
+        obj.generate_url(expires_in=seven_days + 1, writable=True)
+
+
+def test_expired_url_is_refused(s3_bucket: Bucket) -> None:
+    obj = s3_bucket.objects.create("brief.txt")
+    obj.upload(b"brief")
+    url = obj.generate_url(expires_in=1)
+    deadline = time.monotonic() + 10
+    status, body = http(url)
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status, body = http(url)
+    assert status == 403 and b"expired" in body.lower()
+
+
+# --- errors -----------------------------------------------------------------------------------------
+CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
+    ("NoSuchBucket", 404, NotFoundException),
+    ("NoSuchKey", 404, NotFoundException),
+    ("NoSuchUpload", 404, NotFoundException),
+    (None, 404, NotFoundException),
+    ("AccessDenied", 403, PermissionDeniedException),
+    ("403", 403, PermissionDeniedException),
+    ("InvalidAccessKeyId", 403, AuthenticationException),
+    ("SignatureDoesNotMatch", 403, AuthenticationException),
+    ("ExpiredToken", 400, AuthenticationException),
+    ("InvalidToken", 400, AuthenticationException),
+    ("RequestTimeTooSkewed", 403, AuthenticationException),
+    (None, 401, AuthenticationException),
+    ("SlowDown", 503, ThrottledException),
+    ("ServiceUnavailable", 503, ThrottledException),
+    ("TooManyRequests", 429, ThrottledException),
+    ("BucketNotEmpty", 409, PreconditionFailedException),
+    ("PreconditionFailed", 412, PreconditionFailedException),
+    ("BucketAlreadyOwnedByYou", 409, DuplicateResourceException),
+    ("BucketAlreadyExists", 409, DuplicateResourceException),
+    ("InvalidBucketName", 400, InvalidNameException),
+    ("KeyTooLongError", 400, InvalidNameException),
+    ("EntityTooSmall", 400, InvalidParamException),
+    ("InvalidArgument", 400, InvalidParamException),
+    ("InvalidRange", 416, InvalidParamException),
+    ("InvalidPart", 400, InvalidParamException),
+    ("BadDigest", 400, ChecksumMismatchException),
+    ("NotImplemented", 501, NotSupportedException),
+    ("InternalError", 500, ProviderConnectionException),
+    ("RequestTimeout", 400, ProviderConnectionException),
+    (None, 408, ProviderConnectionException),
+    (None, 502, ProviderConnectionException),
+    (None, 504, ProviderConnectionException),
+    ("SomethingNew", 500, ProviderConnectionException),
+    ("SomethingNew", 418, InvalidParamException),
+]
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), CODE_TABLE)
+def test_s3_error_codes_map_onto_the_exception_tree(
+    aws: CloudProvider, code: str | None, status: int, expected: type[CloudStoreException]
+) -> None:
+    mapped = aws.backend.map_error(client_error(code, status))
+    assert type(mapped) is expected
+    assert mapped.status == status
+    assert mapped.code == code
+    retryable = expected in (ThrottledException, ProviderConnectionException)
+    assert mapped.retryable is retryable
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (boto_errors.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), ProviderConnectionException),
+        (boto_errors.ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), ProviderConnectionException),
+        (boto_errors.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), ProviderConnectionException),
+        (boto_errors.ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"), ProviderConnectionException),
+        (boto_errors.ProxyConnectionError(proxy_url="http://127.0.0.1:2"), ProviderConnectionException),
+        (boto_errors.SSLError(endpoint_url="https://127.0.0.1:1", error=Exception("bad")), ProviderConnectionException),
+        (boto_errors.ResponseStreamingError(error="reset"), ProviderConnectionException),
+        (boto_errors.IncompleteReadError(actual_bytes=1, expected_bytes=2), ProviderConnectionException),
+        (boto_errors.NoCredentialsError(), AuthenticationException),
+        (boto_errors.PartialCredentialsError(provider="env", cred_var="secret"), AuthenticationException),
+        (boto_errors.ParamValidationError(report="bad"), InvalidParamException),
+    ],
+)
+def test_botocore_errors_map_onto_the_exception_tree(
+    aws: CloudProvider, error: Exception, expected: type[CloudStoreException]
+) -> None:
+    assert type(aws.backend.map_error(error)) is expected
+    assert aws.backend.map_error(ValueError("not ours")) is None
+
+
+def test_real_server_errors(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    backend = aws.backend
+    with pytest.raises(NotFoundException) as missing_bucket:
+        Bucket(aws, BucketInfo(unique_name("aws-gone"))).objects.list()
+    assert missing_bucket.value.code == "NoSuchBucket"
+    with pytest.raises(DuplicateResourceException) as duplicate:
+        aws.storage.buckets.create(s3_bucket.name)
+    assert duplicate.value.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+    s3_bucket.objects.create("keep").upload(b"keep")
+    with pytest.raises(PreconditionFailedException) as not_empty:
+        s3_bucket.delete()
+    assert not_empty.value.code == "BucketNotEmpty"
+    with pytest.raises(InvalidNameException) as bad_name:
+        aws.call(lambda: backend.create_bucket("Not_Valid", None))  # past the client-side check
+    assert bad_name.value.code == "InvalidBucketName"
+    with pytest.raises(NotFoundException) as missing_key:
+        aws.call(lambda: backend.get_object(s3_bucket.name, "nothing-here"))
+    assert missing_key.value.code == "NoSuchKey"
+    with pytest.raises(NotFoundException):
+        s3_bucket.objects.create("nothing-here").delete()
+    client = backend.client  # type: ignore[attr-defined]
+    with pytest.raises(PreconditionFailedException):
+        aws.call(lambda: client.get_object(Bucket=s3_bucket.name, Key="keep", IfMatch='"0000"'))
+    upload = backend.create_multipart_upload(s3_bucket.name, "tiny-parts", None, {})
+    parts = [backend.upload_part(upload, 1, 0, b"a"), backend.upload_part(upload, 2, 1, b"b")]
+    with pytest.raises(InvalidParamException) as too_small:
+        aws.call(lambda: backend.complete_multipart_upload(upload, parts))
+    assert too_small.value.code == "EntityTooSmall"
+    backend.abort_multipart_upload(upload)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "code"),
+    [
+        ("503", ThrottledException, "ServiceUnavailable"),
+        ("slowdown", ThrottledException, "SlowDown"),
+        ("500", ProviderConnectionException, "InternalError"),
+        ("reset", ProviderConnectionException, None),
+    ],
+)
+def test_transient_faults_map_and_are_retried(
+    server: RunningServer, s3_bucket: Bucket, fault: str, expected: type[CloudStoreException], code: str | None
+) -> None:
+    s3_bucket.objects.create("steady.txt").upload(b"steady")
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"]), reset_at="before") as proxy:
+        once = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        proxy.add_rule(fault, methods=["GET"], limit=1)
+        with pytest.raises(expected) as caught:
+            Bucket(once, BucketInfo(s3_bucket.name)).objects.list()
+        assert caught.value.code == code
+        assert caught.value.retryable
+        patient = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
+        proxy.add_rule(fault, methods=["GET"], limit=2)
+        assert Bucket(patient, BucketInfo(s3_bucket.name)).objects.get("steady.txt").read() == b"steady"  # type: ignore[union-attr]
+        assert proxy.stats[fault] >= 3
+
+
+# --- multipart ----------------------------------------------------------------------------------------
+def test_multipart_primitives(aws: CloudProvider, s3_bucket: Bucket, admin: Any) -> None:
+    backend = aws.backend
+    first, last = os.urandom(5 * MiB), b"the tail"
+    upload = backend.create_multipart_upload(s3_bucket.name, "parts.bin", "application/x-test", {"kind": "parts"})
+    parts = [backend.upload_part(upload, 2, len(first), last), backend.upload_part(upload, 1, 0, first)]
+    backend.complete_multipart_upload(upload, sorted(parts, key=lambda p: p.number))
+    info = backend.head_object(s3_bucket.name, "parts.bin")
+    assert info is not None and info.size == len(first) + len(last)
+    assert info.etag is not None and info.etag.endswith("-2")
+    assert info.checksum is None, "a multipart ETag is not an MD5 of the content"
+    assert info.content_type == "application/x-test" and info.metadata == {"kind": "parts"}
+    got = s3_bucket.objects.get("parts.bin")
+    assert got is not None and got.read() == first + last
+
+    aborted = backend.create_multipart_upload(s3_bucket.name, "abandoned.bin", None, {})
+    backend.upload_part(aborted, 1, 0, b"partial")
+    backend.abort_multipart_upload(aborted)
+    assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+    assert backend.head_object(s3_bucket.name, "abandoned.bin") is None
+
+
+def test_a_multipart_upload_failing_part_way_is_aborted(server: RunningServer, s3_bucket: Bucket, admin: Any) -> None:
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("status", methods=["PUT"], path=r"partNumber=2(&|$)", status=403, code="AccessDenied")
+        provider = make_provider(server, s3_endpoint_url=proxy.url)
+        obj = Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("doomed.bin")
+        with pytest.raises(PermissionDeniedException):
+            obj.upload(os.urandom(12 * MiB))
+        assert proxy.count_requests("DELETE", r"uploadId=") == 1, "the engine aborted the upload"
+    assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+    assert s3_bucket.objects.get("doomed.bin") is None
+    assert [o.name for o in s3_bucket.objects] == []
