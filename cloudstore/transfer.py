@@ -107,16 +107,18 @@ class TransferEngine:
         threshold = self.config.threshold
         if not self.backend.features.multipart_upload:
             threshold = max(threshold, size or 0)
-        if size is not None and size <= threshold:
-            head = _read_exactly(source, size)
+        if size is not None and size > threshold:
+            head = b""  # known to be large: straight to parts, no read-ahead buffer
         else:
-            head = _read_exactly(source, threshold + 1)
-        if len(head) <= threshold:
-            data = bytes(head)
+            head = _read_exactly(source, threshold + 1 if size is None else size)
+        if (size is None or size <= threshold) and len(head) <= threshold:
+            data = head
             self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata))
             report(len(data))
             return
-        self._upload_parts(bucket, name, source, head, size, content_type, metadata, report)
+        parts_source = _PartReader(source, head)
+        del head  # the reader frees it once its bytes are sent
+        self._upload_parts(bucket, name, parts_source, size, content_type, metadata, report)
 
     def _part_sizes(self, size: int | None) -> Iterator[int]:
         features = self.backend.features
@@ -139,8 +141,7 @@ class TransferEngine:
         self,
         bucket: str,
         name: str,
-        source: Readable,
-        head: bytearray,
+        parts_source: _PartReader,
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str],
@@ -168,7 +169,7 @@ class TransferEngine:
         try:
             with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="cloudstore-up") as pool:
                 try:
-                    self._submit_parts(pool, send, source, head, size, slots, failed, pending)
+                    self._submit_parts(pool, send, parts_source, size, slots, failed, pending)
                 except BaseException:
                     failed.set()
                     raise
@@ -188,8 +189,7 @@ class TransferEngine:
         self,
         pool: ThreadPoolExecutor,
         send: Callable[[int, int, bytes], UploadPart],
-        source: Readable,
-        head: bytearray,
+        parts_source: _PartReader,
         size: int | None,
         slots: threading.BoundedSemaphore,
         failed: threading.Event,
@@ -205,7 +205,7 @@ class TransferEngine:
                 slots.release()
                 return
             part_size = next(sizes)
-            data = _take(head, source, part_size)
+            data = parts_source.take(part_size)
             if not data and number > 1:
                 slots.release()
                 return
@@ -349,26 +349,41 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def _read_exactly(source: Readable, size: int) -> bytearray:
+def _read_exactly(source: Readable, size: int) -> bytes:
     """Read until ``size`` bytes or the end (pipes and sockets return short reads)."""
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = source.read(size - len(buffer))
+    first = source.read(size)
+    if len(first) >= size or not first:
+        return bytes(first)
+    pieces = [first]
+    got = len(first)
+    while got < size:
+        chunk = source.read(size - got)
         if not chunk:
             break
-        buffer += chunk
-    return buffer
+        pieces.append(chunk)
+        got += len(chunk)
+    return b"".join(pieces)
 
 
-def _take(head: bytearray, source: Readable, size: int) -> bytes:
-    """The next ``size`` bytes: first from what was read ahead into ``head``, then from ``source``."""
-    if head:
-        data = bytes(head[:size])
-        del head[:size]
+class _PartReader:
+    """Hands out consecutive parts: first from the bytes read ahead, then from the source."""
+
+    def __init__(self, source: Readable, head: bytes) -> None:
+        self._source = source
+        self._head = head
+        self._position = 0
+
+    def take(self, size: int) -> bytes:
+        if self._position >= len(self._head):
+            return _read_exactly(self._source, size)
+        data = self._head[self._position : self._position + size]
+        self._position += len(data)
+        if self._position >= len(self._head):
+            self._head = b""  # free the read-ahead buffer as soon as it is used up
+            self._position = 0
         if len(data) < size:
-            data += bytes(_read_exactly(source, size - len(data)))
+            data += _read_exactly(self._source, size - len(data))
         return data
-    return bytes(_read_exactly(source, size))
 
 
 def open_source(data: Any) -> tuple[Readable, int | None]:

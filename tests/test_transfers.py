@@ -1,0 +1,321 @@
+"""SPEC 6: the transfer engine — memory bounds on real providers, and its part logic.
+
+The memory tests move 256 MiB through LOCAL and through S3 (SeaweedFS) and measure the
+Python heap's peak with tracemalloc: it must stay near ``max_concurrency x part_size``.
+The part-logic tests drive the engine with an in-memory backend (pure logic, no SDK).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import tracemalloc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudstore import (
+    CloudProvider,
+    InvalidParamException,
+    PermissionDeniedException,
+    RetryPolicy,
+    ThrottledException,
+    TransferConfig,
+)
+from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.exceptions import CloudStoreException, ProviderConnectionException
+from cloudstore.names import s3_bucket_name
+from cloudstore.transfer import TransferEngine
+from tests.conftest import make_provider, unique_name
+
+MiB = 1024 * 1024
+BIG = 256 * MiB
+MEMORY_CONFIG = TransferConfig(threshold=8 * MiB, part_size=8 * MiB, max_concurrency=4)
+#: Allowance above max_concurrency x part_size for the interpreter, SDK buffers and one part being read.
+SLACK = 24 * MiB
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.bin"
+    block = os.urandom(MiB)
+    with open(path, "wb") as out:
+        for i in range(BIG // MiB):
+            out.write(block[i:] + block[:i])
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(8 * MiB), fb.read(8 * MiB)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider_id", ["local", "aws"])
+def test_256_mib_round_trip_stays_within_memory_bound(
+    provider_id: str, servers: Any, big_file: Path, tmp_path: Path
+) -> None:
+    provider: CloudProvider = make_provider(servers.get(provider_id), transfer_config=MEMORY_CONFIG)
+    bucket = provider.storage.buckets.create(unique_name("mem"))
+    bound = MEMORY_CONFIG.max_concurrency * MEMORY_CONFIG.part_size + SLACK
+    try:
+        obj = bucket.objects.create("big.bin")
+        tracemalloc.start()
+        try:
+            obj.upload_from_file(big_file)
+            _, upload_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            target = tmp_path / "big.out"
+            obj.download_to_file(target)
+            _, download_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert upload_peak < bound, f"upload peak {upload_peak / MiB:.1f} MiB over {bound / MiB} MiB"
+        assert download_peak < bound, f"download peak {download_peak / MiB:.1f} MiB over {bound / MiB} MiB"
+        assert target.stat().st_size == BIG
+        assert _same_file(big_file, target)
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+# --- part logic, with an in-memory backend -----------------------------------------------
+
+
+class MemoryBackend(Backend):
+    """Objects in a dict; a hook may fail chosen calls. Pure logic for engine tests."""
+
+    features = Features(min_part_size=1, max_parts=10_000)
+    check_bucket_name = staticmethod(s3_bucket_name)
+
+    def __init__(self, fail: Any = None) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.uploads: dict[int, dict[int, bytes]] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.aborted: list[int] = []
+        self.fail = fail or (lambda call, arg: None)
+        self.lock = threading.Lock()
+
+    def _record(self, call: str, arg: Any = None) -> None:
+        with self.lock:
+            self.calls.append((call, arg))
+        self.fail(call, arg)
+
+    def map_error(self, error: BaseException) -> CloudStoreException | None:
+        return None
+
+    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        return Page([])
+
+    def head_bucket(self, name: str) -> BucketInfo | None:
+        return BucketInfo(name)
+
+    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        return BucketInfo(name)
+
+    def delete_bucket(self, name: str) -> None:
+        pass
+
+    def list_objects(self, *args: Any) -> Page[ObjectInfo]:
+        return Page([])
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        data = self.objects.get(name)
+        return None if data is None else ObjectInfo(name, len(data))
+
+    def put_object(
+        self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
+    ) -> None:
+        self._record("put", len(data))
+        self.objects[name] = bytes(data)
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        self._record("get", (start, end))
+        data = self.objects[name]
+        first = start or 0
+        last = len(data) - 1 if end is None else end
+        return FileRangeReader(io.BytesIO(data[first : last + 1]))
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        del self.objects[name]
+
+    def copy_object(self, *args: Any) -> None:
+        raise NotImplementedError
+
+    def sign_url(self, *args: Any) -> str:
+        raise NotImplementedError
+
+    def create_multipart_upload(
+        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
+    ) -> Any:
+        upload = len(self.uploads) + 1
+        self.uploads[upload] = {}
+        return (upload, name)
+
+    def upload_part(self, upload: Any, number: int, offset: int, data: bytes) -> UploadPart:
+        self._record("part", number)
+        self.uploads[upload[0]][number] = bytes(data)
+        return UploadPart(number, offset)
+
+    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart]) -> None:
+        assert [p.number for p in parts] == list(range(1, len(parts) + 1))
+        stored = self.uploads.pop(upload[0])
+        self.objects[upload[1]] = b"".join(stored[p.number] for p in parts)
+
+    def abort_multipart_upload(self, upload: Any) -> None:
+        self.aborted.append(upload[0])
+        self.uploads.pop(upload[0], None)
+
+
+FAST = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.01)
+SMALL = TransferConfig(threshold=100, part_size=64, max_concurrency=3, chunk_size=16)
+
+
+def _engine(backend: MemoryBackend, config: TransferConfig = SMALL) -> TransferEngine:
+    return TransferEngine(backend, FAST, config)
+
+
+def _upload(engine: TransferEngine, data: bytes, size: int | None, progress: Any = None) -> None:
+    engine.upload("b", "key", io.BytesIO(data), size, None, {}, progress)
+
+
+def test_small_upload_is_one_request() -> None:
+    backend = MemoryBackend()
+    _upload(_engine(backend), b"x" * 100, 100)
+    assert backend.calls == [("put", 100)]
+
+
+@pytest.mark.parametrize("known_size", [True, False])
+def test_large_upload_goes_in_parts_known_or_unknown_length(known_size: bool) -> None:
+    backend = MemoryBackend()
+    data = os.urandom(1000)
+    seen: list[int] = []
+    _upload(_engine(backend), data, len(data) if known_size else None, seen.append)
+    assert backend.objects["key"] == data
+    assert sorted(arg for call, arg in backend.calls if call == "part") == list(range(1, 17))
+    assert sum(seen) == 1000
+
+
+def test_failed_part_is_retried_alone() -> None:
+    failures = {"left": 2}
+
+    def fail(call: str, arg: Any) -> None:
+        if call == "part" and arg == 3 and failures["left"]:
+            failures["left"] -= 1
+            raise ThrottledException("slow down")
+
+    backend = MemoryBackend(fail)
+    data = os.urandom(1000)
+    _upload(_engine(backend), data, len(data))
+    parts = [arg for call, arg in backend.calls if call == "part"]
+    assert parts.count(3) == 3
+    assert all(parts.count(n) == 1 for n in range(1, 17) if n != 3)
+    assert backend.objects["key"] == data
+
+
+def test_permanent_part_failure_aborts_and_stops_early() -> None:
+    def fail(call: str, arg: Any) -> None:
+        if call == "part" and arg == 2:
+            raise PermissionDeniedException("no")
+
+    backend = MemoryBackend(fail)
+    with pytest.raises(PermissionDeniedException):
+        _upload(_engine(backend), os.urandom(64 * 200), 64 * 200)
+    assert backend.aborted == [1]
+    assert "key" not in backend.objects
+    parts = [arg for call, arg in backend.calls if call == "part"]
+    assert parts.count(2) == 1, "a 403 must not be retried"
+    assert len(parts) < 20, "the engine kept uploading after a permanent failure"
+
+
+def test_source_error_aborts_the_upload() -> None:
+    class Broken(io.RawIOBase):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.sent > 300:
+                raise OSError("disk gone")
+            buffer[:64] = b"y" * 64
+            self.sent += 64
+            return 64
+
+    backend = MemoryBackend()
+    with pytest.raises(OSError):
+        _engine(backend).upload("b", "key", Broken(), None, None, {})
+    assert backend.aborted == [1] and "key" not in backend.objects
+
+
+def test_part_size_grows_to_stay_within_the_part_limit() -> None:
+    backend = MemoryBackend()
+    backend.features = Features(min_part_size=1, max_parts=10)
+    data = os.urandom(1000)
+    _upload(_engine(backend), data, len(data))
+    assert len([1 for call, _ in backend.calls if call == "part"]) <= 10
+    assert backend.objects["key"] == data
+
+
+def test_unknown_length_stream_grows_parts_beyond_the_limit() -> None:
+    backend = MemoryBackend()
+    backend.features = Features(min_part_size=1, max_parts=20)
+    data = os.urandom(64 * 60)  # 60 parts at the configured size: more than 20
+    _upload(_engine(backend), data, None)
+    assert backend.objects["key"] == data
+    assert len([1 for call, _ in backend.calls if call == "part"]) <= 20
+
+
+def test_broken_read_resumes_where_it_stopped(tmp_path: Path) -> None:
+    state = {"broken": False}
+    backend = MemoryBackend()
+    data = os.urandom(500)
+    backend.objects["key"] = data
+
+    class Flaky(RangeReader):
+        def __init__(self, inner: RangeReader) -> None:
+            self.inner = inner
+            self.reads = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.reads += 1
+            if self.reads == 3 and not state["broken"]:
+                state["broken"] = True
+                raise ProviderConnectionException("reset")
+            return self.inner.read(size)
+
+    original = backend.get_object
+    backend.get_object = lambda b, n, s=None, e=None: Flaky(original(b, n, s, e))  # type: ignore[method-assign]
+    engine = _engine(backend, TransferConfig(threshold=1000, chunk_size=16))
+    target = tmp_path / "out"
+    engine.download_to_path("b", "key", ObjectInfo("key", len(data)), target)
+    assert target.read_bytes() == data
+    gets = [arg for call, arg in backend.calls if call == "get"]
+    assert len(gets) == 2 and gets[1][0] == 32, "the retry must start where the broken read stopped"
+
+
+def test_parallel_ranged_download(tmp_path: Path) -> None:
+    backend = MemoryBackend()
+    data = os.urandom(1000)
+    backend.objects["key"] = data
+    seen: list[int] = []
+    target = tmp_path / "out"
+    _engine(backend).download_to_path("b", "key", ObjectInfo("key", 1000), target, seen.append)
+    assert target.read_bytes() == data
+    assert sum(seen) == 1000
+    ranges = sorted(arg for call, arg in backend.calls if call == "get")
+    assert ranges[0] == (0, 63) and ranges[-1] == (960, 999) and len(ranges) == 16
+
+
+def test_transfer_config_rejects_nonsense() -> None:
+    for bad in [dict(part_size=0), dict(max_concurrency=-1), dict(threshold=1.5)]:
+        with pytest.raises(InvalidParamException):
+            TransferConfig(**bad)  # type: ignore[arg-type]
