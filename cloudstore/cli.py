@@ -57,21 +57,32 @@ def parse_address(text: str) -> Address | None:
 
 class _Context:
     def __init__(self, settings: tuple[str, ...]) -> None:
+        from cloudstore.providers import PROVIDERS
+
+        known = {key for spec in PROVIDERS.values() for key in spec.keys}
         self.settings: dict[str, str] = {}
         for item in settings:
             key, sep, value = item.partition("=")
+            key = key.strip()
             if not sep:
-                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--config")
-            self.settings[key.strip()] = value
+                # Not echoed: a value given without its key may well be a secret.
+                raise click.BadParameter("expected KEY=VALUE (no '=' found)", param_hint="--config")
+            if key not in known:
+                raise click.BadParameter(f"unknown config key {key!r}", param_hint="--config")
+            self.settings[key] = value
         self._providers: dict[ProviderList, CloudProvider] = {}
+
+    def settings_for(self, which: ProviderList) -> dict[str, Any]:
+        """The ``--config`` values that belong to ``which``, parsed as the config file's would be."""
+        from cloudstore.config import coerce_value
+        from cloudstore.providers import PROVIDERS
+
+        keys = PROVIDERS[which].keys
+        return {k: coerce_value(k, keys[k], v) for k, v in self.settings.items() if k in keys}
 
     def provider(self, which: ProviderList) -> CloudProvider:
         if which not in self._providers:
-            from cloudstore.providers import PROVIDERS
-
-            known = PROVIDERS[which].keys
-            own = {k: v for k, v in self.settings.items() if k in known}
-            self._providers[which] = CloudProviderFactory().create_provider(which, own)
+            self._providers[which] = CloudProviderFactory().create_provider(which, self.settings_for(which))
         return self._providers[which]
 
     def bucket(self, address: Address) -> Bucket:
@@ -98,6 +109,9 @@ def _friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except CloudStoreException as err:
             raise click.ClickException(f"{type(err).__name__}: {err}") from err
+        except OSError as err:  # a local file that cannot be read or written
+            where = f": {err.filename}" if err.filename else ""
+            raise click.ClickException(f"{err.strerror or err}{where}") from err
 
     return wrapper  # type: ignore[return-value]
 
@@ -218,10 +232,13 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
             obj.download_to_file(target, progress=None if quiet else bar.update)
         click.echo(f"{source} -> {target}")
         return
+    key = dst.key or src.key
+    if key.endswith("/"):
+        key += src.key.rsplit("/", 1)[-1]
     if dst.provider is src.provider:
-        obj.copy_to(ctx.bucket(dst), dst.key or src.key)
+        obj.copy_to(ctx.bucket(dst), key)
     else:
-        ctx.bucket(dst).objects.create(dst.key or src.key).upload(_IterStream(obj.iter_content()))
+        ctx.bucket(dst).objects.create(key).upload(_IterStream(obj.iter_content()))
     click.echo(f"{source} -> {destination}")
 
 
@@ -264,15 +281,20 @@ def url(ctx: _Context, address: str, expires_in: int, writable: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--secret", default=None, help="HMAC key of the signed URLs (default: local_secret config).")
+@click.pass_obj
 @_friendly_errors
-def serve_command(root: str | None, host: str, port: int, secret: str | None) -> None:
+def serve_command(ctx: _Context, root: str | None, host: str, port: int, secret: str | None) -> None:
     """Serve LOCAL signed URLs over HTTP."""
+    import logging
+
     from cloudstore.config import resolve_config
     from cloudstore.providers.local import SPEC
     from cloudstore.providers.local.backend import DEFAULT_ROOT
     from cloudstore.providers.local.server import serve
 
-    config = resolve_config(SPEC, {})
+    # An access log (method, path, status; never the query that carries the signature).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
     secret = secret or config.get("local_secret")
     if not secret:
         raise click.UsageError("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")

@@ -98,7 +98,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(name: str, key: ConfigKey, raw: str) -> Any:
+def coerce_value(name: str, key: ConfigKey, raw: str) -> Any:
+    """``raw`` text (from the environment, the config file or the command line) as ``key`` expects it."""
     if key.kind is bool:
         low = raw.strip().lower()
         if low in _TRUE:
@@ -155,7 +156,7 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
         if name in given:
             values[name] = given[name]
         elif key.env and key.env in os.environ:
-            values[name] = _coerce(name, key, os.environ[key.env])
+            values[name] = coerce_value(name, key, os.environ[key.env])
         elif name in ini:
-            values[name] = _coerce(name, key, ini[name])
+            values[name] = coerce_value(name, key, ini[name])
     return Config(spec, values)

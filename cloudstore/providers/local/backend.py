@@ -114,7 +114,10 @@ class LocalBackend(Backend):
         return path
 
     def _sidecar(self, bucket: str, name: str) -> Path:
-        return self._meta / bucket / f"{name}.json"
+        # Named by a hash of the key: a sidecar path derived from the key itself could collide
+        # ("x" -> "x.json" vs. "x.json/y") or exceed the file name limit for a 255-byte segment.
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+        return self._meta / bucket / digest[:2] / f"{digest}.json"
 
     def _temp_path(self) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -130,6 +133,10 @@ class LocalBackend(Backend):
             return InvalidNameException(
                 "on LOCAL an object name cannot also be a folder of other objects (e.g. 'a' and 'a/b')"
             )
+        if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
+            return InvalidNameException("the object's path is too long for this file system")
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return CloudStoreException(f"file system error: {error.strerror}")  # retrying cannot help
         if isinstance(error, OSError):
             return ProviderConnectionException(f"file system error: {error.strerror}")
         return None
@@ -405,8 +412,16 @@ class LocalBackend(Backend):
         expected = sum(int(part.token) for part in parts)
         if upload.temp.stat().st_size != expected:
             raise PreconditionFailedException("multipart upload is missing parts")
+        # Hashing the assembled file (a local read) gives every LOCAL object an MD5, so a download
+        # that met an overwrite half-way fails its checksum instead of returning a mix of versions.
+        hasher = hashlib.md5(usedforsecurity=False)
+        with open(upload.temp, "rb") as assembled:
+            while chunk := assembled.read(_COPY_CHUNK):
+                hasher.update(chunk)
         try:
-            self._commit(upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, None)
+            self._commit(
+                upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, hasher.hexdigest()
+            )
         finally:
             upload.temp.unlink(missing_ok=True)
 

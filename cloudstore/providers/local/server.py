@@ -18,7 +18,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from cloudstore import names
 from cloudstore.config import Config
-from cloudstore.exceptions import CloudStoreException, InvalidNameException
+from cloudstore.exceptions import (
+    CloudStoreException,
+    InvalidNameException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from cloudstore.providers.local import SPEC
 from cloudstore.providers.local.backend import LocalBackend, sign_request
 from cloudstore.signing import signature_matches
@@ -50,9 +55,18 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "cloudstore-serve"
     sys_version = ""
 
+    # The query carries the signature: log the method, the path and the status only, never the
+    # request line (http.server's own messages quote it, e.g. "Bad request syntax (...)").
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = urlsplit(getattr(self, "path", "") or "").path
+        log.info("%s %s %s", self.command or "-", path, int(code) if isinstance(code, HTTPStatus) else code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        code = args[0] if args and isinstance(args[0], int) else "-"
+        log.warning("malformed request refused (%s)", code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        # The path carries the signature: log the method and object only.
-        log.info("%s %s %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else "")
+        log.info("request event (details withheld: they may quote the signed URL)")
 
     # --- request checks ---------------------------------------------------------
     def _authorised(self, method: str) -> tuple[str, str] | None:
@@ -89,13 +103,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+            # The body was not read: on a kept-alive connection it would be parsed as the next request.
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
     def _fail_with(self, error: CloudStoreException) -> None:
         status = {404: HTTPStatus.NOT_FOUND, 403: HTTPStatus.FORBIDDEN, 416: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE}
-        self._fail(status.get(error.status or 0, HTTPStatus.BAD_REQUEST), str(error))
+        if isinstance(error, NotFoundException):
+            code = HTTPStatus.NOT_FOUND
+        elif isinstance(error, PermissionDeniedException):
+            code = HTTPStatus.FORBIDDEN
+        else:
+            code = status.get(error.status or 0, HTTPStatus.BAD_REQUEST)
+        self._fail(code, str(error))
 
     # --- methods ------------------------------------------------------------------
     def do_GET(self) -> None:
