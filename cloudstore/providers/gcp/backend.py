@@ -23,6 +23,7 @@ from urllib.parse import quote
 import google.api_core.exceptions as api_errors
 import google.auth.credentials
 import google.auth.transport.requests
+import google.oauth2.credentials
 import requests
 import requests.adapters
 from google.cloud import storage
@@ -102,15 +103,12 @@ class GCSBackend(Backend):
             credentials, found_project = auth.application_default()
             project = project or found_project
         options = {"api_endpoint": self._endpoint} if self._endpoint else None
-        client = storage.Client(project=project, credentials=credentials, client_options=options)
+        client = storage.Client(
+            project=project, credentials=credentials, client_options=options, _http=_session_for(credentials)
+        )
         # The SDK would otherwise fetch each bucket's metadata in a background thread (for tracing
         # attributes): an extra request per bucket that nobody asked for.
         client._bucket_metadata_cache = None
-        session = client._http
-        if isinstance(session, requests.Session) and not getattr(session, "is_mtls", False):
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
         return client
 
     def close(self) -> None:
@@ -287,6 +285,24 @@ class GCSBackend(Backend):
         bucket = self.client.bucket(upload.bucket)
         names_left = [b.name for b in self.client.list_blobs(bucket, prefix=upload.prefix, retry=None)]
         delete_objects(self.client, upload.bucket, names_left)
+
+
+def _session_for(credentials: google.auth.credentials.Credentials) -> requests.Session:
+    """The HTTP session: a connection pool as wide as the transfer engine's parallel parts, no
+    transport retries, and on a 401 one token refresh and retry only where a refresh can give
+    a new token (not for a fixed access token or anonymous access)."""
+    refreshable = not isinstance(credentials, google.auth.credentials.AnonymousCredentials) and not (
+        isinstance(credentials, google.oauth2.credentials.Credentials) and not credentials.refresh_token
+    )
+    session = google.auth.transport.requests.AuthorizedSession(
+        credentials, max_refresh_attempts=1 if refreshable else 0
+    )
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # As the SDK does for its own session (a client certificate only when the environment asks).
+    session.configure_mtls_channel()
+    return session
 
 
 class _ResponseReader(RangeReader):

@@ -1,0 +1,681 @@
+"""GCS specifics on fake-gcs-server: auth modes, signed-URL signatures, compose uploads,
+checksums, error mapping and request counts (the conformance suite covers the common contract).
+
+fake-gcs-server checks neither credentials nor URL signatures, so the tests check what
+the provider *sends* (the bearer token of each mode, the V4 signature recomputed here from
+the URL and verified with the throwaway key's public key) as well as what the server does.
+Faults (503, 429, 401, resets, flipped bytes) come from the fault proxy in front of the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+
+import google_crc32c
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from google.cloud import storage
+
+from cloudstore import (
+    AuthenticationException,
+    Bucket,
+    ChecksumMismatchException,
+    CloudProvider,
+    CloudProviderFactory,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    NotSupportedException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ProviderList,
+    RetryPolicy,
+    ThrottledException,
+)
+from cloudstore.backend import BucketInfo
+from cloudstore.providers.gcp.backend import GCSBackend, blob_checksum
+from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
+from cloudstore.providers.gcp.errors import map_gcs_error
+from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
+from tests.conftest import make_provider, unique_name
+from tests.faults.proxy import FaultProxy
+from tests.servers.base import RunningServer, free_port
+from tests.servers.fakegcs import make_service_account_info
+
+FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, deadline=20)
+NO_RETRIES = RetryPolicy(max_attempts=1)
+SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def clean_google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials or emulator settings leak in from the environment; no gcloud config."""
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud-empty"))
+    monkeypatch.setenv("CLOUDSTORE_CONFIG", str(tmp_path / "no-config.ini"))
+
+
+@pytest.fixture(scope="module")
+def gcs(servers: Any) -> RunningServer:
+    server: RunningServer = servers.get("gcp")
+    return server
+
+
+@pytest.fixture(scope="module")
+def provider(gcs: RunningServer) -> Iterator[CloudProvider]:
+    made = make_provider(gcs)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def bucket(provider: CloudProvider) -> Iterator[Bucket]:
+    created = provider.storage.buckets.create(unique_name("gcp"))
+    yield created
+    created.delete(delete_contents=True)
+
+
+@pytest.fixture
+def proxy(gcs: RunningServer) -> Iterator[FaultProxy]:
+    with FaultProxy(upstream=("127.0.0.1", gcs.extra["port"]), seed=11) as running:
+        yield running
+
+
+def sdk_client(gcs: RunningServer) -> storage.Client:
+    """A plain SDK client on the emulator, to look behind the provider's back."""
+    from google.auth.credentials import AnonymousCredentials
+
+    return storage.Client(
+        project="cloudstore-test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": gcs.extra["url"]},
+    )
+
+
+def hidden_parts(gcs: RunningServer, bucket: str) -> list[str]:
+    return [b.name for b in sdk_client(gcs).list_blobs(bucket, prefix=HIDDEN_PREFIX)]
+
+
+def record_authorization(provider: CloudProvider) -> list[str | None]:
+    """The Authorization header of every request the provider's session sends from now on."""
+    seen: list[str | None] = []
+    session = provider.backend.client._http  # type: ignore[attr-defined]
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+        seen.append(response.request.headers.get("Authorization"))
+
+    session.hooks["response"].append(hook)
+    return seen
+
+
+def b64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+# --- auth modes --------------------------------------------------------------------------------
+def test_creating_a_provider_makes_no_request(gcs: RunningServer, proxy: FaultProxy) -> None:
+    made = make_provider(gcs, gcp_endpoint_url=proxy.url)
+    assert made.backend is not None  # the backend (and its credentials) exist now
+    assert proxy.stats["requests"] == 0
+    made.storage.buckets.get("does-not-matter")
+    assert proxy.stats["requests"] == 1
+
+
+def test_anonymous_with_an_emulator_endpoint(gcs: RunningServer) -> None:
+    anonymous = make_provider(gcs, gcp_service_creds_dict=None)
+    seen = record_authorization(anonymous)
+    name = unique_name("anon")
+    bucket = anonymous.storage.buckets.create(name)
+    bucket.objects.create("x").upload(b"anonymous")
+    assert bucket.objects.get("x").read() == b"anonymous"  # type: ignore[union-attr]
+    bucket.delete(delete_contents=True)
+    assert seen and all(header is None for header in seen)
+    with pytest.raises(NotSupportedException, match="service-account key"):
+        bucket.objects.create("x").generate_url()
+
+
+def test_service_account_sends_a_self_signed_jwt(gcs: RunningServer, tmp_path: Path) -> None:
+    """With an endpoint override a key file authenticates without any token exchange."""
+    info, public_key = make_service_account_info(email="file-sa@proj-from-key.iam.gserviceaccount.com")
+    info["project_id"] = "proj-from-key"
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(info))
+    keyed = make_provider(gcs, gcp_service_creds_dict=None, gcp_service_creds_file=str(key_file), gcp_project_name=None)
+    assert keyed.backend.client.project == "proj-from-key"  # type: ignore[attr-defined]
+    seen = record_authorization(keyed)
+    assert keyed.storage.buckets.get(unique_name("nope")) is None
+    assert len(seen) == 1 and seen[0] is not None and seen[0].startswith("Bearer ")
+    header, payload, signature = seen[0].removeprefix("Bearer ").split(".")
+    public_key.verify(b64url(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    claims = json.loads(b64url(payload))
+    assert claims["iss"] == claims["sub"] == info["client_email"]
+    assert SCOPE in claims["scope"].split()
+    assert claims["exp"] > time.time()
+
+
+def test_service_account_dict_may_be_json_text(gcs: RunningServer) -> None:
+    info, _ = make_service_account_info()
+    made = make_provider(gcs, gcp_service_creds_dict=json.dumps(info))
+    assert made.storage.buckets.get(unique_name("nope")) is None
+
+
+def test_access_token_is_sent_as_bearer(gcs: RunningServer) -> None:
+    made = make_provider(gcs, gcp_service_creds_dict=None, gcp_access_token="ya29.session-token")
+    seen = record_authorization(made)
+    assert made.storage.buckets.get(unique_name("nope")) is None
+    assert seen == ["Bearer ya29.session-token"]
+    assert "ya29" not in repr(made) and "ya29" not in repr(made.config)
+    with pytest.raises(NotSupportedException, match="access-token"):
+        Bucket(made, BucketInfo("any-bucket")).objects.create("x").generate_url()
+
+
+def test_storage_emulator_host_env_is_the_endpoint(gcs: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"127.0.0.1:{gcs.extra['port']}")  # no scheme, as often written
+    made = CloudProviderFactory().create_provider(ProviderList.GCP, {})
+    name = unique_name("env")
+    made.storage.buckets.create(name)
+    assert made.storage.buckets.get(name) is not None
+    made.storage.buckets.get(name).delete()  # type: ignore[union-attr]
+
+
+def test_application_default_credentials_are_looked_up_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.auth.compute_engine import _metadata
+
+    # NO_GCE_CHECK=true, which google-auth reads at import time: no probe of the metadata server.
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
+    made = CloudProviderFactory().create_provider(ProviderList.GCP, {})
+    assert made.backend is not None
+    with pytest.raises(AuthenticationException, match="gcp_service_creds_file"):
+        made.storage.buckets.list()
+
+
+def test_bad_credentials_config_is_refused_without_leaking(gcs: RunningServer, tmp_path: Path) -> None:
+    info, _ = make_service_account_info()
+    no_email = {k: v for k, v in info.items() if k != "client_email"}
+    bad_key = dict(info, private_key="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    for broken in (no_email, bad_key):
+        with pytest.raises(InvalidParamException, match="gcp_service_creds_dict") as caught:
+            make_provider(gcs, gcp_service_creds_dict=broken).backend  # noqa: B018
+        assert "PRIVATE KEY" not in str(caught.value) and "not a key" not in str(caught.value)
+    with pytest.raises(InvalidParamException, match="cannot be read"):
+        make_provider(gcs, gcp_service_creds_dict=None, gcp_service_creds_file=str(tmp_path / "absent.json")).backend  # noqa: B018
+    with pytest.raises(InvalidParamException, match="http"):
+        make_provider(gcs, gcp_endpoint_url="ftp://example.invalid").backend  # noqa: B018
+    assert "PRIVATE KEY" not in repr(make_provider(gcs))
+
+
+# --- signed URLs -------------------------------------------------------------------------------
+def v4_string_to_sign(url: str, method: str) -> tuple[str, bytes, dict[str, str]]:
+    """Rebuild Google's V4 string-to-sign from a signed URL (independently of the SDK)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+    params = dict(pairs)
+    signature = bytes.fromhex(params["X-Goog-Signature"])
+
+    def enc(text: str) -> str:
+        return quote(text, safe="-_.~")
+
+    canonical_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(pairs) if k != "X-Goog-Signature")
+    signed_headers = params["X-Goog-SignedHeaders"]
+    canonical_request = "\n".join(
+        [method, parts.path, canonical_query, f"host:{parts.netloc}\n", signed_headers, "UNSIGNED-PAYLOAD"]
+    )
+    scope = params["X-Goog-Credential"].split("/", 1)[1]
+    string_to_sign = "\n".join(
+        [
+            params["X-Goog-Algorithm"],
+            params["X-Goog-Date"],
+            scope,
+            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+        ]
+    )
+    return string_to_sign, signature, params
+
+
+def verify_v4(url: str, method: str, public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    string_to_sign, signature, params = v4_string_to_sign(url, method)
+    public_key.verify(signature, string_to_sign.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    return params
+
+
+def check_v4_fields(params: dict[str, str], email: str, expires_in: int) -> None:
+    assert params["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256"
+    assert params["X-Goog-SignedHeaders"] == "host"
+    assert params["X-Goog-Expires"] == str(expires_in)
+    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - signed_at) < timedelta(minutes=5)
+    assert params["X-Goog-Credential"] == f"{email}/{params['X-Goog-Date'][:8]}/auto/storage/goog4_request"
+
+
+def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_signed_get_and_put_verify_offline_and_work(gcs: RunningServer, bucket: Bucket) -> None:
+    name = "reports/Q1 résumé+final.txt"
+    obj = bucket.objects.create(name)
+    obj.upload(b"signed content")
+    email = gcs.config["gcp_service_creds_dict"]["client_email"]
+    key = gcs.extra["public_key"]
+
+    get_url = obj.generate_url(expires_in=900)
+    parts = urlsplit(get_url)
+    assert f"{parts.scheme}://{parts.netloc}" == gcs.extra["url"]
+    assert unquote(parts.path) == f"/{bucket.name}/{name}"
+    check_v4_fields(verify_v4(get_url, "GET", key), email, 900)
+    assert fetch(get_url) == (200, b"signed content")
+
+    put_url = obj.generate_url(expires_in=3600, writable=True)
+    check_v4_fields(verify_v4(put_url, "PUT", key), email, 3600)
+    with pytest.raises(InvalidSignature):  # a write URL is no read URL
+        verify_v4(put_url, "GET", key)
+    status, _ = fetch(put_url, "PUT", b"replaced through the URL")
+    assert 200 <= status < 300
+    assert bucket.objects.get(name).read() == b"replaced through the URL"  # type: ignore[union-attr]
+
+
+def test_tampered_signed_urls_fail_verification(gcs: RunningServer, bucket: Bucket) -> None:
+    obj = bucket.objects.create("a.txt")
+    url = obj.generate_url(expires_in=600)
+    key = gcs.extra["public_key"]
+    verify_v4(url, "GET", key)
+    parts = urlsplit(url)
+    tampered = [
+        url.replace("/a.txt", "/b.txt"),
+        url.replace("X-Goog-Expires=600", "X-Goog-Expires=604800"),
+        urlunsplit(parts._replace(netloc="127.0.0.1:1")),
+        url[:-4] + ("0000" if not url.endswith("0000") else "1111"),
+    ]
+    for bad in tampered:
+        with pytest.raises(InvalidSignature):
+            verify_v4(bad, "GET", key)
+    # Another key does not verify it either.
+    _, other_key = make_service_account_info()
+    with pytest.raises(InvalidSignature):
+        verify_v4(url, "GET", other_key)
+
+
+def test_signing_limits(provider: CloudProvider, bucket: Bucket) -> None:
+    obj = bucket.objects.create("limits.txt")
+    week = 7 * 24 * 3600
+    assert obj.generate_url(expires_in=week)
+    with pytest.raises(InvalidParamException):
+        obj.generate_url(expires_in=week + 1)
+    backend = provider.backend
+    assert isinstance(backend, GCSBackend)
+    with pytest.raises(InvalidParamException):
+        backend.sign_url(bucket.name, "limits.txt", "GET", week + 1)
+
+
+def test_signing_with_application_default_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADC (here gcloud's well-known file holding a service-account key), no endpoint: a URL
+    for storage.googleapis.com, signed locally without any request."""
+    info, public_key = make_service_account_info(email="adc@adc-project.iam.gserviceaccount.com")
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    (gcloud / "application_default_credentials.json").write_text(json.dumps(info))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(gcloud))
+    made = CloudProviderFactory().create_provider(ProviderList.GCP, {})
+    url = Bucket(made, BucketInfo("adc-bucket")).objects.create("doc.pdf").generate_url(expires_in=120)
+    assert url.startswith("https://storage.googleapis.com/adc-bucket/doc.pdf?")
+    check_v4_fields(verify_v4(url, "GET", public_key), info["client_email"], 120)
+
+
+# --- names ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad", [HIDDEN_PREFIX + "x", "line\nbreak", "carriage\rreturn", ".", "..", ".well-known/acme-challenge/t"]
+)
+def test_gcs_object_name_rules(bucket: Bucket, bad: str) -> None:
+    with pytest.raises(InvalidNameException):
+        bucket.objects.create(bad)
+
+
+@pytest.mark.parametrize("bad", ["goog-bucket", "my-google-bucket", "ab", "Upper", "-dash", "a" * 64, "192.168.1.1"])
+def test_gcs_bucket_name_rules(provider: CloudProvider, bad: str) -> None:
+    with pytest.raises(InvalidNameException):
+        provider.storage.buckets.create(bad)
+
+
+# --- uploads by compose ----------------------------------------------------------------------------
+def test_large_upload_is_composed_with_type_and_metadata(gcs: RunningServer, bucket: Bucket, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * (12 * 1024 * 4)  # 12 MiB: three 5 MiB parts with the test transfer config
+    obj = bucket.objects.create("big/model.bin")
+    obj.upload(io.BytesIO(payload), content_type="application/x-model", metadata={"stage": "final"})
+    assert hidden_parts(gcs, bucket.name) == []
+    blob = sdk_client(gcs).bucket(bucket.name).get_blob("big/model.bin")
+    assert blob is not None and blob.size == len(payload)
+    assert blob.content_type == "application/x-model" and blob.metadata == {"stage": "final"}
+    assert base64.b64decode(blob.crc32c) == google_crc32c.Checksum(payload).digest()
+    info = bucket.provider.backend.head_object(bucket.name, "big/model.bin")
+    assert info is not None and info.checksum in {
+        ("md5", hashlib.md5(payload).hexdigest()),  # fake-gcs-server gives composite objects an MD5 too
+        ("crc32c", google_crc32c.Checksum(payload).digest().hex()),  # GCS gives them only CRC32C
+    }
+    got = bucket.objects.get("big/model.bin")
+    assert got is not None
+    target = tmp_path / "model.bin"
+    got.download_to_file(target)  # parallel ranged reads, verified
+    assert target.read_bytes() == payload
+    seam = 5 * 1024 * 1024
+    assert got.read(start=seam - 3, end=seam + 2) == payload[seam - 3 : seam + 3]
+
+
+def test_many_parts_compose_hierarchically_out_of_order(
+    gcs: RunningServer, provider: CloudProvider, bucket: Bucket
+) -> None:
+    backend = provider.backend
+    chunks = [f"part {n:03d};".encode() * 10 for n in range(1, 71)]  # 70 parts: more than 32 per compose
+    upload = backend.create_multipart_upload(bucket.name, "joined.txt", "text/plain", {"parts": "70"})
+    results: dict[int, Any] = {}
+    order = list(range(70, 0, -1))
+
+    def send(numbers: list[int]) -> None:
+        for n in numbers:
+            offset = sum(len(c) for c in chunks[: n - 1])
+            results[n] = backend.upload_part(upload, n, offset, chunks[n - 1])
+
+    threads = [threading.Thread(target=send, args=(order[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(hidden_parts(gcs, bucket.name)) == 70
+    assert [o.name for o in bucket.objects] == []  # parts in flight are invisible
+    backend.complete_multipart_upload(upload, [results[n] for n in sorted(results)])
+    assert hidden_parts(gcs, bucket.name) == []
+    whole = b"".join(chunks)
+    got = bucket.objects.get("joined.txt")
+    assert got is not None and got.size == len(whole)
+    assert got.content_type == "text/plain" and got.metadata == {"parts": "70"}
+    assert got.read() == whole
+    blob = sdk_client(gcs).bucket(bucket.name).get_blob("joined.txt")
+    assert blob is not None
+    # The emulator's CRC32C (and MD5) of a composite object are right.
+    assert base64.b64decode(blob.crc32c) == google_crc32c.Checksum(whole).digest()
+    assert blob.md5_hash is None or base64.b64decode(blob.md5_hash) == hashlib.md5(whole).digest()
+    # GCS gives composite objects no MD5: the checksum is then CRC32C, in hex, big-endian.
+    blob._properties.pop("md5Hash", None)
+    assert blob_checksum(blob) == ("crc32c", google_crc32c.Checksum(whole).digest().hex())
+
+
+def test_abort_deletes_parts_and_nothing_appears(gcs: RunningServer, provider: CloudProvider, bucket: Bucket) -> None:
+    backend = provider.backend
+    upload = backend.create_multipart_upload(bucket.name, "never.bin", None, {})
+    for n in (2, 1, 3):
+        backend.upload_part(upload, n, (n - 1) * 4, b"data")
+    assert len(hidden_parts(gcs, bucket.name)) == 3
+    backend.abort_multipart_upload(upload)
+    backend.abort_multipart_upload(upload)  # twice is harmless
+    assert hidden_parts(gcs, bucket.name) == []
+    assert bucket.objects.get("never.bin") is None
+
+
+def test_failed_upload_leaves_no_object_and_no_parts(gcs: RunningServer, bucket: Bucket) -> None:
+    class Breaks(io.RawIOBase):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.sent >= 11 * 1024 * 1024:
+                raise OSError("source disk failed")
+            size = min(len(buffer), 1024 * 1024)
+            buffer[:size] = b"x" * size
+            self.sent += size
+            return size
+
+    with pytest.raises(OSError, match="source disk failed"):
+        bucket.objects.create("broken.bin").upload(Breaks())
+    assert bucket.objects.get("broken.bin") is None
+    assert hidden_parts(gcs, bucket.name) == []
+
+
+def test_parts_in_flight_are_hidden_from_every_listing(
+    gcs: RunningServer, provider: CloudProvider, bucket: Bucket
+) -> None:
+    for name in ("-first", "a/1", "b", "zeta"):
+        bucket.objects.create(name).upload(name.encode())
+    backend = provider.backend
+    upload = backend.create_multipart_upload(bucket.name, "pending", None, {})
+    for n in range(1, 4):
+        backend.upload_part(upload, n, 0, b"p")
+    try:
+        assert [o.name for o in bucket.objects] == ["-first", "a/1", "b", "zeta"]
+        top = bucket.objects.list(delimiter="/")
+        assert [o.name for o in top] == ["-first", "b", "zeta"] and top.prefixes == ["a/"]
+        walked: list[str] = []
+        marker = None
+        while True:
+            page = bucket.objects.list(limit=1, marker=marker, delimiter="/")
+            walked += [o.name for o in page] + page.prefixes
+            marker = page.marker
+            if marker is None:
+                break
+        assert walked == ["-first", "a/", "b", "zeta"]
+    finally:
+        backend.abort_multipart_upload(upload)
+
+
+# --- checksums and faults ------------------------------------------------------------------------------
+def test_single_put_reports_the_right_md5(gcs: RunningServer, bucket: Bucket) -> None:
+    data = b"checksum me " * 1000
+    bucket.objects.create("c.txt").upload(data)
+    info = bucket.provider.backend.head_object(bucket.name, "c.txt")
+    assert info is not None and info.checksum == ("md5", hashlib.md5(data).hexdigest())
+    blob = sdk_client(gcs).bucket(bucket.name).get_blob("c.txt")
+    assert blob is not None and base64.b64decode(blob.crc32c) == google_crc32c.Checksum(data).digest()
+
+
+def test_flipped_byte_in_a_download_is_caught(
+    gcs: RunningServer, bucket: Bucket, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 64
+    bucket.objects.create("flip.bin").upload(data)
+    via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=NO_RETRIES)
+    target_bucket = Bucket(via_proxy, BucketInfo(bucket.name))
+    proxy.add_rule("flip", path="/download/")
+    with pytest.raises(ChecksumMismatchException):
+        target_bucket.objects.get("flip.bin").read()  # type: ignore[union-attr]
+    with pytest.raises(ChecksumMismatchException):
+        target_bucket.objects.get("flip.bin").download_to_file(tmp_path / "flip.bin")  # type: ignore[union-attr]
+    assert not (tmp_path / "flip.bin").exists()
+    assert proxy.stats["flip"] == 2
+
+
+def test_transient_faults_are_retried_and_resumed(gcs: RunningServer, bucket: Bucket, proxy: FaultProxy) -> None:
+    data = bytes(range(256)) * 1024
+    bucket.objects.create("r.bin").upload(data)
+    via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=FAST_RETRIES)
+    target = Bucket(via_proxy, BucketInfo(bucket.name))
+    proxy.add_rule("503", path="/download/", limit=1)
+    proxy.add_rule("reset", path="/download/", reset_at="mid", limit=1)
+    proxy.add_rule("429", path="/o/r.bin", methods=["GET"], limit=1)
+    assert target.objects.get("r.bin").read() == data  # type: ignore[union-attr]
+    assert proxy.stats["503"] == 1 and proxy.stats["reset"] == 1 and proxy.stats["429"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, AuthenticationException),
+        (403, PermissionDeniedException),
+        (429, ThrottledException),
+        (503, ThrottledException),
+        (500, ProviderConnectionException),
+        (412, PreconditionFailedException),
+    ],
+)
+def test_status_codes_map_onto_the_spec(
+    gcs: RunningServer, proxy: FaultProxy, status: int, expected: type[Exception]
+) -> None:
+    via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=FAST_RETRIES)
+    proxy.add_rule("status", status=status)
+    with pytest.raises(expected) as caught:
+        via_proxy.storage.buckets.list()
+    assert getattr(caught.value, "status", None) == status
+    # Transient answers are retried by the shared policy; a 401 gets one token refresh (the
+    # service-account token is renewable) and then fails; nothing else is tried twice.
+    expected_attempts = {
+        429: FAST_RETRIES.max_attempts,
+        500: FAST_RETRIES.max_attempts,
+        503: FAST_RETRIES.max_attempts,
+        401: 2,
+    }
+    assert proxy.stats["requests"] == expected_attempts.get(status, 1)
+
+
+def test_rejected_access_token_is_not_retried(gcs: RunningServer, proxy: FaultProxy) -> None:
+    made = make_provider(
+        gcs,
+        gcp_endpoint_url=proxy.url,
+        gcp_service_creds_dict=None,
+        gcp_access_token="expired-token",
+        retry_policy=FAST_RETRIES,
+    )
+    proxy.add_rule("status", status=401)
+    with pytest.raises(AuthenticationException) as caught:
+        made.storage.buckets.get("any-bucket")
+    assert caught.value.status == 401
+    assert proxy.stats["requests"] == 1
+
+
+def test_sdk_and_transport_errors_map_onto_the_spec() -> None:
+    import google.api_core.exceptions as api_errors
+    import google.auth.exceptions as auth_errors
+    import requests
+    import urllib3
+    from google.cloud.storage import exceptions as storage_errors
+
+    cases: list[tuple[BaseException, type[Exception]]] = [
+        (api_errors.Conflict("exists"), DuplicateResourceException),
+        (api_errors.NotFound("gone"), NotFoundException),
+        (api_errors.Unauthorized("bad token"), AuthenticationException),
+        (api_errors.TooManyRequests("slow"), ThrottledException),
+        (api_errors.BadGateway("proxy"), ProviderConnectionException),
+        (api_errors.RetryError("deadline", None), ProviderConnectionException),
+        (auth_errors.RefreshError("invalid_grant"), AuthenticationException),
+        (auth_errors.TransportError("no route"), ProviderConnectionException),
+        (auth_errors.DefaultCredentialsError("none"), AuthenticationException),
+        (requests.ConnectionError("refused"), ProviderConnectionException),
+        (requests.Timeout("slow"), ProviderConnectionException),
+        (urllib3.exceptions.ProtocolError("reset"), ProviderConnectionException),
+        (storage_errors.DataCorruption(None, "bad crc"), ChecksumMismatchException),
+    ]
+    for error, expected in cases:
+        mapped = map_gcs_error(error)
+        assert isinstance(mapped, expected), (error, mapped)
+    assert map_gcs_error(ValueError("not ours")) is None
+
+
+def test_delete_of_non_empty_bucket_is_refused_by_the_emulator(provider: CloudProvider, bucket: Bucket) -> None:
+    bucket.objects.create("keep").upload(b"k")
+    with pytest.raises(PreconditionFailedException) as caught:
+        provider.call(lambda: provider.backend.delete_bucket(bucket.name))
+    assert caught.value.status in (409, 412)  # GCS: 409, fake-gcs-server: 412
+    with pytest.raises(PreconditionFailedException):
+        bucket.delete()
+    assert bucket.objects.get("keep") is not None
+
+
+def test_range_outside_the_object_and_missing_objects(bucket: Bucket) -> None:
+    bucket.objects.create("ten").upload(b"0123456789")
+    obj = bucket.objects.get("ten")
+    assert obj is not None
+    assert obj.read(start=3, end=5) == b"345"
+    assert obj.read(start=8) == b"89"
+    with pytest.raises(InvalidParamException):
+        obj.read(start=10)
+    with pytest.raises(NotFoundException):
+        bucket.objects.create("absent").delete()
+    with pytest.raises(NotFoundException):
+        bucket.objects.create("absent").read()
+
+
+def test_unreachable_endpoint_is_a_connection_error(gcs: RunningServer) -> None:
+    closed = make_provider(gcs, gcp_endpoint_url=f"http://127.0.0.1:{free_port()}", retry_policy=NO_RETRIES)
+    with pytest.raises(ProviderConnectionException):
+        closed.storage.buckets.get("some-bucket")
+
+
+# --- one request per primitive ------------------------------------------------------------------------------
+def test_each_primitive_is_one_request(gcs: RunningServer, bucket: Bucket, proxy: FaultProxy) -> None:
+    via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=NO_RETRIES)
+    backend = via_proxy.backend
+    name = bucket.name
+
+    def requests_for(action: Any) -> int:
+        proxy.reset_stats()
+        action()
+        time.sleep(0.2)  # anything the SDK would send in the background shows up too
+        return int(proxy.stats["requests"])
+
+    assert requests_for(lambda: backend.put_object(name, "one", b"1" * 1000, "text/plain", {"k": "v"})) == 1
+    assert requests_for(lambda: backend.head_object(name, "one")) == 1
+    assert requests_for(lambda: backend.get_object(name, "one", 10, 19).read()) == 1
+    assert requests_for(lambda: backend.list_objects(name, None, "/", 10, None)) == 1
+    assert requests_for(lambda: backend.copy_object(name, "one", name, "two")) == 1
+    assert requests_for(lambda: backend.delete_object(name, "two")) == 1
+    assert requests_for(lambda: backend.sign_url(name, "one", "GET", 60)) == 0
+    upload = backend.create_multipart_upload(name, "multi", None, {})
+    assert proxy.stats["requests"] == 0
+    parts = [backend.upload_part(upload, n, 0, b"x") for n in (1, 2, 3)]
+    # one compose, then one delete per part
+    assert requests_for(lambda: backend.complete_multipart_upload(upload, parts)) == 4
+
+
+# --- markers (pure logic, with the shapes GCS itself answers) -----------------------------------------------
+def test_object_pages_cut_to_limit_with_name_markers() -> None:
+    first: ObjectPager[str] = ObjectPager(None, "/", None)
+    # fake-gcs-server counts only objects toward maxResults and adds every later prefix:
+    # the page is cut to the limit, and nothing past the last object listed is trusted.
+    page = first.cut([("b", "b"), ("d", "d")], ["a/", "c/", "f/"], 2, True, str)
+    assert (page.items, page.prefixes, page.next_marker) == (["b"], ["a/"], "b")
+
+    after_folder: ObjectPager[str] = ObjectPager(None, "/", "c/")
+    assert after_folder.start_offset == "c0"  # past every name under the pseudo-folder
+    page = after_folder.cut([("d", "d")], ["c/", "e/"], 5, False, str)
+    assert (page.items, page.prefixes, page.next_marker) == (["d"], ["e/"], None)
+
+    # After an object marker the marker itself comes back first (startOffset is inclusive),
+    # so one more entry is asked for; a page of only hidden upload parts still moves on.
+    after_object: ObjectPager[str] = ObjectPager(None, None, ".a")
+    assert after_object.start_offset == ".a" and after_object.page_size(2) == 3
+    hidden = [(HIDDEN_PREFIX + "u/00001", "h1"), (HIDDEN_PREFIX + "u/00002", "h2")]
+    page = after_object.cut([(".a", ".a"), *hidden], [], 2, True, str)
+    assert (page.items, page.prefixes, page.next_marker) == ([], [], HIDDEN_PREFIX + "u/00002")
+
+
+def test_bucket_markers_keep_the_service_page_token() -> None:
+    buckets = [BucketInfo(n) for n in ("b3", "b1", "b2")]
+    page = BucketMarker().cut(list(buckets), 2, None)  # a service that ignored maxResults
+    assert [b.name for b in page.items] == ["b1", "b2"] and page.next_marker == "b2"
+    page = BucketMarker.parse("b2").cut(list(buckets), 2, None)
+    assert [b.name for b in page.items] == ["b3"] and page.next_marker is None
+    page = BucketMarker().cut(list(buckets[:2]), 2, "token/+=")
+    assert page.next_marker == "b3@token/+="
+    assert BucketMarker.parse(page.next_marker) == BucketMarker("b3", "token/+=")
