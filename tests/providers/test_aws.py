@@ -727,3 +727,25 @@ def test_a_multipart_upload_failing_part_way_is_aborted(server: RunningServer, s
     assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
     assert s3_bucket.objects.get("doomed.bin") is None
     assert [o.name for o in s3_bucket.objects] == []
+
+
+# --- docs -------------------------------------------------------------------------------------------
+def test_docs_page_examples_run_against_seaweedfs(
+    server: RunningServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_docs import run_page, sandbox
+
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "AWS_ACCESS_KEY_ID": server.extra["admin_access_key"],
+        "AWS_SECRET_ACCESS_KEY": server.extra["admin_secret_key"],
+        "AWS_ENDPOINT_URL": server.extra["endpoint_url"],
+        "AWS_DEFAULT_REGION": server.extra["region"],
+        "AWS_ROLE_ARN": server.extra["role_arn"],
+    }
+    with sandbox(home, env):
+        namespace = run_page("aws.rst")
+    assert namespace["provider"].storage.buckets.get("reports") is None  # the page cleans up
