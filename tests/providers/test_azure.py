@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 from cloudstore import (
@@ -43,6 +44,7 @@ from cloudstore.backend import BucketInfo
 from cloudstore.providers.azure.backend import blob_sas_url
 from tests.conftest import Servers, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
+from tests.servers import azurite as azurite_server
 from tests.servers.base import RunningServer, free_port
 
 MiB = 1024 * 1024
@@ -564,6 +566,68 @@ def test_user_delegation_sas_limits_without_network() -> None:
     # Within 7 days the provider asks the service for a delegation key (nothing listens here).
     with pytest.raises(ProviderConnectionException):
         obj.generate_url(expires_in=3600)
+
+
+# --- TokenCredential over HTTPS ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def azurite_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = azurite_server.start_https_oauth(tmp_path_factory.mktemp("azurite-https"))
+    yield server
+    server.stop()
+
+
+class BearerToken:
+    """A TokenCredential handing out a fixed token (Azurite's basic OAuth does not check signatures)."""
+
+    def __init__(self, token: str, expires_on: int) -> None:
+        self.token = AccessToken(token, expires_on)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return self.token
+
+
+class NoToken:
+    """A TokenCredential that cannot get a token, as azure-identity reports it."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        raise ClientAuthenticationError("no identity available")
+
+
+def test_token_credential_round_trip_and_delegation_key(
+    azurite_https: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite_https.extra["ca_bundle"]))
+    token, expires_on = azurite_server.fake_bearer_token()
+    provider = create({**azurite_https.config, "azure_credential": BearerToken(token, expires_on)})
+    bucket = provider.storage.buckets.create(unique_name("tok"))
+    obj = bucket.objects.create("bearer.txt")
+    obj.upload(b"sent with a bearer token", metadata={"via": "oauth"})
+    assert bucket.objects.get("bearer.txt").read() == b"sent with a bearer token"  # type: ignore[union-attr]
+    assert [o.name for o in bucket.objects.list()] == ["bearer.txt"]
+
+    # generate_url asked the service for a user delegation key: its claims are the token's.
+    read_query = parse_qs(urlsplit(obj.generate_url(expires_in=600)).query)
+    write_query = parse_qs(urlsplit(obj.generate_url(expires_in=3 * 24 * 3600, writable=True)).query)
+    assert read_query["skoid"] == [azurite_server.TOKEN_OBJECT_ID]
+    assert read_query["sktid"] == [azurite_server.TOKEN_TENANT_ID]
+    assert (read_query["sp"], write_query["sp"]) == (["r"], ["cw"])
+    # One key serves both URLs (it is reused while it lasts) and outlives them.
+    assert read_query["ske"] == write_query["ske"] and write_query["ske"][0] > write_query["se"][0]
+    with pytest.raises(InvalidParamException, match="7 days"):
+        obj.generate_url(expires_in=8 * 24 * 3600)
+    bucket.delete(delete_contents=True)
+
+    expired, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=-60))
+    stale = create(
+        {**azurite_https.config, "azure_credential": BearerToken(expired, expires_on), "retry_policy": NO_RETRY}
+    )
+    with pytest.raises(AuthenticationException):
+        stale.storage.buckets.get("anything")
+    without = create({**azurite_https.config, "azure_credential": NoToken(), "retry_policy": NO_RETRY})
+    with pytest.raises(AuthenticationException, match="no identity available"):
+        without.storage.buckets.get("anything")
 
 
 # --- docs -------------------------------------------------------------------------------------------

@@ -94,3 +94,111 @@ def start(workdir: Path) -> RunningServer:
         "log": log,
     }
     return RunningServer("azure", config, [proc], extra)
+
+
+def start_https_oauth(workdir: Path) -> RunningServer:
+    """A second Azurite on HTTPS with ``--oauth basic``, for ``azure_credential`` (bearer token) tests.
+
+    The SDK sends bearer tokens over HTTPS only. Azurite's basic OAuth checks a token's issuer,
+    audience and lifetime, not its signature, so :func:`fake_bearer_token` is accepted. The
+    self-signed certificate is ``extra["ca_bundle"]`` (point ``REQUESTS_CA_BUNDLE`` at it).
+    """
+    if not AZURITE_BLOB.exists():
+        raise ServerNotInstalled(f"{AZURITE_BLOB} is missing: run scripts/servers/install_azurite.sh")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert, key = _self_signed_certificate(workdir)
+    location = workdir / "azurite-https-data"
+    location.mkdir(exist_ok=False)
+    log = workdir / "azurite-https.log"
+    port = free_port()
+    proc = spawn(
+        [
+            AZURITE_BLOB,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            location,
+            "--disableTelemetry",
+            "--silent",
+            "--skipApiVersionCheck",
+            "--oauth",
+            "basic",
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ],
+        log,
+        cwd=workdir,
+    )
+    try:
+        wait_for_port(port, proc, log)
+    except BaseException:
+        RunningServer("azure", {}, [proc]).stop()
+        raise
+    endpoint = f"https://127.0.0.1:{port}/{ACCOUNT_NAME}"
+    config = {"azure_storage_account": ACCOUNT_NAME, "azure_blob_endpoint": endpoint}
+    return RunningServer("azure", config, [proc], {"port": port, "endpoint": endpoint, "ca_bundle": cert, "log": log})
+
+
+def _self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "azurite-cert.pem", workdir / "azurite-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+#: Identity claims of :func:`fake_bearer_token` (they come back in user delegation keys).
+TOKEN_OBJECT_ID = "11111111-2222-3333-4444-555555555555"
+TOKEN_TENANT_ID = "ab1f708d-50f6-404c-a006-d71b2ac7a606"
+
+
+def fake_bearer_token(valid_for: timedelta = timedelta(hours=1)) -> tuple[str, int]:
+    """An unsigned-in-effect JWT that Azurite's basic OAuth accepts, and its expiry (Unix time)."""
+    import base64
+    import json
+    import time
+
+    def part(claims: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    expires = now + int(valid_for.total_seconds())
+    claims = {
+        "aud": "https://storage.azure.com",
+        "iss": f"https://sts.windows.net/{TOKEN_TENANT_ID}/",
+        "nbf": now - 300,
+        "iat": now - 300,
+        "exp": expires,
+        "oid": TOKEN_OBJECT_ID,
+        "tid": TOKEN_TENANT_ID,
+    }
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl", expires
