@@ -679,3 +679,17 @@ def test_bucket_markers_keep_the_service_page_token() -> None:
     page = BucketMarker().cut(list(buckets[:2]), 2, "token/+=")
     assert page.next_marker == "b3@token/+="
     assert BucketMarker.parse(page.next_marker) == BucketMarker("b3", "token/+=")
+
+
+# --- docs ---------------------------------------------------------------------------------------------------
+def test_docs_page_examples_run_against_the_emulator(gcs: RunningServer, tmp_path: Path) -> None:
+    from tests.test_docs import run_page, sandbox
+
+    home = tmp_path / "home"
+    home.mkdir()
+    key_file = tmp_path / "throwaway-key.json"
+    key_file.write_text(json.dumps(gcs.config["gcp_service_creds_dict"]))
+    env = {"STORAGE_EMULATOR_HOST": gcs.extra["url"], "GOOGLE_APPLICATION_CREDENTIALS": str(key_file)}
+    with sandbox(home, env):
+        namespace = run_page("gcp.rst")
+    assert namespace["provider"].storage.buckets.get("reports-2024") is None  # the page cleans up
