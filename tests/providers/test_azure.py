@@ -25,6 +25,7 @@ from azure.storage.blob import BlobServiceClient, UserDelegationKey
 from cloudstore import (
     AuthenticationException,
     Bucket,
+    ChecksumMismatchException,
     CloudProvider,
     CloudProviderFactory,
     DuplicateResourceException,
@@ -451,6 +452,27 @@ def test_connection_reset_is_a_connection_error_and_the_shared_layer_retries(
         retrying.storage.buckets.get(container.name).objects.create("r.txt").upload(b"r")  # type: ignore[union-attr]
         assert proxy.count_requests("PUT") == 3
     assert container.objects.get("r.txt").read() == b"r"  # type: ignore[union-attr]
+
+
+def test_broken_download_is_resumed_and_a_flipped_byte_is_caught(
+    azurite: RunningServer, container: Bucket, tmp_path: Any
+) -> None:
+    data = os.urandom(300_000)
+    container.objects.create("body.bin").upload(data)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        provider = make_provider(azurite, azure_blob_endpoint=f"{proxy.url}/{azurite.extra['account_name']}")
+        bucket = provider.storage.buckets.get(container.name)
+        assert bucket is not None
+        proxy.add_rule("reset", methods=["GET"], reset_at="mid", limit=1)
+        assert bucket.objects.get("body.bin").read() == data  # type: ignore[union-attr]
+        assert proxy.stats["reset"] == 1
+
+        # Put Blob stored the MD5: a body altered on the way fails the download and leaves no file.
+        proxy.add_rule("flip", methods=["GET"], limit=10)
+        target = tmp_path / "body.out"
+        with pytest.raises(ChecksumMismatchException):
+            bucket.objects.get("body.bin").download_to_file(target)  # type: ignore[union-attr]
+        assert not target.exists()
 
 
 # --- signed URLs ----------------------------------------------------------------------------------

@@ -320,12 +320,21 @@ class AzureBackend(Backend):
     def map_error(self, error: BaseException) -> CloudStoreException | None:
         if isinstance(error, CloudStoreException):
             return error
+        # DecodeError (a body cut short or garbled) is an HttpResponseError: test it first.
+        if isinstance(
+            error,
+            (
+                ServiceRequestError,
+                ServiceResponseError,
+                DecodeError,
+                requests.RequestException,
+                ConnectionError,
+                TimeoutError,
+            ),
+        ):
+            return ProviderConnectionException(f"connection to Azure failed: {self._redact(_first_line(error))}")
         if isinstance(error, HttpResponseError):
             return self._map_response_error(error)
-        if isinstance(error, (ServiceRequestError, ServiceResponseError, DecodeError)):
-            return ProviderConnectionException(f"connection to Azure failed: {self._redact(_first_line(error))}")
-        if isinstance(error, (requests.RequestException, ConnectionError, TimeoutError)):
-            return ProviderConnectionException(f"connection to Azure failed: {self._redact(_first_line(error))}")
         if isinstance(error, AzureError):
             return CloudStoreException(f"Azure error: {self._redact(_first_line(error))}")
         return None
