@@ -13,7 +13,6 @@ release = "0.1.0"
 extensions = ["sphinx.ext.autodoc"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_class_signature = "separated"
 
 html_theme = "alabaster"
 exclude_patterns = ["_build"]
