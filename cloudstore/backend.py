@@ -95,7 +95,14 @@ class UploadPart:
 
 
 class RangeReader(abc.ABC):
-    """A readable byte stream for (part of) an object's body."""
+    """A readable byte stream for (part of) an object's body.
+
+    ``info`` describes the whole object as the GET response told it (size,
+    ETag, checksum, content type), when the provider can say so without an
+    extra request; a whole-object read then needs no HEAD first.
+    """
+
+    info: ObjectInfo | None = None
 
     @abc.abstractmethod
     def read(self, size: int = -1) -> bytes:
@@ -114,8 +121,9 @@ class RangeReader(abc.ABC):
 class FileRangeReader(RangeReader):
     """Adapts any object with ``read(n)`` (and optionally ``close()``) to :class:`RangeReader`."""
 
-    def __init__(self, raw: BinaryIO | Any) -> None:
+    def __init__(self, raw: BinaryIO | Any, info: ObjectInfo | None = None) -> None:
         self._raw = raw
+        self.info = info
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self._raw.read(size))

@@ -388,11 +388,13 @@ class BucketObject:
         return self._info
 
     def iter_content(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        """The content, ``chunk_size`` bytes at a time, verified at the end when the service has a checksum."""
+        """The content, ``chunk_size`` bytes at a time, verified at the end when the service has a checksum.
+
+        One GET request: size and checksum come from its response.
+        """
         if chunk_size < 1:
             raise InvalidParamException("chunk_size must be positive")
-        info = self._current()
-        return self.provider.engine.stream(self.bucket.name, self.name, info, chunk_size)
+        return self.provider.engine.stream(self.bucket.name, self.name, None, chunk_size)
 
     def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
         """Write the content into a writable binary stream."""

@@ -226,19 +226,30 @@ class TransferEngine:
         end: int | None = None,
         expected_size: int | None = None,
         chunk_size: int | None = None,
+        on_open: Callable[[RangeReader], None] | None = None,
     ) -> Iterator[bytes]:
-        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke."""
+        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke.
+
+        ``on_open`` sees the first reader opened (and so its ``info``) before any byte is yielded.
+        """
         chunk_size = chunk_size or self.config.chunk_size
         position = start or 0
         stop = None if expected_size is None else (end if end is not None else expected_size - 1)
         reader: RangeReader | None = None
+        opened = False
 
         def next_chunk() -> bytes:
-            nonlocal reader
+            nonlocal reader, stop, opened
             try:
                 if reader is None:
                     first = position if (position or start is not None) else None
                     reader = self.backend.get_object(bucket, name, first, end)
+                    if not opened:
+                        opened = True
+                        if stop is None and end is None and reader.info is not None:
+                            stop = reader.info.size - 1
+                        if on_open is not None:
+                            on_open(reader)
                 chunk = reader.read(chunk_size)
                 if not chunk and stop is not None and position <= stop:
                     raise ProviderConnectionException(f"the body of {name!r} ended early at byte {position}")
@@ -262,15 +273,45 @@ class TransferEngine:
                 with contextlib.suppress(Exception):
                     reader.close()
 
-    def stream(self, bucket: str, name: str, info: ObjectInfo, chunk_size: int | None = None) -> Iterator[bytes]:
-        """The whole object, verified against its checksum at the end when the service has one."""
-        hasher = new_hasher(info.checksum[0]) if info.checksum else None
-        for chunk in self.chunks(bucket, name, expected_size=info.size, chunk_size=chunk_size):
+    def stream(
+        self, bucket: str, name: str, info: ObjectInfo | None = None, chunk_size: int | None = None
+    ) -> Iterator[bytes]:
+        """The whole object, verified at the end against the service's checksum when it has one.
+
+        Without ``info`` the properties come from the GET response itself (no HEAD first).
+        """
+        known: list[ObjectInfo] = [info] if info is not None else []
+
+        def opened(reader: RangeReader) -> None:
+            if known:
+                return
+            # The provider's GET gave no properties: ask for them, to verify what we read.
+            described = reader.info or self.backend.head_object(bucket, name)
+            if described is not None:
+                known.append(described)
+
+        hasher: Hasher | None = None
+        checksum: tuple[str, str] | None = None
+        started = False
+        for chunk in self.chunks(
+            bucket,
+            name,
+            expected_size=info.size if info else None,
+            chunk_size=chunk_size,
+            on_open=opened,
+        ):
+            if not started:
+                started = True
+                checksum = known[0].checksum if known else None
+                hasher = new_hasher(checksum[0]) if checksum else None
             if hasher is not None:
                 hasher.update(chunk)
             yield chunk
-        if hasher is not None and info.checksum is not None:
-            verify(hasher, info.checksum, f"download of {name!r}")
+        if not started and known and known[0].checksum:  # an empty object
+            checksum = known[0].checksum
+            hasher = new_hasher(checksum[0])
+        if hasher is not None and checksum is not None:
+            verify(hasher, checksum, f"download of {name!r}")
 
     def download_to_path(
         self, bucket: str, name: str, info: ObjectInfo, path: Path, progress: ProgressCallback | None = None

@@ -60,9 +60,10 @@ class _Upload:
 
 
 class _FileReader(RangeReader):
-    def __init__(self, handle: BinaryIO, length: int | None) -> None:
+    def __init__(self, handle: BinaryIO, length: int | None, info: ObjectInfo | None = None) -> None:
         self._handle = handle
         self._left = length
+        self.info = info
 
     def read(self, size: int = -1) -> bytes:
         if self._left is not None:
@@ -262,6 +263,9 @@ class LocalBackend(Backend):
             return None
         if not path.is_file():
             return None
+        return self._describe(bucket, name, stat)
+
+    def _describe(self, bucket: str, name: str, stat: os.stat_result) -> ObjectInfo:
         side = self._read_sidecar(bucket, name, stat)
         md5 = side.get("md5")
         return ObjectInfo(
@@ -339,9 +343,10 @@ class LocalBackend(Backend):
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         path = self._object_path(bucket, name)
         handle = open(path, "rb")  # noqa: SIM115 - owned by the reader
-        size = os.fstat(handle.fileno()).st_size
+        stat = os.fstat(handle.fileno())
+        size = stat.st_size
         if start is None and end is None:
-            return _FileReader(handle, None)
+            return _FileReader(handle, None, self._describe(bucket, name, stat))
         first = start or 0
         if first >= size and size > 0:
             handle.close()
