@@ -37,6 +37,12 @@ SCHEMES = {
 }
 
 
+class UserMistake(click.ClickException):
+    """A mistake in the command line: one line on stderr, exit status 2, no usage dump."""
+
+    exit_code = 2
+
+
 @dataclass
 class Address:
     provider: ProviderList
@@ -50,7 +56,7 @@ def parse_address(text: str) -> Address | None:
     if not sep:
         return None
     if scheme.lower() not in SCHEMES:
-        raise click.BadParameter(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
+        raise UserMistake(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
     bucket, _, key = rest.partition("/")
     return Address(SCHEMES[scheme.lower()], bucket, key)
 
@@ -66,9 +72,9 @@ class _Context:
             key = key.strip()
             if not sep:
                 # Not echoed: a value given without its key may well be a secret.
-                raise click.BadParameter("expected KEY=VALUE (no '=' found)", param_hint="--config")
+                raise UserMistake("--config expects KEY=VALUE (no '=' found)")
             if key not in known:
-                raise click.BadParameter(f"unknown config key {key!r}", param_hint="--config")
+                raise UserMistake(f"unknown config key {key!r} in --config")
             self.settings[key] = value
         self._providers: dict[ProviderList, CloudProvider] = {}
 
@@ -87,7 +93,7 @@ class _Context:
 
     def bucket(self, address: Address) -> Bucket:
         if not address.bucket:
-            raise click.UsageError("the address names no bucket")
+            raise UserMistake("the address names no bucket")
         bucket = self.provider(address.provider).storage.buckets.get(address.bucket)
         if bucket is None:
             raise click.ClickException(f"bucket {address.bucket!r} does not exist")
@@ -119,9 +125,9 @@ def _friendly_errors(fn: F) -> F:
 def _address(text: str, need_key: bool = False) -> Address:
     address = parse_address(text)
     if address is None:
-        raise click.BadParameter(f"{text!r} is not a PROVIDER://bucket/key address")
+        raise UserMistake(f"{text!r} is not a PROVIDER://bucket/key address")
     if need_key and not address.key:
-        raise click.BadParameter(f"{text!r} names no object")
+        raise UserMistake(f"{text!r} names no object")
     return address
 
 
@@ -209,7 +215,7 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
     """Copy a file to an object, an object to a file, or an object to an object."""
     src, dst = parse_address(source), parse_address(destination)
     if src is None and dst is None:
-        raise click.UsageError("one side must be a PROVIDER://bucket/key address")
+        raise UserMistake("one side must be a PROVIDER://bucket/key address")
     if src is None and dst is not None:
         path = Path(source)
         if not path.is_file():
@@ -222,7 +228,7 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
         return
     assert src is not None
     if not src.key:
-        raise click.BadParameter(f"{source!r} names no object")
+        raise UserMistake(f"{source!r} names no object")
     obj = ctx.existing_object(src)
     if dst is None:
         target = Path(destination)
@@ -297,7 +303,7 @@ def serve_command(ctx: _Context, root: str | None, host: str, port: int, secret:
     config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
     secret = secret or config.get("local_secret")
     if not secret:
-        raise click.UsageError("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
+        raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
     root = root or config.get("local_root") or os.path.expanduser(DEFAULT_ROOT)
     click.echo(f"serving {root} on http://{host}:{port}", err=True)
     try:

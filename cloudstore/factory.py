@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
+from importlib.machinery import all_suffixes
+from pathlib import Path
 from typing import Any
 
 from cloudstore.config import ProviderList, ProviderSpec, resolve_config
@@ -22,11 +24,32 @@ def _spec(provider: ProviderList | str) -> ProviderSpec:
     return PROVIDERS[key]
 
 
-def _installed(spec: ProviderSpec) -> bool:
+def _module_available(dotted: str) -> bool:
+    """Whether ``dotted`` could be imported, without importing anything.
+
+    ``find_spec("azure.storage.blob")`` would import the parent packages ``azure`` and
+    ``azure.storage``; only the top-level package is looked up here, and the rest of the
+    path is searched for in its folders.
+    """
+    top, *rest = dotted.split(".")
     try:
-        return all(importlib.util.find_spec(module) is not None for module in spec.sdk_modules)
-    except ModuleNotFoundError:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):  # a finder that refuses the name, or a module without a spec
         return False
+    if spec is None:
+        return False
+    if not rest:
+        return True
+    *folders, last = rest
+    for location in spec.submodule_search_locations or []:
+        parent = Path(location, *folders)
+        if (parent / last).is_dir() or any((parent / (last + suffix)).is_file() for suffix in all_suffixes()):
+            return True
+    return False
+
+
+def _installed(spec: ProviderSpec) -> bool:
+    return all(_module_available(module) for module in spec.sdk_modules)
 
 
 def list_providers() -> list[ProviderList]:

@@ -1,0 +1,251 @@
+"""The ``cloudstore`` command on LOCAL: in process with click's CliRunner, and as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+
+from cloudstore import ProviderList
+from cloudstore.cli import _Context, main
+from tests.conftest import Servers
+from tests.servers.base import free_port, spawn, wait_for_port
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def cli(root: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Runs ``cloudstore -c local_root=<root> ARGS`` in process."""
+    for var in ("CLOUDSTORE_LOCAL_ROOT", "CLOUDSTORE_LOCAL_URL", "CLOUDSTORE_LOCAL_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CLOUDSTORE_CONFIG", str(root.parent / "no-config.ini"))
+    runner = CliRunner()
+
+    def run(*args: str, config: tuple[str, ...] = ()) -> Result:
+        settings = ["-c", f"local_root={root}"]
+        for item in config:
+            settings += ["-c", item]
+        return runner.invoke(main, [*settings, *args], catch_exceptions=True)
+
+    return run
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    return result.output
+
+
+def refused(result: Result, *expected: str) -> str:
+    """A user mistake: non-zero exit, one ``Error:`` line naming the problem, no traceback."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for text in expected:
+        assert text in lines[0]
+    return lines[0]
+
+
+def test_buckets_make_list_remove(cli: Run, root: Path) -> None:
+    assert ok(cli("ls", "local://")) == ""
+    assert "created local://bkt" in ok(cli("mb", "local://bkt"))
+    ok(cli("mb", "local://other"))
+    assert ok(cli("ls", "local://")).split() == ["bkt", "other"]
+    assert (root / "bkt").is_dir()
+    refused(cli("mb", "local://bkt"), "DuplicateResourceException")
+    refused(cli("mb", "local://Bad_Name"), "InvalidNameException")
+    ok(cli("rb", "local://other"))
+    assert ok(cli("ls", "local://")).split() == ["bkt"]
+
+
+def test_copy_both_ways_list_and_remove(cli: Run, root: Path, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    source = tmp_path / "hello.txt"
+    source.write_bytes(b"hello world")
+    assert "-> local://bkt/docs/hello.txt" in ok(cli("cp", str(source), "local://bkt/docs/hello.txt"))
+    ok(cli("cp", "--content-type", "text/plain", str(source), "local://bkt/"))  # key from the file name
+    ok(cli("cp", "-q", str(source), "local://bkt/docs/deep/x.txt"))
+    assert (root / "bkt" / "hello.txt").read_bytes() == b"hello world"
+
+    listing = ok(cli("ls", "local://bkt")).splitlines()
+    assert [line.split() for line in listing] == [["PRE", "docs/"], ["11", "hello.txt"]]
+    listing = ok(cli("ls", "local://bkt/docs/")).splitlines()
+    assert [line.split() for line in listing] == [["PRE", "docs/deep/"], ["11", "docs/hello.txt"]]
+    recursive = [line.split()[-1] for line in ok(cli("ls", "-r", "local://bkt")).splitlines()]
+    assert recursive == ["docs/deep/x.txt", "docs/hello.txt", "hello.txt"]
+
+    target = tmp_path / "out.txt"
+    ok(cli("cp", "local://bkt/docs/hello.txt", str(target)))
+    assert target.read_bytes() == b"hello world"
+    folder = tmp_path / "into"
+    folder.mkdir()
+    ok(cli("cp", "local://bkt/docs/hello.txt", str(folder)))
+    assert (folder / "hello.txt").read_bytes() == b"hello world"
+
+    ok(cli("cp", "local://bkt/hello.txt", "local://bkt/copy.txt"))
+    ok(cli("mb", "local://second"))
+    ok(cli("cp", "local://bkt/hello.txt", "local://second"))  # same key in the other bucket
+    ok(cli("cp", "local://bkt/docs/hello.txt", "local://second/sub/"))  # into a pseudo-folder
+    assert (root / "bkt" / "copy.txt").read_bytes() == b"hello world"
+    assert (root / "second" / "hello.txt").read_bytes() == b"hello world"
+    assert (root / "second" / "sub" / "hello.txt").read_bytes() == b"hello world"
+
+    assert "deleted" in ok(cli("rm", "local://bkt/copy.txt"))
+    assert not (root / "bkt" / "copy.txt").exists()
+    refused(cli("rm", "local://bkt/copy.txt"), "copy.txt", "does not exist")
+
+
+def test_remove_non_empty_bucket_needs_force(cli: Run, root: Path) -> None:
+    ok(cli("mb", "local://full"))
+    (root / "full" / "kept").write_bytes(b"kept")
+    line = refused(cli("rb", "local://full"), "not empty")
+    assert "PreconditionFailedException" in line
+    assert (root / "full" / "kept").read_bytes() == b"kept"
+    ok(cli("rb", "--force", "local://full"))
+    assert not (root / "full").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("ls", "local://nosuch"), "bucket 'nosuch' does not exist"),
+        (("rb", "local://nosuch"), "does not exist"),
+        (("cp", "local://nosuch/k", "out"), "does not exist"),
+        (("rm", "local://bkt/missing"), "'missing' does not exist"),
+        (("cp", "local://bkt/missing", "out"), "'missing' does not exist"),
+        (("url", "local://bkt/missing"), "'missing' does not exist"),
+        (("cp", "no-such-file.txt", "local://bkt/x"), "not a readable file"),
+        (("cp", "a.txt", "b.txt"), "PROVIDER://bucket/key"),
+        (("ls", "not-an-address"), "not a PROVIDER://bucket/key address"),
+        (("rm", "local://bkt"), "names no object"),
+        (("ls", "ftp://bucket/key"), "unknown provider 'ftp'"),
+        (("cp", "local://bkt/../x", "out"), "InvalidNameException"),
+        (("ls", "local://Not_A_Bucket"), "InvalidNameException"),
+        (("url", "local://bkt/k"), "'k' does not exist"),
+    ],
+)
+def test_user_mistakes_are_one_line(cli: Run, args: tuple[str, ...], expected: str) -> None:
+    ok(cli("mb", "local://bkt"))
+    refused(cli(*args), expected)
+
+
+def test_unknown_or_malformed_config_is_refused(cli: Run) -> None:
+    refused(cli("ls", "local://", config=("local_rot=/tmp/x",)), "unknown config key 'local_rot'")
+    line = refused(cli("ls", "local://", config=("hunter2-secret-value",)), "KEY=VALUE")
+    assert "hunter2" not in line
+
+
+def test_download_into_a_missing_folder_or_unwritable_place(cli: Run, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    source = tmp_path / "f.txt"
+    source.write_bytes(b"data")
+    ok(cli("cp", str(source), "local://bkt/f.txt"))
+    refused(cli("cp", "local://bkt/f.txt", str(tmp_path / "no" / "such" / "dir" / "f.txt")), "does not exist")
+    refused(cli("cp", "local://bkt/f.txt", "/proc/f.txt"))  # the file system refuses: still one line
+
+
+def test_config_option_wins_over_environment(
+    cli: Run, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "env-root"
+    monkeypatch.setenv("CLOUDSTORE_LOCAL_ROOT", str(elsewhere))
+    ok(cli("mb", "local://bkt"))
+    assert (root / "bkt").is_dir() and not elsewhere.exists()
+    runner = CliRunner()
+    ok(runner.invoke(main, ["mb", "local://envbkt"]))  # without -c the environment is used
+    assert (elsewhere / "envbkt").is_dir()
+
+
+def test_config_values_are_parsed_like_the_config_file() -> None:
+    context = _Context(("s3_verify=false", "local_root=/x", "aws_region_name=eu-west-1"))
+    assert context.settings_for(ProviderList.AWS) == {"s3_verify": False, "aws_region_name": "eu-west-1"}
+    assert context.settings_for(ProviderList.LOCAL) == {"local_root": "/x"}
+
+
+def test_url_can_be_fetched_through_serve(servers: Servers, tmp_path: Path) -> None:
+    server = servers.get("local")
+    settings: list[str] = []
+    for key, value in server.config.items():
+        settings += ["-c", f"{key}={value}"]
+    runner = CliRunner()
+    ok(runner.invoke(main, [*settings, "mb", "local://cli-url-bucket"]))
+    try:
+        source = tmp_path / "shared.txt"
+        source.write_bytes(b"shared through serve")
+        ok(runner.invoke(main, [*settings, "cp", str(source), "local://cli-url-bucket/shared.txt"]))
+        url = ok(runner.invoke(main, [*settings, "url", "--expires", "60", "local://cli-url-bucket/shared.txt"]))
+        response = requests.get(url.strip(), timeout=10)
+        assert response.status_code == 200 and response.content == b"shared through serve"
+
+        put_url = ok(runner.invoke(main, [*settings, "url", "--writable", "local://cli-url-bucket/up.txt"])).strip()
+        assert requests.put(put_url, data=b"put via url", timeout=10).status_code == 200
+        assert requests.get(put_url, timeout=10).status_code == 403  # write only
+        target = tmp_path / "up.txt"
+        ok(runner.invoke(main, [*settings, "cp", "local://cli-url-bucket/up.txt", str(target)]))
+        assert target.read_bytes() == b"put via url"
+    finally:
+        runner.invoke(main, [*settings, "rb", "--force", "local://cli-url-bucket"])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cloudstore", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_real_subprocess(tmp_path: Path) -> None:
+    root = tmp_path / "proc-root"
+    env = {"CLOUDSTORE_CONFIG": str(tmp_path / "none.ini")}
+    base = ["-c", f"local_root={root}", "-c", "local_secret=proc-secret"]
+    assert run_cli(*base, "mb", "local://procbkt", env=env).returncode == 0
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(50_000))
+    done = run_cli(*base, "cp", str(source), "local://procbkt/dir/in.bin", env=env)
+    assert done.returncode == 0, done.stderr
+    listing = run_cli(*base, "ls", "local://procbkt", env=env)
+    assert listing.returncode == 0 and listing.stdout.split() == ["PRE", "dir/"]
+    out = tmp_path / "out.bin"
+    assert run_cli(*base, "cp", "local://procbkt/dir/in.bin", str(out), env=env).returncode == 0
+    assert out.read_bytes() == source.read_bytes()
+
+    failed = run_cli(*base, "rb", "local://procbkt", env=env)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == ["Error: PreconditionFailedException: bucket 'procbkt' is not empty"]
+    assert "Traceback" not in failed.stderr + failed.stdout
+    bad = run_cli(*base, "ls", "nope://x", env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+    # serve takes its root and secret from -c as well, and serves what `url` signs.
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = spawn([sys.executable, "-m", "cloudstore", *base, "serve", "--port", str(port)], log, env=env)
+    try:
+        wait_for_port(port, proc, log)
+        url_base = ["-c", f"local_url=http://127.0.0.1:{port}"]
+        signed = run_cli(*base, *url_base, "url", "local://procbkt/dir/in.bin", env=env)
+        assert signed.returncode == 0, signed.stderr
+        response = requests.get(signed.stdout.strip(), timeout=10)
+        assert response.status_code == 200 and response.content == source.read_bytes()
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=10)
+    assert "proc-secret" not in log.read_text() and "signature=" not in log.read_text()
