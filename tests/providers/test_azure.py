@@ -327,7 +327,7 @@ def test_single_put_has_md5_checksum_and_is_one_request(azurite: RunningServer, 
 
 
 def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
-    azurite: RunningServer, key_provider: CloudProvider, container: Bucket
+    azurite: RunningServer, container: Bucket, tmp_path: Any
 ) -> None:
     data = os.urandom(12 * MiB)
     with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
@@ -345,6 +345,13 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
         methods = sorted((r.method, "comp=blocklist" in r.target) for r in proxy.requests)
         # Three Put Block requests and one Put Block List: nothing else.
         assert methods == [("PUT", False)] * 3 + [("PUT", True)]
+        proxy.reset_stats()
+        target = tmp_path / "blocks.out"
+        bucket.objects.get("blocks.bin").download_to_file(target)  # type: ignore[union-attr]
+        assert target.read_bytes() == data
+        # One ranged Get Blob per 5 MiB part (plus the model's HEADs for fresh properties).
+        assert proxy.count_requests("GET") == 3
+        assert {r.method for r in proxy.requests} == {"GET", "HEAD"}
     blob = raw_client(azurite).get_container_client(container.name).get_blob_client("blocks.bin")
     committed, uncommitted = blob.get_block_list("all")
     assert [b.size for b in committed] == [5 * MiB, 5 * MiB, 2 * MiB] and not uncommitted

@@ -62,6 +62,7 @@ from cloudstore.exceptions import (
     ProviderConnectionException,
     ThrottledException,
 )
+from cloudstore.transfer import TransferConfig
 
 MiB = 1024 * 1024
 
@@ -234,8 +235,7 @@ class AzureBackend(Backend):
     check_object_name = staticmethod(names.azure_blob_name)
 
     def __init__(self, config: Config) -> None:
-        transfer_config = config.get("transfer_config")
-        concurrency = int(getattr(transfer_config, "max_concurrency", 0) or 0)
+        transfer = config.get("transfer_config") or TransferConfig()
         self._secrets = [str(config[k]) for k in ("azure_account_key", "azure_sas_token") if config.get(k)]
         self._account_key: str | None = None
         self._token_credential: Any = None
@@ -246,7 +246,10 @@ class AzureBackend(Backend):
             # The shared layer retries (one policy for every provider); the SDK must not.
             "retry_total": 0,
             "max_single_put_size": _MAX_SINGLE_PUT,
-            "transport": _pooled_transport(max(_MIN_POOL_SIZE, concurrency + 4)),
+            # A ranged read of one part is one Get Blob request, and a whole-object stream buffers
+            # one part, not the SDK's default 32 MiB.
+            "max_single_get_size": transfer.part_size,
+            "transport": _pooled_transport(max(_MIN_POOL_SIZE, transfer.max_concurrency + 4)),
         }
         self._client = self._make_client(config, client_options)
         # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
