@@ -635,6 +635,8 @@ def test_token_credential_round_trip_and_delegation_key(
     obj.upload(b"sent with a bearer token", metadata={"via": "oauth"})
     assert bucket.objects.get("bearer.txt").read() == b"sent with a bearer token"  # type: ignore[union-attr]
     assert [o.name for o in bucket.objects.list()] == ["bearer.txt"]
+    obj.copy_to(bucket, "copied.txt")
+    assert bucket.objects.get("copied.txt").metadata == {"via": "oauth"}  # type: ignore[union-attr]
 
     # generate_url asked the service for a user delegation key: its claims are the token's.
     read_query = parse_qs(urlsplit(obj.generate_url(expires_in=600)).query)

@@ -68,7 +68,7 @@ MiB = 1024 * 1024
 
 #: Put Blob takes up to 5000 MiB in one request; the transfer engine decides what goes up whole.
 _MAX_SINGLE_PUT = 5000 * MiB
-#: Connections kept per host; the transfer engine runs this many parts at once at most by default.
+#: Pooled connections per host at least (more when TransferConfig.max_concurrency is larger).
 _MIN_POOL_SIZE = 16
 #: The longest a user delegation key (and so a user-delegation SAS) may live.
 _MAX_DELEGATION = timedelta(days=7)
