@@ -131,6 +131,16 @@ def _address(text: str, need_key: bool = False) -> Address:
     return address
 
 
+def _bucket_address(text: str) -> Address:
+    """A ``PROVIDER://bucket`` address: naming an object too is a mistake (rb would delete the whole bucket)."""
+    address = _address(text)
+    if address.key:
+        raise UserMistake(
+            f"{text!r} names an object; give the bucket alone: {address.provider.value}://{address.bucket}"
+        )
+    return address
+
+
 def _progress_bar(total: int, label: str) -> Any:
     from tqdm import tqdm
 
@@ -178,7 +188,7 @@ def list_command(ctx: _Context, address: str, recursive: bool) -> None:
 @_friendly_errors
 def make_bucket(ctx: _Context, address: str, location: str | None) -> None:
     """Create a bucket."""
-    where = _address(address)
+    where = _bucket_address(address)
     ctx.provider(where.provider).storage.buckets.create(where.bucket, location)
     click.echo(f"created {address}")
 
@@ -190,7 +200,7 @@ def make_bucket(ctx: _Context, address: str, location: str | None) -> None:
 @_friendly_errors
 def remove_bucket(ctx: _Context, address: str, force: bool) -> None:
     """Delete a bucket (it must be empty unless --force)."""
-    ctx.bucket(_address(address)).delete(delete_contents=force)
+    ctx.bucket(_bucket_address(address)).delete(delete_contents=force)
     click.echo(f"deleted {address}")
 
 

@@ -120,6 +120,15 @@ def test_remove_non_empty_bucket_needs_force(cli: Run, root: Path) -> None:
     assert not (root / "full").exists()
 
 
+def test_bucket_commands_refuse_an_object_address(cli: Run, root: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    (root / "bkt" / "keep").write_bytes(b"keep")
+    refused(cli("rb", "--force", "local://bkt/keep"), "names an object", "local://bkt")
+    assert (root / "bkt" / "keep").read_bytes() == b"keep"
+    refused(cli("mb", "local://newbkt/key"), "names an object")
+    assert not (root / "newbkt").exists()
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

@@ -28,6 +28,7 @@ from cloudstore import (
     InvalidParamException,
     NotFoundException,
     PermissionDeniedException,
+    PreconditionFailedException,
     ProviderConnectionException,
     ProviderList,
     TransferConfig,
@@ -150,6 +151,17 @@ def test_symlinks_out_of_the_bucket_are_refused(
     assert [o.name for o in linked.objects] == ["good.txt"]
 
 
+def test_symlink_into_a_sibling_bucket_is_refused(local: CloudProvider, bucket: Bucket, root: Path) -> None:
+    other = local.storage.buckets.create("sibling")
+    other.objects.create("private").upload(b"sibling bytes")
+    (root / "bkt" / "peek").symlink_to(root / "sibling", target_is_directory=True)
+    with pytest.raises(InvalidNameException):
+        bucket.objects.get("peek/private")
+    with pytest.raises(InvalidNameException):
+        bucket.objects.create("peek/private").upload(b"overwrite")
+    assert other.objects.get("private").read() == b"sibling bytes"  # type: ignore[union-attr]
+
+
 def test_symlinked_bucket_is_not_a_bucket(local: CloudProvider, root: Path, outside: Path) -> None:
     (root / "evil").symlink_to(outside, target_is_directory=True)
     assert local.storage.buckets.get("evil") is None
@@ -203,6 +215,33 @@ def test_longest_segment_keeps_its_metadata(bucket: Bucket) -> None:
     assert got is not None and got.content_type == "text/long" and got.metadata == {"k": "v"}
     got.delete()
     assert bucket.objects.get(name) is None
+
+
+def test_bucket_holding_only_empty_folders_is_empty(local: CloudProvider, root: Path) -> None:
+    bucket = local.storage.buckets.create("hollow")
+    (root / "hollow" / "a" / "b" / "c").mkdir(parents=True)
+    (root / "hollow" / "d").mkdir()
+    assert list(bucket.objects) == []
+    bucket.delete()
+    assert not (root / "hollow").exists()
+    assert local.storage.buckets.get("hollow") is None
+
+
+@pytest.mark.parametrize("leftover", ["file", "link"])
+def test_bucket_with_a_deep_file_or_link_is_not_deleted(local: CloudProvider, root: Path, leftover: str) -> None:
+    bucket = local.storage.buckets.create("deep")
+    (root / "deep" / "empty").mkdir()
+    (root / "deep" / "x" / "y").mkdir(parents=True)
+    if leftover == "file":
+        bucket.objects.create("x/y/z").upload(b"z")
+    else:
+        (root / "deep" / "x" / "y" / "z").symlink_to(root)
+    with pytest.raises(PreconditionFailedException):
+        bucket.delete()
+    assert (root / "deep" / "x" / "y" / "z").is_symlink() or (root / "deep" / "x" / "y" / "z").read_bytes() == b"z"
+    if leftover == "file":
+        bucket.delete(delete_contents=True)
+        assert not (root / "deep").exists()
 
 
 # --- atomicity -------------------------------------------------------------------------------------
@@ -639,6 +678,30 @@ def test_serve_refuses_symlinks_out_of_the_bucket(serve: RunningServer, served: 
     finally:
         (folder / "linkdir").unlink()
         (folder / "linkfile").unlink()
+
+
+def test_serve_odd_numbers_are_refused_cleanly(serve: RunningServer, served: Any) -> None:
+    """'²' passes str.isdigit() but not int(): it must be a 403/411, not a crashed handler."""
+    _, bucket = served
+    bucket.objects.create("n").upload(b"n")
+    url = bucket.objects.get("n").generate_url(expires_in=60)  # type: ignore[union-attr]
+    status, _, _ = raw_request(serve, "GET", path_and_query(tamper(url, "expires", "%C2%B2")))
+    assert status == 403
+    put_url = bucket.objects.create("n").generate_url(expires_in=60, writable=True)
+    status, _, _ = raw_request(serve, "PUT", path_and_query(put_url), body=b"", headers={"Content-Length": "²"})
+    assert status == 411
+    assert bucket.objects.get("n").read() == b"n"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["sp ace/ü n?i#c%o+d&e=.txt", "日本/語", "semi;colon,comma'quote\"dq", "~tilde!$()*"])
+def test_serve_names_with_url_special_characters(serve: RunningServer, served: Any, name: str) -> None:
+    _, bucket = served
+    obj = bucket.objects.create(name)
+    obj.upload(b"special " + name.encode())
+    assert requests.get(obj.generate_url(expires_in=60), timeout=10).content == b"special " + name.encode()
+    put_url = bucket.objects.create(name).generate_url(expires_in=60, writable=True)
+    assert requests.put(put_url, data=b"replaced", timeout=10).status_code == 200
+    assert bucket.objects.get(name).read() == b"replaced"  # type: ignore[union-attr]
 
 
 def test_serve_missing_object_is_404(serve: RunningServer, served: Any) -> None:

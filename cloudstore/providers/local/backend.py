@@ -180,9 +180,12 @@ class LocalBackend(Backend):
         try:
             path.rmdir()
         except OSError as err:
-            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # Empty folders hold no object (listing shows nothing): they must not keep the bucket alive.
+            if not _remove_empty_folders(path):
                 raise PreconditionFailedException(f"bucket {name!r} is not empty", code="BucketNotEmpty") from err
-            raise
+            path.rmdir()
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._meta / name)
 
@@ -436,6 +439,24 @@ class LocalBackend(Backend):
 
 def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+
+
+def _remove_empty_folders(folder: Path) -> bool:
+    """Remove the folders under ``folder`` if all of them are empty; whether they were.
+
+    Stops at the first file or link (an object, or something LOCAL does not own).
+    """
+    entries = list(os.scandir(folder))
+    if any(not entry.is_dir(follow_symlinks=False) for entry in entries):
+        return False
+    for entry in entries:
+        if not _remove_empty_folders(Path(entry.path)):
+            return False
+        try:
+            os.rmdir(entry.path)
+        except OSError:  # something was written there meanwhile
+            return False
+    return True
 
 
 def _prune(folder: Path, stop: Path) -> None:

@@ -34,6 +34,11 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1024 * 1024
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 class SignedURLServer(ThreadingHTTPServer):
     """A threaded HTTP server over one LOCAL root, checking signatures with ``secret``."""
 
@@ -83,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         signed_method = query.get("method", [""])[0]
         expires_text = query.get("expires", [""])[0]
         signature = query.get("signature", [""])[0]
-        if not expires_text.isdigit() or not signature:
+        if not _is_decimal(expires_text) or not signature:
             self._fail(HTTPStatus.FORBIDDEN, "missing or malformed signature")
             return None
         expected = sign_request(self.server.secret, signed_method, bucket, name, int(expires_text))
@@ -181,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None:
             return
         length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
+        if length_text is None or not _is_decimal(length_text):
             self._fail(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
             return
         bucket, name = target
