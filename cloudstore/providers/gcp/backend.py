@@ -36,6 +36,7 @@ from cloudstore.exceptions import (
     InvalidNameException,
     InvalidParamException,
     NotSupportedException,
+    ProviderConnectionException,
 )
 from cloudstore.providers.gcp import auth
 from cloudstore.providers.gcp.compose import HIDDEN_PREFIX, ComposeUpload, compose_parts, delete_objects
@@ -214,6 +215,10 @@ class GCSBackend(Backend):
             finally:
                 response.close()
             raise api_errors.from_http_response(response)
+        if "Range" in headers and response.status_code != 206:
+            response.close()
+            # The whole object instead of the range: never hand those bytes on as the range.
+            raise ProviderConnectionException(f"the server ignored the Range header for {name!r}", status=200)
         return _ResponseReader(response)
 
     def delete_object(self, bucket: str, name: str) -> None:
