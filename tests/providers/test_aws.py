@@ -263,6 +263,9 @@ def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_buck
     with sent_requests(client) as requests:
         assert obj.read(0, len(data) - 1) == data
     assert [r.method for r in requests] == ["GET"]
+    with sent_requests(client) as requests:
+        assert obj.read() == data
+    assert [r.method for r in requests] == ["GET"], "a whole read takes size and checksum from the GET"
 
 
 def test_head_gives_md5_checksum_for_a_single_put(aws: CloudProvider, s3_bucket: Bucket) -> None:
@@ -289,6 +292,8 @@ def test_get_object_returns_a_range_reader(aws: CloudProvider, s3_bucket: Bucket
     with aws.backend.get_object(s3_bucket.name, "range.bin", 2, 5) as reader:
         assert isinstance(reader, FileRangeReader)
         assert reader.read() == b"2345"
+        assert reader.info is not None and reader.info.size == 10, "the whole object's size"
+        assert reader.info.checksum == ("md5", hashlib.md5(b"0123456789").hexdigest())
     with aws.backend.get_object(s3_bucket.name, "range.bin", 7, None) as reader:
         assert reader.read() == b"789"
 

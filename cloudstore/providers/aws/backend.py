@@ -34,7 +34,6 @@ from cloudstore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 DEFAULT_REGION = "us-east-1"
 #: Connections kept open to the service: enough for the transfer engine's workers.
@@ -227,6 +226,16 @@ def _md5_checksum(etag: str | None, encryption: str | None, customer_key: str | 
     if not _PLAIN_MD5.match(etag):
         return None
     return ("md5", etag)
+
+
+def _total_size(response: Mapping[str, Any]) -> int:
+    """The whole object's size: from ``Content-Range`` ("bytes 0-9/1234") for a ranged GET."""
+    content_range = response.get("ContentRange")
+    if content_range and "/" in content_range:
+        total = content_range.rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    return int(response.get("ContentLength", 0))
 
 
 def _byte_range(start: int | None, end: int | None) -> str | None:
@@ -480,11 +489,12 @@ class S3Backend(Backend):
         raise error
 
     @staticmethod
-    def _object_info(name: str, response: HeadObjectOutputTypeDef) -> ObjectInfo:
+    def _object_info(name: str, response: Mapping[str, Any]) -> ObjectInfo:
+        """The object's properties from the headers of a HEAD or GET response."""
         etag = _strip_etag(response.get("ETag"))
         return ObjectInfo(
             name=name,
-            size=int(response.get("ContentLength", 0)),
+            size=_total_size(response),
             last_modified=_utc(response.get("LastModified")),
             etag=etag,
             content_type=response.get("ContentType"),
@@ -520,7 +530,8 @@ class S3Backend(Backend):
             response = self.client.get_object(Bucket=bucket, Key=name)
         else:
             response = self.client.get_object(Bucket=bucket, Key=name, Range=byte_range)
-        return FileRangeReader(response["Body"])
+        # The GET's headers describe the whole object, so a full read needs no HEAD first.
+        return FileRangeReader(response["Body"], self._object_info(name, response))
 
     def delete_object(self, bucket: str, name: str) -> None:
         # S3 answers 204 for a key that is not there; the contract wants NotFoundException, and
