@@ -699,6 +699,22 @@ def test_transient_faults_map_and_are_retried(
         assert proxy.stats[fault] >= 3
 
 
+def test_200_with_an_error_body_is_a_retried_server_error(server: RunningServer, s3_bucket: Bucket) -> None:
+    data = os.urandom(6 * MiB + 10)  # above the tests' 6 MiB threshold: a multipart upload
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        # CompleteMultipartUpload may answer "200 OK" and an <Error> body: S3's way of failing late.
+        proxy.add_rule("error200", methods=["POST"], path=r"uploadId=", limit=1)
+        once = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        with pytest.raises(ProviderConnectionException) as caught:
+            Bucket(once, BucketInfo(s3_bucket.name)).objects.create("late.bin").upload(data)
+        assert caught.value.code == "InternalError" and caught.value.retryable
+        proxy.add_rule("error200", methods=["POST"], path=r"uploadId=", limit=1)
+        patient = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
+        Bucket(patient, BucketInfo(s3_bucket.name)).objects.create("late.bin").upload(data)
+        assert proxy.stats["error200"] == 2
+    assert s3_bucket.objects.get("late.bin").read() == data  # type: ignore[union-attr]
+
+
 # --- multipart ----------------------------------------------------------------------------------------
 def test_multipart_primitives(aws: CloudProvider, s3_bucket: Bucket, admin: Any) -> None:
     backend = aws.backend
