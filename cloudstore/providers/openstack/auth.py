@@ -15,6 +15,7 @@ Four ways, chosen from the configuration (without any network call):
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -108,6 +109,13 @@ def auth_mode(config: Mapping[str, Any]) -> str:
 
 def connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
     """An openstacksdk connection for ``config`` (its first request logs in)."""
+    with warnings.catch_warnings():
+        # openstacksdk warns about its InfluxDB metrics support on every connect, used or not.
+        warnings.filterwarnings("ignore", message="Support for InfluxDB")
+        return _connect(config)
+
+
+def _connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
     mode = auth_mode(config)
     storage_url = config.get("os_storage_url") or None
     token = config.get("os_auth_token")

@@ -21,6 +21,7 @@ containers without large objects cost one request per put and per delete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -96,7 +96,7 @@ class SwiftStatusError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SloUpload:
     """A large object being uploaded: its segments go to ``<bucket>+segments/<upload_id>/``."""
 
@@ -111,10 +111,11 @@ class SloUpload:
 
 
 class ResponseReader(RangeReader):
-    """The body of a streamed GET."""
+    """The body of a streamed GET, and the whole object's properties from its headers."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, info: ObjectInfo | None) -> None:
         self._response = response
+        self.info = info
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self._response.raw.read(None if size < 0 else size) or b"")
@@ -234,6 +235,8 @@ class SwiftBackend(Backend):
         if isinstance(error, ks_exc.CatalogException):
             return exc.InvalidParamException(f"no usable object-store endpoint in the service catalog: {error}")
         if isinstance(error, ks_exc.DiscoveryFailure):
+            if _caused_by(error, ks_exc.ConnectionError):
+                return exc.ProviderConnectionException(f"Keystone could not be reached: {error}")
             return exc.InvalidParamException(f"cannot use os_auth_url as a Keystone endpoint: {error}")
         if isinstance(error, (os_exc.SDKException, ks_exc.ClientException)):
             return exc.CloudStoreException(f"OpenStack client error: {error}")
@@ -336,7 +339,8 @@ class SwiftBackend(Backend):
         headers = {}
         if start is not None or end is not None:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
-        return ResponseReader(self._request("GET", quote_path(bucket, name), headers=headers, stream=True))
+        response = self._request("GET", quote_path(bucket, name), headers=headers, stream=True)
+        return ResponseReader(response, _get_info(name, response))
 
     def delete_object(self, bucket: str, name: str) -> None:
         path = quote_path(bucket, name)
@@ -541,6 +545,16 @@ def _from_status(status: int, detail: str) -> exc.CloudStoreException:
     return error_class(message, status=status)
 
 
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``error`` or an exception it was raised from (or during) is a ``kind``."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _check_bulk_result(response: requests.Response, what: str, optional: bool = False) -> bool:
     """Raise :class:`SwiftStatusError` if a bulk or SLO delete's 200 body reports a failure.
 
@@ -604,6 +618,16 @@ def _head_info(name: str, headers: Mapping[str, str]) -> ObjectInfo:
         metadata=_user_metadata(headers),
         checksum=checksum,
     )
+
+
+def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
+    """The whole object's properties from a GET response (a 206 tells the full size in Content-Range)."""
+    if response.status_code != 206:
+        return _head_info(name, response.headers)
+    total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    if not total.isdigit():
+        return None
+    return dataclasses.replace(_head_info(name, response.headers), size=int(total))
 
 
 def _listing_info(entry: Mapping[str, Any]) -> ObjectInfo:

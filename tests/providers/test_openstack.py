@@ -1,0 +1,653 @@
+"""OpenStack Swift provider specifics on a real one-node Swift 2.38: the login modes, TempURL
+keys, Static Large Objects (segments hidden, cleaned up), name rules, error mapping and the
+number of requests per operation.
+
+The conformance suite covers what every provider shares; these tests cover what is
+particular to Swift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import pytest
+import requests
+
+from cloudstore import (
+    AuthenticationException,
+    Bucket,
+    ChecksumMismatchException,
+    CloudProvider,
+    CloudProviderFactory,
+    DuplicateResourceException,
+    InvalidNameException,
+    InvalidParamException,
+    NotFoundException,
+    PermissionDeniedException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+    ProviderList,
+    RetryPolicy,
+    ThrottledException,
+)
+from cloudstore.backend import BucketInfo
+from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
+from tests.conftest import Servers, make_provider, unique_name
+from tests.faults.proxy import FaultProxy
+from tests.servers.base import RunningServer, free_port
+
+MiB = 1024 * 1024
+ONE_TRY = RetryPolicy(max_attempts=1)
+
+
+# --- fixtures and helpers -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(servers: Servers) -> RunningServer:
+    return servers.get("openstack")
+
+
+@pytest.fixture(scope="module")
+def swift(server: RunningServer) -> CloudProvider:
+    return make_provider(server)
+
+
+@pytest.fixture
+def swift_bucket(swift: CloudProvider) -> Iterator[Bucket]:
+    bucket = swift.storage.buckets.create(unique_name("os"))
+    yield bucket
+    if bucket.exists():
+        bucket.delete(delete_contents=True)
+
+
+def login(server: RunningServer, user: str, key: str) -> tuple[str, str]:
+    """Swift v1 auth by hand: (storage URL, token)."""
+    request = urllib.request.Request(server.extra["auth_url"], headers={"X-Auth-User": user, "X-Auth-Key": key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers["X-Storage-Url"], response.headers["X-Auth-Token"]
+
+
+class Account:
+    """Raw HTTP access to one Swift account, to look behind the provider's back."""
+
+    def __init__(self, server: RunningServer, user: str, key: str) -> None:
+        self.url, self.token = login(server, user, key)
+
+    def call(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
+        headers = {"X-Auth-Token": self.token, **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def meta(self, path: str = "") -> requests.structures.CaseInsensitiveDict[str]:
+        response = self.call("HEAD", path)
+        assert response.status_code in (200, 204), response.status_code
+        return response.headers
+
+    def names(self, container: str, **params: str) -> list[str]:
+        response = self.call("GET", "/" + quote(container, safe=""), params={"format": "json", **params})
+        if response.status_code == 404:
+            return []
+        return [entry["name"] for entry in response.json()]
+
+
+@pytest.fixture(scope="module")
+def account(server: RunningServer) -> Account:
+    return Account(server, server.config["os_username"], server.config["os_password"])
+
+
+def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@contextmanager
+def sent_requests(provider: CloudProvider) -> Iterator[list[tuple[str, str]]]:
+    """Every HTTP request the provider's session sends meanwhile, as (method, path)."""
+    session = provider.backend.store.session.session  # type: ignore[attr-defined]
+    seen: list[tuple[str, str]] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        seen.append((str(response.request.method), unquote(urlsplit(response.request.url).path)))
+
+    session.hooks["response"].append(hook)
+    try:
+        yield seen
+    finally:
+        session.hooks["response"].remove(hook)
+
+
+def payload(size: int) -> bytes:
+    return (hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1))[:size]
+
+
+class FailingAfter(io.RawIOBase):
+    """A non-seekable stream that gives ``good`` bytes, then fails like a broken pipe."""
+
+    def __init__(self, good: int) -> None:
+        self._left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            raise OSError("source broke")
+        size = min(len(buffer), self._left)
+        buffer[:size] = b"s" * size
+        self._left -= size
+        return size
+
+
+# --- configuration and login --------------------------------------------------------------------
+def test_creating_the_provider_makes_no_network_call_and_hides_secrets() -> None:
+    closed = free_port()
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK,
+        {
+            "os_auth_url": f"http://127.0.0.1:{closed}/auth/v1.0",
+            "os_username": "test:tester",
+            "os_password": "hunter2-secret",
+            "os_temp_url_key": "tempkey-secret",
+            "retry_policy": ONE_TRY,
+        },
+    )
+    backend = provider.backend  # constructed, and still nothing was contacted
+    assert isinstance(backend, SwiftBackend)
+    for text in (repr(provider), repr(backend), str(provider.config)):
+        assert "hunter2-secret" not in text and "tempkey-secret" not in text
+    with pytest.raises(ProviderConnectionException):
+        provider.storage.buckets.list()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"os_auth_url": "http://127.0.0.1:1/auth/v1.0", "os_username": "u"},
+        {"os_storage_url": "http://127.0.0.1:1/v1/AUTH_x"},
+        {"os_auth_url": "http://127.0.0.1:1/auth/v1.0", "os_auth_token": "t"},
+    ],
+)
+def test_incomplete_login_is_an_invalid_param(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_STORAGE_URL", "OS_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSTORE_CONFIG", "/nonexistent/config.ini")
+    provider = CloudProviderFactory().create_provider(ProviderList.OPENSTACK, config)
+    with pytest.raises(InvalidParamException, match="os_auth_url"):
+        _ = provider.backend
+
+
+def test_password_login_through_swift_v1_auth(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    assert swift.backend._auth_mode == "v1"  # type: ignore[attr-defined]
+    assert swift_bucket.name in [b.name for b in swift.storage.buckets]
+
+
+def test_wrong_password_is_an_authentication_error(server: RunningServer) -> None:
+    provider = make_provider(server, os_password="wrong", retry_policy=ONE_TRY)
+    with pytest.raises(AuthenticationException) as caught:
+        provider.storage.buckets.list()
+    assert caught.value.status == 401
+    assert "wrong" not in str(caught.value)
+
+
+def test_session_token_pair_does_every_operation(server: RunningServer, account: Account) -> None:
+    storage_url, token = login(server, server.config["os_username"], server.config["os_password"])
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": token}
+    )
+    assert provider.backend._auth_mode == "token_pair"  # type: ignore[attr-defined]
+    bucket = provider.storage.buckets.create(unique_name("tok"))
+    obj = bucket.objects.create("a/b.txt")
+    obj.upload(b"by token", metadata={"who": "token"})
+    assert [o.name for o in bucket.objects.list(prefix="a/")] == ["a/b.txt"]
+    got = bucket.objects.get("a/b.txt")
+    assert got is not None and got.read() == b"by token" and got.metadata == {"who": "token"}
+    assert fetch(got.generate_url(60)) == (200, b"by token")
+    got.copy_to(bucket, "copy.txt")
+    assert account.call("GET", f"/{bucket.name}/copy.txt").content == b"by token"
+    bucket.delete(delete_contents=True)
+    assert provider.storage.buckets.get(bucket.name) is None
+
+
+def test_a_wrong_session_token_is_an_authentication_error(server: RunningServer) -> None:
+    storage_url, _ = login(server, server.config["os_username"], server.config["os_password"])
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK,
+        {"os_storage_url": storage_url, "os_auth_token": "AUTH_ftk" + "x" * 40, "retry_policy": ONE_TRY},
+    )
+    with pytest.raises(AuthenticationException) as caught:
+        provider.storage.buckets.list()
+    assert caught.value.status == 401
+
+
+def test_an_expired_v1_token_is_renewed_once(server: RunningServer) -> None:
+    provider = make_provider(server, retry_policy=ONE_TRY)
+    provider.storage.buckets.list()
+    plugin = provider.backend.store.session.auth  # type: ignore[attr-defined]
+    plugin._token = "AUTH_ftk" + "y" * 40  # what the server says of an expired token: 401
+    with sent_requests(provider) as seen:
+        provider.storage.buckets.list()
+    assert [m for m, _ in seen] == ["GET", "GET", "GET"]  # refused, login, retried
+    assert seen[1][1] == "/auth/v1.0"
+
+
+def test_another_accounts_token_is_permission_denied(server: RunningServer, swift_bucket: Bucket) -> None:
+    storage_url, _ = login(server, server.config["os_username"], server.config["os_password"])
+    _, other_token = login(server, server.extra["other_user"], server.extra["other_key"])
+    intruder = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": other_token, "retry_policy": ONE_TRY}
+    )
+    with pytest.raises(PermissionDeniedException) as caught:
+        Bucket(intruder, BucketInfo(swift_bucket.name)).objects.list()
+    assert caught.value.status == 403
+
+
+def test_keystone_urls_use_keystone_and_fail_cleanly_when_unreachable() -> None:
+    closed = free_port()
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK,
+        {
+            "os_auth_url": f"http://127.0.0.1:{closed}/identity/v3",
+            "os_username": "demo",
+            "os_password": "secret",
+            "os_project_name": "demo",
+            "retry_policy": ONE_TRY,
+        },
+    )
+    assert provider.backend._auth_mode == "keystone_password"  # type: ignore[attr-defined]
+    with pytest.raises(ProviderConnectionException):
+        provider.storage.buckets.list()
+
+
+# --- requests per operation -----------------------------------------------------------------
+def test_plain_put_get_head_delete_are_one_request_each(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    backend = swift.backend
+    name = swift_bucket.name
+    backend.put_object(name, "warm-up", b"x", None, {})  # learns that the container has no large objects
+    with sent_requests(swift) as seen:
+        backend.put_object(name, "one", b"16 KiB" * 2730, "text/plain", {"k": "v"})
+    assert seen == [("PUT", f"/v1/AUTH_test/{name}/one")]
+    with sent_requests(swift) as seen:
+        with backend.get_object(name, "one") as reader:
+            assert reader.read() == b"16 KiB" * 2730
+            assert reader.info is not None and reader.info.checksum == (
+                "md5",
+                hashlib.md5(b"16 KiB" * 2730).hexdigest(),
+            )
+        assert backend.head_object(name, "one") is not None
+        backend.delete_object(name, "one")
+    assert [m for m, _ in seen] == ["GET", "HEAD", "DELETE"]
+    with sent_requests(swift) as seen:
+        assert swift_bucket.objects.get("warm-up").read() == b"x"  # type: ignore[union-attr]
+    assert [m for m, _ in seen] == ["HEAD", "GET"]
+
+
+def test_put_sends_the_md5_as_etag_for_swift_to_check(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    session = swift.backend.store.session.session  # type: ignore[attr-defined]
+    captured: list[requests.PreparedRequest] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        captured.append(response.request)
+
+    session.hooks["response"].append(hook)
+    try:
+        swift_bucket.objects.create("etag.bin").upload(b"checked")
+    finally:
+        session.hooks["response"].remove(hook)
+    assert captured[-1].method == "PUT"
+    assert captured[-1].headers["ETag"] == hashlib.md5(b"checked").hexdigest()
+
+
+# --- names ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["a/b", "x" * 257, "é" * 129, "photos" + SEGMENTS_SUFFIX, ""])
+def test_container_names_swift_refuses_fail_before_any_request(swift: CloudProvider, name: str) -> None:
+    with sent_requests(swift) as seen, pytest.raises(InvalidNameException):
+        swift.storage.buckets.create(name)
+    assert seen == []
+
+
+def test_swift_accepts_names_s3_would_not(swift: CloudProvider, account: Account) -> None:
+    name = "Mixed_Case ünïcode " + unique_name()
+    bucket = swift.storage.buckets.create(name)
+    try:
+        assert account.meta("/" + quote(name, safe=""))
+        obj = bucket.objects.create("../.././weird ?#%/name")
+        obj.upload(b"kept as is")
+        assert [o.name for o in bucket.objects] == ["../.././weird ?#%/name"]
+        assert fetch(obj.generate_url(60)) == (200, b"kept as is")
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+def test_object_names_are_limited_to_1024_bytes(swift_bucket: Bucket) -> None:
+    swift_bucket.objects.create("é" * 512).upload(b"ok")
+    with pytest.raises(InvalidNameException):
+        swift_bucket.objects.create("é" * 512 + "x")
+
+
+def test_duplicate_container_is_refused(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    with pytest.raises(DuplicateResourceException):
+        swift.storage.buckets.create(swift_bucket.name)
+
+
+def test_deleting_a_container_with_objects_is_a_precondition_failure(swift_bucket: Bucket) -> None:
+    swift_bucket.objects.create("keep").upload(b"1")
+    with pytest.raises(PreconditionFailedException) as caught:
+        swift_bucket.delete()
+    assert caught.value.status == 409
+    assert swift_bucket.objects.get("keep") is not None
+
+
+def test_metadata_keys_with_underscores_survive(swift_bucket: Bucket, account: Account) -> None:
+    swift_bucket.objects.create("meta").upload(b"m", metadata={"Owner_Name": "Ann", "x": "1"})
+    got = swift_bucket.objects.get("meta")
+    assert got is not None and got.metadata == {"owner_name": "Ann", "x": "1"}
+    assert account.meta(f"/{swift_bucket.name}/meta")["X-Object-Meta-Owner-Name"] == "Ann"
+
+
+# --- TempURLs -------------------------------------------------------------------------------
+def test_existing_account_key_signs_and_is_left_unchanged(
+    server: RunningServer, swift_bucket: Bucket, account: Account
+) -> None:
+    key = server.extra["temp_url_key"]
+    before = dict(account.meta())
+    obj = swift_bucket.objects.create("shared.txt")
+    obj.upload(b"shared")
+    url = obj.generate_url(expires_in=300)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    expires = query["temp_url_expires"][0]
+    expected = hmac.new(key.encode(), f"GET\n{expires}\n{unquote(parts.path)}".encode(), hashlib.sha256).hexdigest()
+    assert query["temp_url_sig"] == [expected]
+    assert fetch(url) == (200, b"shared")
+    after = account.meta()
+    assert after["X-Account-Meta-Temp-Url-Key"] == key
+    assert "X-Account-Meta-Temp-Url-Key-2" not in after
+    assert {k: v for k, v in after.items() if "Meta" in k} == {k: v for k, v in before.items() if "Meta" in k}
+
+
+def test_configured_key_that_differs_never_replaces_the_existing_one(
+    server: RunningServer, swift_bucket: Bucket, account: Account
+) -> None:
+    provider = make_provider(server, os_temp_url_key="my-own-key")
+    obj = Bucket(provider, BucketInfo(swift_bucket.name)).objects.create("two-keys.txt")
+    obj.upload(b"both keys work")
+    try:
+        url = obj.generate_url(60)
+        meta = account.meta()
+        assert meta["X-Account-Meta-Temp-Url-Key"] == server.extra["temp_url_key"]  # untouched
+        assert meta["X-Account-Meta-Temp-Url-Key-2"] == "my-own-key"  # the free slot
+        assert fetch(url) == (200, b"both keys work")
+        assert fetch(swift_bucket.objects.get("two-keys.txt").generate_url(60)) == (200, b"both keys work")  # type: ignore[union-attr]
+        # Both slots are taken now: a third key is refused rather than written over one.
+        third = make_provider(server, os_temp_url_key="third-key")
+        with pytest.raises(InvalidParamException, match="never replaces"):
+            Bucket(third, BucketInfo(swift_bucket.name)).objects.create("two-keys.txt").generate_url(60)
+    finally:
+        account.call("POST", headers={"X-Remove-Account-Meta-Temp-URL-Key-2": "x"})
+
+
+def test_no_key_anywhere_says_how_to_set_one(server: RunningServer) -> None:
+    keyless = make_provider(server, os_username=server.extra["keyless_user"], os_password=server.extra["keyless_key"])
+    bucket = keyless.storage.buckets.create(unique_name("nokey"))
+    try:
+        obj = bucket.objects.create("x")
+        obj.upload(b"x")
+        with pytest.raises(InvalidParamException) as caught:
+            obj.generate_url(60)
+        assert "Temp-URL-Key" in str(caught.value) and "os_temp_url_key" in str(caught.value)
+        meta = Account(server, server.extra["keyless_user"], server.extra["keyless_key"]).meta()
+        assert "X-Account-Meta-Temp-Url-Key" not in meta
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+def test_container_key_is_used_when_the_account_has_none(server: RunningServer) -> None:
+    owner = Account(server, server.extra["keyless_user"], server.extra["keyless_key"])
+    keyless = make_provider(server, os_username=server.extra["keyless_user"], os_password=server.extra["keyless_key"])
+    bucket = keyless.storage.buckets.create(unique_name("ckey"))
+    try:
+        owner.call("POST", f"/{bucket.name}", headers={"X-Container-Meta-Temp-URL-Key": "container-secret"})
+        obj = bucket.objects.create("c.txt")
+        obj.upload(b"container key")
+        assert fetch(obj.generate_url(60)) == (200, b"container key")
+        status, _ = fetch(bucket.objects.create("new.txt").generate_url(60, writable=True), "PUT", b"put")
+        assert status == 201
+        assert owner.meta(f"/{bucket.name}")["X-Container-Meta-Temp-Url-Key"] == "container-secret"
+        assert "X-Account-Meta-Temp-Url-Key" not in owner.meta()
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+def test_configured_key_is_installed_in_an_empty_account(server: RunningServer) -> None:
+    user, key = server.extra["other_user"], server.extra["other_key"]
+    provider = make_provider(server, os_username=user, os_password=key, os_temp_url_key="installed-key")
+    bucket = provider.storage.buckets.create(unique_name("inst"))
+    try:
+        obj = bucket.objects.create("i.txt")
+        obj.upload(b"installed")
+        assert fetch(obj.generate_url(60)) == (200, b"installed")
+        assert Account(server, user, key).meta()["X-Account-Meta-Temp-Url-Key"] == "installed-key"
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+def test_urls_refuse_expired_tampered_and_wrong_method(swift_bucket: Bucket) -> None:
+    obj = swift_bucket.objects.create("guarded.txt")
+    obj.upload(b"guarded")
+    url = obj.generate_url(60)
+    sig = parse_qs(urlsplit(url).query)["temp_url_sig"][0]
+    assert fetch(url.replace(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1")))[0] == 401
+    assert fetch(url, "PUT", b"nope")[0] == 401
+    assert fetch(obj.generate_url(60, writable=True))[0] == 401
+    short = obj.generate_url(1)
+    time.sleep(2.1)
+    assert fetch(short)[0] == 401
+    assert swift_bucket.objects.get("guarded.txt").read() == b"guarded"  # type: ignore[union-attr]
+
+
+def test_expiry_beyond_seven_days_is_allowed(swift_bucket: Bucket) -> None:
+    obj = swift_bucket.objects.create("long.txt")
+    obj.upload(b"a year")
+    url = obj.generate_url(expires_in=365 * 24 * 3600)
+    assert int(parse_qs(urlsplit(url).query)["temp_url_expires"][0]) > time.time() + 364 * 24 * 3600
+    assert fetch(url) == (200, b"a year")
+
+
+# --- Static Large Objects -------------------------------------------------------------------
+def test_large_upload_is_an_slo_with_hidden_segments(
+    swift: CloudProvider, swift_bucket: Bucket, account: Account
+) -> None:
+    data = payload(12 * MiB)
+    swift_bucket.objects.create("big.bin").upload(data, metadata={"kind": "large"}, content_type="video/mp4")
+    segments_container = swift_bucket.name + SEGMENTS_SUFFIX
+    meta = account.meta(f"/{swift_bucket.name}/big.bin")
+    assert meta["X-Static-Large-Object"] == "True"
+    assert len(account.names(segments_container)) == 3  # 5 + 5 + 2 MiB
+    assert [o.name for o in swift_bucket.objects] == ["big.bin"]
+    assert segments_container not in [b.name for b in swift.storage.buckets]
+    got = swift_bucket.objects.get("big.bin")
+    assert got is not None and got.size == len(data) and got.content_type == "video/mp4"
+    assert got.metadata == {"kind": "large"}
+    assert got._info.checksum is None  # an SLO ETag is not the content's MD5
+    listed = swift_bucket.objects.list()[0]
+    assert listed._info.checksum is None and listed.etag == got.etag
+    assert got.read() == data
+    assert got.read(5 * MiB - 3, 5 * MiB + 2) == data[5 * MiB - 3 : 5 * MiB + 3]
+
+
+def test_segments_go_with_delete_overwrite_and_bucket_delete(
+    swift: CloudProvider, swift_bucket: Bucket, account: Account
+) -> None:
+    segments_container = swift_bucket.name + SEGMENTS_SUFFIX
+    obj = swift_bucket.objects.create("big.bin")
+    obj.upload(payload(11 * MiB))
+    first = account.names(segments_container)
+    assert len(first) == 3
+    obj.upload(payload(7 * MiB))  # a multipart overwrite: the old segments go, the new ones stay
+    second = account.names(segments_container)
+    assert len(second) == 2 and not set(first) & set(second)
+    obj.upload(b"small now")  # a plain overwrite
+    assert account.names(segments_container) == []
+    assert swift_bucket.objects.get("big.bin").read() == b"small now"  # type: ignore[union-attr]
+    obj.upload(payload(7 * MiB))
+    swift_bucket.objects.create("plain.bin").upload(b"plain")
+    swift_bucket.objects.get("plain.bin").copy_to(swift_bucket, "big.bin")  # type: ignore[union-attr]
+    assert account.names(segments_container) == []  # a copy over it counts as an overwrite too
+    obj.upload(payload(7 * MiB))
+    obj.delete()
+    assert account.names(segments_container) == []
+    with pytest.raises(NotFoundException):
+        obj.delete()
+    swift_bucket.objects.get("plain.bin").delete()  # type: ignore[union-attr]
+    swift_bucket.delete()
+    assert account.call("HEAD", "/" + quote(segments_container)).status_code == 404
+
+
+def test_copy_of_a_large_object_is_a_whole_plain_object(swift_bucket: Bucket, account: Account) -> None:
+    data = payload(7 * MiB)
+    swift_bucket.objects.create("src.bin").upload(data, metadata={"m": "1"})
+    copy = swift_bucket.objects.get("src.bin").copy_to(swift_bucket, "dst.bin")  # type: ignore[union-attr]
+    meta = account.meta(f"/{swift_bucket.name}/dst.bin")
+    assert "X-Static-Large-Object" not in meta and meta["X-Object-Meta-M"] == "1"
+    assert copy.read() == data
+    swift_bucket.objects.get("src.bin").delete()  # type: ignore[union-attr]
+    assert copy.read() == data
+
+
+def test_a_failed_large_upload_leaves_no_object_and_no_segments(swift_bucket: Bucket, account: Account) -> None:
+    obj = swift_bucket.objects.create("broken.bin")
+    with pytest.raises(Exception, match="source broke"):
+        obj.upload(io.BufferedReader(FailingAfter(11 * MiB)))
+    assert swift_bucket.objects.get("broken.bin") is None
+    assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
+
+
+def test_abort_removes_uploaded_segments(swift: CloudProvider, swift_bucket: Bucket, account: Account) -> None:
+    backend = swift.backend
+    upload = backend.create_multipart_upload(swift_bucket.name, "aborted.bin", None, {})
+    backend.upload_part(upload, 1, 0, b"a" * 1000)
+    backend.upload_part(upload, 2, 1000, b"b" * 10)
+    assert len(account.names(swift_bucket.name + SEGMENTS_SUFFIX)) == 2
+    backend.abort_multipart_upload(upload)
+    assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
+    assert swift_bucket.objects.get("aborted.bin") is None
+
+
+def test_small_segments_and_the_1000_segment_limit(swift: CloudProvider) -> None:
+    features = swift.features
+    assert features.max_parts == 1000 and features.min_part_size == 1 and features.max_url_expiry is None
+
+
+def test_segments_of_a_large_object_made_by_another_client_go_with_it(
+    server: RunningServer, swift_bucket: Bucket, account: Account
+) -> None:
+    other = make_provider(server)
+    Bucket(other, BucketInfo(swift_bucket.name)).objects.create("theirs.bin").upload(payload(7 * MiB))
+    # swift_bucket's provider has not made large objects in this container itself.
+    swift_bucket.objects.get("theirs.bin").delete()  # type: ignore[union-attr]
+    assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
+
+
+# --- error mapping --------------------------------------------------------------------------
+@pytest.fixture
+def through_proxy(server: RunningServer) -> Iterator[tuple[FaultProxy, str, str]]:
+    storage_url, token = login(server, server.config["os_username"], server.config["os_password"])
+    with FaultProxy(upstream=("127.0.0.1", server.extra["proxy_port"])) as proxy:
+        yield proxy, proxy.url + urlsplit(storage_url).path, token
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, AuthenticationException),
+        (403, PermissionDeniedException),
+        (404, NotFoundException),
+        (409, PreconditionFailedException),
+        (412, PreconditionFailedException),
+        (416, InvalidParamException),
+        (422, ChecksumMismatchException),
+        (429, ThrottledException),
+        (498, ThrottledException),
+        (500, ProviderConnectionException),
+        (502, ProviderConnectionException),
+        (503, ThrottledException),
+        (504, ProviderConnectionException),
+    ],
+)
+def test_swift_statuses_map_onto_the_exception_tree(
+    through_proxy: tuple[FaultProxy, str, str], status: int, expected: type[Exception]
+) -> None:
+    proxy, storage_url, token = through_proxy
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": token, "retry_policy": ONE_TRY}
+    )
+    proxy.add_rule("status", status=status, limit=1)
+    with pytest.raises(expected) as caught:
+        provider.storage.buckets.list()
+    assert caught.value.status == status
+    assert isinstance(caught.value.__cause__, Exception)
+    assert token not in str(caught.value)
+
+
+def test_connection_reset_is_retryable_and_retried(through_proxy: tuple[FaultProxy, str, str]) -> None:
+    proxy, storage_url, token = through_proxy
+    config = {"os_storage_url": storage_url, "os_auth_token": token}
+    once = CloudProviderFactory().create_provider(ProviderList.OPENSTACK, {**config, "retry_policy": ONE_TRY})
+    proxy.add_rule("reset", limit=1, reset_at="before")
+    with pytest.raises(ProviderConnectionException) as caught:
+        once.storage.buckets.list()
+    assert caught.value.retryable
+    patient = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK, {**config, "retry_policy": RetryPolicy(initial_backoff=0.01)}
+    )
+    proxy.add_rule("503", limit=2)
+    patient.storage.buckets.list()  # two 503s, then the listing
+
+
+def test_a_corrupted_download_is_detected(through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket) -> None:
+    proxy, storage_url, token = through_proxy
+    swift_bucket.objects.create("flip.bin").upload(payload(100_000))
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": token, "retry_policy": ONE_TRY}
+    )
+    proxy.add_rule("flip", methods=["GET"], path=r"/flip\.bin")
+    with pytest.raises(ChecksumMismatchException):
+        Bucket(provider, BucketInfo(swift_bucket.name)).objects.create("flip.bin").read()
+
+
+def test_missing_objects_and_containers(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    assert swift.storage.buckets.get(unique_name("none")) is None
+    assert swift_bucket.objects.get("nothing") is None
+    with pytest.raises(NotFoundException):
+        swift_bucket.objects.create("nothing").read()
+    with pytest.raises(NotFoundException):
+        swift_bucket.objects.create("nothing").delete()
+    with pytest.raises(NotFoundException):
+        Bucket(swift, BucketInfo(unique_name("none"))).objects.create("x").upload(b"x")
+    with pytest.raises(NotFoundException):
+        Bucket(swift, BucketInfo(unique_name("none"))).objects.create("x").upload(payload(7 * MiB))
+
+
+def test_listing_markers_are_names_and_subdirs(swift_bucket: Bucket) -> None:
+    for name in ["a/1", "a/2", "b", "c/1", "d"]:
+        swift_bucket.objects.create(name).upload(b"")
+    seen = []
+    marker = None
+    while True:
+        page = swift_bucket.objects.list(delimiter="/", limit=1, marker=marker)
+        seen.append(([o.name for o in page], page.prefixes, page.marker))
+        if not page.is_truncated:
+            break
+        marker = page.marker
+    assert seen[:4] == [([], ["a/"], "a/"), (["b"], [], "b"), ([], ["c/"], "c/"), (["d"], [], "d")]
