@@ -373,6 +373,34 @@ def test_concurrent_readers_and_writers_never_see_a_mix(bucket: Bucket, size: in
     )
 
 
+def test_copy_of_an_object_being_overwritten_is_one_whole_version(bucket: Bucket) -> None:
+    """The copy's checksum describes the bytes copied, not an earlier version of the source."""
+    versions = [bytes([97 + i]) * (40_000 + i * 3000) for i in range(4)]  # single PUTs, with an MD5
+    bucket.objects.create("src").upload(versions[0])
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            bucket.objects.create("src").upload(versions[i % len(versions)])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for n in range(60):
+            source = bucket.objects.get("src")
+            assert source is not None
+            source.copy_to(bucket, f"copy{n}")
+    finally:
+        stop.set()
+        thread.join()
+    for n in range(60):
+        copy = bucket.objects.get(f"copy{n}")
+        assert copy is not None
+        assert copy.read() in versions  # and no ChecksumMismatchException
+
+
 def test_stale_sidecar_is_not_trusted(bucket: Bucket, root: Path) -> None:
     obj = bucket.objects.create("swapped.txt")
     obj.upload(b"original content", content_type="text/x-original", metadata={"who": "cloudstore"})

@@ -82,6 +82,18 @@ def test_prefixes_count_toward_the_limit() -> None:
     assert page.marker == "dir1/"
 
 
+def test_a_page_of_prefixes_only_keeps_its_marker() -> None:
+    def fetch(limit: int | None, marker: str | None) -> Page[str]:
+        if marker is None:
+            return Page([], "dir1/", prefixes=["dir1/"])
+        return Page(["z"], None)
+
+    page = fetch_page(fetch, 1, None, lambda k: k)
+    assert list(page) == [] and page.prefixes == ["dir1/"] and page.marker == "dir1/"
+    rest = fetch_page(fetch, 1, page.marker, lambda k: k)
+    assert list(rest) == ["z"] and rest.marker is None
+
+
 def test_empty_pages_with_a_marker_are_followed() -> None:
     def fetch(limit: int | None, marker: str | None) -> Page[str]:
         return {None: Page([], "m1"), "m1": Page([], "m2"), "m2": Page(["x"], None)}[marker]

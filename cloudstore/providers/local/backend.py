@@ -369,17 +369,25 @@ class LocalBackend(Backend):
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         source = self._object_path(src_bucket, src_name)
-        info = self.head_object(src_bucket, src_name)
-        if info is None:
-            raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", code="NoSuchKey")
         self._object_path(dst_bucket, dst_name)
+        try:
+            src = open(source, "rb")  # noqa: SIM115 - closed below
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFoundException(
+                f"object {src_name!r} not found in bucket {src_bucket!r}", code="NoSuchKey"
+            ) from None
         temp = self._temp_path()
         try:
-            with open(source, "rb") as src, open(temp, "wb") as dst:
+            # Properties and checksum of the very file being read (it may be replaced meanwhile):
+            # an MD5 taken from an earlier HEAD could describe other bytes.
+            with src, open(temp, "wb") as dst:
+                side = self._read_sidecar(src_bucket, src_name, os.fstat(src.fileno()))
+                hasher = hashlib.md5(usedforsecurity=False)
                 while chunk := src.read(_COPY_CHUNK):
                     dst.write(chunk)
-            md5 = info.checksum[1] if info.checksum else None
-            self._commit(temp, dst_bucket, dst_name, info.content_type, info.metadata or {}, md5)
+                    hasher.update(chunk)
+            metadata = dict(side.get("metadata") or {})
+            self._commit(temp, dst_bucket, dst_name, side.get("content_type"), metadata, hasher.hexdigest())
         finally:
             temp.unlink(missing_ok=True)
 
