@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -651,3 +652,20 @@ def test_listing_markers_are_names_and_subdirs(swift_bucket: Bucket) -> None:
             break
         marker = page.marker
     assert seen[:4] == [([], ["a/"], "a/"), (["b"], [], "b"), ([], ["c/"], "c/"), (["d"], [], "d")]
+
+
+# --- docs -----------------------------------------------------------------------------------
+def test_docs_page_examples_run_against_swift(server: RunningServer, tmp_path: Path) -> None:
+    from tests.test_docs import run_page, sandbox
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "OS_AUTH_URL": server.config["os_auth_url"],
+        "OS_USERNAME": server.config["os_username"],
+        "OS_PASSWORD": server.config["os_password"],
+    }
+    with sandbox(home, env):
+        namespace = run_page("openstack.rst")
+    assert namespace["provider"].storage.buckets.get("Reports 2024") is None  # the page cleans up
+    assert namespace["big"].size == 12 * 1024 * 1024
