@@ -411,18 +411,48 @@ def test_a_repeated_continuation_token_raises_instead_of_looping(aws: CloudProvi
     assert len(calls) == 2
 
 
-def test_bucket_listing_is_sorted_with_name_markers(aws: CloudProvider) -> None:
+def test_bucket_listing_pages_on_the_server(aws: CloudProvider) -> None:
     names = sorted(unique_name("aws-list") for _ in range(3))
     made = [aws.storage.buckets.create(n) for n in names]
+    client = aws.backend.client  # type: ignore[attr-defined]
     try:
         everything = [b.name for b in aws.storage.buckets]
-        assert everything == sorted(everything)
-        assert set(names) <= set(everything)
-        start = everything.index(names[0])
-        page = aws.storage.buckets.list(limit=2, marker=everything[start - 1] if start else None)
-        assert [b.name for b in page] == everything[start : start + 2]
-        assert page.marker == everything[start + 1]
+        assert everything == sorted(everything) and set(names) <= set(everything)
+        with captured_params(client, "ListBuckets") as calls:
+            first = aws.storage.buckets.list(limit=2)
+            second = aws.storage.buckets.list(limit=2, marker=first.marker)
+        assert [b.name for b in first] + [b.name for b in second] == everything[:4]
+        assert [c.get("MaxBuckets") for c in calls] == [2, 2]
+        assert calls[1]["ContinuationToken"] == first.marker
     finally:
+        for bucket in made:
+            bucket.delete()
+
+
+def test_bucket_pages_are_cut_when_the_server_ignores_max_buckets(aws: CloudProvider) -> None:
+    names = sorted(unique_name("aws-cut") for _ in range(3))
+    made = [aws.storage.buckets.create(n) for n in names]
+    client = aws.backend.client  # type: ignore[attr-defined]
+
+    def ignore_max_buckets(params: dict[str, Any], **_: Any) -> None:
+        params.pop("MaxBuckets", None)
+        params.pop("ContinuationToken", None)
+
+    client.meta.events.register("before-parameter-build.s3.ListBuckets", ignore_max_buckets)
+    try:
+        walked: list[str] = []
+        marker = None
+        while True:
+            page = aws.storage.buckets.list(limit=2, marker=marker)
+            assert len(page) <= 2
+            walked.extend(b.name for b in page)
+            if not page.is_truncated:
+                break
+            marker = page.marker
+        assert walked == sorted(walked) and len(walked) == len(set(walked))
+        assert set(names) <= set(walked)
+    finally:
+        client.meta.events.unregister("before-parameter-build.s3.ListBuckets", ignore_max_buckets)
         for bucket in made:
             bucket.delete()
 

@@ -40,6 +40,10 @@ DEFAULT_REGION = "us-east-1"
 MIN_POOL_CONNECTIONS = 32
 #: S3 returns at most this many keys per ListObjectsV2 page.
 MAX_KEYS_PER_PAGE = 1000
+#: The largest MaxBuckets S3 accepts.
+MAX_BUCKETS_PER_PAGE = 10_000
+#: Starts a bucket-listing marker that is a bucket name (cut on the client), not a service token.
+_NAME_MARKER = "after-name:"
 
 ChecksumMode = Literal["when_required", "when_supported"]
 CHECKSUM_MODES: tuple[ChecksumMode, ...] = ("when_required", "when_supported")
@@ -391,19 +395,23 @@ class S3Backend(Backend):
 
     # --- buckets ----------------------------------------------------------
     def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
-        # One ListBuckets call returns every bucket (S3-compatible servers differ in their support
-        # for MaxBuckets), so pages are cut here, with the last bucket name as the marker.
-        response = self.client.list_buckets()
-        buckets = sorted(
-            (BucketInfo(b["Name"], _utc(b.get("CreationDate"))) for b in response.get("Buckets", [])),
-            key=lambda b: b.name,
-        )
-        if marker is not None:
-            buckets = [b for b in buckets if b.name > marker]
+        # AWS pages ListBuckets with MaxBuckets and a continuation token (and refuses unpaged
+        # requests from accounts allowed more than 10,000 buckets). Servers that ignore MaxBuckets
+        # answer with every bucket: those pages are cut here, with a bucket-name marker.
+        params: dict[str, Any] = {"MaxBuckets": min(limit or MAX_BUCKETS_PER_PAGE, MAX_BUCKETS_PER_PAGE)}
+        after: str | None = None
+        if marker is not None and marker.startswith(_NAME_MARKER):
+            after = marker[len(_NAME_MARKER) :]
+        elif marker is not None:
+            params["ContinuationToken"] = marker
+        response = self.client.list_buckets(**params)
+        buckets = [BucketInfo(b["Name"], _utc(b.get("CreationDate"))) for b in response.get("Buckets", [])]
+        if after is not None:
+            buckets = [b for b in buckets if b.name > after]
         if limit is not None and len(buckets) > limit:
-            buckets = buckets[:limit]
-            return Page(buckets, next_marker=buckets[-1].name if buckets else None)
-        return Page(buckets)
+            buckets = sorted(buckets, key=lambda b: b.name)[:limit]
+            return Page(buckets, next_marker=_NAME_MARKER + buckets[-1].name)
+        return Page(buckets, next_marker=response.get("ContinuationToken") or None)
 
     def head_bucket(self, name: str) -> BucketInfo | None:
         try:
