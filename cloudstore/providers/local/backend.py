@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -343,13 +344,33 @@ class LocalBackend(Backend):
         finally:
             temp.unlink(missing_ok=True)
 
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+    def open_object(self, bucket: str, name: str) -> tuple[BinaryIO, ObjectInfo] | None:
+        """The object's open file and its properties, both of the same version (``None``: no such object).
+
+        A HEAD then an open could describe one version and read the next, if the object is
+        replaced in between; properties taken from the open file cannot.
+        """
         path = self._object_path(bucket, name)
-        handle = open(path, "rb")  # noqa: SIM115 - owned by the reader
-        stat = os.fstat(handle.fileno())
-        size = stat.st_size
+        try:
+            # Non-blocking so that a FIFO dropped into the bucket cannot hang the open.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        handle = os.fdopen(fd, "rb")
+        stat = os.fstat(fd)
+        if not S_ISREG(stat.st_mode):
+            handle.close()
+            return None
+        return handle, self._describe(bucket, name, stat)
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        opened = self.open_object(bucket, name)
+        if opened is None:
+            raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404, code="NoSuchKey")
+        handle, info = opened
+        size = info.size
         if start is None and end is None:
-            return _FileReader(handle, None, self._describe(bucket, name, stat))
+            return _FileReader(handle, None, info)
         first = start or 0
         if first >= size and size > 0:
             handle.close()

@@ -13,10 +13,11 @@ import re
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cloudstore import names
+from cloudstore.backend import ObjectInfo
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     CloudStoreException,
@@ -138,15 +139,19 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None:
             return
         bucket, name = target
-        backend = self.server.backend
         try:
-            info = backend.head_object(bucket, name)
+            opened = self.server.backend.open_object(bucket, name)
         except CloudStoreException as err:
             self._fail_with(err)
             return
-        if info is None:
+        if opened is None:
             self._fail(HTTPStatus.NOT_FOUND, "no such object")
             return
+        handle, info = opened  # the headers and the body come from the same version of the file
+        with handle:
+            self._send(handle, info, send_body)
+
+    def _send(self, handle: BinaryIO, info: ObjectInfo, send_body: bool) -> None:
         start, end = 0, info.size - 1
         status = HTTPStatus.OK
         range_header = self.headers.get("Range")
@@ -177,9 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not send_body or length == 0:
             return
-        with backend.get_object(bucket, name, start, end) as reader:
-            while chunk := reader.read(_CHUNK):
-                self.wfile.write(chunk)
+        handle.seek(start)
+        while length > 0:
+            chunk = handle.read(min(_CHUNK, length))
+            if not chunk:  # truncated in place behind cloudstore's back: the client sees a short body
+                self.close_connection = True
+                return
+            self.wfile.write(chunk)
+            length -= len(chunk)
 
     def do_PUT(self) -> None:
         target = self._authorised("PUT")
