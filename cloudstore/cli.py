@@ -172,10 +172,11 @@ def list_command(ctx: _Context, address: str, recursive: bool) -> None:
     marker = None
     while True:
         page = bucket.objects.list(prefix=where.key or None, delimiter=None if recursive else "/", marker=marker)
-        for prefix in page.prefixes:
-            click.echo(f"{'PRE':>12}  {prefix}")
-        for obj in page:
-            click.echo(f"{obj.size:>12}  {obj.name}")
+        # Pseudo-folders and objects together, in key order (as `aws s3 ls` shows them).
+        rows = [(prefix, f"{'PRE':>12}  {prefix}") for prefix in page.prefixes]
+        rows += [(obj.name, f"{obj.size:>12}  {obj.name}") for obj in page]
+        for _, row in sorted(rows):
+            click.echo(row)
         if not page.is_truncated:
             return
         marker = page.marker

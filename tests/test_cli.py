@@ -82,12 +82,13 @@ def test_copy_both_ways_list_and_remove(cli: Run, root: Path, tmp_path: Path) ->
     ok(cli("cp", "-q", str(source), "local://bkt/docs/deep/x.txt"))
     assert (root / "bkt" / "hello.txt").read_bytes() == b"hello world"
 
+    ok(cli("cp", str(source), "local://bkt/a.txt"))
     listing = ok(cli("ls", "local://bkt")).splitlines()
-    assert [line.split() for line in listing] == [["PRE", "docs/"], ["11", "hello.txt"]]
+    assert [line.split() for line in listing] == [["11", "a.txt"], ["PRE", "docs/"], ["11", "hello.txt"]]
     listing = ok(cli("ls", "local://bkt/docs/")).splitlines()
     assert [line.split() for line in listing] == [["PRE", "docs/deep/"], ["11", "docs/hello.txt"]]
     recursive = [line.split()[-1] for line in ok(cli("ls", "-r", "local://bkt")).splitlines()]
-    assert recursive == ["docs/deep/x.txt", "docs/hello.txt", "hello.txt"]
+    assert recursive == ["a.txt", "docs/deep/x.txt", "docs/hello.txt", "hello.txt"]
 
     target = tmp_path / "out.txt"
     ok(cli("cp", "local://bkt/docs/hello.txt", str(target)))
@@ -108,6 +109,17 @@ def test_copy_both_ways_list_and_remove(cli: Run, root: Path, tmp_path: Path) ->
     assert "deleted" in ok(cli("rm", "local://bkt/copy.txt"))
     assert not (root / "bkt" / "copy.txt").exists()
     refused(cli("rm", "local://bkt/copy.txt"), "copy.txt", "does not exist")
+
+
+def test_ls_walks_past_the_first_page(cli: Run, root: Path) -> None:
+    ok(cli("mb", "local://many"))
+    for i in range(1005):
+        (root / "many" / f"k{i:04d}").write_bytes(b"")
+    (root / "many" / "sub").mkdir()
+    (root / "many" / "sub" / "x").write_bytes(b"x")
+    lines = ok(cli("ls", "local://many")).splitlines()
+    assert [line.split()[-1] for line in lines] == [f"k{i:04d}" for i in range(1005)] + ["sub/"]
+    assert lines[-1].split() == ["PRE", "sub/"]
 
 
 def test_remove_non_empty_bucket_needs_force(cli: Run, root: Path) -> None:

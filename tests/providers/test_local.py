@@ -423,6 +423,16 @@ def test_stale_sidecar_is_not_trusted(bucket: Bucket, root: Path) -> None:
     assert target.read_bytes() == b"short"
 
 
+@pytest.mark.timeout(10)
+def test_fifo_in_a_bucket_is_not_an_object_and_never_blocks(local: CloudProvider, bucket: Bucket, root: Path) -> None:
+    os.mkfifo(root / "bkt" / "pipe")
+    assert bucket.objects.get("pipe") is None
+    assert list(bucket.objects) == []
+    with pytest.raises(NotFoundException):
+        local.backend.get_object("bkt", "pipe")
+    assert local.backend.open_object("bkt", "pipe") is None  # type: ignore[attr-defined]
+
+
 def test_file_dropped_into_a_bucket_is_an_object(bucket: Bucket, root: Path) -> None:
     (root / "bkt" / "dropped").mkdir()
     (root / "bkt" / "dropped" / "in.bin").write_bytes(b"dropped in")

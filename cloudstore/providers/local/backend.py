@@ -351,11 +351,17 @@ class LocalBackend(Backend):
         replaced in between; properties taken from the open file cannot.
         """
         path = self._object_path(bucket, name)
+        # Non-blocking so that a FIFO dropped into the bucket cannot hang the open; no-follow so that
+        # a link swapped in after the check above is refused, not followed.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
-            # Non-blocking so that a FIFO dropped into the bucket cannot hang the open.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = os.open(path, flags)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise InvalidNameException(f"object {name!r} is a symbolic link; LOCAL does not follow links") from err
+            raise
         handle = os.fdopen(fd, "rb")
         stat = os.fstat(fd)
         if not S_ISREG(stat.st_mode):
