@@ -307,22 +307,26 @@ def serve_command(ctx: _Context, root: str | None, host: str, port: int, secret:
     from cloudstore.config import resolve_config
     from cloudstore.providers.local import SPEC
     from cloudstore.providers.local.backend import DEFAULT_ROOT
-    from cloudstore.providers.local.server import serve
+    from cloudstore.providers.local.server import SignedURLServer
 
-    # An access log (method, path, status; never the query that carries the signature).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
     secret = secret or config.get("local_secret")
     if not secret:
         raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
     root = root or config.get("local_root") or os.path.expanduser(DEFAULT_ROOT)
-    click.echo(f"serving {root} on http://{host}:{port}", err=True)
     try:
-        serve(root, secret, host, port)
+        server = SignedURLServer(root, secret, host, port)
     except OSError as err:
         raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    # An access log (method, path, status; never the query that carries the signature).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    click.echo(f"serving {root} on http://{host}:{port}", err=True)
+    try:
+        server.serve_forever()
     except KeyboardInterrupt:
         sys.exit(0)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -196,6 +197,15 @@ def test_config_values_are_parsed_like_the_config_file() -> None:
     context = _Context(("s3_verify=false", "local_root=/x", "aws_region_name=eu-west-1"))
     assert context.settings_for(ProviderList.AWS) == {"s3_verify": False, "aws_region_name": "eu-west-1"}
     assert context.settings_for(ProviderList.LOCAL) == {"local_root": "/x"}
+
+
+def test_serve_mistakes_are_one_line(cli: Run) -> None:
+    refused(cli("serve", "--port", "1"), "--secret")  # no secret anywhere
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        refused(cli("serve", "--secret", "s", "--port", str(port)), f"cannot listen on 127.0.0.1:{port}")
 
 
 def test_url_can_be_fetched_through_serve(servers: Servers, tmp_path: Path) -> None:

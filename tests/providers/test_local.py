@@ -20,6 +20,7 @@ import requests
 
 from cloudstore import (
     Bucket,
+    BucketObject,
     ChecksumMismatchException,
     CloudProvider,
     CloudProviderFactory,
@@ -33,6 +34,7 @@ from cloudstore import (
     ProviderList,
     TransferConfig,
 )
+from cloudstore.backend import ObjectInfo
 from cloudstore.providers.local.backend import sign_request
 from tests.conftest import Servers, unique_name
 from tests.servers.base import RunningServer
@@ -107,6 +109,63 @@ def test_escaping_names_are_refused_everywhere(
     assert snapshot(root) == before_root
     assert snapshot(outside) == before_outside
     assert not (tmp_path / "x").exists() and not Path("/abs").exists()
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "/abs", "../bkt2/x", "..", "a/../.."])
+def test_escapes_are_refused_by_the_backend_itself(
+    local: CloudProvider, bucket: Bucket, root: Path, outside: Path, name: str, tmp_path: Path
+) -> None:
+    """Even a handle made without the model's name check (or a future code path that skips it)
+    cannot leave the bucket: the backend proves every path stays inside."""
+    local.storage.buckets.create("bkt2")
+    before_root, before_outside = snapshot(root), snapshot(outside)
+    handle = BucketObject(bucket, ObjectInfo(name=name, size=0), exists=False)
+    with pytest.raises(InvalidNameException):
+        handle.upload(b"escaped")
+    with pytest.raises(InvalidNameException):
+        handle.upload(b"e" * 200_000)  # multipart
+    with pytest.raises(InvalidNameException):
+        handle.read()
+    with pytest.raises(InvalidNameException):
+        handle.delete()
+    good = bucket.objects.create("good")
+    good.upload(b"good")
+    with pytest.raises(InvalidNameException):
+        local.call(lambda: local.backend.copy_object("bkt", "good", "bkt", name))
+    with pytest.raises(InvalidNameException):
+        local.call(lambda: local.backend.copy_object("bkt", name, "bkt", "copy"))
+    before_root["bkt/good"] = b"good"
+    assert {k: v for k, v in snapshot(root).items() if not k.startswith(".cloudstore")} == before_root
+    assert temp_files(root) == []
+    assert snapshot(outside) == before_outside
+    assert not (tmp_path / "x").exists() and not Path("/abs").exists()
+
+
+@pytest.mark.parametrize("bucket_name", ["..", ".cloudstore", ".", "", "bkt/..", "/tmp"])
+def test_bucket_names_are_checked_by_the_backend_too(
+    local: CloudProvider, bucket: Bucket, root: Path, outside: Path, bucket_name: str
+) -> None:
+    """``copy_to`` with a bucket given as a str builds the target without the model's check."""
+    bucket.objects.create("good").upload(b"good")
+    before_outside = snapshot(outside)
+    with pytest.raises(InvalidNameException):
+        bucket.objects.get("good").copy_to(bucket_name, "tmp/planted")  # type: ignore[union-attr]
+    with pytest.raises(InvalidNameException):
+        local.call(lambda: local.backend.put_object(bucket_name, "meta/x.json", b"{}", None, {}))
+    with pytest.raises(InvalidNameException):
+        local.call(lambda: local.backend.list_objects(bucket_name, None, None, None, None))
+    assert temp_files(root) == []
+    assert not (root / ".cloudstore" / "tmp" / "planted").exists()
+    assert snapshot(outside) == before_outside
+
+
+def test_folders_that_cannot_be_buckets_are_not_listed(local: CloudProvider, root: Path) -> None:
+    local.storage.buckets.create("real-bucket")
+    (root / "Not A Bucket").mkdir()
+    (root / "UPPER").mkdir()
+    assert [b.name for b in local.storage.buckets] == ["real-bucket"]
+    for b in local.storage.buckets.list():
+        assert b.objects.list() == []  # every listed bucket is usable
 
 
 @pytest.fixture

@@ -96,6 +96,9 @@ class LocalBackend(Backend):
 
     # --- paths ------------------------------------------------------------------
     def _bucket_dir(self, bucket: str) -> Path:
+        # Checked here as well as in the model: every path this backend touches is derived from
+        # names it has validated itself (a bucket '..' or '.cloudstore' would be a way out).
+        names.local_bucket_name(bucket)
         return self.root / bucket
 
     def _existing_bucket_dir(self, bucket: str) -> Path:
@@ -106,6 +109,7 @@ class LocalBackend(Backend):
 
     def _object_path(self, bucket: str, name: str) -> Path:
         """The file of ``name``, proven to stay inside the bucket folder (no symlink out)."""
+        names.local_object_name(name)  # no '..', '.', empty segment or absolute path
         base = self._existing_bucket_dir(bucket)
         path = base / name
         parent = Path(os.path.realpath(path.parent))
@@ -154,7 +158,7 @@ class LocalBackend(Backend):
         names_ = sorted(
             entry.name
             for entry in os.scandir(self.root)
-            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+            if entry.is_dir(follow_symlinks=False) and _is_bucket_name(entry.name)
         )
         if marker is not None:
             names_ = [n for n in names_ if n > marker]
@@ -169,12 +173,13 @@ class LocalBackend(Backend):
         return None
 
     def create_bucket(self, name: str, location: str | None) -> BucketInfo:
+        path = self._bucket_dir(name)
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            (self.root / name).mkdir()
+            path.mkdir()
         except FileExistsError:
             raise DuplicateResourceException(f"bucket {name!r} already exists", code="BucketAlreadyExists") from None
-        return self._bucket_info(self.root / name)
+        return self._bucket_info(path)
 
     def delete_bucket(self, name: str) -> None:
         path = self._existing_bucket_dir(name)
@@ -470,6 +475,15 @@ class LocalBackend(Backend):
 
     def abort_multipart_upload(self, upload: _Upload) -> None:
         upload.temp.unlink(missing_ok=True)
+
+
+def _is_bucket_name(name: str) -> bool:
+    """Whether a folder of the root is a bucket (other folders, like ``.cloudstore``, are not)."""
+    try:
+        names.local_bucket_name(name)
+    except InvalidNameException:
+        return False
+    return True
 
 
 def _mtime(stat: os.stat_result) -> datetime:
