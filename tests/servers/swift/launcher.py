@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -134,6 +135,7 @@ def main() -> None:
         "object-expirer": (swift.obj.expirer.main, "object-server.conf"),
     }
     libc = ctypes.CDLL(None, use_errno=True)
+    gc.freeze()  # keep the shared objects' pages shared: the children's collector leaves them alone
     children: dict[int, str] = {}
     for name, (entry, conf) in services.items():
         pid = os.fork()
