@@ -154,7 +154,9 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
     values: dict[str, Any] = {}
     for name, key in keys.items():
         if name in given:
-            values[name] = given[name]
+            raw = given[name]
+            # Text for a boolean or numeric key ("false" from YAML or a CLI) means what it would in the file.
+            values[name] = coerce_value(name, key, raw) if isinstance(raw, str) and key.kind is not str else raw
         elif key.env and key.env in os.environ:
             values[name] = coerce_value(name, key, os.environ[key.env])
         elif name in ini:

@@ -86,6 +86,13 @@ def test_boolean_keys_from_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert resolve_config(AWS, {})["s3_verify"] is value
 
 
+def test_text_for_a_boolean_key_in_the_dict_is_parsed() -> None:
+    assert resolve_config(AWS, {"s3_verify": "false"})["s3_verify"] is False
+    assert resolve_config(AWS, {"s3_verify": "/ca.pem"})["s3_verify"] == "/ca.pem"
+    assert resolve_config(AWS, {"s3_verify": False})["s3_verify"] is False
+    assert resolve_config(AWS, {"aws_region_name": "false"})["aws_region_name"] == "false"  # text keys stay text
+
+
 def test_unknown_dict_key_raises() -> None:
     with pytest.raises(InvalidParamException, match="local_rot") as info:
         CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_rot": "/tmp/x"})
