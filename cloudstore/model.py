@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -174,8 +175,9 @@ class Bucket:
         """Delete the bucket; a non-empty one only with ``delete_contents=True``
         (otherwise :class:`PreconditionFailedException`, and nothing is deleted)."""
         if delete_contents:
-            for obj in self.objects:
-                obj.delete()
+            with ThreadPoolExecutor(self.provider.transfer_config.max_concurrency) as pool:
+                # list() drains each delete's result, so the first failure is raised here.
+                list(pool.map(BucketObject.delete, self.objects))
         self.provider.call(lambda: self.provider.backend.delete_bucket(self.name))
 
     def __eq__(self, other: object) -> bool:
