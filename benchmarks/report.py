@@ -1,0 +1,332 @@
+"""Turn a results JSON from benchmarks/run.py into benchmarks.md and benchmarks.png."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+TITLES = {
+    "upload": "Upload of one {big} file",
+    "download": "Download of one {big} object to a file",
+    "put": "{count} sequential puts of 16 KiB objects",
+    "get": "{count} sequential gets of 16 KiB objects",
+    "walk_iter": "Walking {keys} keys by iteration",
+    "walk_pages": "Walking {keys} keys by list(limit={page}, marker=...) pages",
+}
+
+#: What each contender does in each workload.
+HOW: dict[str, dict[str, str]] = {
+    "upload": {
+        "cloudstore": "`bucket.objects.create(k).upload_from_file(path)`, default TransferConfig",
+        "boto3": "`client.upload_file` (TransferManager defaults: 8 MiB parts, 10 threads)",
+        "boto3 A/A": "the same boto3 `upload_file` again: the noise floor",
+        "boto3 put_object": "`client.put_object(Body=open file)`: one PUT, botocore defaults",
+        "cloudbridge": "`upload_from_file(path)` (boto3 TransferManager, CloudBridge's part settings)",
+        "obstore": "`obstore.put(store, k, Path)` (multipart, its defaults: 5 MiB parts, 12 at once)",
+        "raw socket": "multipart upload on presigned URLs: {streams} raw sockets, {raw_part} MiB parts by `sendfile`",
+        "raw socket -> cloudstore serve": "the same raw PUT against `cloudstore serve` (LOCAL signed URL)",
+    },
+    "download": {
+        "cloudstore": "`obj.download_to_file(path)`, default TransferConfig",
+        "boto3": "`client.download_file` (TransferManager defaults)",
+        "boto3 A/A": "the same boto3 `download_file` again: the noise floor",
+        "boto3 get_object": "`get_object()['Body'].read(1 MiB)` into a file: one stream",
+        "cloudbridge": "`obj.download_to_file(path)`",
+        "cloudbridge save_content": "`obj.save_content(open file)`: one stream",
+        "obstore": "`obstore.get(...).stream(8 MiB)` into a file: one stream",
+        "raw socket": "{streams} ranged GETs on a presigned URL, `recv_into` + `pwrite`, raw sockets",
+        "raw socket -> cloudstore serve": "the same raw GETs against `cloudstore serve` (LOCAL signed URL)",
+    },
+    "put": {
+        "cloudstore": "`bucket.objects.create(k).upload(data)`",
+        "boto3": "`client.put_object(Bucket, Key, Body=data)`",
+        "boto3 A/A": "the same again",
+        "cloudbridge": "`bucket.objects.create(k).upload(data)`",
+        "obstore": "`obstore.put(store, k, data)`",
+        "raw socket": "PUT on a presigned URL over one keep-alive raw socket",
+    },
+    "get": {
+        "cloudstore": "`obj.read()` on handles from a listing",
+        "boto3": "`client.get_object(Bucket, Key)['Body'].read()`",
+        "boto3 A/A": "the same again",
+        "cloudbridge": "`b''.join(obj.iter_content())` on `objects.create(k)` handles",
+        "obstore": "`obstore.get(store, k).bytes()`",
+        "raw socket": "GET on a presigned URL over one keep-alive raw socket",
+    },
+    "walk_iter": {
+        "cloudstore": "`for o in bucket.objects`",
+        "boto3": "`get_paginator('list_objects_v2').paginate(Bucket)`",
+        "boto3 A/A": "the same again",
+        "cloudbridge": "`for o in bucket.objects`",
+        "obstore": "`obstore.list(store, chunk_size=1000)`",
+    },
+    "walk_pages": {
+        "cloudstore": "`bucket.objects.list(limit={page}, marker=m)` until not truncated",
+        "boto3": "paginator with `PageSize={page}`",
+        "boto3 A/A": "the same again",
+        "cloudbridge": "`bucket.objects.list(limit={page}, marker=m)`: first {cb_pages} pages timed, scaled up",
+    },
+}
+
+PEERS = ("boto3", "boto3 put_object", "boto3 get_object", "cloudbridge", "cloudbridge save_content", "obstore")
+
+
+def _work_units(workload: str, settings: dict[str, Any]) -> tuple[float, str]:
+    """(amount of work, unit) so that amount / seconds is a throughput."""
+    if workload in ("upload", "download"):
+        return settings["big_size"] / MiB, "MiB/s"
+    if workload in ("put", "get"):
+        return float(settings["small_count"]), "ops/s"
+    return float(settings["walk_keys"]), "keys/s"
+
+
+def summarise(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """workload -> contender -> {median, min, max (throughput), rss (median MiB), rounds, per-round}."""
+    settings = results["settings"]
+    by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for run in results["runs"]:
+        if "error" not in run:
+            by[run["workload"]][run["contender"]].append(run)
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for workload, contenders in by.items():
+        amount, unit = _work_units(workload, settings)
+        summary[workload] = {}
+        for contender, runs in contenders.items():
+            scale = 1.0
+            if workload == "walk_pages" and contender == "cloudbridge":
+                # Counted keys are those of the timed pages; scale the time to the whole walk.
+                scale = settings["walk_keys"] / max(1, runs[0].get("count") or 1)
+            rates = {run["round"]: amount / (run["seconds"] * scale) for run in runs}
+            values = list(rates.values())
+            summary[workload][contender] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "unit": unit,
+                "rounds": len(values),
+                "per_round": rates,
+                "rss": statistics.median(run["rss_delta"] for run in runs) / MiB,
+                "cpu": statistics.median(run.get("cpu", 0.0) * scale for run in runs),
+                "rss_max": max(run["rss_delta"] for run in runs) / MiB,
+                "scaled": scale != 1.0,
+            }
+    return summary
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float] | None:
+    """Min and max over rounds of a/b, pairing the same round's measurements."""
+    ratios = [a[r] / b[r] for r in a if r in b]
+    return (min(ratios), max(ratios)) if ratios else None
+
+
+def _best_peer(rows: dict[str, dict[str, Any]]) -> str | None:
+    peers = [p for p in PEERS if p in rows]
+    return max(peers, key=lambda p: rows[p]["median"]) if peers else None
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "MiB/s":
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
+
+
+def _ratio(rows: dict[str, dict[str, Any]], name: str, ref: str | None) -> str:
+    if ref is None or ref not in rows:
+        return "-"
+    ratio = rows[name]["median"] / rows[ref]["median"]
+    paired = _paired(rows[name]["per_round"], rows[ref]["per_round"])
+    span = f" ({paired[0]:.2f}-{paired[1]:.2f})" if paired and len(rows[name]["per_round"]) > 1 else ""
+    return f"{ratio:.2f}x{span}"
+
+
+def targets(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, str, bool]]:
+    """(target, measured, bar, met) for the issue's targets."""
+    out: list[tuple[str, str, str, bool]] = []
+    settings = results["settings"]
+    big = f"{settings['big_size'] // MiB} MiB"
+    for workload in ("upload", "download"):
+        rows = summary.get(workload, {})
+        if "cloudstore" not in rows:
+            continue
+        best = _best_peer(rows)
+        if best:
+            ratio = rows["cloudstore"]["median"] / rows[best]["median"]
+            out.append(
+                (
+                    f"{big} {workload}: speed vs the best of boto3, CloudBridge, obstore ({best})",
+                    f"{ratio:.2f}x",
+                    ">= 1.10x",
+                    ratio >= 1.10,
+                )
+            )
+        limit = 8 * 8 + 100  # default max_concurrency x part_size + 100 MiB
+        rss = rows["cloudstore"]["rss_max"]
+        out.append(
+            (
+                f"{big} {workload}: peak RSS over the idle client (largest round)",
+                f"{rss:.0f} MiB",
+                f"<= {limit} MiB",
+                rss <= limit,
+            )
+        )
+    for workload in ("put", "get", "walk_iter", "walk_pages"):
+        rows = summary.get(workload, {})
+        if "cloudstore" in rows and "boto3" in rows:
+            slowdown = rows["boto3"]["median"] / rows["cloudstore"]["median"]
+            label = {
+                "put": "16 KiB puts",
+                "get": "16 KiB gets",
+                "walk_iter": "walk by iteration",
+                "walk_pages": "walk by marker pages",
+            }[workload]
+            out.append((f"{label}: time vs boto3", f"{slowdown:.2f}x", "<= 1.10x", slowdown <= 1.10))
+    imports = results.get("imports", {})
+    if imports.get("cloudstore"):
+        median = statistics.median(imports["cloudstore"])
+        out.append(("import cloudstore (median)", f"{median * 1000:.0f} ms", "< 150 ms", median < 0.15))
+    return out
+
+
+def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]], notes: str = "") -> str:
+    settings = results["settings"]
+    m = results["machine"]
+    big = (
+        f"{settings['big_size'] // MiB} MiB"
+        if settings["big_size"] < 1024 * MiB
+        else f"{settings['big_size'] // (1024 * MiB)} GiB"
+    )
+    fill = {
+        "big": big,
+        "count": f"{settings['small_count']:,}",
+        "keys": f"{settings['walk_keys']:,}",
+        "page": settings["page_size"],
+        "streams": settings["raw_streams"],
+        "cb_pages": settings["cloudbridge_max_pages"],
+        "raw_part": settings.get("raw_part_size", 16 * MiB) // MiB,
+    }
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `bash benchmarks/run.sh` (see `benchmarks/README.md`); every number below comes from one run"
+        f" of {settings['rounds']} rounds on one SeaweedFS server on 127.0.0.1."
+        + (" **Quick smoke run: sizes reduced.**" if settings.get("quick") else ""),
+        "",
+        "## Machine",
+        "",
+        f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, {m['platform']}",
+        f"- Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items())),
+        f"- {m['seaweedfs']} (`weed mini`, one process, data on local disk)",
+        f"- one TCP stream over loopback, measured in the same run: {m['loopback_bytes_per_s'] / MiB:,.0f} MiB/s",
+        "",
+        "## Method",
+        "",
+        "- Each measurement is a fresh Python process that imports one library, makes its client, runs one untimed"
+        " warm-up of the same workload (same size), then the timed one. Contenders alternate within a round and the"
+        " order rotates every round, so each contender gets the same position (a warm-up right before it) and the"
+        " machine's drift is spread over all of them.",
+        "- Figures are medians over rounds, with the min-max over rounds. Ratios are speed ratios (above 1 = faster)"
+        " of the medians; in parentheses the min-max of the same ratio computed round by round (paired).",
+        "- **boto3 A/A** is boto3 measured again as if it were another contender: its ratio to boto3 is the noise"
+        " floor of this machine. A difference smaller than that spread is not a difference.",
+        "- Peak memory: the worker's RSS sampled from outside (the orchestrator reads /proc every 5 ms, so the"
+        " measured process runs no extra thread) during the timed run, minus its RSS after import and client"
+        " creation. Memory the warm-up left allocated counts as used, so this errs on the high side.",
+        "- The raw-socket baseline is a hand-written HTTP/1.1 client on a plain socket: PUT with `os.sendfile`,"
+        " GET with `recv_into` a reused buffer and `pwrite`, on URLs presigned before timing (so it does no"
+        " signing and no hashing). It is the ceiling for a client of this server on this machine, not a library."
+        " The `-> cloudstore serve` rows send the same requests to `cloudstore serve` (the LOCAL provider's"
+        " signed-URL server, pure Python) for scale.",
+        "",
+    ]
+    lines += ["## Targets", "", "| target | measured | bar | met |", "| --- | --- | --- | --- |"]
+    for name, measured, bar, met in targets(results, summary):
+        lines.append(f"| {name} | {measured} | {bar} | {'yes' if met else '**no**'} |")
+    lines.append("")
+    for workload in ("upload", "download", "put", "get", "walk_iter", "walk_pages"):
+        rows = summary.get(workload)
+        if not rows:
+            continue
+        unit = next(iter(rows.values()))["unit"]
+        best = _best_peer(rows)
+        baseline = "raw socket" if "raw socket" in rows else None
+        lines += [
+            f"## {TITLES[workload].format(**fill)}",
+            "",
+            f"| contender | what it does | {unit}: median (min-max) | vs boto3 | vs best peer ({best}) "
+            "| vs raw socket | client CPU s | peak RSS MiB |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        order = sorted(rows, key=lambda c: -rows[c]["median"])
+        for name in order:
+            row = rows[name]
+            how = HOW.get(workload, {}).get(name, "").format(**fill)
+            figure = f"{_fmt(row['median'], unit)} ({_fmt(row['min'], unit)}-{_fmt(row['max'], unit)})"
+            if row["scaled"]:
+                figure += " *"
+            bold = "**" if name == "cloudstore" else ""
+            ratios = " | ".join(_ratio(rows, name, ref) for ref in ("boto3", best, baseline))
+            lines.append(f"| {bold}{name}{bold} | {how} | {figure} | {ratios} | {row['cpu']:.2f} | {row['rss']:.0f} |")
+        if any(r["scaled"] for r in rows.values()):
+            lines.append("")
+            lines.append("\\* time of the first pages, scaled to the whole walk (each page lists the whole bucket).")
+        lines.append("")
+    imports = results.get("imports", {})
+    if imports:
+        lines += ["## Import time", "", "| module | median ms (min-max) | vs boto3 |", "| --- | --- | --- |"]
+        ref = statistics.median(imports["boto3"]) if imports.get("boto3") else None
+        for module, values in sorted(imports.items(), key=lambda kv: statistics.median(kv[1])):
+            med = statistics.median(values)
+            vs = f"{ref / med:.2f}x" if ref else "-"
+            lines.append(f"| {module} | {med * 1000:.0f} ({min(values) * 1000:.0f}-{max(values) * 1000:.0f}) | {vs} |")
+        lines += ["", "A fresh interpreter each time (`python -c 'import X'`), alternating the modules.", ""]
+    if notes:
+        lines += [notes.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = [w for w in ("upload", "download", "put", "get", "walk_iter", "walk_pages") if w in summary]
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 2.2 + 1.6 * len(workloads) * 1.2), squeeze=False)
+    settings = results["settings"]
+    fill = {
+        "big": f"{settings['big_size'] // MiB} MiB",
+        "count": f"{settings['small_count']:,}",
+        "keys": f"{settings['walk_keys']:,}",
+        "page": settings["page_size"],
+    }
+    for ax, workload in zip(axes[:, 0], workloads, strict=True):
+        rows = summary[workload]
+        names = sorted(rows, key=lambda c: rows[c]["median"])
+        ref = rows.get("boto3", {}).get("median") or 1.0
+        medians = [rows[n]["median"] / ref for n in names]
+        low = [m - rows[n]["min"] / ref for m, n in zip(medians, names, strict=True)]
+        high = [rows[n]["max"] / ref - m for m, n in zip(medians, names, strict=True)]
+        colors = ["tab:red" if n == "cloudstore" else "tab:gray" if n.startswith("raw") else "tab:blue" for n in names]
+        ax.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title(TITLES[workload].format(**fill) + " - speed vs boto3 (median, min-max)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if max(medians) > 20:
+            ax.set_xscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], folder: Path, notes_file: Path | None = None) -> None:
+    summary = summarise(results)
+    notes_file = notes_file or Path(__file__).with_name("NOTES.md")
+    notes = notes_file.read_text() if notes_file.is_file() else ""
+    (folder / "benchmarks.md").write_text(markdown(results, summary, notes))
+    plot(results, summary, folder / "benchmarks.png")

@@ -1,0 +1,410 @@
+"""cloudstore against boto3, CloudBridge, obstore and a raw-socket baseline, on one SeaweedFS.
+
+Run through ``bash benchmarks/run.sh`` (it makes the venv); options: ``--rounds N``,
+``--quick`` (small sizes, 2 rounds: a smoke run that writes nothing under docs/),
+``--only WORKLOAD[,WORKLOAD]``, ``--report RESULTS.json`` (redo the report only).
+
+Every measurement runs in a fresh process (``benchmarks/worker.py``): import, client,
+an untimed warm-up of the same workload, then the timed one. Contenders alternate
+within a round and the order rotates each round; the report gives medians with
+min-max over rounds. Results go to ``benchmarks/results/`` (raw JSON) and to
+``docs/benchmarks.md`` and ``docs/benchmarks.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import platform
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from tests.servers import local as local_server  # noqa: E402
+from tests.servers import seaweedfs  # noqa: E402
+
+MiB = 1024 * 1024
+WORKER = ROOT / "benchmarks" / "worker.py"
+RESULTS = ROOT / "benchmarks" / "results"
+
+#: Which contenders run which workload (labels are what the report shows).
+CONTENDERS: dict[str, list[str]] = {
+    "upload": [
+        "cloudstore",
+        "boto3",
+        "boto3 A/A",
+        "boto3 put_object",
+        "cloudbridge",
+        "obstore",
+        "raw socket",
+        "raw socket -> cloudstore serve",
+    ],
+    "download": [
+        "cloudstore",
+        "boto3",
+        "boto3 A/A",
+        "boto3 get_object",
+        "cloudbridge",
+        "cloudbridge save_content",
+        "obstore",
+        "raw socket",
+        "raw socket -> cloudstore serve",
+    ],
+    "put": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "raw socket"],
+    "get": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "raw socket"],
+    "walk_iter": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore"],
+    "walk_pages": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge"],
+}
+IMPORTS = {"cloudstore": "cloudstore", "boto3": "boto3", "cloudbridge": "cloudbridge", "obstore": "obstore"}
+
+
+def have(module: str) -> bool:
+    try:
+        metadata.version(module)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+# --- one measurement ---------------------------------------------------------------
+
+
+def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    """Run one worker; sample its RSS from here every 5 ms; return seconds and peak RSS delta."""
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), json.dumps(job)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    watched = psutil.Process(proc.pid)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    baseline = peak = 0
+    timing = False
+    result: dict[str, Any] | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.005)
+        except queue.Empty:
+            line = ""
+        if timing:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, watched.memory_info().rss)
+        if line is None:
+            break
+        if line == "baseline":
+            baseline = watched.memory_info().rss
+        elif line == "timed":
+            timing, peak = True, watched.memory_info().rss
+        elif line == "done":
+            timing = False
+        elif line.startswith("result "):
+            result = json.loads(line[len("result ") :])
+    else:
+        proc.kill()
+    proc.wait()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if result is None:
+        raise RuntimeError(f"{job['contender']} / {job['workload']} failed:\n{stderr[-3000:]}")
+    result["rss_delta"] = max(0, peak - baseline)
+    result["rss_baseline"] = baseline
+    return result
+
+
+def import_time(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    return float(out.stdout.strip())
+
+
+# --- setup -------------------------------------------------------------------------
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(8 * MiB)
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            out.write(block[: min(left, len(block))])
+            left -= min(left, len(block))
+
+
+def vacuum(master_port: int) -> None:
+    """Reclaim the space of overwritten and deleted uploads (SeaweedFS keeps it until a vacuum)."""
+    url = f"http://127.0.0.1:{master_port}/vol/vacuum?garbageThreshold=0.0001"
+    try:
+        with urllib.request.urlopen(url, timeout=300):
+            pass
+    except OSError as err:
+        print(f"  (vacuum failed: {err})", flush=True)
+
+
+def loopback_throughput(size: int = 1024 * MiB) -> float:
+    """One TCP stream over 127.0.0.1, bytes/s: the ceiling under every figure here."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    block = bytes(4 * MiB)
+
+    def send() -> None:
+        conn, _ = server.accept()
+        with conn:
+            left = size
+            while left > 0:
+                conn.sendall(block)
+                left -= len(block)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    buffer = bytearray(4 * MiB)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        start = time.perf_counter()
+        got = 0
+        while got < size:
+            n = client.recv_into(buffer)
+            if not n:
+                break
+            got += n
+        seconds = time.perf_counter() - start
+    thread.join()
+    server.close()
+    return got / seconds
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {
+        name: metadata.version(name)
+        for name in ("boto3", "botocore", "cloudbridge", "obstore", "urllib3")
+        if have(name)
+    }
+    versions["cloudstore"] = metadata.version("cloudstore")
+    weed = subprocess.run([str(seaweedfs.weed_binary()), "version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "seaweedfs": weed.splitlines()[0] if weed else "?",
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def populate(client: Any, bucket: str, keys: list[str], body: bytes) -> None:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=body), keys))
+
+
+# --- the run -----------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 5; 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run; docs/ is not written")
+    parser.add_argument(
+        "--only", default="", help="comma-separated workloads (upload,download,put,get,walk_iter,walk_pages,import)"
+    )
+    parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
+    parser.add_argument("--raw-streams", type=int, default=4, help="parallel ranged streams of the raw-socket download")
+    parser.add_argument(
+        "--big-mib", type=int, default=None, help="size of the large transfer (default 1024; 64 with --quick)"
+    )
+    parser.add_argument("--report", type=Path, help="only rewrite the report from this results JSON")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the data and servers live (default /tmp)")
+    args = parser.parse_args()
+
+    if args.report:
+        data = json.loads(args.report.read_text())
+        report.write(data, ROOT / "docs")
+        return
+
+    rounds = args.rounds or (2 if args.quick else 5)
+    big_size = (args.big_mib or (64 if args.quick else 1024)) * MiB
+    small_count = 100 if args.quick else 1000
+    walk_keys = 2000 if args.quick else 20_000
+    page_size = 1000
+    workloads = [w for w in ("import", "upload", "download", "put", "get", "walk_iter", "walk_pages")]
+    if args.only:
+        workloads = [w for w in workloads if w in args.only.split(",")]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+
+    work = Path(tempfile.mkdtemp(prefix="cloudstore-bench-", dir=args.workdir or "/tmp"))
+    print(f"work dir {work}", flush=True)
+    started = time.time()
+    servers = []
+    try:
+        s3 = seaweedfs.start(work)
+        servers.append(s3)
+        serve = local_server.start(work)
+        servers.append(serve)
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.config["s3_endpoint_url"],
+            aws_access_key_id=s3.config["aws_access_key"],
+            aws_secret_access_key=s3.config["aws_secret_key"],
+            region_name=s3.config["aws_region_name"],
+        )
+        bucket, list_bucket = "bench", "bench-walk"
+        client.create_bucket(Bucket=bucket)
+        client.create_bucket(Bucket=list_bucket)
+
+        big_file = work / "big.bin"
+        print(f"making a {big_size // MiB} MiB file and uploading the download source", flush=True)
+        make_file(big_file, big_size)
+        warm_file = work / "warm.bin"
+        make_file(warm_file, big_size // 4)
+        big_key = "big/source"
+        client.upload_file(str(big_file), bucket, big_key)
+        small_keys = [f"small/src/{n:05d}" for n in range(small_count)]
+        populate(client, bucket, small_keys, os.urandom(16 * 1024))
+        if any(w.startswith("walk") for w in workloads):
+            print(f"writing {walk_keys} keys for the walks", flush=True)
+            populate(client, list_bucket, [f"key/{n:06d}" for n in range(walk_keys)], b"x")
+
+        from cloudstore import CloudProviderFactory, ProviderList
+
+        serve_bucket = "bench"
+        if "raw socket -> cloudstore serve" not in skip and {"upload", "download"} & set(workloads):
+            local = CloudProviderFactory().create_provider(ProviderList.LOCAL, serve.config)
+            lb = local.storage.buckets.create(serve_bucket)
+            lb.objects.create(big_key).upload_from_file(big_file)
+
+        common = {
+            "s3": s3.config,
+            "bucket": bucket,
+            "list_bucket": list_bucket,
+            "workdir": str(work),
+            "big_file": str(big_file),
+            "warm_file": str(warm_file),
+            "big_key": big_key,
+            "big_size": big_size,
+            "small_keys": small_keys,
+            "small_count": small_count,
+            "small_warmup": max(10, small_count // 10),
+            "page_size": page_size,
+            "raw_streams": args.raw_streams,
+            "raw_part_size": 16 * MiB,
+            "serve": serve.config,
+            "serve_bucket": serve_bucket,
+            # CloudBridge's list(limit, marker) lists the whole bucket for every page: time the
+            # first pages and scale to the whole walk (stated in the report).
+            "cloudbridge_max_pages": 3,
+        }
+        results: dict[str, Any] = {
+            "machine": machine(),
+            "settings": {
+                "rounds": rounds,
+                "big_size": big_size,
+                "small_count": small_count,
+                "small_size": 16 * 1024,
+                "walk_keys": walk_keys,
+                "page_size": page_size,
+                "raw_streams": args.raw_streams,
+                "raw_part_size": 16 * MiB,
+                "cloudbridge_max_pages": common["cloudbridge_max_pages"],
+                "quick": args.quick,
+            },
+            "runs": [],
+            "imports": {},
+        }
+        results["machine"]["loopback_bytes_per_s"] = loopback_throughput(256 * MiB if args.quick else 1024 * MiB)
+        for round_number in range(rounds):
+            print(f"round {round_number + 1}/{rounds} ({time.time() - started:.0f} s so far)", flush=True)
+            for workload in workloads:
+                if workload == "import":
+                    modules = [m for m in IMPORTS if have(m) and m not in skip]
+                    for shift in range(3):
+                        for module in modules[shift % len(modules) :] + modules[: shift % len(modules)]:
+                            results["imports"].setdefault(module, []).append(import_time(IMPORTS[module]))
+                    continue
+                names = [c for c in CONTENDERS[workload] if c not in skip]
+                if not have("obstore"):
+                    names = [c for c in names if c != "obstore"]
+                shift = round_number % len(names)
+                for contender in names[shift:] + names[:shift]:
+                    job = common | {"contender": contender, "workload": workload}
+                    try:
+                        outcome = measure(job)
+                    except RuntimeError as err:
+                        print(f"  {workload:10} {contender:32} FAILED: {err}", flush=True)
+                        results["runs"].append(
+                            {
+                                "round": round_number,
+                                "workload": workload,
+                                "contender": contender,
+                                "error": str(err)[-500:],
+                            }
+                        )
+                        continue
+                    outcome.update(round=round_number, workload=workload, contender=contender)
+                    results["runs"].append(outcome)
+                    print(
+                        f"  {workload:10} {contender:32} {outcome['seconds']:8.3f} s  cpu {outcome['cpu']:6.2f} s"
+                        f"  peak +{outcome['rss_delta'] / MiB:7.1f} MiB",
+                        flush=True,
+                    )
+                if workload == "upload":
+                    for key in [
+                        o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="upload/").get("Contents", [])
+                    ]:
+                        client.delete_object(Bucket=bucket, Key=key)
+                    for path in (Path(serve.config["local_root"]) / serve_bucket).glob("upload*"):
+                        shutil.rmtree(path, ignore_errors=True)
+                    vacuum(int(s3.extra["port"]) + 1)
+        results["elapsed_s"] = time.time() - started
+        results["machine"]["load_average_at_end"] = os.getloadavg()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = RESULTS / f"{'quick-' if args.quick else ''}{stamp}.json"
+        out.write_text(json.dumps(results, indent=1))
+        print(f"results in {out} ({results['elapsed_s']:.0f} s)", flush=True)
+        target = RESULTS / "quick" if args.quick else ROOT / "docs"
+        target.mkdir(parents=True, exist_ok=True)
+        report.write(results, target)
+        print(f"report written to {target}/benchmarks.md and benchmarks.png", flush=True)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
