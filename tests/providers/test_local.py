@@ -460,6 +460,32 @@ def test_copy_of_an_object_being_overwritten_is_one_whole_version(bucket: Bucket
         assert copy.read() in versions  # and no ChecksumMismatchException
 
 
+def test_parallel_uploads_and_deletes_in_one_folder(bucket: Bucket, root: Path) -> None:
+    """A delete removes the folders it empties; a concurrent upload into that folder still succeeds
+    (parallel ``delete(delete_contents=True)`` and uploads share folders all the time)."""
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            for i in range(150):
+                obj = bucket.objects.create(name)
+                obj.upload(b"x" * (i % 7), content_type="text/x-race")
+                obj.delete()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(f"d/e/{n}",)) for n in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert list((root / "bkt").iterdir()) == []
+    assert temp_files(root) == []
+    bucket.objects.create("d/e/last").upload(b"last", content_type="text/last")
+    assert bucket.objects.get("d/e/last").content_type == "text/last"  # type: ignore[union-attr]
+
+
 def test_stale_sidecar_is_not_trusted(bucket: Bucket, root: Path) -> None:
     obj = bucket.objects.create("swapped.txt")
     obj.upload(b"original content", content_type="text/x-original", metadata={"who": "cloudstore"})

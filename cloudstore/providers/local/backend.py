@@ -298,10 +298,7 @@ class LocalBackend(Backend):
     ) -> None:
         """Rename ``temp`` into place as ``name``, with its sidecar."""
         target = self._object_path(bucket, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         stat = temp.stat()
-        side_target = self._sidecar(bucket, name)
-        side_target.parent.mkdir(parents=True, exist_ok=True)
         side_temp = self._temp_path()
         side = {
             "content_type": content_type,
@@ -310,13 +307,12 @@ class LocalBackend(Backend):
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
         }
-        side_temp.write_text(json.dumps(side), encoding="utf-8")
         try:
-            os.replace(temp, target)
-        except BaseException:
+            side_temp.write_text(json.dumps(side), encoding="utf-8")
+            _place(temp, target, self._bucket_dir(bucket))
+            _place(side_temp, self._sidecar(bucket, name), self._meta)
+        finally:
             side_temp.unlink(missing_ok=True)
-            raise
-        os.replace(side_temp, side_target)
 
     def put_object(
         self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
@@ -488,6 +484,37 @@ def _is_bucket_name(name: str) -> bool:
 
 def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+
+
+#: Attempts at creating a folder and renaming into it while deletes prune empty folders.
+_PLACE_ATTEMPTS = 50
+
+
+def _place(source: Path, target: Path, stop: Path) -> None:
+    """Rename ``source`` to ``target``, creating its folders.
+
+    A concurrent delete removes folders it leaves empty (``_prune``), possibly between the
+    mkdir and the rename here: then the folder is made again. A file where a folder must be
+    ('a' stored, 'a/b' wanted) is a real conflict and raises.
+    """
+    for _ in range(_PLACE_ATTEMPTS):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            return
+        except (FileNotFoundError, FileExistsError, NotADirectoryError):
+            if not source.exists() or _file_in_the_way(target.parent, stop):
+                raise
+    raise ProviderConnectionException(f"the folder of {target.name!r} kept disappearing during the write")
+
+
+def _file_in_the_way(folder: Path, stop: Path) -> bool:
+    """Whether ``folder`` or one of its parents below ``stop`` exists as something other than a folder."""
+    while folder != stop and stop in folder.parents:
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return True
+        folder = folder.parent
+    return False
 
 
 def _remove_empty_folders(folder: Path) -> bool:
