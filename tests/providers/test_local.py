@@ -486,6 +486,18 @@ def test_parallel_uploads_and_deletes_in_one_folder(bucket: Bucket, root: Path) 
     assert bucket.objects.get("d/e/last").content_type == "text/last"  # type: ignore[union-attr]
 
 
+def test_upload_into_a_bucket_deleted_meanwhile_does_not_recreate_it(local: CloudProvider, root: Path) -> None:
+    local.storage.buckets.create("brief")
+    backend: Any = local.backend
+    upload = backend.create_multipart_upload("brief", "x/y", None, {})
+    part = backend.upload_part(upload, 1, 0, b"data")
+    local.storage.buckets.get("brief").delete()  # type: ignore[union-attr]
+    with pytest.raises(NotFoundException):
+        local.call(lambda: backend.complete_multipart_upload(upload, [part]))
+    assert not (root / "brief").exists()
+    assert temp_files(root) == []
+
+
 def test_stale_sidecar_is_not_trusted(bucket: Bucket, root: Path) -> None:
     obj = bucket.objects.create("swapped.txt")
     obj.upload(b"original content", content_type="text/x-original", metadata={"who": "cloudstore"})

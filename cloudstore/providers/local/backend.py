@@ -309,7 +309,7 @@ class LocalBackend(Backend):
         }
         try:
             side_temp.write_text(json.dumps(side), encoding="utf-8")
-            _place(temp, target, self._bucket_dir(bucket))
+            _place(temp, target, self._bucket_dir(bucket), bucket_folder=True)
             _place(side_temp, self._sidecar(bucket, name), self._meta)
         finally:
             side_temp.unlink(missing_ok=True)
@@ -490,14 +490,17 @@ def _mtime(stat: os.stat_result) -> datetime:
 _PLACE_ATTEMPTS = 50
 
 
-def _place(source: Path, target: Path, stop: Path) -> None:
-    """Rename ``source`` to ``target``, creating its folders.
+def _place(source: Path, target: Path, stop: Path, bucket_folder: bool = False) -> None:
+    """Rename ``source`` to ``target``, creating its folders below ``stop``.
 
     A concurrent delete removes folders it leaves empty (``_prune``), possibly between the
     mkdir and the rename here: then the folder is made again. A file where a folder must be
-    ('a' stored, 'a/b' wanted) is a real conflict and raises.
+    ('a' stored, 'a/b' wanted) is a real conflict and raises. When ``stop`` is a bucket
+    folder it is never made again: a bucket deleted meanwhile stays deleted.
     """
     for _ in range(_PLACE_ATTEMPTS):
+        if bucket_folder and not stop.is_dir():
+            raise NotFoundException(f"bucket {stop.name!r} not found", status=404, code="NoSuchBucket")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
