@@ -560,6 +560,19 @@ def test_segments_of_a_large_object_made_by_another_client_go_with_it(
     assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
 
 
+def test_large_upload_after_another_client_recreated_the_container(
+    server: RunningServer, swift_bucket: Bucket, account: Account
+) -> None:
+    swift_bucket.objects.create("first.bin").upload(payload(7 * MiB))  # this provider saw segments here
+    other = make_provider(server)
+    Bucket(other, BucketInfo(swift_bucket.name)).delete(delete_contents=True)
+    assert account.call("HEAD", "/" + quote(swift_bucket.name + SEGMENTS_SUFFIX)).status_code == 404
+    other.storage.buckets.create(swift_bucket.name)
+    swift_bucket.objects.create("second.bin").upload(payload(7 * MiB))
+    assert swift_bucket.objects.get("second.bin").read() == payload(7 * MiB)  # type: ignore[union-attr]
+    assert account.meta("/" + quote(swift_bucket.name + SEGMENTS_SUFFIX))["X-Storage-Policy"] == "Policy-0"
+
+
 # --- error mapping --------------------------------------------------------------------------
 @pytest.fixture
 def through_proxy(server: RunningServer) -> Iterator[tuple[FaultProxy, str, str]]:

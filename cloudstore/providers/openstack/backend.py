@@ -412,16 +412,17 @@ class SwiftBackend(Backend):
                 f"container name {bucket!r} is too long for large objects: its segments container "
                 f"{upload.segments_container!r} would exceed {MAX_CONTAINER_BYTES} bytes"
             )
+        # Fail now, not after every part, when the container is missing; then make sure of the
+        # segments container (another client may have deleted and re-created the container).
+        container = self._head(quote_path(bucket))
+        if container is None:
+            raise exc.NotFoundException(f"container {bucket!r} not found", status=404)
+        policy = container.headers.get("X-Storage-Policy")  # segments live where the object would
+        headers = {"X-Storage-Policy": policy} if policy else {}
+        self._request("PUT", quote_path(upload.segments_container), headers=headers)
         with self._lock:
-            ready = bucket in self._with_segments
-        if not ready:
-            # Fail now, not after every part, when the container is missing.
-            if self._head(quote_path(bucket)) is None:
-                raise exc.NotFoundException(f"container {bucket!r} not found", status=404)
-            self._request("PUT", quote_path(upload.segments_container))
-            with self._lock:
-                self._with_segments.add(bucket)
-                self._without_segments.pop(bucket, None)
+            self._with_segments.add(bucket)
+            self._without_segments.pop(bucket, None)
         return upload
 
     def upload_part(self, upload: SloUpload, number: int, offset: int, data: bytes) -> UploadPart:
