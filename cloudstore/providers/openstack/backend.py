@@ -1,9 +1,10 @@
 """OpenStack Swift through openstacksdk's object store.
 
-Every primitive is one request through the SDK's object-store proxy (a
-keystoneauth adapter: it holds the login, the storage URL and the connection
-pool), so each operation is exactly the Swift request it names; SDK errors come
-from :func:`openstack.exceptions.raise_from_response`.
+Requests go through the SDK's object-store proxy (a keystoneauth adapter: it
+holds the login, the storage URL and the connection pool) as the plain Swift
+API calls they are, so a put, get, head, delete or listing page of a plain
+object is one request; SDK errors come from
+:func:`openstack.exceptions.raise_from_response`.
 
 Large objects are Static Large Objects: the parts are uploaded in parallel as
 segments into ``<container>+segments`` (a container hidden from bucket
@@ -128,7 +129,7 @@ class SwiftBackend(Backend):
     """OpenStack Swift (any auth: Keystone, Swift v1 auth, or a storage URL and token)."""
 
     features = Features(
-        # Swift's SLO accepts segments of any size but the last (min_segment_size is 1 byte).
+        # Swift's SLO takes segments of any size (its min_segment_size is 1 byte).
         min_part_size=1,
         # Swift's default max_manifest_segments.
         max_parts=1000,
