@@ -538,6 +538,33 @@ def test_file_dropped_into_a_bucket_is_an_object(bucket: Bucket, root: Path) -> 
     assert [o.name for o in bucket.objects] == ["dropped/in.bin"]
 
 
+def quiet(folder: Path) -> None:
+    """Make ``folder`` look unchanged for a minute (its listing may then be reused between pages)."""
+    past = time.time_ns() - 60_000_000_000
+    os.utime(folder, ns=(past, past))
+
+
+def test_paging_a_quiet_folder_sees_later_changes(bucket: Bucket, root: Path) -> None:
+    folder = root / "bkt" / "flat"
+    folder.mkdir()
+    for i in range(3000):
+        (folder / f"k{i:04d}").write_bytes(b"")
+    quiet(folder)
+    first = bucket.objects.list(prefix="flat/", limit=100)
+    assert [o.name for o in first] == [f"flat/k{i:04d}" for i in range(100)]
+    # Changed between two pages: the next page must show it (the folder's listing is not stale).
+    bucket.objects.create("flat/k0150x").upload(b"new")
+    (folder / "k0200").unlink()
+    second = bucket.objects.list(prefix="flat/", limit=100, marker=first.marker)
+    names = [o.name for o in second]
+    assert "flat/k0150x" in names and "flat/k0200" not in names
+    quiet(folder)
+    walked = [o.name for o in bucket.objects.list(prefix="flat/k29", limit=1000)]
+    assert walked == [f"flat/k{i:04d}" for i in range(2900, 3000)]
+    expected = sorted({f"flat/k{i:04d}" for i in range(3000)} - {"flat/k0200"} | {"flat/k0150x"})
+    assert [o.name for o in bucket.objects.find(prefix="flat/")] == expected
+
+
 def test_delete_removes_empty_folders_and_sidecars(bucket: Bucket, root: Path) -> None:
     bucket.objects.create("p/q/r").upload(b"deep", content_type="text/deep")
     bucket.objects.get("p/q/r").delete()  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ readers never see half an object.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import hashlib
@@ -16,6 +17,9 @@ import json
 import os
 import secrets
 import shutil
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,6 +97,7 @@ class LocalBackend(Backend):
         self._secret: str | None = config.get("local_secret")
         self._tmp = self.root / _INTERNAL / "tmp"
         self._meta = self.root / _INTERNAL / "meta"
+        self._folders = _FolderIndex()
 
     # --- paths ------------------------------------------------------------------
     def _bucket_dir(self, bucket: str) -> Path:
@@ -198,28 +203,38 @@ class LocalBackend(Backend):
     # --- listing ------------------------------------------------------------------
     def _walk(self, folder: Path, key_prefix: str, prefix: str, after: str | None) -> Iterator[str]:
         """Keys under ``folder`` in key order, those matching ``prefix`` and sorting after ``after``."""
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
+        listing = self._folders.entries(folder)
+        if listing is None:
             return
-        keyed = []
-        for entry in entries:
-            if entry.is_symlink():
+        entries, sort_keys = listing
+        # Start at the marker (or the prefix) instead of walking the whole folder for every page.
+        start = 0
+        for bound, inclusive_file in ((after, False), (prefix or None, True)):
+            if bound is None or not bound.startswith(key_prefix):
                 continue
-            if entry.is_dir():
-                keyed.append((key_prefix + entry.name + "/", True))
-            elif entry.is_file():
-                keyed.append((key_prefix + entry.name, False))
-        keyed.sort(key=lambda item: item[0].encode("utf-8", "surrogateescape"))
-        for key, is_dir in keyed:
-            if is_dir:
+            rest = bound[len(key_prefix) :]
+            slash = rest.find("/")
+            if slash >= 0:  # the bound lies inside a sub-folder: start at that folder
+                start = max(start, bisect.bisect_left(sort_keys, _sort_key(rest[: slash + 1])))
+            elif inclusive_file:  # a prefix: keys starting with it
+                start = max(start, bisect.bisect_left(sort_keys, _sort_key(rest)))
+            else:  # a marker: keys strictly after it
+                start = max(start, bisect.bisect_right(sort_keys, _sort_key(rest)))
+        for index in range(start, len(entries)):
+            key = key_prefix + entries[index]
+            if key.endswith("/"):
                 if not (key.startswith(prefix) or prefix.startswith(key)):
+                    if key > prefix:
+                        return  # sorted: nothing later in this folder matches the prefix
                     continue
                 if after is not None and key < after and not after.startswith(key):
                     continue
                 yield from self._walk(folder / key[len(key_prefix) : -1], key, prefix, after)
-            elif key.startswith(prefix) and (after is None or key > after):
-                yield key
+            elif key.startswith(prefix):
+                if after is None or key > after:
+                    yield key
+            elif key > prefix:
+                return
 
     def list_objects(
         self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
@@ -484,6 +499,65 @@ def _is_bucket_name(name: str) -> bool:
 
 def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+
+
+def _sort_key(name: str) -> bytes:
+    """Keys sort by their UTF-8 bytes, as on S3."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+class _FolderIndex:
+    """The sorted entries of recently listed folders, so paging through a big folder does not
+    scan and sort all of it again for every page.
+
+    A folder's listing is reused while its modification time and inode are unchanged, and only
+    if it had been quiet for a while when it was scanned: a change within the file system's
+    timestamp granularity of the scan could otherwise go unnoticed.
+    """
+
+    #: Folders kept (the ones a walk is paging through).
+    SIZE = 8
+    #: How long a folder must have been unchanged for its listing to be kept.
+    QUIET_NS = 2_000_000_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[int, int, list[str], list[bytes]]] = OrderedDict()
+
+    def entries(self, folder: Path) -> tuple[list[str], list[bytes]] | None:
+        """Names in ``folder`` (sub-folders with a trailing '/', links left out) in key order, with
+        their sort keys; ``None`` if it is not a folder."""
+        try:
+            stat = os.stat(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        with self._lock:
+            cached = self._cache.get(str(folder))
+            if cached is not None and cached[:2] == stamp:
+                self._cache.move_to_end(str(folder))
+                return cached[2], cached[3]
+        try:
+            scanned = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        names_: list[str] = []
+        for entry in scanned:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                names_.append(entry.name + "/")
+            elif entry.is_file():
+                names_.append(entry.name)
+        names_.sort(key=_sort_key)
+        sort_keys = [_sort_key(name) for name in names_]
+        if time.time_ns() - stat.st_mtime_ns > self.QUIET_NS:
+            with self._lock:
+                self._cache[str(folder)] = (*stamp, names_, sort_keys)
+                self._cache.move_to_end(str(folder))
+                while len(self._cache) > self.SIZE:
+                    self._cache.popitem(last=False)
+        return names_, sort_keys
 
 
 #: Attempts at creating a folder and renaming into it while deletes prune empty folders.
