@@ -60,7 +60,8 @@ def main() -> None:
     source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     obj = bucket.objects.create("models/model.bin")
     obj.upload_from_file(source, content_type="application/octet-stream", metadata={"stage": "demo"})
-    print(f"uploaded {source.name} ({source.stat().st_size} bytes) as {obj.name!r}, sha256 {digest(source.read_bytes())}")
+    size, checksum = source.stat().st_size, digest(source.read_bytes())
+    print(f"uploaded {source.name} ({size} bytes) as {obj.name!r}, sha256 {checksum}")
 
     read_url = obj.generate_url(expires_in=600)
     print(f"signed GET URL: {read_url.split('?')[0]}?…")

@@ -142,9 +142,7 @@ def test_flipped_byte_is_caught_and_leaves_no_file(
     assert proxy.stats["flip"] >= 2
 
 
-def test_failed_multipart_upload_is_aborted(
-    proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket
-) -> None:
+def test_failed_multipart_upload_is_aborted(proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket) -> None:
     provider = _through(
         proxy, s3_server, transfer_config=TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurrency=2)
     )
