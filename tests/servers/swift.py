@@ -1,8 +1,8 @@
 """A one-node OpenStack Swift (2.38, installed by ``scripts/servers/install_swift.sh``) on 127.0.0.1.
 
 Proxy on P (tempauth with Fernet tokens, so no memcached), account, container
-and object servers on P+1..P+3, plus the container updater and the object
-expirer. Everything runs from ``swift/launcher.py`` under Swift's own venv; the
+and object servers on P+1..P+3, plus the container and object updaters and the
+object expirer. Everything runs from ``swift/launcher.py`` under Swift's own venv; the
 configuration and the data live under ``workdir/swift``.
 """
 
@@ -126,6 +126,12 @@ pipeline = object-server
 
 [app:object-server]
 use = egg:swift#object
+# Listings reflect a write as soon as it returns, even on a busy machine (Swift's default of 1 s
+# leaves the update to the object updater when the container server is slow to answer).
+container_update_timeout = 20
+
+[object-updater]
+interval = 1
 
 [object-expirer]
 interval = 2

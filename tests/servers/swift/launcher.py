@@ -104,6 +104,7 @@ import swift.container.server  # noqa: E402
 import swift.container.updater  # noqa: E402
 import swift.obj.expirer  # noqa: E402
 import swift.obj.server  # noqa: E402
+import swift.obj.updater  # noqa: E402
 import swift.proxy.server  # noqa: E402
 from swift.common.ring import RingBuilder  # noqa: E402
 
@@ -132,6 +133,7 @@ def main() -> None:
         "container-server": (swift.container.server.main, "container-server.conf"),
         "object-server": (swift.obj.server.main, "object-server.conf"),
         "container-updater": (swift.container.updater.main, "container-server.conf"),
+        "object-updater": (swift.obj.updater.main, "object-server.conf"),
         "object-expirer": (swift.obj.expirer.main, "object-server.conf"),
     }
     libc = ctypes.CDLL(None, use_errno=True)
