@@ -216,15 +216,15 @@ def start(workdir: Path) -> RunningServer:
         env={"PYTHONPATH": "", "VIRTUAL_ENV": ""},
     )
     server = RunningServer("openstack", {}, [proc])
+    auth_url = f"http://127.0.0.1:{port}/auth/v1.0"
+    temp_url_key = secrets.token_hex(16)
     try:
         for p in (port + 1, port + 2, port + 3, port):
             wait_for_port(p, proc, log)
-    except Exception:
+        _set_account_temp_url_key(auth_url, USER, temp_url_key)
+    except BaseException:
         server.stop()
         raise
-    auth_url = f"http://127.0.0.1:{port}/auth/v1.0"
-    temp_url_key = secrets.token_hex(16)
-    _set_account_temp_url_key(auth_url, USER, temp_url_key)
     server.config = {"os_auth_url": auth_url, "os_username": USER[0], "os_password": USER[1]}
     server.extra = {
         "auth_url": auth_url,
