@@ -565,6 +565,29 @@ def test_paging_a_quiet_folder_sees_later_changes(bucket: Bucket, root: Path) ->
     assert [o.name for o in bucket.objects.find(prefix="flat/")] == expected
 
 
+def test_delimiter_listing_rolls_up_folders_without_objects_correctly(bucket: Bucket, root: Path) -> None:
+    for name in ["a/1", "a/deep/2", "b/3", "c", "d/e/f/4", "top/x/5", "top/y"]:
+        bucket.objects.create(name).upload(b"")
+    (root / "bkt" / "empty" / "nested").mkdir(parents=True)  # no object: no prefix
+    (root / "bkt" / "top" / "hollow").mkdir()
+    page = bucket.objects.list(delimiter="/")
+    assert page.prefixes == ["a/", "b/", "d/", "top/"] and [o.name for o in page] == ["c"]
+    inner = bucket.objects.list(prefix="top/", delimiter="/")
+    assert inner.prefixes == ["top/x/"] and [o.name for o in inner] == ["top/y"]
+    partial = bucket.objects.list(prefix="to", delimiter="/")
+    assert partial.prefixes == ["top/"] and list(partial) == []
+    # One entry per page: every marker is a rolled-up prefix or a key, and each appears once.
+    seen: list[str] = []
+    marker = None
+    while True:
+        step = bucket.objects.list(delimiter="/", limit=1, marker=marker)
+        seen += step.prefixes + [o.name for o in step]
+        if not step.is_truncated:
+            break
+        marker = step.marker
+    assert seen == ["a/", "b/", "c", "d/", "top/"]
+
+
 def test_delete_removes_empty_folders_and_sidecars(bucket: Bucket, root: Path) -> None:
     bucket.objects.create("p/q/r").upload(b"deep", content_type="text/deep")
     bucket.objects.get("p/q/r").delete()  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -201,8 +201,14 @@ class LocalBackend(Backend):
             shutil.rmtree(self._meta / name)
 
     # --- listing ------------------------------------------------------------------
-    def _walk(self, folder: Path, key_prefix: str, prefix: str, after: str | None) -> Iterator[str]:
-        """Keys under ``folder`` in key order, those matching ``prefix`` and sorting after ``after``."""
+    def _walk(
+        self, folder: Path, key_prefix: str, prefix: str, after: str | None, folders_roll_up: bool = False
+    ) -> Iterator[str]:
+        """Keys under ``folder`` in key order, those matching ``prefix`` and sorting after ``after``.
+
+        With ``folders_roll_up`` (a '/' delimiter), a sub-folder that the listing rolls up into one
+        prefix as a whole yields only its first key: the rest would be skipped anyway.
+        """
         listing = self._folders.entries(folder)
         if listing is None:
             return
@@ -229,7 +235,16 @@ class LocalBackend(Backend):
                     continue
                 if after is not None and key < after and not after.startswith(key):
                     continue
-                yield from self._walk(folder / key[len(key_prefix) : -1], key, prefix, after)
+                sub = folder / key[len(key_prefix) : -1]
+                # The folder is one prefix of the listing when the delimiter's first match after the
+                # prefix is the folder's own trailing '/'.
+                whole = key.startswith(prefix) and len(key) > len(prefix) and "/" not in key[len(prefix) : -1]
+                if folders_roll_up and whole and (after is None or not after.startswith(key)):
+                    first = _any_key(sub, key)
+                    if first is not None:  # a folder holding no object is no prefix
+                        yield first
+                    continue
+                yield from self._walk(sub, key, prefix, after, folders_roll_up)
             elif key.startswith(prefix):
                 if after is None or key > after:
                     yield key
@@ -247,7 +262,7 @@ class LocalBackend(Backend):
         skip_under: str | None = None
         if marker is not None and delimiter and delimiter in marker[len(prefix) :]:
             skip_under = marker  # the marker was a rolled-up prefix: skip everything in it
-        for key in self._walk(base, "", prefix, marker):
+        for key in self._walk(base, "", prefix, marker, folders_roll_up=delimiter == "/"):
             if skip_under is not None and key.startswith(skip_under):
                 continue
             if limit is not None and len(items) + len(prefixes) >= limit:
@@ -501,6 +516,27 @@ def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
 
 
+def _any_key(folder: Path, key_prefix: str) -> str | None:
+    """The key of some object under ``folder`` (files first, then sub-folders), or ``None``."""
+    folders: list[tuple[Path, str]] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    continue
+                if entry.is_file():
+                    return key_prefix + entry.name
+                if entry.is_dir():
+                    folders.append((Path(entry.path), key_prefix + entry.name + "/"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    for sub, sub_prefix in folders:
+        found = _any_key(sub, sub_prefix)
+        if found is not None:
+            return found
+    return None
+
+
 def _sort_key(name: str) -> bytes:
     """Keys sort by their UTF-8 bytes, as on S3."""
     return name.encode("utf-8", "surrogateescape")
@@ -588,7 +624,11 @@ def _place(source: Path, target: Path, stop: Path, bucket_folder: bool = False) 
 def _file_in_the_way(folder: Path, stop: Path) -> bool:
     """Whether ``folder`` or one of its parents below ``stop`` exists as something other than a folder."""
     while folder != stop and stop in folder.parents:
-        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        try:
+            mode = os.lstat(folder).st_mode  # one call: a folder pruned meanwhile is simply gone
+        except (FileNotFoundError, NotADirectoryError):
+            mode = None
+        if mode is not None and not S_ISDIR(mode):
             return True
         folder = folder.parent
     return False
