@@ -704,7 +704,7 @@ def test_serve_put_body_cut_short_leaves_nothing(serve: RunningServer, served: A
         sock.sendall(request.encode() + b"only a little")
         sock.shutdown(socket.SHUT_WR)
         sock.recv(65536)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while temp_files(served_root(serve)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert bucket.objects.get("cut").read() == b"previous"  # type: ignore[union-attr]
@@ -940,11 +940,11 @@ def test_serve_log_never_contains_signatures(serve: RunningServer, served: Any) 
         sock.sendall(f"GET /{bucket.name}/logged?signature={signature} junk junk\r\n\r\n".encode())
         assert b"400" in sock.recv(65536)
     log_file = served_root(serve).parent / "local-serve.log"
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 15
     text = ""
     while time.monotonic() < deadline:
         text = log_file.read_text(errors="replace")
-        if "logged" in text:
+        if "malformed request refused" in text:  # the last request above has been logged
             break
         time.sleep(0.05)
     assert "logged" in text  # requests are logged (method and object) ...
