@@ -102,7 +102,7 @@ def test_escaping_names_are_refused_everywhere(
         bucket.objects.get(name)
     with pytest.raises(InvalidNameException):
         bucket.objects.find(name=name)
-    # Reaching the backend directly (bypassing the model's check) is refused too.
+    # The backend's own rule says the same.
     backend: Any = local.backend
     with pytest.raises(InvalidNameException):
         backend.check_object_name(name)
@@ -111,7 +111,7 @@ def test_escaping_names_are_refused_everywhere(
     assert not (tmp_path / "x").exists() and not Path("/abs").exists()
 
 
-@pytest.mark.parametrize("name", ["../x", "a/../../x", "/abs", "../bkt2/x", "..", "a/../.."])
+@pytest.mark.parametrize("name", [*ESCAPES, "a/../.."])
 def test_escapes_are_refused_by_the_backend_itself(
     local: CloudProvider, bucket: Bucket, root: Path, outside: Path, name: str, tmp_path: Path
 ) -> None:
