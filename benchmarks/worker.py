@@ -406,7 +406,7 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
                 )
 
         if w == "upload" and c == "raw socket":
-            part_size = int(spec.get("raw_part_size", 16 * MiB))
+            part_size = int(spec.get("raw_part_size", 8 * MiB))
 
             def raw_multipart(i: int) -> None:
                 key = up_key(i)
@@ -476,11 +476,15 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
             def raw_get_file(i: int) -> None:
                 fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.ftruncate(fd, size)
-                share = -(-size // streams)
+                share = int(spec.get("raw_part_size", 8 * MiB)) if streams > 1 else size
+                local = threading.local()
 
                 def fetch(start: int) -> None:
                     end = min(start + share, size) - 1
-                    conn = RawHTTP(url)
+                    if not hasattr(local, "conn"):
+                        local.conn = RawHTTP(url)
+                        opened.append(local.conn)
+                    conn = local.conn
                     position = start
 
                     def sink(view: memoryview) -> None:
@@ -491,8 +495,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
                             view = view[written:]
 
                     conn.get(url, sink, None if streams == 1 else f"bytes={start}-{end}")
-                    conn.close()
 
+                opened: list[RawHTTP] = []
                 try:
                     if streams == 1:
                         fetch(0)
@@ -501,6 +505,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
                             list(pool.map(fetch, range(0, size, share)))
                 finally:
                     os.close(fd)
+                    for conn in opened:
+                        conn.close()
 
             return raw_get_file, clean_out
         if w == "put":
