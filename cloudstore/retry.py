@@ -11,9 +11,8 @@ jitter, until ``max_attempts`` or the total ``deadline`` is reached. A 403 or
 
 from __future__ import annotations
 
-import http.client
 import logging
-import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -74,7 +73,11 @@ def translate_error(err: BaseException, translate: Translator | None = None) -> 
     mapped = translate(err) if translate is not None else None
     if mapped is not None:
         return mapped
-    if isinstance(err, (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)) or (
+    # http.client is looked up, not imported: it costs most of ``import cloudstore``, and if no
+    # SDK loaded it, none of its errors can occur (socket.timeout is TimeoutError).
+    http_client = sys.modules.get("http.client")
+    http_errors = (http_client.HTTPException,) if http_client is not None else ()
+    if isinstance(err, (ConnectionError, TimeoutError, *http_errors)) or (
         type(err).__module__.split(".")[0] in {"urllib3", "requests"}
     ):
         return ProviderConnectionException(f"connection to the service failed: {type(err).__name__}: {err}")
