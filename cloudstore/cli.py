@@ -255,7 +255,9 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
     if dst.provider is src.provider:
         obj.copy_to(ctx.bucket(dst), key)
     else:
-        ctx.bucket(dst).objects.create(key).upload(_IterStream(obj.iter_content()))
+        ctx.bucket(dst).objects.create(key).upload(
+            _IterStream(obj.iter_content()), content_type=obj.content_type, metadata=obj.metadata
+        )
     click.echo(f"{source} -> {destination}")
 
 

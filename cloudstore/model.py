@@ -448,13 +448,17 @@ class BucketObject:
 
     def copy_to(self, bucket: Bucket | str, name: str | None = None) -> BucketObject:
         """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side."""
+        if not isinstance(bucket, Bucket):
+            self._backend.check_bucket_name(bucket)
         target = bucket if isinstance(bucket, Bucket) else Bucket(self.provider, BucketInfo(name=bucket))
         if target.provider is not self.provider:
             raise InvalidParamException("copy_to needs a bucket of the same provider")
         dst_name = name or self.name
         self._backend.check_object_name(dst_name)
         self.provider.call(lambda: self._backend.copy_object(self.bucket.name, self.name, target.name, dst_name))
-        return BucketObject(target, ObjectInfo(name=dst_name, size=self.size), exists=True)
+        copied = BucketObject(target, ObjectInfo(name=dst_name, size=0), exists=True)
+        copied.refresh()
+        return copied
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BucketObject) and other.bucket == self.bucket and other.name == self.name

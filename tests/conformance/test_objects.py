@@ -206,7 +206,10 @@ def test_copy_to(provider: CloudProvider, bucket: Bucket) -> None:
     try:
         copied = source.copy_to(other, "copied.txt")
         got = other.objects.get("copied.txt")
-        assert got is not None and copied.name == "copied.txt"
+        assert got is not None and copied.name == "copied.txt" and copied.size == 7
+        assert source.copy_to(other.name, "by-name.txt").read() == b"copy me"
+        with pytest.raises(InvalidNameException):
+            source.copy_to("not/a bucket", "x")
         assert got.read() == b"copy me"
         assert got.content_type == "text/plain"
         assert got.metadata == {"src": "yes"}
