@@ -1,7 +1,7 @@
 """Name rules of each service, checked before any network call.
 
-Each backend names its rules (``Backend.bucket_name_rule`` and
-``Backend.object_name_rule``); they raise
+Each backend binds its rules as ``check_bucket_name`` and ``check_object_name``
+(see :class:`~cloudstore.backend.Backend`); they raise
 :class:`~cloudstore.exceptions.InvalidNameException` with the reason.
 """
 
@@ -34,25 +34,29 @@ def _require_str(kind: str, name: object) -> str:
     return name
 
 
-def s3_bucket_name(name: str) -> None:
-    """Amazon S3 general-purpose bucket naming rules."""
-    _require_str("bucket", name)
-    if not 3 <= len(name) <= 63:
-        raise _fail("bucket", name, "must be 3 to 63 characters long")
-    if not _S3_BUCKET.match(name):
-        raise _fail(
-            "bucket",
-            name,
-            "use lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
-        )
-    if ".." in name or ".-" in name or "-." in name:
-        raise _fail("bucket", name, "dots may not be adjacent to each other or to hyphens")
+def _shaped(kind: str, name: str, longest: int, pattern: re.Pattern[str], alphabet: str) -> None:
+    """Common first checks: a non-empty str of 3 to ``longest`` characters matching ``pattern``."""
+    _require_str(kind, name)
+    if not 3 <= len(name) <= longest:
+        raise _fail(kind, name, f"must be 3 to {longest} characters long")
+    if not pattern.match(name):
+        raise _fail(kind, name, f"use {alphabet}, starting and ending with a letter or digit")
+
+
+def _not_an_ip_address(kind: str, name: str) -> None:
     try:
         ipaddress.IPv4Address(name)
     except ValueError:
-        pass
-    else:
-        raise _fail("bucket", name, "must not be formatted as an IP address")
+        return
+    raise _fail(kind, name, "must not be formatted as an IP address")
+
+
+def s3_bucket_name(name: str) -> None:
+    """Amazon S3 general-purpose bucket naming rules."""
+    _shaped("bucket", name, 63, _S3_BUCKET, "lowercase letters, digits, dots and hyphens")
+    if ".." in name or ".-" in name or "-." in name:
+        raise _fail("bucket", name, "dots may not be adjacent to each other or to hyphens")
+    _not_an_ip_address("bucket", name)
     for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
         if name.startswith(prefix):
             raise _fail("bucket", name, f"must not start with {prefix!r}")
@@ -63,28 +67,12 @@ def s3_bucket_name(name: str) -> None:
 
 def azure_container_name(name: str) -> None:
     """Azure Blob container naming rules."""
-    _require_str("container", name)
-    if not 3 <= len(name) <= 63:
-        raise _fail("container", name, "must be 3 to 63 characters long")
-    if not _AZURE_CONTAINER.match(name):
-        raise _fail(
-            "container",
-            name,
-            "use lowercase letters, digits and single hyphens, starting and ending with a letter or digit",
-        )
+    _shaped("container", name, 63, _AZURE_CONTAINER, "lowercase letters, digits and single hyphens")
 
 
 def gcs_bucket_name(name: str) -> None:
     """Google Cloud Storage bucket naming rules."""
-    _require_str("bucket", name)
-    if not 3 <= len(name) <= 222:
-        raise _fail("bucket", name, "must be 3 to 222 characters long")
-    if not _GCS_BUCKET.match(name):
-        raise _fail(
-            "bucket",
-            name,
-            "use lowercase letters, digits, dots, hyphens and underscores, starting and ending with a letter or digit",
-        )
+    _shaped("bucket", name, 222, _GCS_BUCKET, "lowercase letters, digits, dots, hyphens and underscores")
     parts = name.split(".")
     if "." not in name and len(name) > 63:
         raise _fail("bucket", name, "names without dots must be at most 63 characters long")
@@ -92,12 +80,7 @@ def gcs_bucket_name(name: str) -> None:
         raise _fail("bucket", name, "each dot-separated part must be 1 to 63 characters long")
     if name.startswith("goog") or "google" in name or "g00gle" in name:
         raise _fail("bucket", name, "must not start with 'goog' or contain 'google'")
-    try:
-        ipaddress.IPv4Address(name)
-    except ValueError:
-        pass
-    else:
-        raise _fail("bucket", name, "must not be formatted as an IP address")
+    _not_an_ip_address("bucket", name)
 
 
 def swift_container_name(name: str) -> None:
