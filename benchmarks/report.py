@@ -384,6 +384,8 @@ def plot(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]],
     import matplotlib.pyplot as plt
 
     workloads = [w for w in ("upload", "download", "put", "get", "walk_iter", "walk_pages") if w in summary]
+    if not workloads:  # e.g. --only import: nothing to plot
+        return
     fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 2.2 + 1.6 * len(workloads) * 1.2), squeeze=False)
     settings = results["settings"]
     fill = {
