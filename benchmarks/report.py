@@ -297,6 +297,8 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
         "- Peak memory: the worker's RSS sampled from outside (the orchestrator reads /proc every 5 ms, so the"
         " measured process runs no extra thread) during the timed run, minus its RSS after import and client"
         " creation. Memory the warm-up left allocated counts as used, so this errs on the high side.",
+        "- Client CPU: user + system time of the worker process (all its threads) during the timed run, from"
+        " `getrusage`; far less sensitive than wall time to other jobs on the machine.",
         "- The raw-socket baseline is a hand-written HTTP/1.1 client on a plain socket: PUT with `os.sendfile`,"
         " GET with `recv_into` a reused buffer and `pwrite`, on URLs presigned before timing (so it does no"
         " signing and no hashing). It is the ceiling for a client of this server on this machine, not a library."
