@@ -30,6 +30,7 @@ from cloudstore.exceptions import CloudStoreException, ProviderConnectionExcepti
 from cloudstore.names import s3_bucket_name
 from cloudstore.transfer import TransferEngine
 from tests.conftest import make_provider, unique_name
+from tests.streams import BreakingStream
 
 MiB = 1024 * 1024
 BIG = 256 * MiB
@@ -236,23 +237,9 @@ def test_permanent_part_failure_aborts_and_stops_early() -> None:
 
 
 def test_source_error_aborts_the_upload() -> None:
-    class Broken(io.RawIOBase):
-        def __init__(self) -> None:
-            self.sent = 0
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: Any) -> int:
-            if self.sent > 300:
-                raise OSError("disk gone")
-            buffer[:64] = b"y" * 64
-            self.sent += 64
-            return 64
-
     backend = MemoryBackend()
     with pytest.raises(OSError):
-        _engine(backend).upload("b", "key", Broken(), None, None, {})
+        _engine(backend).upload("b", "key", BreakingStream(320), None, None, {})
     assert backend.aborted == [1] and "key" not in backend.objects
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import io
 import os
 import socket
 import threading
@@ -38,6 +37,7 @@ from cloudstore.backend import ObjectInfo
 from cloudstore.providers.local.backend import sign_request
 from tests.conftest import Servers, unique_name
 from tests.servers.base import RunningServer
+from tests.streams import BreakingStream
 
 SMALL_PARTS = TransferConfig(threshold=64 * 1024, part_size=32 * 1024, max_concurrency=4)
 
@@ -304,24 +304,6 @@ def test_bucket_with_a_deep_file_or_link_is_not_deleted(local: CloudProvider, ro
 
 
 # --- atomicity -------------------------------------------------------------------------------------
-
-
-class BreakingStream(io.RawIOBase):
-    """Yields ``good`` bytes, then fails like a dropped network stream."""
-
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.left <= 0:
-            raise OSError("stream broke")
-        n = min(len(buffer), self.left)
-        buffer[:n] = b"s" * n
-        self.left -= n
-        return n
 
 
 @pytest.mark.parametrize("good", [10, 50_000, 200_000])  # single put, first part, later parts

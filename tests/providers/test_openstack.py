@@ -45,6 +45,7 @@ from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
 from tests.conftest import Servers, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
 from tests.servers.base import RunningServer, free_port
+from tests.streams import BreakingStream
 
 MiB = 1024 * 1024
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -129,24 +130,6 @@ def sent_requests(provider: CloudProvider) -> Iterator[list[tuple[str, str]]]:
 
 def payload(size: int) -> bytes:
     return (hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1))[:size]
-
-
-class FailingAfter(io.RawIOBase):
-    """A non-seekable stream that gives ``good`` bytes, then fails like a broken pipe."""
-
-    def __init__(self, good: int) -> None:
-        self._left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            raise OSError("source broke")
-        size = min(len(buffer), self._left)
-        buffer[:size] = b"s" * size
-        self._left -= size
-        return size
 
 
 # --- configuration and login --------------------------------------------------------------------
@@ -528,8 +511,8 @@ def test_copy_of_a_large_object_is_a_whole_plain_object(swift_bucket: Bucket, ac
 
 def test_a_failed_large_upload_leaves_no_object_and_no_segments(swift_bucket: Bucket, account: Account) -> None:
     obj = swift_bucket.objects.create("broken.bin")
-    with pytest.raises(Exception, match="source broke"):
-        obj.upload(io.BufferedReader(FailingAfter(11 * MiB)))
+    with pytest.raises(OSError, match="stream broke"):
+        obj.upload(io.BufferedReader(BreakingStream(11 * MiB)))
     assert swift_bucket.objects.get("broken.bin") is None
     assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
 
