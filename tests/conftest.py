@@ -8,6 +8,7 @@ skipped silently.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import uuid
@@ -133,10 +134,19 @@ def unique_name(prefix: str = "cs") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
 
 
+@contextlib.contextmanager
+def fresh_bucket(provider: CloudProvider, prefix: str = "cs") -> Iterator[Bucket]:
+    """A new empty bucket, deleted with its contents afterwards (if the test left it)."""
+    created = provider.storage.buckets.create(unique_name(prefix))
+    try:
+        yield created
+    finally:
+        if created.exists():
+            created.delete(delete_contents=True)
+
+
 @pytest.fixture
 def bucket(provider: CloudProvider) -> Iterator[Bucket]:
     """A fresh empty bucket, deleted with its contents afterwards."""
-    created = provider.storage.buckets.create(unique_name())
-    yield created
-    if created.exists():
-        created.delete(delete_contents=True)
+    with fresh_bucket(provider) as created:
+        yield created

@@ -43,7 +43,7 @@ from cloudstore import (
 )
 from cloudstore.backend import BucketInfo
 from cloudstore.providers.azure.backend import blob_sas_url
-from tests.conftest import Servers, make_provider, unique_name
+from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
 from tests.servers import azurite as azurite_server
 from tests.servers.base import RunningServer, free_port
@@ -78,10 +78,8 @@ def key_provider(azurite: RunningServer) -> CloudProvider:
 
 @pytest.fixture
 def container(key_provider: CloudProvider) -> Iterator[Bucket]:
-    created = key_provider.storage.buckets.create(unique_name("az"))
-    yield created
-    if created.exists():
-        created.delete(delete_contents=True)
+    with fresh_bucket(key_provider, "az") as created:
+        yield created
 
 
 def create(config: dict[str, Any], **extra: Any) -> CloudProvider:

@@ -53,7 +53,7 @@ from cloudstore.providers.gcp.backend import GCSBackend, blob_checksum
 from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 from cloudstore.providers.gcp.errors import map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
-from tests.conftest import make_provider, unique_name
+from tests.conftest import fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
 from tests.servers.base import RunningServer, free_port
 from tests.servers.fakegcs import make_service_account_info
@@ -88,9 +88,8 @@ def provider(gcs: RunningServer) -> Iterator[CloudProvider]:
 
 @pytest.fixture
 def bucket(provider: CloudProvider) -> Iterator[Bucket]:
-    created = provider.storage.buckets.create(unique_name("gcp"))
-    yield created
-    created.delete(delete_contents=True)
+    with fresh_bucket(provider, "gcp") as created:
+        yield created
 
 
 @pytest.fixture

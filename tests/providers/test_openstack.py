@@ -42,7 +42,7 @@ from cloudstore import (
 )
 from cloudstore.backend import BucketInfo
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
-from tests.conftest import Servers, make_provider, unique_name
+from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
 from tests.servers.base import RunningServer, free_port
 from tests.streams import BreakingStream
@@ -64,10 +64,8 @@ def swift(server: RunningServer) -> CloudProvider:
 
 @pytest.fixture
 def swift_bucket(swift: CloudProvider) -> Iterator[Bucket]:
-    bucket = swift.storage.buckets.create(unique_name("os"))
-    yield bucket
-    if bucket.exists():
-        bucket.delete(delete_contents=True)
+    with fresh_bucket(swift, "os") as bucket:
+        yield bucket
 
 
 def login(server: RunningServer, user: str, key: str) -> tuple[str, str]:

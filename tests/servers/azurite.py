@@ -7,6 +7,7 @@ signed-URL tests against it are meaningful.
 
 from __future__ import annotations
 
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -37,34 +38,7 @@ def account_sas_token(valid_for: timedelta = timedelta(days=1)) -> str:
 
 def start(workdir: Path) -> RunningServer:
     """Start ``azurite-blob`` with a fresh data directory and return its provider config."""
-    if not AZURITE_BLOB.exists():
-        raise ServerNotInstalled(f"{AZURITE_BLOB} is missing: run scripts/servers/install_azurite.sh")
-    location = workdir / "azurite-data"
-    location.mkdir(parents=True, exist_ok=False)
-    log = workdir / "azurite.log"
-    port = free_port()
-    proc = spawn(
-        [
-            AZURITE_BLOB,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            location,
-            "--disableTelemetry",
-            "--silent",
-            # azure-storage-blob speaks a newer REST API version than Azurite 3.35 knows.
-            "--skipApiVersionCheck",
-        ],
-        log,
-        cwd=workdir,
-    )
-    try:
-        wait_for_port(port, proc, log)
-    except BaseException:
-        RunningServer("azure", {}, [proc]).stop()
-        raise
+    port, proc = _launch(workdir, "azurite")
     endpoint = f"http://127.0.0.1:{port}/{ACCOUNT_NAME}"
     config: dict[str, Any] = {
         "azure_storage_account": ACCOUNT_NAME,
@@ -90,8 +64,8 @@ def start(workdir: Path) -> RunningServer:
             "azure_sas_token": sas_token,
             "azure_blob_endpoint": endpoint,
         },
-        "location": location,
-        "log": log,
+        "location": workdir / "azurite-data",
+        "log": workdir / "azurite.log",
     }
     return RunningServer("azure", config, [proc], extra)
 
@@ -103,44 +77,44 @@ def start_https_oauth(workdir: Path) -> RunningServer:
     audience and lifetime, not its signature, so :func:`fake_bearer_token` is accepted. The
     self-signed certificate is ``extra["ca_bundle"]`` (point ``REQUESTS_CA_BUNDLE`` at it).
     """
-    if not AZURITE_BLOB.exists():
-        raise ServerNotInstalled(f"{AZURITE_BLOB} is missing: run scripts/servers/install_azurite.sh")
     workdir.mkdir(parents=True, exist_ok=True)
     cert, key = _self_signed_certificate(workdir)
-    location = workdir / "azurite-https-data"
-    location.mkdir(exist_ok=False)
+    port, proc = _launch(workdir, "azurite-https", "--oauth", "basic", "--cert", cert, "--key", key)
+    endpoint = f"https://127.0.0.1:{port}/{ACCOUNT_NAME}"
+    config = {"azure_storage_account": ACCOUNT_NAME, "azure_blob_endpoint": endpoint}
     log = workdir / "azurite-https.log"
+    return RunningServer("azure", config, [proc], {"port": port, "endpoint": endpoint, "ca_bundle": cert, "log": log})
+
+
+def _launch(workdir: Path, name: str, *extra_args: str | Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start ``azurite-blob`` on a free loopback port with a fresh ``<name>-data`` folder and ``<name>.log``."""
+    if not AZURITE_BLOB.exists():
+        raise ServerNotInstalled(f"{AZURITE_BLOB} is missing: run scripts/servers/install_azurite.sh")
+    location = workdir / f"{name}-data"
+    location.mkdir(parents=True, exist_ok=False)
+    log = workdir / f"{name}.log"
     port = free_port()
-    proc = spawn(
-        [
-            AZURITE_BLOB,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            location,
-            "--disableTelemetry",
-            "--silent",
-            "--skipApiVersionCheck",
-            "--oauth",
-            "basic",
-            "--cert",
-            cert,
-            "--key",
-            key,
-        ],
-        log,
-        cwd=workdir,
-    )
+    args: list[str | Path] = [
+        AZURITE_BLOB,
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        location,
+        "--disableTelemetry",
+        "--silent",
+        # azure-storage-blob speaks a newer REST API version than Azurite 3.35 knows.
+        "--skipApiVersionCheck",
+        *extra_args,
+    ]
+    proc = spawn(args, log, cwd=workdir)
     try:
         wait_for_port(port, proc, log)
     except BaseException:
         RunningServer("azure", {}, [proc]).stop()
         raise
-    endpoint = f"https://127.0.0.1:{port}/{ACCOUNT_NAME}"
-    config = {"azure_storage_account": ACCOUNT_NAME, "azure_blob_endpoint": endpoint}
-    return RunningServer("azure", config, [proc], {"port": port, "endpoint": endpoint, "ca_bundle": cert, "log": log})
+    return port, proc
 
 
 def _self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
