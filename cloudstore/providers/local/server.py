@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,18 @@ class SignedURLServer(ThreadingHTTPServer):
         self.backend = LocalBackend(Config(SPEC, {"local_root": root}))
         self.secret = secret
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed request to ``cloudstore.serve`` instead of printing a traceback to stderr.
+
+        A client that hangs up mid-response (a cancelled download, a proxy reset) is routine for a
+        file server: one line, no traceback.
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.info("client went away (%s)", type(error).__name__)
+        else:
+            log.error("request failed", exc_info=error)
 
 
 class _Handler(BaseHTTPRequestHandler):
