@@ -95,13 +95,17 @@ def have(module: str) -> bool:
 def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
     """Run one worker; sample its RSS from here every 5 ms; return seconds and peak RSS delta."""
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), json.dumps(job)],
+        [sys.executable, str(WORKER)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
     )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(job))  # on stdin, not argv: the job carries the server's keys
+    proc.stdin.close()
     watched = psutil.Process(proc.pid)
     lines: queue.Queue[str | None] = queue.Queue()
 

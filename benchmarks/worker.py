@@ -522,7 +522,7 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
 
 
 def main() -> None:
-    job = Job(json.loads(sys.argv[1]))
+    job = Job(json.loads(sys.stdin.read()))
     op, cleanup = make_operations(job)
     say("baseline")
     op(0)
