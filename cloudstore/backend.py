@@ -104,6 +104,15 @@ class RangeReader(abc.ABC):
 
     info: ObjectInfo | None = None
 
+    @property
+    def etag(self) -> str | None:
+        """The version of the object this body belongs to (its ETag, or a generation), if the response said.
+
+        The transfer engine requires every range and every resumed read of one transfer to report
+        the same value, so that it never splices two versions of an object together.
+        """
+        return self.info.etag if self.info is not None else None
+
     @abc.abstractmethod
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes; ``b""`` at the end."""
@@ -132,6 +141,33 @@ class FileRangeReader(RangeReader):
         close = getattr(self._raw, "close", None)
         if close is not None:
             close()
+
+
+class HTTPBodyReader(RangeReader):
+    """A streamed ``requests`` response body, read as stored (no content decoding).
+
+    ``version_header`` names the response header identifying the object version, for providers
+    that build no ``info`` from the response.
+    """
+
+    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str = "ETag") -> None:
+        self._response = response
+        self.info = info
+        self._version_header = version_header
+
+    @property
+    def etag(self) -> str | None:
+        if self.info is not None:
+            return self.info.etag
+        value = self._response.headers.get(self._version_header)
+        return str(value).strip('"') if value else None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._response.raw.read(None if size < 0 else size, decode_content=False)
+        return bytes(data or b"")
+
+    def close(self) -> None:
+        self._response.close()
 
 
 class Backend(abc.ABC):

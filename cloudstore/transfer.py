@@ -10,7 +10,11 @@ memory stays near ``max_concurrency x part_size`` whatever the size.
 Downloads: ranged reads in parallel, written by position into a temporary file
 beside the destination, verified against the service's whole-object checksum
 when there is one, then renamed into place. A reader that breaks is reopened
-where it stopped: a retried part is that part alone.
+where it stopped: a retried part is that part alone. Every response of one
+download must come from the same version of the object (same ETag or
+generation, same size): an object replaced mid-download raises
+:class:`~cloudstore.exceptions.PreconditionFailedException` instead of
+splicing two versions together, even where no checksum would catch it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
 from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
-from cloudstore.exceptions import InvalidParamException, ProviderConnectionException
+from cloudstore.exceptions import InvalidParamException, PreconditionFailedException, ProviderConnectionException
 from cloudstore.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -78,6 +82,32 @@ class _Progress:
         if self._callback is not None and amount:
             with self._lock:
                 self._callback(amount)
+
+
+class _Version:
+    """The one version of an object that every response of a download must come from."""
+
+    def __init__(self, name: str, size: int | None) -> None:
+        self._name = name
+        self._size = size
+        self._etag: str | None = None
+        self._lock = threading.Lock()
+
+    def check(self, reader: RangeReader) -> None:
+        """Pin the version the first response reports; refuse any response of another one."""
+        if self._size is not None and reader.info is not None and reader.info.size != self._size:
+            self._changed(f"its size went from {self._size} to {reader.info.size} bytes")
+        etag = reader.etag
+        if etag is None:
+            return
+        with self._lock:
+            if self._etag is None:
+                self._etag = etag
+            elif etag != self._etag:
+                self._changed(f"its version went from {self._etag!r} to {etag!r}")
+
+    def _changed(self, how: str) -> None:
+        raise PreconditionFailedException(f"{self._name!r} was replaced while it was being read ({how}); read it again")
 
 
 class TransferEngine:
@@ -227,12 +257,15 @@ class TransferEngine:
         expected_size: int | None = None,
         chunk_size: int | None = None,
         on_open: Callable[[RangeReader], None] | None = None,
+        version: _Version | None = None,
     ) -> Iterator[bytes]:
         """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke.
 
         ``on_open`` sees the first reader opened (and so its ``info``) before any byte is yielded.
+        Every reader opened must come from ``version`` (by default: the version the first reports).
         """
         chunk_size = chunk_size or self.config.chunk_size
+        version = version or _Version(name, expected_size)
         position = start or 0
         stop = None if expected_size is None else (end if end is not None else expected_size - 1)
         reader: RangeReader | None = None
@@ -244,6 +277,7 @@ class TransferEngine:
                 if reader is None:
                     first = position if (position or start is not None) else None
                     reader = self.backend.get_object(bucket, name, first, end)
+                    version.check(reader)
                     if not opened:
                         opened = True
                         if stop is None and end is None and reader.info is not None:
@@ -351,10 +385,11 @@ class TransferEngine:
         part = max(self.config.part_size, -(-info.size // 10_000))
         ranges = [(start, min(start + part, info.size) - 1) for start in range(0, info.size, part)]
         failed = threading.Event()
+        version = _Version(name, info.size)
 
         def fetch(start: int, end: int) -> None:
             offset = start
-            for chunk in self.chunks(bucket, name, start, end, expected_size=info.size):
+            for chunk in self.chunks(bucket, name, start, end, expected_size=info.size, version=version):
                 if failed.is_set():
                     return
                 _pwrite_all(fd, chunk, offset)

@@ -165,6 +165,12 @@ class _BlobReader(RangeReader):
 
     def __init__(self, downloader: Any) -> None:
         self._downloader = downloader
+        etag = downloader.properties.etag
+        self._etag = str(etag).strip('"') if etag else None
+
+    @property
+    def etag(self) -> str | None:
+        return self._etag  # the SDK pins its own follow-up requests to this ETag too
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self._downloader.read(size))

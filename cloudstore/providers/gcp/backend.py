@@ -29,7 +29,16 @@ import requests.adapters
 from google.cloud import storage
 
 from cloudstore import names
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    HTTPBodyReader,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+)
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     CloudStoreException,
@@ -219,7 +228,8 @@ class GCSBackend(Backend):
             response.close()
             # The whole object instead of the range: never hand those bytes on as the range.
             raise ProviderConnectionException(f"the server ignored the Range header for {name!r}", status=200)
-        return _ResponseReader(response)
+        # The generation changes with every write of the object: the version the body belongs to.
+        return HTTPBodyReader(response, version_header="X-Goog-Generation")
 
     def delete_object(self, bucket: str, name: str) -> None:
         self.client.bucket(bucket).blob(name).delete(retry=None, timeout=REQUEST_TIMEOUT)
@@ -305,21 +315,6 @@ def _session_for(credentials: google.auth.credentials.Credentials) -> requests.S
     # As the SDK does for its own session (a client certificate only when the environment asks).
     session.configure_mtls_channel()
     return session
-
-
-class _ResponseReader(RangeReader):
-    """A streamed HTTP body, read as stored (no content decoding)."""
-
-    def __init__(self, response: requests.Response) -> None:
-        self._response = response
-
-    def read(self, size: int = -1) -> bytes:
-        raw = self._response.raw
-        data = raw.read(None if size is None or size < 0 else size, decode_content=False)
-        return bytes(data or b"")
-
-    def close(self) -> None:
-        self._response.close()
 
 
 def _bucket_info(bucket: storage.Bucket) -> BucketInfo:

@@ -414,7 +414,7 @@ class LocalBackend(Backend):
             raise InvalidParamException(f"range start {first} is past the end of {name!r} ({size} bytes)", status=416)
         last = size - 1 if end is None else min(end, size - 1)
         handle.seek(first)
-        return _FileReader(handle, max(0, last - first + 1))
+        return _FileReader(handle, max(0, last - first + 1), info)
 
     def delete_object(self, bucket: str, name: str) -> None:
         path = self._object_path(bucket, name)

@@ -44,7 +44,16 @@ from requests.adapters import HTTPAdapter
 
 from cloudstore import exceptions as exc
 from cloudstore import names
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    HTTPBodyReader,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+)
 from cloudstore.config import Config
 from cloudstore.providers.openstack.auth import auth_mode, connect
 from cloudstore.signing import expiry_timestamp, hmac_sha256_hex
@@ -109,20 +118,6 @@ class SloUpload:
     @property
     def segments_container(self) -> str:
         return self.bucket + SEGMENTS_SUFFIX
-
-
-class ResponseReader(RangeReader):
-    """The body of a streamed GET, and the whole object's properties from its headers."""
-
-    def __init__(self, response: requests.Response, info: ObjectInfo | None) -> None:
-        self._response = response
-        self.info = info
-
-    def read(self, size: int = -1) -> bytes:
-        return bytes(self._response.raw.read(None if size < 0 else size) or b"")
-
-    def close(self) -> None:
-        self._response.close()
 
 
 class SwiftBackend(Backend):
@@ -341,7 +336,7 @@ class SwiftBackend(Backend):
         if start is not None or end is not None:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         response = self._request("GET", quote_path(bucket, name), headers=headers, stream=True)
-        return ResponseReader(response, _get_info(name, response))
+        return HTTPBodyReader(response, _get_info(name, response))
 
     def delete_object(self, bucket: str, name: str) -> None:
         path = quote_path(bucket, name)
