@@ -45,6 +45,9 @@ class Features:
     max_parts: int = 10_000
     #: The longest ``expires_in`` a signed URL may have (``None``: no limit).
     max_url_expiry: int | None = 7 * 24 * 3600
+    #: The largest object one ``copy_object`` request copies (``None``: any size). A larger one
+    #: is copied by the engine as a multipart upload of ``upload_part_copy`` ranges.
+    max_copy_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,16 @@ class Backend(abc.ABC):
 
     def upload_part(self, upload: Any, number: int, offset: int, data: bytes) -> UploadPart:
         """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object."""
+        raise NotImplementedError
+
+    def upload_part_copy(
+        self, upload: Any, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
+    ) -> UploadPart:
+        """Make bytes ``start``..``end`` (inclusive) of the source object part ``number``, on the server.
+
+        Only needed where ``features.max_copy_size`` is set; ``etag`` (when given) is the source
+        version every part must come from.
+        """
         raise NotImplementedError
 
     def complete_multipart_upload(self, upload: Any, parts: list[UploadPart]) -> None:

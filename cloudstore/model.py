@@ -447,7 +447,11 @@ class BucketObject:
         return self.provider.call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
 
     def copy_to(self, bucket: Bucket | str, name: str | None = None) -> BucketObject:
-        """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side."""
+        """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side.
+
+        Content type and metadata are kept. An object larger than the service copies in one
+        request (5 GiB on S3) is copied in parallel parts, still without passing through here.
+        """
         if not isinstance(bucket, Bucket):
             self._backend.check_bucket_name(bucket)
         target = bucket if isinstance(bucket, Bucket) else Bucket(self.provider, BucketInfo(name=bucket))
@@ -455,7 +459,7 @@ class BucketObject:
             raise InvalidParamException("copy_to needs a bucket of the same provider")
         dst_name = name or self.name
         self._backend.check_object_name(dst_name)
-        self.provider.call(lambda: self._backend.copy_object(self.bucket.name, self.name, target.name, dst_name))
+        self.provider.engine.copy(self.bucket.name, self.name, target.name, dst_name)
         copied = BucketObject(target, ObjectInfo(name=dst_name, size=0), exists=True)
         copied.refresh()
         return copied

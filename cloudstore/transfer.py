@@ -31,7 +31,12 @@ from typing import Any, Protocol, TypeVar
 
 from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
 from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
-from cloudstore.exceptions import InvalidParamException, PreconditionFailedException, ProviderConnectionException
+from cloudstore.exceptions import (
+    InvalidParamException,
+    NotFoundException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+)
 from cloudstore.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -247,6 +252,54 @@ class TransferEngine:
             if len(data) < part_size:
                 return
 
+    # --- server-side copies ---------------------------------------------------
+    def copy(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        """Copy on the server side, keeping content type and metadata, whatever the object's size.
+
+        An object larger than one copy request allows (``features.max_copy_size``) is copied as a
+        multipart upload whose parts are ranges copied on the server, ``max_concurrency`` at a time,
+        all from the same source version; a failure aborts it and leaves the target untouched.
+        """
+        backend = self.backend
+        limit = backend.features.max_copy_size
+        if limit is not None:
+            source = self._call(lambda: backend.head_object(src_bucket, src_name))
+            if source is None:
+                raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", status=404)
+            if source.size > limit:
+                self._copy_parts(src_bucket, src_name, dst_bucket, dst_name, source, limit)
+                return
+        self._call(lambda: backend.copy_object(src_bucket, src_name, dst_bucket, dst_name))
+
+    def _copy_parts(
+        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, source: ObjectInfo, limit: int
+    ) -> None:
+        backend = self.backend
+        features = backend.features
+        part = max(self.config.part_size, features.min_part_size, -(-source.size // features.max_parts))
+        part = min(part, limit)
+        ranges = [(start, min(start + part, source.size) - 1) for start in range(0, source.size, part)]
+        upload = self._call(
+            lambda: backend.create_multipart_upload(dst_bucket, dst_name, source.content_type, source.metadata or {})
+        )
+
+        def copy_part(number: int, start: int, end: int) -> Callable[[], UploadPart]:
+            return lambda: self._call(
+                lambda: backend.upload_part_copy(upload, number, src_bucket, src_name, start, end, source.etag)
+            )
+
+        try:
+            parts = _run_all(
+                [copy_part(number, start, end) for number, (start, end) in enumerate(ranges, 1)],
+                self.config.max_concurrency,
+                "cloudstore-copy",
+            )
+            self._call(lambda: backend.complete_multipart_upload(upload, parts))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._call(lambda: backend.abort_multipart_upload(upload))
+            raise
+
     # --- downloads ----------------------------------------------------------
     def chunks(
         self,
@@ -387,26 +440,19 @@ class TransferEngine:
         failed = threading.Event()
         version = _Version(name, info.size)
 
-        def fetch(start: int, end: int) -> None:
-            offset = start
-            for chunk in self.chunks(bucket, name, start, end, expected_size=info.size, version=version):
-                if failed.is_set():
-                    return
-                _pwrite_all(fd, chunk, offset)
-                offset += len(chunk)
-                report(len(chunk))
+        def fetch(start: int, end: int) -> Callable[[], None]:
+            def run() -> None:
+                offset = start
+                for chunk in self.chunks(bucket, name, start, end, expected_size=info.size, version=version):
+                    if failed.is_set():
+                        return
+                    _pwrite_all(fd, chunk, offset)
+                    offset += len(chunk)
+                    report(len(chunk))
 
-        with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="cloudstore-down") as pool:
-            futures = [pool.submit(fetch, start, end) for start, end in ranges]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed.set()
-            for future in futures:
-                future.cancel()
-            for future in done:
-                future.result()
-            for future in futures:
-                if not future.cancelled():
-                    future.result()
+            return run
+
+        _run_all([fetch(start, end) for start, end in ranges], self.config.max_concurrency, "cloudstore-down", failed)
 
     def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
         """``start``..``end`` (inclusive) as bytes."""
@@ -415,6 +461,26 @@ class TransferEngine:
 
 class _Cancelled(Exception):
     """A part skipped because another part already failed."""
+
+
+def _run_all(
+    tasks: list[Callable[[], T]], max_workers: int, name: str, failed: threading.Event | None = None
+) -> list[T]:
+    """Run ``tasks`` on ``max_workers`` threads; their results in order, or the first failure.
+
+    On a failure the tasks not yet started are cancelled and ``failed`` is set (running tasks
+    may watch it to stop early); this returns only once no task is running any more.
+    """
+    with ThreadPoolExecutor(max_workers, thread_name_prefix=name) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        if failed is not None:
+            failed.set()
+        for future in futures:
+            future.cancel()
+        for future in done:
+            future.result()
+        return [future.result() for future in futures]
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:

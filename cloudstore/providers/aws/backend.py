@@ -282,6 +282,8 @@ class S3Backend(Backend):
         min_part_size=5 * 1024 * 1024,
         max_parts=10_000,
         max_url_expiry=7 * 24 * 3600,
+        # CopyObject copies at most 5 GiB; a larger object is copied part by part (UploadPartCopy).
+        max_copy_size=5 * 1024**3,
     )
 
     check_bucket_name = staticmethod(names.s3_bucket_name)
@@ -588,6 +590,20 @@ class S3Backend(Backend):
             Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id, PartNumber=number, Body=data
         )
         return UploadPart(number, response["ETag"])
+
+    def upload_part_copy(
+        self, upload: S3Upload, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
+    ) -> UploadPart:
+        response = self.client.upload_part_copy(
+            Bucket=upload.bucket,
+            Key=upload.name,
+            UploadId=upload.upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": src_bucket, "Key": src_name},
+            CopySourceRange=f"bytes={start}-{end}",
+            **({"CopySourceIfMatch": f'"{etag}"'} if etag else {}),  # type: ignore[arg-type]
+        )
+        return UploadPart(number, response["CopyPartResult"]["ETag"])
 
     def complete_multipart_upload(self, upload: S3Upload, parts: list[UploadPart]) -> None:
         self.client.complete_multipart_upload(
