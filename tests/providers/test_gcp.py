@@ -692,3 +692,20 @@ def test_docs_page_examples_run_against_the_emulator(gcs: RunningServer, tmp_pat
     with sandbox(home, env):
         namespace = run_page("gcp.rst")
     assert namespace["provider"].storage.buckets.get("reports-2024") is None  # the page cleans up
+
+
+def test_bucket_holding_only_parts_of_a_crashed_upload_is_deletable(
+    provider: CloudProvider, gcs: RunningServer
+) -> None:
+    bucket = provider.storage.buckets.create(unique_name("gcs-crashed"))
+    raw = sdk_client(gcs).bucket(bucket.name)
+    for number in (1, 2):  # what a process that died mid-upload leaves behind
+        raw.blob(f"{HIDDEN_PREFIX}dead-upload/{number:05d}").upload_from_string(b"part")
+    keeper = bucket.objects.create("keeper.txt")
+    keeper.upload(b"the user's object")
+    with pytest.raises(PreconditionFailedException):
+        bucket.delete()
+    assert len(hidden_parts(gcs, bucket.name)) == 2  # nothing touched while a user object remains
+    assert keeper.exists()
+    bucket.delete(delete_contents=True)
+    assert provider.storage.buckets.get(bucket.name) is None

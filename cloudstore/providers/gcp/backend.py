@@ -155,6 +155,20 @@ class GCSBackend(Backend):
 
     def delete_bucket(self, name: str) -> None:
         try:
+            self._delete_empty_bucket(name)
+        except api_errors.PreconditionFailed:
+            # Not empty. If all it holds are the hidden parts of uploads whose process died, it is
+            # empty to the user: clear them and try again (as the Swift provider does with segments).
+            leftovers = []
+            for blob in self.client.list_blobs(name, retry=None, timeout=REQUEST_TIMEOUT):
+                if not blob.name.startswith(HIDDEN_PREFIX):
+                    raise  # a user object: stop at the first one
+                leftovers.append(blob.name)
+            delete_objects(self.client, name, leftovers)
+            self._delete_empty_bucket(name)
+
+    def _delete_empty_bucket(self, name: str) -> None:
+        try:
             self.client.bucket(name).delete(force=False, retry=None, timeout=REQUEST_TIMEOUT)
         except api_errors.Conflict as err:
             # GCS answers 409 for "bucket not empty" (fake-gcs-server answers 412): both mean
