@@ -7,10 +7,8 @@ particular to S3.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -802,60 +800,3 @@ def test_docs_page_examples_run_against_seaweedfs(
     with sandbox(home, env):
         namespace = run_page("aws.rst")
     assert namespace["provider"].storage.buckets.get("reports") is None  # the page cleans up
-
-
-# --- copies larger than one CopyObject ------------------------------------------------------------
-@pytest.fixture
-def small_copy_limit(aws: CloudProvider, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Lower S3's 5 GiB CopyObject limit to 6 MiB, so that a 13 MiB object is copied in parts."""
-    limit = 6 * MiB
-    monkeypatch.setattr(aws.backend, "features", dataclasses.replace(aws.backend.features, max_copy_size=limit))
-    return limit
-
-
-def test_copy_above_the_limit_goes_part_by_part(
-    aws: CloudProvider, s3_bucket: Bucket, admin: Any, small_copy_limit: int
-) -> None:
-    data = os.urandom(13 * MiB)
-    source = s3_bucket.objects.create("big/source.bin")
-    source.upload(data, content_type="application/x-model", metadata={"epoch": "7"})
-    copied = source.copy_to(s3_bucket, "big/copy.bin")
-    assert copied.read() == data
-    assert (copied.size, copied.content_type, copied.metadata) == (len(data), "application/x-model", {"epoch": "7"})
-    # A multipart object: its ETag counts the parts (5 MiB test parts: 3).
-    assert admin.head_object(Bucket=s3_bucket.name, Key="big/copy.bin")["ETag"].strip('"').endswith("-3")
-    small = s3_bucket.objects.create("small.bin")
-    small.upload(b"under the limit")
-    assert (
-        "-" not in admin.head_object(Bucket=s3_bucket.name, Key=small.copy_to(s3_bucket, "small-copy.bin").name)["ETag"]
-    )
-
-
-def test_copy_of_a_source_replaced_midway_fails_and_leaves_nothing(
-    aws: CloudProvider, s3_bucket: Bucket, admin: Any, small_copy_limit: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    source = s3_bucket.objects.create("moving.bin")
-    source.upload(os.urandom(13 * MiB))
-    backend = aws.backend
-    real = backend.upload_part_copy
-    calls: list[int] = []
-    lock = threading.Lock()
-
-    def replace_before_the_second_part(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            calls.append(1)
-            if len(calls) == 2:
-                backend.put_object(s3_bucket.name, "moving.bin", b"replaced", None, {})
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(backend, "upload_part_copy", replace_before_the_second_part)
-    with pytest.raises(PreconditionFailedException):
-        source.copy_to(s3_bucket, "target.bin")
-    assert s3_bucket.objects.get("target.bin") is None
-    assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
-
-
-def test_copy_of_a_missing_source_is_not_found_under_a_copy_limit(s3_bucket: Bucket, small_copy_limit: int) -> None:
-    with pytest.raises(NotFoundException):
-        s3_bucket.objects.create("absent.bin").copy_to(s3_bucket, "target.bin")
-    assert s3_bucket.objects.get("target.bin") is None

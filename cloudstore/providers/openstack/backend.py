@@ -130,6 +130,9 @@ class SwiftBackend(Backend):
         max_parts=1000,
         # TempURLs carry their own expiry; Swift puts no cap on it.
         max_url_expiry=None,
+        # A COPY writes one plain object, so it stops at max_file_size (5 GiB by default); a
+        # larger object is copied range by range into the segments of a new SLO.
+        max_copy_size=5 * 1024**3,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
@@ -354,7 +357,7 @@ class SwiftBackend(Backend):
         self._request("DELETE", path)
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
-        # Swift copies content type and metadata; a large object's content is copied whole (up to 5 GiB).
+        # Swift copies content type and metadata; a large object's content is copied whole.
         old_segments = self._segments_of_old_object(dst_bucket, dst_name)
         headers = {"X-Copy-From": "/" + quote_path(src_bucket, src_name), "Content-Length": "0"}
         self._request("PUT", quote_path(dst_bucket, dst_name), headers=headers, data=b"")
@@ -425,8 +428,21 @@ class SwiftBackend(Backend):
         segment = f"{upload.upload_id}/{number:06d}"
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         self._request("PUT", quote_path(upload.segments_container, segment), headers={"ETag": etag}, data=data)
-        path = f"/{upload.segments_container}/{segment}"
-        return UploadPart(number, {"path": path, "etag": etag, "size_bytes": len(data)})
+        return _segment_part(upload, number, segment, etag, len(data))
+
+    def upload_part_copy(
+        self, upload: SloUpload, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
+    ) -> UploadPart:
+        segment = f"{upload.upload_id}/{number:06d}"
+        headers = {
+            "X-Copy-From": "/" + quote_path(src_bucket, src_name),
+            "Range": f"bytes={start}-{end}",  # Swift copies just this range of the source
+            "Content-Length": "0",
+        }
+        if etag:
+            headers["If-Match"] = etag  # evaluated against the source: 412 if it was replaced
+        response = self._request("PUT", quote_path(upload.segments_container, segment), headers=headers, data=b"")
+        return _segment_part(upload, number, segment, response.headers["Etag"].strip('"'), end - start + 1)
 
     def complete_multipart_upload(self, upload: SloUpload, parts: list[UploadPart]) -> None:
         old_segments = self._segments_of_old_object(upload.bucket, upload.name, keep=upload.upload_id)
@@ -615,6 +631,11 @@ def _head_info(name: str, headers: Mapping[str, str]) -> ObjectInfo:
         metadata=_user_metadata(headers),
         checksum=checksum,
     )
+
+
+def _segment_part(upload: SloUpload, number: int, segment: str, etag: str, size: int) -> UploadPart:
+    """A stored segment as its SLO manifest entry names it."""
+    return UploadPart(number, {"path": f"/{upload.segments_container}/{segment}", "etag": etag, "size_bytes": size})
 
 
 def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
