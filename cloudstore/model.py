@@ -384,11 +384,6 @@ class BucketObject:
             self.refresh()
 
     # --- download -------------------------------------------------------------
-    def _current(self) -> ObjectInfo:
-        """Fresh properties for a download (size and checksum must match what is stored now)."""
-        self.refresh()
-        return self._info
-
     def iter_content(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The content, ``chunk_size`` bytes at a time, verified at the end when the service has a checksum.
 
@@ -415,8 +410,8 @@ class BucketObject:
             raise InvalidParamException(f"{os.fspath(path)!r} is a directory")
         if not target.parent.is_dir():
             raise InvalidParamException(f"the folder of {os.fspath(path)!r} does not exist")
-        info = self._current()
-        self.provider.engine.download_to_path(self.bucket.name, self.name, info, target, progress)
+        self._info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress)
+        self._stored = self._complete = True
 
     def read(self, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes from ``start`` to ``end`` inclusive (HTTP Range semantics); all of it by default."""

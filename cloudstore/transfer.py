@@ -20,10 +20,11 @@ splicing two versions together, even where no checksum would catch it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
 from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
 from cloudstore.exceptions import (
+    CloudStoreException,
     InvalidParamException,
     NotFoundException,
     PreconditionFailedException,
@@ -99,16 +101,17 @@ class _Version:
         self._lock = threading.Lock()
 
     def check(self, reader: RangeReader) -> None:
-        """Pin the version the first response reports; refuse any response of another one."""
-        if self._size is not None and reader.info is not None and reader.info.size != self._size:
-            self._changed(f"its size went from {self._size} to {reader.info.size} bytes")
+        """Pin the version (ETag and size) the first response reports; refuse any other."""
+        size = reader.info.size if reader.info is not None else None
         etag = reader.etag
-        if etag is None:
-            return
         with self._lock:
+            if self._size is None:
+                self._size = size
+            elif size is not None and size != self._size:
+                self._changed(f"its size went from {self._size} to {size} bytes")
             if self._etag is None:
                 self._etag = etag
-            elif etag != self._etag:
+            elif etag is not None and etag != self._etag:
                 self._changed(f"its version went from {self._etag!r} to {etag!r}")
 
     def _changed(self, how: str) -> None:
@@ -311,7 +314,7 @@ class TransferEngine:
         chunk_size: int | None = None,
         on_open: Callable[[RangeReader], None] | None = None,
         version: _Version | None = None,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke.
 
         ``on_open`` sees the first reader opened (and so its ``info``) before any byte is yielded.
@@ -333,8 +336,9 @@ class TransferEngine:
                     version.check(reader)
                     if not opened:
                         opened = True
-                        if stop is None and end is None and reader.info is not None:
-                            stop = reader.info.size - 1
+                        if stop is None and reader.info is not None:
+                            last = reader.info.size - 1
+                            stop = last if end is None else min(end, last)
                         if on_open is not None:
                             on_open(reader)
                 chunk = reader.read(chunk_size)
@@ -401,31 +405,27 @@ class TransferEngine:
             verify(hasher, checksum, f"download of {name!r}")
 
     def download_to_path(
-        self, bucket: str, name: str, info: ObjectInfo, path: Path, progress: ProgressCallback | None = None
-    ) -> None:
-        """Write the object to ``path`` atomically: all of it, verified, or nothing."""
+        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None
+    ) -> ObjectInfo:
+        """Write the object to ``path`` atomically: all of it, verified, or nothing.
+
+        The first request asks for the first ``threshold`` bytes, and its response tells the
+        object's size: a small object takes that one request (no HEAD first); the rest of a larger
+        one comes in parallel ranges of ``part_size`` while the first response is still streaming.
+        Returns the properties of the version written.
+        """
         report = _Progress(progress)
         path = Path(path)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            if info.size > self.config.threshold:
-                self._download_parts(fd, bucket, name, info, report)
-                if info.checksum is not None:
-                    verify_file(fd, info.checksum, f"download of {name!r}")
-            else:
-                hasher: Hasher | None = new_hasher(info.checksum[0]) if info.checksum else None
-                offset = 0
-                for chunk in self.chunks(bucket, name, expected_size=info.size):
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    offset += os.pwrite(fd, chunk, offset)
-                    report(len(chunk))
-                if hasher is not None and info.checksum is not None:
-                    verify(hasher, info.checksum, f"download of {name!r}")
+            info = self._download_into(fd, bucket, name, report)
+            if info.checksum is not None:
+                verify_file(fd, info.checksum, f"download of {name!r}")
             os.close(fd)
             fd = -1
             os.replace(temp, path)
+            return info
         except BaseException:
             if fd >= 0:
                 os.close(fd)
@@ -433,12 +433,48 @@ class TransferEngine:
                 os.unlink(temp)
             raise
 
-    def _download_parts(self, fd: int, bucket: str, name: str, info: ObjectInfo, report: _Progress) -> None:
+    def _download_into(self, fd: int, bucket: str, name: str, report: _Progress) -> ObjectInfo:
+        described: list[ObjectInfo] = []
+        version = _Version(name, None)
+
+        def opened(reader: RangeReader) -> None:
+            # The provider's GET gave no properties: ask for them (size, checksum).
+            info = reader.info or self.backend.head_object(bucket, name)
+            if info is None:
+                raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404)
+            described.append(info)
+
+        threshold = self.config.threshold
+        head = self.chunks(bucket, name, 0, threshold - 1, on_open=opened, version=version)
+        try:
+            first = next(head, b"")
+        except CloudStoreException as err:
+            if err.status != 416:
+                raise
+            # Only an empty object has no byte 0 to serve: read it whole instead.
+            head = self.chunks(bucket, name, on_open=opened, version=version)
+            first = next(head, b"")
+        info = described[0]
+        head_size = min(info.size, threshold)
+        failed = threading.Event()
+
+        def write_head() -> None:
+            offset = 0
+            for chunk in itertools.chain([first], head):
+                if failed.is_set():
+                    return
+                _pwrite_all(fd, chunk, offset)
+                offset += len(chunk)
+                report(len(chunk))
+            if offset != head_size:
+                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {offset}")
+
+        if info.size <= threshold:
+            write_head()
+            return info
         os.ftruncate(fd, info.size)
         part = max(self.config.part_size, -(-info.size // 10_000))
-        ranges = [(start, min(start + part, info.size) - 1) for start in range(0, info.size, part)]
-        failed = threading.Event()
-        version = _Version(name, info.size)
+        ranges = [(start, min(start + part, info.size) - 1) for start in range(threshold, info.size, part)]
 
         def fetch(start: int, end: int) -> Callable[[], None]:
             def run() -> None:
@@ -452,7 +488,12 @@ class TransferEngine:
 
             return run
 
-        _run_all([fetch(start, end) for start, end in ranges], self.config.max_concurrency, "cloudstore-down", failed)
+        try:
+            tasks = [write_head, *(fetch(start, end) for start, end in ranges)]
+            _run_all(tasks, self.config.max_concurrency, "cloudstore-down", failed)
+        finally:
+            head.close()
+        return info
 
     def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
         """``start``..``end`` (inclusive) as bytes."""

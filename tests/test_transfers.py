@@ -7,6 +7,7 @@ The part-logic tests drive the engine with an in-memory backend (pure logic, no 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -26,7 +27,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
-from cloudstore.exceptions import CloudStoreException, ProviderConnectionException
+from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
 from cloudstore.names import s3_bucket_name
 from cloudstore.transfer import TransferEngine
 from tests.conftest import make_provider, unique_name
@@ -283,7 +284,7 @@ def test_broken_read_resumes_where_it_stopped(tmp_path: Path) -> None:
     backend.get_object = lambda b, n, s=None, e=None: Flaky(original(b, n, s, e))  # type: ignore[method-assign]
     engine = _engine(backend, TransferConfig(threshold=1000, chunk_size=16))
     target = tmp_path / "out"
-    engine.download_to_path("b", "key", ObjectInfo("key", len(data)), target)
+    engine.download_to_path("b", "key", target)
     assert target.read_bytes() == data
     gets = [arg for call, arg in backend.calls if call == "get"]
     assert len(gets) == 2 and gets[1][0] == 32, "the retry must start where the broken read stopped"
@@ -295,11 +296,50 @@ def test_parallel_ranged_download(tmp_path: Path) -> None:
     backend.objects["key"] = data
     seen: list[int] = []
     target = tmp_path / "out"
-    _engine(backend).download_to_path("b", "key", ObjectInfo("key", 1000), target, seen.append)
+    info = _engine(backend).download_to_path("b", "key", target, seen.append)
     assert target.read_bytes() == data
-    assert sum(seen) == 1000
+    assert sum(seen) == 1000 and info.size == 1000
+    # The first request asks for `threshold` bytes; the rest comes in `part_size` ranges.
     ranges = sorted(arg for call, arg in backend.calls if call == "get")
-    assert ranges[0] == (0, 63) and ranges[-1] == (960, 999) and len(ranges) == 16
+    assert ranges[:2] == [(0, 99), (100, 163)] and ranges[-1] == (996, 999) and len(ranges) == 16
+
+
+class DescribingBackend(MemoryBackend):
+    """Its GET responses describe the object, as S3's, Swift's and LOCAL's do."""
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        reader = super().get_object(bucket, name, start, end)
+        data = self.objects[name]
+        return FileRangeReader(reader, ObjectInfo(name, len(data), etag=hashlib.md5(data).hexdigest()))
+
+    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        self._record("head", name)
+        return super().head_object(bucket, name)
+
+
+@pytest.mark.parametrize("size", [0, 1, 99, 100])
+def test_small_download_is_one_request(tmp_path: Path, size: int) -> None:
+    backend = DescribingBackend()
+    backend.objects["key"] = data = os.urandom(size)
+    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    assert [call for call, _ in backend.calls] == ["get"]
+
+
+def test_download_of_an_object_replaced_between_ranges_fails(tmp_path: Path) -> None:
+    backend = DescribingBackend()
+    backend.objects["key"] = os.urandom(1000)
+    original = backend.get_object
+
+    def replace_after_the_first(bucket: str, name: str, start: Any = None, end: Any = None) -> RangeReader:
+        reader = original(bucket, name, start, end)
+        backend.objects["key"] = os.urandom(1000)  # same size, another version
+        return reader
+
+    backend.get_object = replace_after_the_first  # type: ignore[method-assign]
+    with pytest.raises(PreconditionFailedException, match="replaced while it was being read"):
+        _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_transfer_config_rejects_nonsense() -> None:

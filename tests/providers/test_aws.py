@@ -268,6 +268,21 @@ def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_buck
     assert [r.method for r in requests] == ["GET"], "a whole read takes size and checksum from the GET"
 
 
+def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bucket: Bucket, tmp_path: Any) -> None:
+    data = os.urandom(16 * 1024)
+    s3_bucket.objects.create("small.bin").upload(data, metadata={"kind": "weights"})
+    obj = s3_bucket.objects.create("small.bin")  # a bare handle: nothing known about it yet
+    client = aws.backend.client  # type: ignore[attr-defined]
+    with sent_requests(client) as requests:
+        obj.download_to_file(tmp_path / "small.bin")
+    assert [r.method for r in requests] == ["GET"], "size and checksum come from the GET: no HEAD first"
+    assert requests[0].headers["Range"] == b"bytes=0-6291455"  # the first `threshold` bytes at most
+    assert (tmp_path / "small.bin").read_bytes() == data
+    with sent_requests(client) as requests:
+        assert (obj.size, obj.metadata) == (len(data), {"kind": "weights"})
+    assert requests == [], "the GET's properties are the object's now"
+
+
 def test_head_gives_md5_checksum_for_a_single_put(aws: CloudProvider, s3_bucket: Bucket) -> None:
     data = b"checksum me" * 100
     s3_bucket.objects.create("one.txt").upload(data, content_type="text/plain", metadata={"owner": "ml"})
