@@ -411,7 +411,8 @@ class BucketObject:
         if not target.parent.is_dir():
             raise InvalidParamException(f"the folder of {os.fspath(path)!r} does not exist")
         self._info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress)
-        self._stored = self._complete = True
+        self._stored = True
+        self._complete = self._info.metadata is not None and self._info.last_modified is not None
 
     def read(self, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes from ``start`` to ``end`` inclusive (HTTP Range semantics); all of it by default."""

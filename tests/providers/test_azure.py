@@ -320,8 +320,14 @@ def test_single_put_has_md5_checksum_and_is_one_request(azurite: RunningServer, 
         assert info is not None
         assert info.checksum == ("md5", hashlib.md5(data).hexdigest())
         proxy.reset_stats()
-        assert provider.backend.get_object(container.name, "one.bin", 10, 19).read() == data[10:20]
+        with provider.backend.get_object(container.name, "one.bin", 10, 19) as ranged:
+            assert ranged.read() == data[10:20]
+            assert ranged.info == info  # the whole blob's properties, its size and MD5 too
         assert [r.method for r in proxy.requests] == ["GET"]
+        obj = bucket.objects.create("one.bin")
+        proxy.reset_stats()
+        assert obj.read() == data
+        assert [r.method for r in proxy.requests] == ["GET"], "verified from the GET alone: no HEAD"
 
 
 def test_staged_blocks_commit_with_settings_and_fixed_width_ids(

@@ -9,6 +9,7 @@ Only the data plane is used: no management (ARM) call is ever made.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import threading
@@ -165,12 +166,12 @@ class _BlobReader(RangeReader):
 
     def __init__(self, downloader: Any) -> None:
         self._downloader = downloader
-        etag = downloader.properties.etag
-        self._etag = str(etag).strip('"') if etag else None
-
-    @property
-    def etag(self) -> str | None:
-        return self._etag  # the SDK pins its own follow-up requests to this ETag too
+        # The response describes the whole blob (its MD5 too, even for a range), except that
+        # ``size`` is the range's: the blob's size is the total in Content-Range.
+        properties = downloader.properties
+        info = _object_info(properties)
+        total = str(properties.content_range or "").rpartition("/")[2]
+        self.info = dataclasses.replace(info, size=int(total)) if total.isdigit() else info
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self._downloader.read(size))
