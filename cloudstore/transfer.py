@@ -24,7 +24,7 @@ import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -455,42 +455,38 @@ class TransferEngine:
             head = self.chunks(bucket, name, on_open=opened, version=version)
             first = next(head, b"")
         info = described[0]
-        head_size = min(info.size, threshold)
         failed = threading.Event()
 
-        def write_head() -> None:
-            offset = 0
-            for chunk in itertools.chain([first], head):
-                if failed.is_set():
-                    return
+        def write(chunks: Iterable[bytes], offset: int) -> int:
+            """Write ``chunks`` from ``offset`` on; where the writing stopped."""
+            for chunk in chunks:
+                if failed.is_set():  # another part failed: the download is lost anyway
+                    break
                 _pwrite_all(fd, chunk, offset)
                 offset += len(chunk)
                 report(len(chunk))
-            if offset != head_size:
-                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {offset}")
+            return offset
 
-        if info.size <= threshold:
-            write_head()
-            return info
-        os.ftruncate(fd, info.size)
-        part = max(self.config.part_size, -(-info.size // 10_000))
-        ranges = [(start, min(start + part, info.size) - 1) for start in range(threshold, info.size, part)]
+        def write_head() -> None:
+            written = write(itertools.chain([first], head), 0)
+            if written != min(info.size, threshold) and not failed.is_set():
+                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {written}")
 
         def fetch(start: int, end: int) -> Callable[[], None]:
             def run() -> None:
-                offset = start
-                for chunk in self.chunks(bucket, name, start, end, expected_size=info.size, version=version):
-                    if failed.is_set():
-                        return
-                    _pwrite_all(fd, chunk, offset)
-                    offset += len(chunk)
-                    report(len(chunk))
+                write(self.chunks(bucket, name, start, end, expected_size=info.size, version=version), start)
 
             return run
 
         try:
-            tasks = [write_head, *(fetch(start, end) for start, end in ranges)]
-            _run_all(tasks, self.config.max_concurrency, "cloudstore-down", failed)
+            if info.size <= threshold:
+                write_head()
+            else:
+                os.ftruncate(fd, info.size)
+                part = max(self.config.part_size, -(-info.size // 10_000))
+                rest = range(threshold, info.size, part)
+                tasks = [write_head, *(fetch(start, min(start + part, info.size) - 1) for start in rest)]
+                _run_all(tasks, self.config.max_concurrency, "cloudstore-down", failed)
         finally:
             head.close()
         return info
