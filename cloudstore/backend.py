@@ -149,19 +149,19 @@ class FileRangeReader(RangeReader):
 class HTTPBodyReader(RangeReader):
     """A streamed ``requests`` response body, read as stored (no content decoding).
 
-    ``version_header`` names the response header identifying the object version, for providers
-    that build no ``info`` from the response.
+    ``version_header`` names the response header identifying the object version, where that is
+    not ``info.etag``.
     """
 
-    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str = "ETag") -> None:
+    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str | None = None) -> None:
         self._response = response
         self.info = info
         self._version_header = version_header
 
     @property
     def etag(self) -> str | None:
-        if self.info is not None:
-            return self.info.etag
+        if self._version_header is None:
+            return self.info.etag if self.info is not None else None
         value = self._response.headers.get(self._version_header)
         return str(value).strip('"') if value else None
 

@@ -280,3 +280,34 @@ def test_real_subprocess(tmp_path: Path) -> None:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=10)
     assert "proc-secret" not in log.read_text() and "signature=" not in log.read_text()
+
+
+def test_copy_between_providers_streams_through(cli: Run, root: Path, servers: Servers, tmp_path: Path) -> None:
+    aws = servers.get("aws")
+    s3 = tuple(f"{key}={value}" for key, value in aws.config.items() if value is not None)
+    data = os.urandom(20 * 1024 * 1024)  # above the default threshold: a multipart upload on S3
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    ok(cli("mb", "local://bkt"))
+    ok(cli("cp", "-q", "--content-type", "application/x-model", str(source), "local://bkt/model.bin"))
+    ok(cli("mb", "aws://cli-cross-bucket", config=s3))
+    try:
+        ok(cli("cp", "local://bkt/model.bin", "aws://cli-cross-bucket/copies/", config=s3))
+        back = tmp_path / "back.bin"
+        ok(cli("cp", "-q", "aws://cli-cross-bucket/copies/model.bin", str(back), config=s3))
+        assert back.read_bytes() == data
+        listing = ok(cli("ls", "-r", "aws://cli-cross-bucket", config=s3)).split()
+        assert listing[-1] == "copies/model.bin" and str(len(data)) in listing
+    finally:
+        ok(cli("rb", "--force", "aws://cli-cross-bucket", config=s3))
+
+
+@pytest.mark.parametrize("sizes", [[5, -1], [1, 1, 1, 100], [3, 3, 3, 3, 3], [-1]])
+def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
+    from cloudstore.cli import _IterStream
+
+    chunks = [b"abc", b"", b"defgh", b"ij"]
+    stream = _IterStream(iter(chunks))
+    got = b"".join(stream.read(size) for size in sizes) + stream.read()
+    assert got == b"abcdefghij"
+    assert stream.read(4) == b"" and stream.read() == b""

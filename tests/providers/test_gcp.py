@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -645,6 +646,27 @@ def test_each_primitive_is_one_request(gcs: RunningServer, bucket: Bucket, proxy
     parts = [backend.upload_part(upload, n, 0, b"x") for n in (1, 2, 3)]
     # one compose, then one delete per part
     assert requests_for(lambda: backend.complete_multipart_upload(upload, parts)) == 4
+
+
+def test_whole_reads_take_size_and_checksum_from_the_get(
+    gcs: RunningServer, bucket: Bucket, proxy: FaultProxy, tmp_path: Any
+) -> None:
+    via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=NO_RETRIES)
+    data = os.urandom(1000)
+    bucket.objects.create("one").upload(data, metadata={"k": "v"})
+    obj = via_proxy.storage.buckets.get(bucket.name).objects.create("one")  # type: ignore[union-attr]
+    proxy.reset_stats()
+    assert obj.read() == data
+    obj.download_to_file(tmp_path / "one")
+    assert [r.method for r in proxy.requests] == ["GET", "GET"], "no HEAD: the media response tells size and hash"
+    assert (tmp_path / "one").read_bytes() == data
+    with via_proxy.backend.get_object(bucket.name, "one", 10, 19) as ranged:
+        assert ranged.info is not None
+        assert (ranged.info.size, ranged.info.checksum) == (1000, ("md5", hashlib.md5(data).hexdigest()))
+        assert ranged.info.metadata is None  # not in a media response: fetched when asked for
+    proxy.reset_stats()
+    assert obj.metadata == {"k": "v"}
+    assert [r.method for r in proxy.requests] == ["GET"]  # the object's metadata (JSON API GET)
 
 
 # --- markers (pure logic, with the shapes GCS itself answers) -----------------------------------------------

@@ -243,7 +243,7 @@ class GCSBackend(Backend):
             # The whole object instead of the range: never hand those bytes on as the range.
             raise ProviderConnectionException(f"the server ignored the Range header for {name!r}", status=200)
         # The generation changes with every write of the object: the version the body belongs to.
-        return HTTPBodyReader(response, version_header="X-Goog-Generation")
+        return HTTPBodyReader(response, _media_info(name, response), version_header="X-Goog-Generation")
 
     def delete_object(self, bucket: str, name: str) -> None:
         self.client.bucket(bucket).blob(name).delete(retry=None, timeout=REQUEST_TIMEOUT)
@@ -350,8 +350,35 @@ def _object_info(blob: storage.Blob) -> ObjectInfo:
 def blob_checksum(blob: storage.Blob) -> tuple[str, str] | None:
     """The whole-object checksum GCS reports: MD5 when it has one (not for composite objects),
     else CRC32C (always there), as hex."""
-    if blob.md5_hash:
-        return ("md5", base64.b64decode(blob.md5_hash).hex())
-    if blob.crc32c:
-        return ("crc32c", base64.b64decode(blob.crc32c).hex())
+    return _checksum(blob.md5_hash, blob.crc32c)
+
+
+def _checksum(md5: str | None, crc32c: str | None) -> tuple[str, str] | None:
+    """MD5 if there is one, else CRC32C, from GCS's base64 forms."""
+    if md5:
+        return ("md5", base64.b64decode(md5).hex())
+    if crc32c:
+        return ("crc32c", base64.b64decode(crc32c).hex())
     return None
+
+
+def _media_info(name: str, response: requests.Response) -> ObjectInfo | None:
+    """The object's size, content type and checksum from a media download's headers.
+
+    The JSON API sends no user metadata with the bytes, so ``metadata`` stays ``None`` (unknown):
+    the model fetches it with a HEAD only if it is asked for.
+    """
+    headers = response.headers
+    if response.status_code == 206:
+        total = headers.get("Content-Range", "").rpartition("/")[2]
+    else:
+        total = headers.get("Content-Length", "")
+    if not total.isdigit():
+        return None
+    hashes = dict(part.strip().split("=", 1) for part in headers.get("X-Goog-Hash", "").split(",") if "=" in part)
+    return ObjectInfo(
+        name=name,
+        size=int(total),
+        content_type=headers.get("Content-Type"),
+        checksum=_checksum(hashes.get("md5"), hashes.get("crc32c")),
+    )
