@@ -48,6 +48,9 @@ class Features:
     #: The largest object one ``copy_object`` request copies (``None``: any size). A larger one
     #: is copied by the engine as a multipart upload of ``upload_part_copy`` ranges.
     max_copy_size: int | None = None
+    #: ``complete_multipart_upload`` can store the whole object's MD5 (which the engine then
+    #: computes while reading the parts), so multipart objects are verified on download too.
+    stores_content_md5: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,12 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError
 
-    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart]) -> None:
-        """Make the object visible from ``parts`` (sorted by number)."""
+    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
+        """Make the object visible from ``parts`` (sorted by number).
+
+        ``content_md5``, the MD5 digest of the whole object, is given only where
+        ``features.stores_content_md5`` says the provider keeps it.
+        """
         raise NotImplementedError
 
     def abort_multipart_upload(self, upload: Any) -> None:

@@ -20,6 +20,7 @@ splicing two versions together, even where no checksum would catch it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import secrets
@@ -187,6 +188,9 @@ class TransferEngine:
     ) -> None:
         backend = self.backend
         upload = self._call(lambda: backend.create_multipart_upload(bucket, name, content_type, metadata))
+        # The parts are read in order, so the whole object's MD5 costs one pass on this thread
+        # (hashlib releases the GIL), paid only where the provider keeps it.
+        content_md5 = hashlib.md5(usedforsecurity=False) if backend.features.stores_content_md5 else None
         slots = threading.BoundedSemaphore(self.config.max_concurrency)
         failed = threading.Event()
         pending: list[Future[UploadPart]] = []
@@ -207,7 +211,7 @@ class TransferEngine:
         try:
             with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="cloudstore-up") as pool:
                 try:
-                    self._submit_parts(pool, send, parts_source, size, slots, failed, pending)
+                    self._submit_parts(pool, send, parts_source, size, slots, failed, pending, content_md5)
                 except BaseException:
                     failed.set()
                     raise
@@ -216,7 +220,8 @@ class TransferEngine:
             if real:
                 raise real[0]
             parts = [future.result() for future in pending]
-            self._call(lambda: backend.complete_multipart_upload(upload, parts))
+            digest = content_md5.digest() if content_md5 is not None else None
+            self._call(lambda: backend.complete_multipart_upload(upload, parts, digest))
         except BaseException:
             failed.set()
             with contextlib.suppress(Exception):
@@ -232,6 +237,7 @@ class TransferEngine:
         slots: threading.BoundedSemaphore,
         failed: threading.Event,
         pending: list[Future[UploadPart]],
+        content_md5: Hasher | None = None,
     ) -> None:
         """Read parts in order and hand each to the pool, at most ``max_concurrency`` in memory."""
         max_parts = self.backend.features.max_parts
@@ -250,6 +256,8 @@ class TransferEngine:
             if number > max_parts:
                 slots.release()
                 raise InvalidParamException(f"the upload needs more than {max_parts} parts; raise part_size")
+            if content_md5 is not None:
+                content_md5.update(data)
             pending.append(pool.submit(send, number, offset, data))
             offset += len(data)
             if len(data) < part_size:

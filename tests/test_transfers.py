@@ -102,6 +102,7 @@ class MemoryBackend(Backend):
         self.uploads: dict[int, dict[int, bytes]] = {}
         self.calls: list[tuple[str, Any]] = []
         self.aborted: list[int] = []
+        self.content_md5s: dict[str, bytes | None] = {}
         self.fail = fail or (lambda call, arg: None)
         self.lock = threading.Lock()
 
@@ -166,10 +167,11 @@ class MemoryBackend(Backend):
         self.uploads[upload[0]][number] = bytes(data)
         return UploadPart(number, offset)
 
-    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart]) -> None:
+    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
         assert [p.number for p in parts] == list(range(1, len(parts) + 1))
         stored = self.uploads.pop(upload[0])
         self.objects[upload[1]] = b"".join(stored[p.number] for p in parts)
+        self.content_md5s[upload[1]] = content_md5
 
     def abort_multipart_upload(self, upload: Any) -> None:
         self.aborted.append(upload[0])
@@ -203,6 +205,17 @@ def test_large_upload_goes_in_parts_known_or_unknown_length(known_size: bool) ->
     assert backend.objects["key"] == data
     assert sorted(arg for call, arg in backend.calls if call == "part") == list(range(1, 17))
     assert sum(seen) == 1000
+    assert backend.content_md5s["key"] is None  # this provider keeps no MD5: none is computed
+
+
+@pytest.mark.parametrize("known_size", [True, False])
+def test_multipart_upload_hands_the_whole_md5_to_providers_that_keep_it(known_size: bool) -> None:
+    backend = MemoryBackend()
+    backend.features = Features(min_part_size=1, stores_content_md5=True)
+    data = os.urandom(1000)
+    _upload(_engine(backend), data, len(data) if known_size else None)
+    assert backend.objects["key"] == data
+    assert backend.content_md5s["key"] == hashlib.md5(data).digest()
 
 
 def test_failed_part_is_retried_alone() -> None:

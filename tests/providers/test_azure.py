@@ -41,7 +41,7 @@ from cloudstore import (
     ThrottledException,
     TransferConfig,
 )
-from cloudstore.backend import BucketInfo
+from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.backend import blob_sas_url
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
@@ -363,6 +363,17 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
     got = container.objects.get("blocks.bin")
     assert got is not None
     assert (got.size, got.content_type, got.metadata) == (len(data), "application/x-test", {"m": "1"})
+    # The engine's MD5 of the whole upload went into Put Block List: block blobs are verified too.
+    assert blob.get_blob_properties().content_settings.content_md5 == bytearray(hashlib.md5(data).digest())
+    assert got.etag and container.provider.backend.head_object(container.name, "blocks.bin") == ObjectInfo(
+        "blocks.bin",
+        len(data),
+        got.last_modified,
+        got.etag,
+        "application/x-test",
+        {"m": "1"},
+        ("md5", hashlib.md5(data).hexdigest()),
+    )
     assert got.read(start=5 * MiB - 2, end=5 * MiB + 1) == data[5 * MiB - 2 : 5 * MiB + 2]
 
 

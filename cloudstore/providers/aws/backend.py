@@ -605,7 +605,9 @@ class S3Backend(Backend):
         )
         return UploadPart(number, response["CopyPartResult"]["ETag"])
 
-    def complete_multipart_upload(self, upload: S3Upload, parts: list[UploadPart]) -> None:
+    def complete_multipart_upload(
+        self, upload: S3Upload, parts: list[UploadPart], content_md5: bytes | None = None
+    ) -> None:
         self.client.complete_multipart_upload(
             Bucket=upload.bucket,
             Key=upload.name,

@@ -304,7 +304,9 @@ class GCSBackend(Backend):
         blob.upload_from_string(data, checksum=None, retry=None, timeout=REQUEST_TIMEOUT)
         return UploadPart(number, part_name)
 
-    def complete_multipart_upload(self, upload: ComposeUpload, parts: list[UploadPart]) -> None:
+    def complete_multipart_upload(
+        self, upload: ComposeUpload, parts: list[UploadPart], content_md5: bytes | None = None
+    ) -> None:
         compose_parts(self.client, upload, [str(p.token) for p in sorted(parts, key=lambda p: p.number)])
 
     def abort_multipart_upload(self, upload: ComposeUpload) -> None:

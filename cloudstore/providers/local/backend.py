@@ -482,7 +482,9 @@ class LocalBackend(Backend):
             os.close(fd)
         return UploadPart(number, len(data))
 
-    def complete_multipart_upload(self, upload: _Upload, parts: list[UploadPart]) -> None:
+    def complete_multipart_upload(
+        self, upload: _Upload, parts: list[UploadPart], content_md5: bytes | None = None
+    ) -> None:
         expected = sum(int(part.token) for part in parts)
         if upload.temp.stat().st_size != expected:
             raise PreconditionFailedException("multipart upload is missing parts")

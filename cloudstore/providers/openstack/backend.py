@@ -444,7 +444,9 @@ class SwiftBackend(Backend):
         response = self._request("PUT", quote_path(upload.segments_container, segment), headers=headers, data=b"")
         return _segment_part(upload, number, segment, response.headers["Etag"].strip('"'), end - start + 1)
 
-    def complete_multipart_upload(self, upload: SloUpload, parts: list[UploadPart]) -> None:
+    def complete_multipart_upload(
+        self, upload: SloUpload, parts: list[UploadPart], content_md5: bytes | None = None
+    ) -> None:
         old_segments = self._segments_of_old_object(upload.bucket, upload.name, keep=upload.upload_id)
         manifest = json.dumps([part.token for part in sorted(parts, key=lambda p: p.number)]).encode()
         self._request(
