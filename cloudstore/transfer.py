@@ -61,8 +61,10 @@ ProgressCallback = Callable[[int], None]
 class TransferConfig:
     """Tuning of uploads and downloads.
 
-    ``threshold``: objects larger than this use parallel parts.
+    ``threshold``: uploads larger than this go up as parallel parts.
     ``part_size``: bytes per part (grown when needed to stay within the service's part limit).
+    A download asks for its first ``min(part_size, threshold)`` bytes, and fetches whatever is
+    left of a larger object in parallel parts.
     ``max_concurrency``: parts in flight at once; memory stays near ``max_concurrency x part_size``.
     ``chunk_size``: bytes per read when streaming a body.
     """
@@ -417,9 +419,10 @@ class TransferEngine:
     ) -> ObjectInfo:
         """Write the object to ``path`` atomically: all of it, verified, or nothing.
 
-        The first request asks for the first ``threshold`` bytes, and its response tells the
-        object's size: a small object takes that one request (no HEAD first); the rest of a larger
-        one comes in parallel ranges of ``part_size`` while the first response is still streaming.
+        The first request asks for the first part (``min(part_size, threshold)`` bytes), and its
+        response tells the object's size: a small object takes that one request (no HEAD first);
+        the rest of a larger one comes in parallel ranges of ``part_size`` while the first
+        response is still streaming (the same size, so that none of them lags behind).
         Returns the properties of the version written.
         """
         report = _Progress(progress)
@@ -452,8 +455,8 @@ class TransferEngine:
                 raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404)
             described.append(info)
 
-        threshold = self.config.threshold
-        head = self.chunks(bucket, name, 0, threshold - 1, on_open=opened, version=version)
+        head_size = min(self.config.part_size, self.config.threshold)
+        head = self.chunks(bucket, name, 0, head_size - 1, on_open=opened, version=version)
         try:
             first = next(head, b"")
         except CloudStoreException as err:
@@ -477,7 +480,7 @@ class TransferEngine:
 
         def write_head() -> None:
             written = write(itertools.chain([first], head), 0)
-            if written != min(info.size, threshold) and not failed.is_set():
+            if written != min(info.size, head_size) and not failed.is_set():
                 raise ProviderConnectionException(f"the body of {name!r} ended early at byte {written}")
 
         def fetch(start: int, end: int) -> Callable[[], None]:
@@ -487,12 +490,12 @@ class TransferEngine:
             return run
 
         try:
-            if info.size <= threshold:
+            if info.size <= head_size:
                 write_head()
             else:
                 os.ftruncate(fd, info.size)
                 part = max(self.config.part_size, -(-info.size // 10_000))
-                rest = range(threshold, info.size, part)
+                rest = range(head_size, info.size, part)
                 tasks = [write_head, *(fetch(start, min(start + part, info.size) - 1) for start in rest)]
                 _run_all(tasks, self.config.max_concurrency, "cloudstore-down", failed)
         finally:

@@ -276,7 +276,7 @@ def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bu
     with sent_requests(client) as requests:
         obj.download_to_file(tmp_path / "small.bin")
     assert [r.method for r in requests] == ["GET"], "size and checksum come from the GET: no HEAD first"
-    assert requests[0].headers["Range"] == b"bytes=0-6291455"  # the first `threshold` bytes at most
+    assert requests[0].headers["Range"] == b"bytes=0-5242879"  # one part (5 MiB in the tests) at most
     assert (tmp_path / "small.bin").read_bytes() == data
     with sent_requests(client) as requests:
         assert (obj.size, obj.metadata) == (len(data), {"kind": "weights"})
