@@ -12,7 +12,9 @@ jitter, until ``max_attempts`` or the total ``deadline`` is reached. A 403 or
 from __future__ import annotations
 
 import logging
+import random
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -43,14 +45,30 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], T], translate: Translator | None = None) -> T:
         """Run ``fn`` under this policy, raising only cloudstore exceptions."""
+        started = time.monotonic()
+        # The first attempt runs bare: most requests succeed, and tenacity's bookkeeping would
+        # cost more CPU than a small request itself spends in cloudstore.
+        try:
+            return _translated(fn, translate)
+        except CloudStoreException as err:
+            if not err.retryable or self.max_attempts <= 1 or time.monotonic() - started >= self.deadline:
+                raise
+            log.info("attempt 1 failed (%s); retrying", type(err).__name__)
+        time.sleep(self.backoff(1))
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.deadline),
-            wait=tenacity.wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff),
+            stop=tenacity.stop_after_attempt(self.max_attempts - 1)
+            | tenacity.stop_after_delay(max(0.0, self.deadline - (time.monotonic() - started))),
+            # Attempt n of this loop is attempt n + 1 of the call.
+            wait=lambda state: self.backoff(state.attempt_number + 1),
             retry=tenacity.retry_if_exception(_is_retryable),
             before_sleep=_log_retry,
             reraise=True,
         )
         return cast(T, retrying(_translated, fn, translate))
+
+    def backoff(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt ``failed_attempt`` failed: exponential, full jitter."""
+        return random.uniform(0, min(self.max_backoff, self.initial_backoff * 2 ** (failed_attempt - 1)))
 
 
 #: Retries nothing: for callers that retry a larger unit themselves.
@@ -91,4 +109,4 @@ def _is_retryable(err: BaseException) -> bool:
 def _log_retry(state: tenacity.RetryCallState) -> None:
     outcome = state.outcome
     err = outcome.exception() if outcome is not None else None
-    log.info("attempt %d failed (%s); retrying", state.attempt_number, type(err).__name__)
+    log.info("attempt %d failed (%s); retrying", state.attempt_number + 1, type(err).__name__)

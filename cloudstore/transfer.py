@@ -369,6 +369,8 @@ class TransferEngine:
                     return
                 position += len(chunk)
                 yield chunk
+                if stop is not None and position > stop:
+                    return  # all of it: no request-wrapped read just to see the end
         finally:
             if reader is not None:
                 with contextlib.suppress(Exception):

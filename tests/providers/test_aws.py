@@ -268,6 +268,21 @@ def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_buck
     assert [r.method for r in requests] == ["GET"], "a whole read takes size and checksum from the GET"
 
 
+def test_sequential_reads_reuse_one_connection(server: RunningServer, s3_bucket: Bucket, tmp_path: Any) -> None:
+    data = os.urandom(16 * 1024)
+    for n in range(10):
+        s3_bucket.objects.create(f"k{n}").upload(data)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        through = Bucket(make_provider(server, s3_endpoint_url=proxy.url), BucketInfo(s3_bucket.name))
+        for obj in through.objects:
+            assert obj.read() == data
+            assert obj.read(0, 99) == data[:100]
+            obj.download_to_file(tmp_path / obj.name)
+        # Every body read to its end, so each connection went back to the pool: one for all.
+        assert proxy.stats["connections"] == 1
+        assert proxy.stats["requests"] == 1 + 30  # the listing, then one GET per read
+
+
 def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bucket: Bucket, tmp_path: Any) -> None:
     data = os.urandom(16 * 1024)
     s3_bucket.objects.create("small.bin").upload(data, metadata={"kind": "weights"})
