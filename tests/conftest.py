@@ -93,12 +93,23 @@ def provider(server: RunningServer) -> CloudProvider:
 
 
 #: What a test server does not do that the real service does, with the reason to quote.
-SERVER_LIMITS = {
-    "gcp": {
-        "signatures": "fake-gcs-server checks no URL signatures or expiry (BACKENDS.md); "
-        "tests/providers/test_gcp.py verifies the V4 signature offline instead",
-    },
+#: Test servers that accept any signed URL, and why that is no gap in the proof.
+UNCHECKED_SIGNATURES = {
+    "gcp": "fake-gcs-server checks no URL signatures or expiry (BACKENDS.md); "
+    "tests/providers/test_gcp.py verifies the V4 signature offline instead",
 }
+
+
+def servers_checking_signatures() -> list[Any]:
+    """The selected servers, for ``parametrize("server", ..., indirect=True)`` of tests that need
+    a server to refuse bad signatures: one that cannot is skipped, with the reason why."""
+    return [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(name in UNCHECKED_SIGNATURES, reason=UNCHECKED_SIGNATURES.get(name, "")),
+        )
+        for name in selected_providers()
+    ]
 
 
 def _byte_order(key: str) -> Any:
@@ -119,14 +130,6 @@ LISTING_ORDER = {"aws": _path_segment_order}
 def listing_order(server: RunningServer) -> Any:
     """The sort key matching the order the current server lists keys in."""
     return LISTING_ORDER.get(server.name, _byte_order)
-
-
-@pytest.fixture
-def enforced_signatures(server: RunningServer) -> None:
-    """Skip (saying why) where the test server does not check URL signatures at all."""
-    reason = SERVER_LIMITS.get(server.name, {}).get("signatures")
-    if reason:
-        pytest.skip(reason)
 
 
 def unique_name(prefix: str = "cs") -> str:

@@ -129,9 +129,11 @@ provider = CloudProviderFactory().create_provider(
 """
 
 
-def _selected(provider_id: str) -> None:
-    if provider_id not in selected_providers():
-        pytest.skip(f"{provider_id} is not in CLOUDSTORE_TEST_PROVIDERS")
+def _selected(provider_id: str) -> pytest.MarkDecorator:
+    """Run only when ``provider_id``'s server is among the selected ones."""
+    return pytest.mark.skipif(
+        provider_id not in selected_providers(), reason=f"{provider_id} is not in CLOUDSTORE_TEST_PROVIDERS"
+    )
 
 
 def _token_examples(code: str, placeholders: dict[str, str], tmp_path: Path) -> None:
@@ -153,8 +155,8 @@ def _token_examples(code: str, placeholders: dict[str, str], tmp_path: Path) -> 
         bucket.delete(delete_contents=True)
 
 
+@_selected("aws")
 def test_seed_aws_session_token_example(servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _selected("aws")
     server = servers.get("aws")
     sts = boto3.client(
         "sts",
@@ -175,8 +177,8 @@ def test_seed_aws_session_token_example(servers: Any, tmp_path: Path, monkeypatc
     _token_examples(AWS_TOKEN_PROVIDER, placeholders, tmp_path)
 
 
+@_selected("openstack")
 def test_seed_openstack_token_example(servers: Any, tmp_path: Path) -> None:
-    _selected("openstack")
     server = servers.get("openstack")
     from swiftclient.client import get_auth
 
