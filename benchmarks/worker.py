@@ -149,7 +149,7 @@ class Job:
         self.work = Path(spec["workdir"])
 
 
-def boto3_client(job: Job) -> Any:
+def boto3_client(job: Job, **options: Any) -> Any:
     import boto3
 
     return boto3.client(
@@ -158,22 +158,15 @@ def boto3_client(job: Job) -> Any:
         aws_access_key_id=job.s3["aws_access_key"],
         aws_secret_access_key=job.s3["aws_secret_key"],
         region_name=job.s3["aws_region_name"],
+        **options,
     )
 
 
 def presigner(job: Job) -> Any:
     """A boto3 client used only to sign URLs for the raw-socket baseline, before timing."""
-    import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "s3",
-        endpoint_url=job.s3["s3_endpoint_url"],
-        aws_access_key_id=job.s3["aws_access_key"],
-        aws_secret_access_key=job.s3["aws_secret_key"],
-        region_name=job.s3["aws_region_name"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
+    return boto3_client(job, config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
 def write_stream_to_file(read: Callable[[int], bytes], path: Path) -> None:

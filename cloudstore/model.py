@@ -275,7 +275,7 @@ class BucketObject:
         #: False for a handle from ``objects.create`` until it is uploaded.
         self._stored = exists
         #: Whether ``_info`` came from a HEAD (metadata and all) rather than a listing or an upload.
-        self._complete = exists and info.metadata is not None and info.last_modified is not None
+        self._complete = exists and _fully_described(info)
 
     # --- properties -----------------------------------------------------------
     @property
@@ -412,7 +412,7 @@ class BucketObject:
             raise InvalidParamException(f"the folder of {os.fspath(path)!r} does not exist")
         self._info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress)
         self._stored = True
-        self._complete = self._info.metadata is not None and self._info.last_modified is not None
+        self._complete = _fully_described(self._info)
 
     def read(self, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes from ``start`` to ``end`` inclusive (HTTP Range semantics); all of it by default."""
@@ -468,6 +468,11 @@ class BucketObject:
 
     def __repr__(self) -> str:
         return f"<BucketObject {self.provider.PROVIDER_ID.value}://{self.bucket.name}/{self.name}>"
+
+
+def _fully_described(info: ObjectInfo) -> bool:
+    """Whether ``info`` has every property (a listing or a media response may lack metadata)."""
+    return info.metadata is not None and info.last_modified is not None
 
 
 def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:

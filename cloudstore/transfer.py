@@ -388,8 +388,7 @@ class TransferEngine:
         def opened(reader: RangeReader) -> None:
             if known:
                 return
-            # The provider's GET gave no properties: ask for them, to verify what we read.
-            described = reader.info or self.backend.head_object(bucket, name)
+            described = self._described(bucket, name, reader)
             if described is not None:
                 known.append(described)
 
@@ -415,6 +414,11 @@ class TransferEngine:
             hasher = new_hasher(checksum[0])
         if hasher is not None and checksum is not None:
             verify(hasher, checksum, f"download of {name!r}")
+
+    def _described(self, bucket: str, name: str, reader: RangeReader) -> ObjectInfo | None:
+        """The object's properties (size, checksum) for a read: from its GET response, or from a
+        HEAD where the provider's response tells none (``None``: no such object any more)."""
+        return reader.info or self.backend.head_object(bucket, name)
 
     def download_to_path(
         self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None
@@ -451,8 +455,7 @@ class TransferEngine:
         version = _Version(name, None)
 
         def opened(reader: RangeReader) -> None:
-            # The provider's GET gave no properties: ask for them (size, checksum).
-            info = reader.info or self.backend.head_object(bucket, name)
+            info = self._described(bucket, name, reader)
             if info is None:
                 raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404)
             described.append(info)
