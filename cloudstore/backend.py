@@ -149,6 +149,14 @@ class FileRangeReader(RangeReader):
             close()
 
 
+def content_range_total(content_range: str | None) -> int | None:
+    """The whole object's size from a ``Content-Range`` value ("bytes 0-9/1234"), if it tells it."""
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else None
+
+
 class HTTPBodyReader(RangeReader):
     """A streamed ``requests`` response body, read as stored (no content decoding).
 

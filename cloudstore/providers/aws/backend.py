@@ -29,6 +29,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    content_range_total,
 )
 from cloudstore.config import Config
 
@@ -234,12 +235,8 @@ def _md5_checksum(etag: str | None, encryption: str | None, customer_key: str | 
 
 def _total_size(response: Mapping[str, Any]) -> int:
     """The whole object's size: from ``Content-Range`` ("bytes 0-9/1234") for a ranged GET."""
-    content_range = response.get("ContentRange")
-    if content_range and "/" in content_range:
-        total = content_range.rpartition("/")[2]
-        if total.isdigit():
-            return int(total)
-    return int(response.get("ContentLength", 0))
+    total = content_range_total(response.get("ContentRange"))
+    return total if total is not None else int(response.get("ContentLength", 0))
 
 
 def _byte_range(start: int | None, end: int | None) -> str | None:

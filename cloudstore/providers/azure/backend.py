@@ -47,7 +47,16 @@ from azure.storage.blob import (
 from urllib3.util.retry import Retry
 
 from cloudstore import names
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+    content_range_total,
+)
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     AuthenticationException,
@@ -170,8 +179,8 @@ class _BlobReader(RangeReader):
         # ``size`` is the range's: the blob's size is the total in Content-Range.
         properties = downloader.properties
         info = _object_info(properties)
-        total = str(properties.content_range or "").rpartition("/")[2]
-        self.info = dataclasses.replace(info, size=int(total)) if total.isdigit() else info
+        total = content_range_total(properties.content_range)
+        self.info = dataclasses.replace(info, size=total) if total is not None else info
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self._downloader.read(size))

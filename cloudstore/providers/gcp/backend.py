@@ -38,6 +38,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    content_range_total,
 )
 from cloudstore.config import Config
 from cloudstore.exceptions import (
@@ -372,15 +373,16 @@ def _media_info(name: str, response: requests.Response) -> ObjectInfo | None:
     """
     headers = response.headers
     if response.status_code == 206:
-        total = headers.get("Content-Range", "").rpartition("/")[2]
+        total = content_range_total(headers.get("Content-Range"))
     else:
-        total = headers.get("Content-Length", "")
-    if not total.isdigit():
+        length = headers.get("Content-Length", "")
+        total = int(length) if length.isdigit() else None
+    if total is None:
         return None
     hashes = dict(part.strip().split("=", 1) for part in headers.get("X-Goog-Hash", "").split(",") if "=" in part)
     return ObjectInfo(
         name=name,
-        size=int(total),
+        size=total,
         content_type=headers.get("Content-Type"),
         checksum=_checksum(hashes.get("md5"), hashes.get("crc32c")),
     )

@@ -53,6 +53,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    content_range_total,
 )
 from cloudstore.config import Config
 from cloudstore.providers.openstack.auth import auth_mode, connect
@@ -644,10 +645,10 @@ def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
     """The whole object's properties from a GET response (a 206 tells the full size in Content-Range)."""
     if response.status_code != 206:
         return _head_info(name, response.headers)
-    total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    if not total.isdigit():
+    total = content_range_total(response.headers.get("Content-Range"))
+    if total is None:
         return None
-    return dataclasses.replace(_head_info(name, response.headers), size=int(total))
+    return dataclasses.replace(_head_info(name, response.headers), size=total)
 
 
 def _listing_info(entry: Mapping[str, Any]) -> ObjectInfo:
