@@ -13,6 +13,7 @@ from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
     AuthenticationException,
     ChecksumMismatchException,
+    CleanupWarning,
     CloudStoreException,
     DuplicateResourceException,
     InvalidNameException,
@@ -37,6 +38,7 @@ __all__ = [
     "Bucket",
     "BucketObject",
     "ChecksumMismatchException",
+    "CleanupWarning",
     "CloudProvider",
     "CloudProviderFactory",
     "CloudStoreException",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 from cloudstore.names import object_name_max_bytes
 
 if TYPE_CHECKING:
+    from cloudstore.checksums import Checksum
     from cloudstore.exceptions import CloudStoreException
 
 T = TypeVar("T")
@@ -51,6 +52,10 @@ class Features:
     #: ``complete_multipart_upload`` can store the whole object's MD5 (which the engine then
     #: computes while reading the parts), so multipart objects are verified on download too.
     stores_content_md5: bool = False
+    #: The service's multipart checksum is made of per-part digests (S3's "<md5>-<N>" ETag): the
+    #: engine records how it cut the parts in the object's metadata
+    #: (:data:`cloudstore.checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
+    records_part_layout: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,10 @@ class ObjectInfo:
     content_type: str | None = None
     #: User metadata; ``None`` when the listing does not carry it (then a HEAD fills it in).
     metadata: Mapping[str, str] | None = None
-    #: A whole-object checksum the downloaded bytes must match, as ``(algorithm, hex digest)``
-    #: with algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
-    checksum: tuple[str, str] | None = None
+    #: A whole-object checksum the downloaded bytes must match: a
+    #: :class:`~cloudstore.checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
+    #: algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
+    checksum: Checksum | tuple[str, str] | None = None
 
 
 @dataclass
@@ -251,8 +257,16 @@ class Backend(abc.ABC):
         data: bytes,
         content_type: str | None,
         metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
-        """Store the whole object in one request (replacing any old one)."""
+        """Store the whole object in one request (replacing any old one).
+
+        ``content_md5`` is the MD5 digest of ``data`` (the engine always gives it): send it so
+        that the service refuses a body damaged on the way, or compare it with what the service
+        says it stored, and raise a *retryable*
+        :class:`~cloudstore.exceptions.ChecksumMismatchException` on a difference.
+        """
 
     @abc.abstractmethod
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -277,8 +291,13 @@ class Backend(abc.ABC):
         """Start a multipart upload and return its handle (passed back to the methods below)."""
         raise NotImplementedError
 
-    def upload_part(self, upload: Any, number: int, offset: int, data: bytes) -> UploadPart:
-        """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object."""
+    def upload_part(
+        self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
+        """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object.
+
+        ``content_md5`` is the MD5 digest of ``data``, to be checked as for :meth:`put_object`.
+        """
         raise NotImplementedError
 
     def upload_part_copy(
@@ -302,6 +321,21 @@ class Backend(abc.ABC):
     def abort_multipart_upload(self, upload: Any) -> None:
         """Discard every part uploaded so far; nothing becomes visible."""
         raise NotImplementedError
+
+    def abort_orphan_uploads(self, upload: Any, since: datetime) -> None:  # noqa: B027 - optional hook
+        """Abort the multipart uploads of the same object started since ``since`` other than ``upload``.
+
+        Called when ``create_multipart_upload`` had to be retried: an earlier attempt may have
+        started an upload whose answer was lost. Only services that keep state for a started
+        upload need it.
+        """
+
+    def cleanup_multipart_upload(self, upload: Any) -> None:  # noqa: B027 - optional hook
+        """Remove what a completed or aborted upload leaves behind (e.g. GCS's composed parts).
+
+        Run by the engine under the retry policy after ``complete`` or ``abort``; a failure is
+        reported to the user as a :class:`~cloudstore.exceptions.CleanupWarning`.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connection pools."""

@@ -48,7 +48,50 @@ class ConfigKey:
 COMMON_KEYS: dict[str, ConfigKey] = {
     "transfer_config": ConfigKey(kind=object),
     "retry_policy": ConfigKey(kind=object),
+    # Seconds to open a connection, and to wait for each read of an answer; applied to every
+    # provider's transport. The read timeout must stay well inside the retry deadline, so that a
+    # stalled request is abandoned and tried again.
+    "connect_timeout": ConfigKey(env="CLOUDSTORE_CONNECT_TIMEOUT", kind=float),
+    "read_timeout": ConfigKey(env="CLOUDSTORE_READ_TIMEOUT", kind=float),
 }
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a provider's transport waits to connect and for each read of an answer (seconds)."""
+
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    read: float = DEFAULT_READ_TIMEOUT
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Timeouts:
+        """The timeouts a resolved config asks for.
+
+        Unset, the read timeout is 60 s or half the retry policy's deadline if that is shorter,
+        so that a stalled request is always abandoned in time to be tried again; a read timeout
+        set above half the deadline is refused for the same reason.
+        """
+        values = {}
+        for field_name, key in (("connect", "connect_timeout"), ("read", "read_timeout")):
+            value = config.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86_400:
+                raise InvalidParamException(f"config key {key!r} must be a number of seconds above 0, not {value!r}")
+            values[field_name] = float(value)
+        deadline = getattr(config.get("retry_policy"), "deadline", None)
+        if isinstance(deadline, (int, float)):
+            if "read" not in values:
+                values["read"] = min(DEFAULT_READ_TIMEOUT, deadline / 2)
+            elif values["read"] > deadline / 2:
+                raise InvalidParamException(
+                    f"read_timeout ({values['read']:g} s) must be at most half the retry deadline "
+                    f"({deadline:g} s), so that a stalled request can be tried again"
+                )
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -108,11 +151,12 @@ def coerce_value(name: str, key: ConfigKey, raw: str) -> Any:
             return False
         # s3_verify may also name a CA bundle: keep a path as it is.
         return raw
-    if key.kind is int:
+    if key.kind in (int, float):
         try:
-            return int(raw)
+            return key.kind(raw)
         except ValueError:
-            raise InvalidParamException(f"config key {name!r} must be a whole number") from None
+            kind = "whole number" if key.kind is int else "number"
+            raise InvalidParamException(f"config key {name!r} must be a {kind}") from None
     return raw
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo
-from cloudstore.config import Config, ProviderSpec
+from cloudstore.checksums import PART_LAYOUT_KEY
+from cloudstore.config import Config, ProviderSpec, Timeouts
 from cloudstore.exceptions import InvalidParamException, NotFoundException
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.retry import RetryPolicy
@@ -45,6 +46,7 @@ class CloudProvider:
             raise InvalidParamException("config key 'retry_policy' must be a cloudstore.RetryPolicy")
         self.transfer_config: TransferConfig = transfer_config
         self.retry_policy: RetryPolicy = retry_policy
+        Timeouts.from_config(config)  # refuse unusable timeouts before any request
         self.storage = StorageService(self)
 
     @property
@@ -306,7 +308,7 @@ class BucketObject:
     @property
     def metadata(self) -> dict[str, str]:
         """User metadata (fetched with a HEAD request the first time, if the listing lacked it)."""
-        return dict(self._full().metadata or {})
+        return user_metadata(self._full().metadata)
 
     def _full(self) -> ObjectInfo:
         if not self._complete and self._stored:
@@ -421,7 +423,7 @@ class BucketObject:
         if end is not None and (end < 0 or (start is not None and end < start)):
             raise InvalidParamException("end must be >= start and >= 0")
         if start is None and end is None:
-            return b"".join(self.iter_content())
+            return self.provider.engine.read_whole(self.bucket.name, self.name)
         if start is None:
             start = 0
         size = self._info.size if self._stored and self._complete else None
@@ -484,6 +486,11 @@ def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidParamException("limit must be a positive whole number")
+
+
+def user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """``metadata`` without the keys cloudstore reserves for itself."""
+    return {key: value for key, value in (metadata or {}).items() if key != PART_LAYOUT_KEY}
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:

@@ -25,15 +25,28 @@ import itertools
 import os
 import secrets
 import threading
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from cloudstore.backend import Backend, ObjectInfo, RangeReader, UploadPart
-from cloudstore.checksums import Hasher, new_hasher, verify, verify_file
+from cloudstore.checksums import (
+    PART_LAYOUT_KEY,
+    Checksum,
+    Hasher,
+    as_checksum,
+    new_hasher,
+    part_layout,
+    verify,
+    verify_file,
+)
 from cloudstore.exceptions import (
+    ChecksumMismatchException,
+    CleanupWarning,
     CloudStoreException,
     InvalidParamException,
     NotFoundException,
@@ -154,28 +167,31 @@ class TransferEngine:
             head = _read_exactly(source, threshold + 1 if size is None else size)
         if (size is None or size <= threshold) and len(head) <= threshold:
             data = head
-            self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata))
+            md5 = hashlib.md5(data, usedforsecurity=False).digest()
+            self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata, content_md5=md5))
             report(len(data))
             return
         parts_source = _PartReader(source, head)
         del head  # the reader frees it once its bytes are sent
         self._upload_parts(bucket, name, parts_source, size, content_type, metadata, report)
 
-    def _part_sizes(self, size: int | None) -> Iterator[int]:
+    def _part_plan(self, size: int | None) -> tuple[int, int]:
+        """How to cut an upload: the first part's size, and after how many parts it doubles (0: never).
+
+        Unknown length: double every tenth of the part limit, so a stream of any length fits
+        (services allow parts of differing sizes).
+        """
         features = self.backend.features
         part = max(self.config.part_size, features.min_part_size)
         if size is not None:
-            part = max(part, -(-size // features.max_parts))
-            while True:
-                yield part
-        # Unknown length: double the part size every tenth of the part limit, so a stream of
-        # any length fits (services allow parts of differing sizes).
-        step = max(1, features.max_parts // 10)
-        number = 0
-        while True:
+            return max(part, -(-size // features.max_parts)), 0
+        return part, max(1, features.max_parts // 10)
+
+    def _part_sizes(self, size: int | None) -> Iterator[int]:
+        part, double_every = self._part_plan(size)
+        for number in itertools.count(1):
             yield part
-            number += 1
-            if number % step == 0:
+            if double_every and number % double_every == 0:
                 part *= 2
 
     def _upload_parts(
@@ -189,7 +205,9 @@ class TransferEngine:
         report: _Progress,
     ) -> None:
         backend = self.backend
-        upload = self._call(lambda: backend.create_multipart_upload(bucket, name, content_type, metadata))
+        if backend.features.records_part_layout:
+            metadata = {**metadata, PART_LAYOUT_KEY: part_layout(*self._part_plan(size))}
+        upload = self._create_upload(bucket, name, content_type, metadata)
         # The parts are read in order, so the whole object's MD5 costs one pass on this thread
         # (hashlib releases the GIL), paid only where the provider keeps it.
         content_md5 = hashlib.md5(usedforsecurity=False) if backend.features.stores_content_md5 else None
@@ -201,7 +219,9 @@ class TransferEngine:
             try:
                 if failed.is_set():
                     raise _Cancelled
-                part = self._call(lambda: backend.upload_part(upload, number, offset, data))
+                # Each part's own MD5, on its worker thread, for the service to check.
+                md5 = hashlib.md5(data, usedforsecurity=False).digest()
+                part = self._call(lambda: backend.upload_part(upload, number, offset, data, content_md5=md5))
                 report(len(data))
                 return part
             except BaseException:
@@ -224,11 +244,50 @@ class TransferEngine:
             parts = [future.result() for future in pending]
             digest = content_md5.digest() if content_md5 is not None else None
             self._call(lambda: backend.complete_multipart_upload(upload, parts, digest))
-        except BaseException:
+        except BaseException as err:
             failed.set()
-            with contextlib.suppress(Exception):
-                self._call(lambda: backend.abort_multipart_upload(upload))
+            self._abort_upload(upload, err)
             raise
+        self._cleanup_upload(upload)
+
+    def _create_upload(self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]) -> Any:
+        """Start a multipart upload; if that took more than one attempt, abort what the lost ones started."""
+        backend = self.backend
+        attempts = 0
+        # The service's clock decides what counts as "since"; allow for a little skew.
+        started = datetime.now(timezone.utc).replace(microsecond=0) - _CLOCK_SKEW
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return backend.create_multipart_upload(bucket, name, content_type, metadata)
+
+        upload = self._call(create)
+        if attempts > 1:
+            try:
+                self._call(lambda: backend.abort_orphan_uploads(upload, started))
+            except CloudStoreException as err:
+                message = f"a retried start of an upload of {name!r} may have left another upload open: {err}"
+                warnings.warn(CleanupWarning(message), stacklevel=4)
+        return upload
+
+    def _abort_upload(self, upload: Any, cause: BaseException) -> None:
+        """Abort after a failure; a failed abort is added to ``cause`` and warned about."""
+        try:
+            self._call(lambda: self.backend.abort_multipart_upload(upload))
+            self._call(lambda: self.backend.cleanup_multipart_upload(upload))
+        except CloudStoreException as err:
+            message = f"aborting the failed upload failed too; parts may be left behind: {err}"
+            cause.add_note(message)
+            warnings.warn(CleanupWarning(message), stacklevel=4)
+
+    def _cleanup_upload(self, upload: Any) -> None:
+        """Remove what a completed upload left behind; the object is stored either way."""
+        try:
+            self._call(lambda: self.backend.cleanup_multipart_upload(upload))
+        except CloudStoreException as err:
+            message = f"the upload is stored, but its parts could not be removed: {err}"
+            warnings.warn(CleanupWarning(message), stacklevel=4)
 
     def _submit_parts(
         self,
@@ -292,9 +351,10 @@ class TransferEngine:
         part = max(self.config.part_size, features.min_part_size, -(-source.size // features.max_parts))
         part = min(part, limit)
         ranges = [(start, min(start + part, source.size) - 1) for start in range(0, source.size, part)]
-        upload = self._call(
-            lambda: backend.create_multipart_upload(dst_bucket, dst_name, source.content_type, source.metadata or {})
-        )
+        metadata = {key: value for key, value in (source.metadata or {}).items() if key != PART_LAYOUT_KEY}
+        if features.records_part_layout:
+            metadata[PART_LAYOUT_KEY] = part_layout(part, 0)
+        upload = self._create_upload(dst_bucket, dst_name, source.content_type, metadata)
 
         def copy_part(number: int, start: int, end: int) -> Callable[[], UploadPart]:
             return lambda: self._call(
@@ -308,10 +368,10 @@ class TransferEngine:
                 "cloudstore-copy",
             )
             self._call(lambda: backend.complete_multipart_upload(upload, parts))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._call(lambda: backend.abort_multipart_upload(upload))
+        except BaseException as err:
+            self._abort_upload(upload, err)
             raise
+        self._cleanup_upload(upload)
 
     # --- downloads ----------------------------------------------------------
     def chunks(
@@ -393,7 +453,7 @@ class TransferEngine:
                 known.append(described)
 
         hasher: Hasher | None = None
-        checksum: tuple[str, str] | None = None
+        checksum: Checksum | None = None
         started = False
         for chunk in self.chunks(
             bucket,
@@ -404,14 +464,14 @@ class TransferEngine:
         ):
             if not started:
                 started = True
-                checksum = known[0].checksum if known else None
-                hasher = new_hasher(checksum[0]) if checksum else None
+                checksum = as_checksum(known[0].checksum) if known else None
+                hasher = new_hasher(checksum) if checksum else None
             if hasher is not None:
                 hasher.update(chunk)
             yield chunk
         if not started and known and known[0].checksum:  # an empty object
-            checksum = known[0].checksum
-            hasher = new_hasher(checksum[0])
+            checksum = as_checksum(known[0].checksum)
+            hasher = new_hasher(checksum) if checksum else None
         if hasher is not None and checksum is not None:
             verify(hasher, checksum, f"download of {name!r}")
 
@@ -436,9 +496,12 @@ class TransferEngine:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            info = self._download_into(fd, bucket, name, report)
-            if info.checksum is not None:
-                verify_file(fd, info.checksum, f"download of {name!r}")
+            try:
+                info = self._download_verified(fd, bucket, name, report)
+            except ChecksumMismatchException:
+                # Damage in transit (or a bad disk read) rarely strikes twice: fetch it all once more.
+                os.ftruncate(fd, 0)
+                info = self._download_verified(fd, bucket, name, report)
             os.close(fd)
             fd = -1
             os.replace(temp, path)
@@ -449,6 +512,13 @@ class TransferEngine:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+
+    def _download_verified(self, fd: int, bucket: str, name: str, report: _Progress) -> ObjectInfo:
+        info = self._download_into(fd, bucket, name, report)
+        checksum = as_checksum(info.checksum)
+        if checksum is not None:
+            verify_file(fd, checksum, f"download of {name!r}")
+        return info
 
     def _download_into(self, fd: int, bucket: str, name: str, report: _Progress) -> ObjectInfo:
         described: list[ObjectInfo] = []
@@ -510,6 +580,17 @@ class TransferEngine:
     def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
         """``start``..``end`` (inclusive) as bytes."""
         return b"".join(self.chunks(bucket, name, start, end, expected_size=expected_size))
+
+    def read_whole(self, bucket: str, name: str) -> bytes:
+        """The whole object, verified; a checksum mismatch is read once more before it is raised."""
+        try:
+            return b"".join(self.stream(bucket, name))
+        except ChecksumMismatchException:
+            return b"".join(self.stream(bucket, name))
+
+
+#: How far the service's clock may be behind ours when we ask what it started "since" a moment.
+_CLOCK_SKEW = timedelta(seconds=30)
 
 
 class _Cancelled(Exception):

@@ -134,7 +134,14 @@ class MemoryBackend(Backend):
         return None if data is None else ObjectInfo(name, len(data))
 
     def put_object(
-        self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         self._record("put", len(data))
         self.objects[name] = bytes(data)
@@ -162,7 +169,9 @@ class MemoryBackend(Backend):
         self.uploads[upload] = {}
         return (upload, name)
 
-    def upload_part(self, upload: Any, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         self._record("part", number)
         self.uploads[upload[0]][number] = bytes(data)
         return UploadPart(number, offset)

@@ -521,6 +521,8 @@ class S3Backend(Backend):
         data: bytes,
         content_type: str | None,
         metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         self.client.put_object(
             Bucket=bucket,
@@ -582,7 +584,9 @@ class S3Backend(Backend):
         )
         return S3Upload(bucket, name, response["UploadId"])
 
-    def upload_part(self, upload: S3Upload, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: S3Upload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         response = self.client.upload_part(
             Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id, PartNumber=number, Body=data
         )

@@ -451,6 +451,8 @@ class AzureBackend(Backend):
         data: bytes,
         content_type: str | None,
         metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         # One Put Blob request (max_single_put_size is above anything the engine sends whole);
         # Azure stores the body's MD5, which downloads then verify.
@@ -530,7 +532,9 @@ class AzureBackend(Backend):
         # Nothing to ask the service: blocks are staged against the blob name and committed at the end.
         return AzureUpload(bucket, name, content_type, dict(metadata), secrets.token_hex(8))
 
-    def upload_part(self, upload: AzureUpload, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: AzureUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         block_id = upload.block_id(number)
         self._container(upload.container).get_blob_client(upload.blob).stage_block(block_id, data, length=len(data))
         return UploadPart(number=number, token=block_id)

@@ -210,6 +210,8 @@ class GCSBackend(Backend):
         data: bytes,
         content_type: str | None,
         metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         blob = self.client.bucket(bucket).blob(name)
         blob.metadata = dict(metadata) or None
@@ -299,7 +301,9 @@ class GCSBackend(Backend):
         # Nothing to ask the service: the parts are ordinary objects under a fresh hidden prefix.
         return ComposeUpload(bucket, name, uuid.uuid4().hex, content_type, dict(metadata))
 
-    def upload_part(self, upload: ComposeUpload, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: ComposeUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         part_name = upload.part_name(number)
         blob = self.client.bucket(upload.bucket).blob(part_name)
         blob.upload_from_string(data, checksum=None, retry=None, timeout=REQUEST_TIMEOUT)

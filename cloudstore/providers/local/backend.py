@@ -345,7 +345,14 @@ class LocalBackend(Backend):
             side_temp.unlink(missing_ok=True)
 
     def put_object(
-        self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         self._object_path(bucket, name)
         temp = self._temp_path()
@@ -469,7 +476,9 @@ class LocalBackend(Backend):
         temp.touch()
         return _Upload(bucket, name, temp, content_type, dict(metadata))
 
-    def upload_part(self, upload: _Upload, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: _Upload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         fd = os.open(upload.temp, os.O_WRONLY)
         try:
             view = memoryview(data)

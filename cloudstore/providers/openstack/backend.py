@@ -327,6 +327,8 @@ class SwiftBackend(Backend):
         data: bytes,
         content_type: str | None,
         metadata: Mapping[str, str],
+        *,
+        content_md5: bytes | None = None,
     ) -> None:
         headers = _object_headers(content_type, metadata)
         # Swift checks the body against the ETag we send (422 on a mismatch).
@@ -425,7 +427,9 @@ class SwiftBackend(Backend):
             self._without_segments.pop(bucket, None)
         return upload
 
-    def upload_part(self, upload: SloUpload, number: int, offset: int, data: bytes) -> UploadPart:
+    def upload_part(
+        self, upload: SloUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+    ) -> UploadPart:
         segment = f"{upload.upload_id}/{number:06d}"
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         self._request("PUT", quote_path(upload.segments_container, segment), headers={"ETag": etag}, data=data)
