@@ -12,13 +12,17 @@ import io
 import os
 import threading
 import tracemalloc
+import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloudstore import (
+    ChecksumMismatchException,
+    CleanupWarning,
     CloudProvider,
     InvalidParamException,
     PermissionDeniedException,
@@ -27,6 +31,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum
 from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
 from cloudstore.names import s3_bucket_name
 from cloudstore.transfer import TransferEngine
@@ -103,6 +108,9 @@ class MemoryBackend(Backend):
         self.calls: list[tuple[str, Any]] = []
         self.aborted: list[int] = []
         self.content_md5s: dict[str, bytes | None] = {}
+        #: (body, content_md5) of every put and part, as the engine handed them over.
+        self.sent_md5s: list[tuple[bytes, bytes | None]] = []
+        self.created_metadata: list[dict[str, str]] = []
         self.fail = fail or (lambda call, arg: None)
         self.lock = threading.Lock()
 
@@ -144,6 +152,7 @@ class MemoryBackend(Backend):
         content_md5: bytes | None = None,
     ) -> None:
         self._record("put", len(data))
+        self.sent_md5s.append((bytes(data), content_md5))
         self.objects[name] = bytes(data)
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -165,7 +174,9 @@ class MemoryBackend(Backend):
     def create_multipart_upload(
         self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
     ) -> Any:
-        upload = len(self.uploads) + 1
+        self._record("create", name)
+        self.created_metadata.append(dict(metadata))
+        upload = len(self.uploads) + len(self.aborted) + 1
         self.uploads[upload] = {}
         return (upload, name)
 
@@ -173,6 +184,7 @@ class MemoryBackend(Backend):
         self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         self._record("part", number)
+        self.sent_md5s.append((bytes(data), content_md5))
         self.uploads[upload[0]][number] = bytes(data)
         return UploadPart(number, offset)
 
@@ -183,8 +195,17 @@ class MemoryBackend(Backend):
         self.content_md5s[upload[1]] = content_md5
 
     def abort_multipart_upload(self, upload: Any) -> None:
+        self._record("abort", upload[0])
         self.aborted.append(upload[0])
         self.uploads.pop(upload[0], None)
+
+    def abort_orphan_uploads(self, upload: Any, since: datetime) -> None:
+        self._record("abort_orphans", upload[0])
+        for other in [number for number in self.uploads if number != upload[0]]:
+            self.abort_multipart_upload((other, upload[1]))
+
+    def cleanup_multipart_upload(self, upload: Any) -> None:
+        self._record("cleanup", upload[0])
 
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.01)
@@ -368,3 +389,137 @@ def test_transfer_config_rejects_nonsense() -> None:
     for bad in [dict(part_size=0), dict(max_concurrency=-1), dict(threshold=1.5)]:
         with pytest.raises(InvalidParamException):
             TransferConfig(**bad)  # type: ignore[arg-type]
+
+
+# --- integrity: what the engine hands the providers, and what it verifies --------------------
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+def test_every_put_and_part_carries_the_md5_of_its_own_body(size: int) -> None:
+    backend = MemoryBackend()
+    _upload(_engine(backend), os.urandom(size), size)
+    assert backend.sent_md5s, "nothing was sent"
+    for body, md5 in backend.sent_md5s:
+        assert md5 == hashlib.md5(body).digest()
+
+
+@pytest.mark.parametrize("known_size", [True, False])
+def test_part_layout_is_recorded_so_the_multipart_etag_can_be_verified(known_size: bool) -> None:
+    backend = MemoryBackend()
+    backend.features = Features(min_part_size=1, max_parts=20, records_part_layout=True)
+    data = os.urandom(5000)  # 79 parts of 64 bytes would pass 20: parts grow (known) or double (unknown)
+    _upload(_engine(backend), data, len(data) if known_size else None)
+    assert backend.objects["key"] == data
+    metadata = backend.created_metadata[0]
+    assert PART_LAYOUT_KEY in metadata
+    # The ETag S3 gives such an object: MD5 of the parts' MD5s, "-" and the part count.
+    part_bodies = [body for body, _ in backend.sent_md5s]
+    etag = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in part_bodies)).hexdigest() + f"-{len(part_bodies)}"
+    checksum = multipart_etag_checksum(etag, len(data), metadata)
+    assert checksum is not None and checksum.parts == tuple(len(b) for b in part_bodies)
+
+
+def test_providers_without_part_checksums_get_no_layout_key() -> None:
+    backend = MemoryBackend()
+    _upload(_engine(backend), os.urandom(1000), 1000)
+    assert backend.created_metadata == [{}]
+
+
+def test_a_retried_start_of_an_upload_aborts_what_the_lost_attempt_started() -> None:
+    attempts = {"create": 0}
+
+    def lose_the_first_answer(call: str, arg: Any) -> None:
+        if call == "create":
+            attempts["create"] += 1
+            if attempts["create"] == 1:
+                # The service started an upload, but its answer never arrived.
+                backend.uploads[99] = {}
+                raise ProviderConnectionException("connection reset")
+
+    backend = MemoryBackend(lose_the_first_answer)
+    data = os.urandom(1000)
+    _upload(_engine(backend), data, len(data))
+    assert backend.objects["key"] == data
+    assert backend.uploads == {}, "the upload started by the lost attempt is still open"
+    assert [call for call, _ in backend.calls].count("abort_orphans") == 1
+
+
+def test_a_first_time_start_looks_for_no_orphans() -> None:
+    backend = MemoryBackend()
+    _upload(_engine(backend), os.urandom(1000), 1000)
+    calls = [call for call, _ in backend.calls]
+    assert "abort_orphans" not in calls
+    assert calls[-1] == "cleanup", "the clean-up hook runs after the upload completes"
+
+
+def test_a_clean_up_that_keeps_failing_is_reported_as_a_warning() -> None:
+    def fail(call: str, arg: Any) -> None:
+        if call == "cleanup":
+            raise ProviderConnectionException("reset")
+
+    backend = MemoryBackend(fail)
+    data = os.urandom(1000)
+    with pytest.warns(CleanupWarning, match="could not be removed"):
+        _upload(_engine(backend), data, len(data))
+    assert backend.objects["key"] == data
+    assert [call for call, _ in backend.calls].count("cleanup") == FAST.max_attempts, (
+        "clean-ups run under the retry policy"
+    )
+
+
+def test_a_failed_abort_is_added_to_the_error_and_warned_about() -> None:
+    def fail(call: str, arg: Any) -> None:
+        if call == "part" and arg == 2:
+            raise PermissionDeniedException("no")
+        if call == "abort":
+            raise PermissionDeniedException("no abort either")
+
+    backend = MemoryBackend(fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PermissionDeniedException) as raised:
+            _upload(_engine(backend), os.urandom(1000), 1000)
+    assert any("aborting the failed upload failed too" in note for note in raised.value.__notes__)
+    assert any(issubclass(w.category, CleanupWarning) for w in caught)
+
+
+class ChecksummedBackend(DescribingBackend):
+    """Its GET responses carry the MD5 of the whole object; ``flips`` responses have one byte inverted."""
+
+    def __init__(self, flips: int) -> None:
+        super().__init__()
+        self.flips = flips
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        self._record("get", (start, end))
+        data = self.objects[name]
+        body = bytearray(data[start or 0 : (len(data) if end is None else end + 1)])
+        with self.lock:
+            if self.flips and body:
+                self.flips -= 1
+                body[len(body) // 2] ^= 0xFF
+        info = ObjectInfo(name, len(data), etag="v1", checksum=Checksum("md5", hashlib.md5(data).hexdigest()))
+        return FileRangeReader(io.BytesIO(bytes(body)), info)
+
+
+@pytest.mark.parametrize("size", [50, 1000])
+def test_a_damaged_download_is_fetched_once_more(tmp_path: Path, size: int) -> None:
+    backend = ChecksummedBackend(flips=1)
+    backend.objects["key"] = data = os.urandom(size)
+    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    backend.flips = 1
+    assert _engine(backend).read_whole("b", "key") == data
+
+
+def test_a_download_damaged_twice_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    backend = ChecksummedBackend(flips=2)
+    backend.objects["key"] = os.urandom(50)
+    (tmp_path / "out").write_bytes(b"old")
+    with pytest.raises(ChecksumMismatchException):
+        _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out").read_bytes() == b"old", "the destination must be untouched on failure"
+    backend.flips = 2
+    with pytest.raises(ChecksumMismatchException):
+        _engine(backend).read_whole("b", "key")
