@@ -33,6 +33,24 @@ PART_LAYOUT_KEY = "cloudstore-part-layout"
 _PART_WISE = ("md5-of-parts", "md5-of-part-hexes")
 
 
+def hex_parts(checksum: Checksum) -> bool | None:
+    """For a part-wise checksum with known parts: whether its parts' digests are hex text (Swift)
+    rather than binary (S3); ``None`` for any other checksum."""
+    if checksum.algorithm not in _PART_WISE or not checksum.parts:
+        return None
+    return checksum.algorithm == "md5-of-part-hexes"
+
+
+def part_digest(md5: Any, hex_text: bool) -> bytes:
+    """One part's digest as the part-wise checksum combines it."""
+    return bytes(md5.hexdigest().encode() if hex_text else md5.digest())
+
+
+def verify_part_digests(digests: list[bytes], expected: Checksum, what: str) -> None:
+    """Raise :class:`ChecksumMismatchException` unless the parts' ``digests`` make ``expected``."""
+    _compare(combine_part_digests(digests, expected.algorithm == "md5-of-part-hexes"), expected, what)
+
+
 class Checksum(NamedTuple):
     """An expected whole-object checksum (a plain ``(algorithm, value)`` pair compares equal)."""
 
@@ -90,7 +108,7 @@ class _PartsMD5:
         self._left = next(self._sizes, 1 << 62)
 
     def _digest(self, part: Any) -> bytes:
-        return bytes(part.hexdigest().encode() if self._hex_parts else part.digest())
+        return part_digest(part, self._hex_parts)
 
     def hexdigest(self) -> str:
         digests = [*self._digests, self._digest(self._current)]
@@ -144,12 +162,12 @@ def verify_file(fd: int, expected: Checksum, what: str) -> None:
     Part-wise checksums hash their parts in parallel (``hashlib`` releases the GIL).
     """
     parts = expected.parts
-    if parts and len(parts) > 1 and expected.algorithm in _PART_WISE:
-        hex_parts = expected.algorithm == "md5-of-part-hexes"
+    hex_text = hex_parts(expected)
+    if parts and len(parts) > 1 and hex_text is not None:
         spans = list(zip(_offsets(parts), parts, strict=True))
         with ThreadPoolExecutor(min(8, len(parts)), thread_name_prefix="cloudstore-verify") as pool:
-            digests = list(pool.map(lambda span: _hash_span(fd, span[0], span[1], hex_parts), spans))
-        _compare(combine_part_digests(digests, hex_parts), expected, what)
+            digests = list(pool.map(lambda span: _hash_span(fd, span[0], span[1], hex_text), spans))
+        verify_part_digests(digests, expected, what)
         return
     hasher = new_hasher(expected)
     if hasher is None:
@@ -168,13 +186,13 @@ def _offsets(parts: tuple[int, ...]) -> Iterator[int]:
         offset += size
 
 
-def _hash_span(fd: int, offset: int, size: int, hex_parts: bool) -> bytes:
+def _hash_span(fd: int, offset: int, size: int, hex_text: bool) -> bytes:
     md5 = hashlib.md5(usedforsecurity=False)
     end = offset + size
     while offset < end and (chunk := os.pread(fd, min(_READ_CHUNK, end - offset), offset)):
         md5.update(chunk)
         offset += len(chunk)
-    return md5.hexdigest().encode() if hex_parts else md5.digest()
+    return part_digest(md5, hex_text)
 
 
 def md5_base64(digest: bytes) -> str:

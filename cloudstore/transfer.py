@@ -39,10 +39,13 @@ from cloudstore.checksums import (
     Checksum,
     Hasher,
     as_checksum,
+    hex_parts,
     new_hasher,
+    part_digest,
     part_layout,
     verify,
     verify_file,
+    verify_part_digests,
 )
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -514,13 +517,36 @@ class TransferEngine:
             raise
 
     def _download_verified(self, fd: int, bucket: str, name: str, report: _Progress) -> ObjectInfo:
-        info = self._download_into(fd, bucket, name, report)
+        info, part_digests = self._download_into(fd, bucket, name, report)
         checksum = as_checksum(info.checksum)
-        if checksum is not None:
-            verify_file(fd, checksum, f"download of {name!r}")
+        if checksum is None:
+            return info
+        what = f"download of {name!r}"
+        if part_digests is not None:
+            verify_part_digests(part_digests, checksum, what)
+        else:
+            verify_file(fd, checksum, what)
         return info
 
-    def _download_into(self, fd: int, bucket: str, name: str, report: _Progress) -> ObjectInfo:
+    def _download_spans(self, size: int, head_size: int, checksum: Checksum | None) -> list[tuple[int, int]]:
+        """The ``(start, length)`` ranges a download of ``size`` bytes fetches, the first one first.
+
+        Where the object's checksum is made of per-part digests and its first part is the head's
+        size, the ranges are those parts, so that each is hashed as it arrives (no pass over the
+        file afterwards).
+        """
+        parts = checksum.parts if checksum is not None and hex_parts(checksum) is not None else None
+        if parts and parts[0] == head_size and sum(parts) == size:
+            return list(zip(itertools.accumulate(parts, initial=0), parts, strict=False))
+        part = max(self.config.part_size, -(-size // 10_000))
+        rest = [(start, min(part, size - start)) for start in range(head_size, size, part)]
+        return [(0, min(head_size, size)), *rest]
+
+    def _download_into(
+        self, fd: int, bucket: str, name: str, report: _Progress
+    ) -> tuple[ObjectInfo, list[bytes] | None]:
+        """Write the object into ``fd``; its properties, and its parts' digests where its checksum
+        is made of them and they were hashed on the way."""
         described: list[ObjectInfo] = []
         version = _Version(name, None)
 
@@ -541,41 +567,54 @@ class TransferEngine:
             head = self.chunks(bucket, name, on_open=opened, version=version)
             first = next(head, b"")
         info = described[0]
+        checksum = as_checksum(info.checksum)
+        spans = self._download_spans(info.size, head_size, checksum)
+        hex_text = hex_parts(checksum) if checksum is not None else None
+        hashed = hex_text is not None and checksum is not None and checksum.parts == tuple(n for _, n in spans)
+        digests: list[bytes] = [b""] * len(spans)
         failed = threading.Event()
 
-        def write(chunks: Iterable[bytes], offset: int) -> int:
-            """Write ``chunks`` from ``offset`` on; where the writing stopped."""
+        def write(chunks: Iterable[bytes], index: int) -> None:
+            """Write ``chunks`` as span ``index``, hashing them if the parts are the spans."""
+            offset, length = spans[index]
+            md5 = hashlib.md5(usedforsecurity=False) if hashed else None
             for chunk in chunks:
                 if failed.is_set():  # another part failed: the download is lost anyway
-                    break
+                    return
                 _pwrite_all(fd, chunk, offset)
+                if md5 is not None:
+                    md5.update(chunk)
                 offset += len(chunk)
                 report(len(chunk))
-            return offset
+            if offset != spans[index][0] + length:
+                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {offset}")
+            if md5 is not None:
+                digests[index] = part_digest(md5, bool(hex_text))
 
-        def write_head() -> None:
-            written = write(itertools.chain([first], head), 0)
-            if written != min(info.size, head_size) and not failed.is_set():
-                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {written}")
+        def fetch(index: int) -> Callable[[], None]:
+            start, length = spans[index]
 
-        def fetch(start: int, end: int) -> Callable[[], None]:
             def run() -> None:
-                write(self.chunks(bucket, name, start, end, expected_size=info.size, version=version), start)
+                write(
+                    self.chunks(bucket, name, start, start + length - 1, expected_size=info.size, version=version),
+                    index,
+                )
 
             return run
 
+        def write_head() -> None:
+            write(itertools.chain([first], head), 0)
+
         try:
-            if info.size <= head_size:
+            if len(spans) == 1:
                 write_head()
             else:
                 os.ftruncate(fd, info.size)
-                part = max(self.config.part_size, -(-info.size // 10_000))
-                rest = range(head_size, info.size, part)
-                tasks = [write_head, *(fetch(start, min(start + part, info.size) - 1) for start in rest)]
+                tasks = [write_head, *(fetch(index) for index in range(1, len(spans)))]
                 _run_all(tasks, self.config.max_concurrency, "cloudstore-down", failed)
         finally:
             head.close()
-        return info
+        return info, (digests if hashed else None)
 
     def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
         """``start``..``end`` (inclusive) as bytes."""

@@ -31,7 +31,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
-from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum
+from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
 from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
 from cloudstore.names import s3_bucket_name
 from cloudstore.transfer import TransferEngine
@@ -523,3 +523,38 @@ def test_a_download_damaged_twice_fails_and_leaves_nothing(tmp_path: Path) -> No
     backend.flips = 2
     with pytest.raises(ChecksumMismatchException):
         _engine(backend).read_whole("b", "key")
+
+
+class PartWiseBackend(ChecksummedBackend):
+    """Describes each object with an S3-style multipart checksum over parts of ``part`` bytes."""
+
+    def __init__(self, flips: int, part: int) -> None:
+        super().__init__(flips)
+        self.part = part
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        reader = super().get_object(bucket, name, start, end)
+        data = self.objects[name]
+        sizes = tuple(part_sizes(len(data), self.part, 0))
+        pieces = [data[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
+        etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in pieces)).hexdigest() + f"-{len(sizes)}"
+        assert reader.info is not None
+        info = ObjectInfo(name, len(data), etag="v1", checksum=Checksum("md5-of-parts", etag, sizes))
+        return FileRangeReader(reader, info)
+
+
+@pytest.mark.parametrize("part", [64, 100])
+def test_multipart_checksum_download_hashes_aligned_parts_or_falls_back(tmp_path: Path, part: int) -> None:
+    backend = PartWiseBackend(flips=0, part=part)
+    backend.objects["key"] = data = os.urandom(1000)
+    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    ranges = sorted(arg for call, arg in backend.calls if call == "get")
+    if part == 64:  # the head's size: the ranges are the parts
+        assert ranges == [(s, min(s + 64, 1000) - 1) for s in range(0, 1000, 64)]
+    backend.flips = 100  # every response damaged: the second attempt fails too
+    with pytest.raises(ChecksumMismatchException, match="md5-of-parts"):
+        _engine(backend).download_to_path("b", "key", tmp_path / "out2")
+    backend.flips = 1
+    _engine(backend).download_to_path("b", "key", tmp_path / "out3")
+    assert (tmp_path / "out3").read_bytes() == data
