@@ -420,9 +420,11 @@ def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, co
     parts_second = [backend.upload_part(second, 1, 0, b"2" * 10)]
     backend.complete_multipart_upload(second, parts_second)
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
-    # The first upload's block was discarded by the second commit: it fails instead of mixing.
-    with pytest.raises(InvalidParamException):
+    # The first upload's block was discarded by the second commit: it fails (a lost race, the
+    # block list names blocks no longer staged) instead of mixing.
+    with pytest.raises(PreconditionFailedException) as lost:
         key_provider.call(lambda: backend.complete_multipart_upload(first, parts_first))
+    assert lost.value.code == "InvalidBlockList"
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
 
 

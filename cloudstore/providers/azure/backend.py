@@ -57,7 +57,8 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.config import Config
+from cloudstore.checksums import md5_base64
+from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
     AuthenticationException,
     ChecksumMismatchException,
@@ -71,6 +72,7 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
     ProviderConnectionException,
     ThrottledException,
+    class_for_status,
 )
 from cloudstore.transfer import TransferConfig
 
@@ -127,29 +129,19 @@ _ERROR_CODES: dict[str, type[CloudStoreException]] = {
     "InvalidQueryParameterValue": InvalidParamException,
     "InvalidUri": InvalidParamException,
     "InvalidBlockId": InvalidParamException,
-    "InvalidBlockList": InvalidParamException,
+    # Put Block List names a block that is not staged: another upload of the same blob committed
+    # first (a commit discards every uncommitted block of the blob). A lost race, not a bad argument.
+    "InvalidBlockList": PreconditionFailedException,
     "InvalidBlobOrBlock": InvalidParamException,
     "RequestBodyTooLarge": InvalidParamException,
+    # The body that arrived does not match the Content-MD5 sent with it: damaged on the way,
+    # so the same request can succeed (see _RETRYABLE_CODES).
     "Md5Mismatch": ChecksumMismatchException,
     "Crc64Mismatch": ChecksumMismatchException,
 }
 
-#: HTTP statuses, for errors without a known code.
-_STATUSES: dict[int, type[CloudStoreException]] = {
-    400: InvalidParamException,
-    401: AuthenticationException,
-    403: PermissionDeniedException,
-    404: NotFoundException,
-    408: ProviderConnectionException,
-    409: PreconditionFailedException,
-    412: PreconditionFailedException,
-    416: InvalidParamException,
-    429: ThrottledException,
-    500: ProviderConnectionException,
-    502: ProviderConnectionException,
-    503: ThrottledException,
-    504: ProviderConnectionException,
-}
+#: Codes whose exception class is not retryable in general but is here.
+_RETRYABLE_CODES = frozenset({"Md5Mismatch", "Crc64Mismatch"})
 
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -195,8 +187,9 @@ class _Exhausted:
         return b""
 
 
-def _pooled_transport(pool_size: int) -> RequestsTransport:
-    """A requests transport with ``pool_size`` connections per host and no urllib3 retries."""
+def _pooled_transport(pool_size: int, timeouts: Timeouts) -> RequestsTransport:
+    """A requests transport with ``pool_size`` connections per host, no urllib3 retries, and
+    cloudstore's timeouts (azure-core's own defaults wait 300 s for a connection and each read)."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(
         pool_connections=4,
@@ -205,7 +198,12 @@ def _pooled_transport(pool_size: int) -> RequestsTransport:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
+    )
 
 
 def blob_sas_url(
@@ -265,7 +263,9 @@ class AzureBackend(Backend):
             # A ranged read of one part is one Get Blob request, and a whole-object stream buffers
             # one part, not the SDK's default 32 MiB.
             "max_single_get_size": transfer.part_size,
-            "transport": _pooled_transport(max(_MIN_POOL_SIZE, transfer.max_concurrency + 4)),
+            "transport": _pooled_transport(
+                max(_MIN_POOL_SIZE, transfer.max_concurrency + 4), Timeouts.from_config(config)
+            ),
         }
         self._client = self._make_client(config, client_options)
         # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
@@ -355,7 +355,8 @@ class AzureBackend(Backend):
         if isinstance(error, HttpResponseError):
             return self._map_response_error(error)
         if isinstance(error, AzureError):
-            return CloudStoreException(f"Azure error: {self._redact(_first_line(error))}")
+            # Raised without an answer (e.g. the SDK's own re-reads of a broken body gave up).
+            return ProviderConnectionException(f"Azure request failed: {self._redact(_first_line(error))}")
         return None
 
     def _map_response_error(self, error: HttpResponseError) -> CloudStoreException:
@@ -372,15 +373,16 @@ class AzureBackend(Backend):
             elif isinstance(error, ClientAuthenticationError):
                 # Also raised without a response by azure-identity when no token can be obtained.
                 kind = AuthenticationException
-            elif status is not None:
-                kind = _STATUSES.get(status) or (ProviderConnectionException if status >= 500 else None)
+            else:
+                # The shared table; no status at all means no usable answer: a connection failure.
+                kind = class_for_status(status)
         text = _first_line(error)
         if kind is PermissionDeniedException and "failed to authenticate" in text.lower():
             # Azure answers a bad signature, wrong key or expired SAS with "Server failed to
             # authenticate the request" (AuthenticationFailed; Azurite says AuthorizationFailure).
             kind = AuthenticationException
         message = f"Azure: {self._redact(text)} (HTTP {status}, {code or 'no error code'})"
-        return (kind or CloudStoreException)(message, status=status, code=code)
+        return kind(message, status=status, code=code, retryable=True if code in _RETRYABLE_CODES else None)
 
     # --- buckets ----------------------------------------------------------
     def _container(self, name: str) -> ContainerClient:
@@ -454,8 +456,9 @@ class AzureBackend(Backend):
         *,
         content_md5: bytes | None = None,
     ) -> None:
-        # One Put Blob request (max_single_put_size is above anything the engine sends whole);
-        # Azure stores the body's MD5, which downloads then verify.
+        # One Put Blob request (max_single_put_size is above anything the engine sends whole).
+        # Its Content-MD5 makes Azure refuse a body damaged on the way (Md5Mismatch); Azure
+        # stores the body's MD5, which downloads then verify.
         self._container(bucket).get_blob_client(name).upload_blob(
             data,
             length=len(data),
@@ -463,6 +466,7 @@ class AzureBackend(Backend):
             content_settings=ContentSettings(content_type=content_type),
             metadata=dict(metadata),
             max_concurrency=1,
+            headers=_content_md5_header(content_md5),
         )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -536,7 +540,9 @@ class AzureBackend(Backend):
         self, upload: AzureUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         block_id = upload.block_id(number)
-        self._container(upload.container).get_blob_client(upload.blob).stage_block(block_id, data, length=len(data))
+        blob = self._container(upload.container).get_blob_client(upload.blob)
+        # Put Block checks the block against its Content-MD5 as Put Blob does.
+        blob.stage_block(block_id, data, length=len(data), headers=_content_md5_header(content_md5))
         return UploadPart(number=number, token=block_id)
 
     def complete_multipart_upload(
@@ -558,6 +564,12 @@ class AzureBackend(Backend):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _content_md5_header(digest: bytes | None) -> dict[str, str]:
+    """The transactional ``Content-MD5`` header, sent through azure-core's per-request ``headers``
+    (the engine already hashed the body: ``validate_content=True`` would hash it a second time)."""
+    return {"Content-MD5": md5_base64(digest)} if digest else {}
 
 
 def _first_line(error: BaseException) -> str:
