@@ -135,13 +135,14 @@ _ERROR_CODES: dict[str, type[CloudStoreException]] = {
     "InvalidBlobOrBlock": InvalidParamException,
     "RequestBodyTooLarge": InvalidParamException,
     # The body that arrived does not match the Content-MD5 sent with it: damaged on the way,
-    # so the same request can succeed (see _RETRYABLE_CODES).
+    # so the same request can succeed (the exception is made retryable).
     "Md5Mismatch": ChecksumMismatchException,
     "Crc64Mismatch": ChecksumMismatchException,
 }
 
-#: Codes whose exception class is not retryable in general but is here.
-_RETRYABLE_CODES = frozenset({"Md5Mismatch", "Crc64Mismatch"})
+#: Azurite refuses a block blob body that does not match its Content-MD5 with the generic code
+#: InvalidOperation and this message (Azure says Md5Mismatch).
+_AZURITE_MD5_REFUSED = re.compile(r"contentMD5 doesn't match", re.IGNORECASE)
 
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -377,12 +378,16 @@ class AzureBackend(Backend):
                 # The shared table; no status at all means no usable answer: a connection failure.
                 kind = class_for_status(status)
         text = _first_line(error)
+        if _AZURITE_MD5_REFUSED.search(text):
+            kind = ChecksumMismatchException
         if kind is PermissionDeniedException and "failed to authenticate" in text.lower():
             # Azure answers a bad signature, wrong key or expired SAS with "Server failed to
             # authenticate the request" (AuthenticationFailed; Azurite says AuthorizationFailure).
             kind = AuthenticationException
         message = f"Azure: {self._redact(text)} (HTTP {status}, {code or 'no error code'})"
-        return kind(message, status=status, code=code, retryable=True if code in _RETRYABLE_CODES else None)
+        # A refused checksum means the body was damaged on the way: sending it again can succeed.
+        retryable = True if kind is ChecksumMismatchException else None
+        return kind(message, status=status, code=code, retryable=retryable)
 
     # --- buckets ----------------------------------------------------------
     def _container(self, name: str) -> ContainerClient:
