@@ -17,14 +17,14 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 from cloudstore import (
@@ -633,7 +633,9 @@ def test_a_multipart_blob_is_verified_on_download_and_a_mismatch_retried_once(
     # Staged blocks: the blob's MD5 is the one the engine computed and set at Put Block List.
     container.objects.create("multi.bin").upload(io.BytesIO(data))
     with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
-        obj = via(azurite, proxy.url, transfer_config=SMALL_PARTS).storage.buckets.get(container.name).objects.get("multi.bin")  # type: ignore[union-attr]
+        bucket = via(azurite, proxy.url, transfer_config=SMALL_PARTS).storage.buckets.get(container.name)
+        assert bucket is not None
+        obj = bucket.objects.get("multi.bin")
         assert obj is not None
         proxy.reset_stats()
         obj.download_to_file(tmp_path / "clean.out")
@@ -679,6 +681,36 @@ def test_exactly_one_extra_request_per_503(azurite: RunningServer, container: Bu
         proxy.reset_stats()
         assert obj.read() == data
         assert (proxy.stats["503"], proxy.count_requests("GET")) == (1, clean + 1)
+
+
+def test_a_body_broken_off_fails_its_request_once_and_cloudstore_retries(
+    azurite: RunningServer, container: Bucket
+) -> None:
+    data = os.urandom(300_000)
+    container.objects.create("cut.bin").upload(data)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        once = via(azurite, proxy.url, retry_policy=NO_RETRY).storage.buckets.get(container.name)
+        assert once is not None
+        proxy.add_rule("reset", methods=["GET"], reset_at="mid", limit=1)
+        proxy.reset_stats()
+        with pytest.raises(ProviderConnectionException) as broken:
+            once.objects.create("cut.bin").read()
+        # One request: the SDK's downloader does not send it again on its own (it would, three times).
+        assert broken.value.retryable and proxy.count_requests("GET") == 1
+
+        retrying = via(azurite, proxy.url).storage.buckets.get(container.name)
+        assert retrying is not None
+        proxy.add_rule("reset", methods=["GET"], reset_at="mid", limit=1)
+        proxy.reset_stats()
+        assert retrying.objects.create("cut.bin").read() == data
+        assert (proxy.stats["reset"], proxy.count_requests("GET")) == (1, 2)
+
+
+def test_an_sdk_error_without_a_status_is_a_retryable_connection_error(key_provider: CloudProvider) -> None:
+    # What the SDK raises when it gave up without an answer to show (e.g. its own re-reads).
+    for error in (HttpResponseError(message="Download failed"), AzureError("no answer")):
+        mapped = key_provider.backend.map_error(error)
+        assert isinstance(mapped, ProviderConnectionException) and mapped.retryable, error
 
 
 def test_a_stalled_answer_times_out_and_is_tried_again(azurite: RunningServer, container: Bucket) -> None:
@@ -741,16 +773,16 @@ def test_two_uploads_racing_for_one_blob_the_loser_gets_a_conflict(azurite: Runn
 
     # Truly concurrent: each upload either wins or loses with that conflict; no bytes ever mix.
     payloads = [os.urandom(3 * MiB) for _ in range(2)]
+
+    def upload(index: int, outcomes: list[BaseException | None]) -> None:
+        try:
+            bucket.objects.create("race.bin").upload(io.BytesIO(payloads[index]))  # type: ignore[union-attr]
+        except BaseException as err:
+            outcomes[index] = err
+
     for _ in range(3):
         outcomes: list[BaseException | None] = [None, None]
-
-        def upload(index: int) -> None:
-            try:
-                bucket.objects.create("race.bin").upload(io.BytesIO(payloads[index]))  # type: ignore[union-attr]
-            except BaseException as err:
-                outcomes[index] = err
-
-        threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
+        threads = [threading.Thread(target=upload, args=(i, outcomes)) for i in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -758,7 +790,6 @@ def test_two_uploads_racing_for_one_blob_the_loser_gets_a_conflict(azurite: Runn
         assert all(o is None or isinstance(o, PreconditionFailedException) for o in outcomes), outcomes
         stored = container.objects.get("race.bin").read()  # type: ignore[union-attr]
         assert stored in [payloads[i] for i in range(2) if outcomes[i] is None]
-
 
 
 # --- signed URLs ----------------------------------------------------------------------------------

@@ -188,6 +188,27 @@ class _Exhausted:
         return b""
 
 
+class _WholeBodyTransport(RequestsTransport):  # type: ignore[misc]  # azure-core's transport is untyped
+    """A requests transport that reads a streamed answer's body before handing it over.
+
+    The SDK's blob downloader sends a ranged Get Blob again (up to three times, one second apart)
+    when its body breaks off or stalls, stacking its retries on cloudstore's. Read here, a broken
+    body fails its own request instead (``ServiceResponseError``), which cloudstore retries. The
+    downloader buffers each range whole anyway, so nothing more is held in memory.
+    """
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        response = super().send(request, **kwargs)
+        if kwargs.get("stream"):
+            internal = response.internal_response
+            try:
+                internal.content  # noqa: B018 - requests caches the body it reads
+            except requests.RequestException as err:
+                internal.close()
+                raise ServiceResponseError(f"the answer's body broke off: {err}", error=err) from err
+        return response
+
+
 def _pooled_transport(pool_size: int, timeouts: Timeouts) -> RequestsTransport:
     """A requests transport with ``pool_size`` connections per host, no urllib3 retries, and
     cloudstore's timeouts (azure-core's own defaults wait 300 s for a connection and each read)."""
@@ -199,7 +220,7 @@ def _pooled_transport(pool_size: int, timeouts: Timeouts) -> RequestsTransport:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(
+    return _WholeBodyTransport(
         session=session,
         session_owner=True,
         connection_timeout=timeouts.connect,
