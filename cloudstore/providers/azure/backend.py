@@ -36,6 +36,7 @@ from azure.core.paging import ItemPaged
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
     BlobBlock,
+    BlobClient,
     BlobPrefix,
     BlobSasPermissions,
     BlobServiceClient,
@@ -143,6 +144,10 @@ _ERROR_CODES: dict[str, type[CloudStoreException]] = {
 #: Azurite refuses a block blob body that does not match its Content-MD5 with the generic code
 #: InvalidOperation and this message (Azure says Md5Mismatch).
 _AZURITE_MD5_REFUSED = re.compile(r"contentMD5 doesn't match", re.IGNORECASE)
+
+#: What Put Block List answers to a list it cannot use: blocks not staged (another commit of the
+#: blob discarded them), or XML that arrived damaged.
+_BLOCK_LIST_REFUSED = frozenset({"InvalidBlockList", "InvalidXmlDocument", "InvalidXmlNodeValue"})
 
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -574,14 +579,38 @@ class AzureBackend(Backend):
     def complete_multipart_upload(
         self, upload: AzureUpload, parts: list[UploadPart], content_md5: bytes | None = None
     ) -> None:
-        self._container(upload.container).get_blob_client(upload.blob).commit_block_list(
-            [BlobBlock(block_id=part.token) for part in parts],
-            # Azure keeps no MD5 for a block list unless told: given, downloads are verified.
-            content_settings=ContentSettings(
-                content_type=upload.content_type, content_md5=bytearray(content_md5) if content_md5 else None
-            ),
-            metadata=dict(upload.metadata),
-        )
+        blob = self._container(upload.container).get_blob_client(upload.blob)
+        try:
+            blob.commit_block_list(
+                [BlobBlock(block_id=part.token) for part in parts],
+                # Azure keeps no MD5 for a block list unless told: given, downloads are verified.
+                content_settings=ContentSettings(
+                    content_type=upload.content_type, content_md5=bytearray(content_md5) if content_md5 else None
+                ),
+                metadata=dict(upload.metadata),
+                # The list's own Content-MD5 (the SDK hashes the few bytes of XML it sends).
+                validate_content=True,
+            )
+        except HttpResponseError as err:
+            if _error_code(err) in _BLOCK_LIST_REFUSED and self._all_staged(blob, parts):
+                # No other commit discarded our blocks, so the list arrived damaged (Azurite
+                # does not check its Content-MD5; Azure answers Md5Mismatch): send it again.
+                raise ChecksumMismatchException(
+                    f"the block list of {upload.blob!r} arrived damaged",
+                    status=400,
+                    code=_error_code(err),
+                    retryable=True,
+                ) from err
+            raise
+
+    @staticmethod
+    def _all_staged(blob: BlobClient, parts: list[UploadPart]) -> bool:
+        """Whether every block of ``parts`` is still staged (uncommitted) for ``blob``."""
+        try:
+            _, uncommitted = blob.get_block_list("uncommitted")
+        except AzureError:
+            return False  # the commit's own error says more
+        return {part.token for part in parts} <= {block.id for block in uncommitted}
 
     def abort_multipart_upload(self, upload: AzureUpload) -> None:
         # Nothing was committed, so nothing is visible. Azure has no call to drop staged blocks:
