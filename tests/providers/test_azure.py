@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import io
 import os
+import random
 import re
 import socket
 import threading
@@ -515,10 +516,12 @@ class RequestBodyFlipper:
     relayed whole (the bodies here are a few MiB), one upstream connection each.
     """
 
-    def __init__(self, upstream_port: int, path: str, flips: int = 1) -> None:
+    def __init__(self, upstream_port: int, path: str, flips: int = 1, rate: float = 1.0, seed: int = 0) -> None:
         #: (method, target, status, whether its body was flipped), in the order answered.
         self.answers: list[tuple[str, str, int, bool]] = []
         self._left = flips
+        self._rate = rate
+        self._rng = random.Random(seed)
         self._lock = threading.Lock()
         owner, pattern = self, re.compile(path)
 
@@ -556,13 +559,16 @@ class RequestBodyFlipper:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _take_flip(self) -> bool:
         with self._lock:
+            if self._left <= 0 or self._rng.random() >= self._rate:
+                return False
             self._left -= 1
-            return self._left >= 0
+            return True
 
     def __enter__(self) -> RequestBodyFlipper:
         self._thread.start()
@@ -757,6 +763,40 @@ def test_a_server_that_never_answers_fails_within_the_deadline() -> None:
             obj.upload(b"never stored")
         with pytest.raises(ProviderConnectionException):
             obj.read()
+
+
+def test_mixed_transfers_under_faults_both_ways_all_arrive_intact(
+    azurite: RunningServer, container: Bucket, tmp_path: Any
+) -> None:
+    rng = random.Random(11)
+    sizes = [rng.choice([0, 1, 1000, 300_000, 3 * MiB, 7 * MiB]) for _ in range(30)]
+    # Request bodies damaged by the flipper, answers by the fault proxy in front of it.
+    with (
+        RequestBodyFlipper(azurite.extra["port"], r".", flips=1000, rate=0.1, seed=3) as flipper,
+        FaultProxy(
+            upstream=("127.0.0.1", flipper.port),
+            rates={"reset": 0.03, "503": 0.03, "flip": 0.05, "stall": 0.01},
+            stall_seconds=3,
+            seed=5,
+        ) as proxy,
+    ):
+        parts = TransferConfig(threshold=2 * MiB, part_size=2 * MiB, max_concurrency=3)
+        bucket = via(azurite, proxy.url, transfer_config=parts, read_timeout=1).storage.buckets.get(container.name)
+        assert bucket is not None
+        for number, size in enumerate(sizes):
+            data = os.urandom(size)
+            obj = bucket.objects.create(f"mixed/{number}.bin")
+            obj.upload(data if number % 2 else io.BytesIO(data))
+            if number % 3:
+                assert obj.read() == data
+            else:
+                obj.download_to_file(tmp_path / "mixed.out")
+                assert (tmp_path / "mixed.out").read_bytes() == data
+            stored = raw_client(azurite).get_container_client(container.name).get_blob_client(f"mixed/{number}.bin")
+            assert stored.download_blob().readall() == data
+            assert not stored.get_block_list("uncommitted")[1]
+    assert sum(flipped for *_, flipped in flipper.answers) > 0
+    assert proxy.stats["faults"] > 0
 
 
 def test_two_uploads_racing_for_one_blob_the_loser_gets_a_conflict(azurite: RunningServer, container: Bucket) -> None:
