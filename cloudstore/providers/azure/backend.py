@@ -382,7 +382,7 @@ class AzureBackend(Backend):
         if isinstance(error, HttpResponseError):
             return self._map_response_error(error)
         if isinstance(error, AzureError):
-            # Raised without an answer (e.g. the SDK's own re-reads of a broken body gave up).
+            # The SDK gave up without an answer to show (the shared rule: worth another attempt).
             return ProviderConnectionException(f"Azure request failed: {self._redact(_first_line(error))}")
         return None
 
