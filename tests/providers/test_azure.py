@@ -8,18 +8,24 @@ cannot issue over http (see test_user_delegation_sas_shape_offline).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
+import random
+import re
+import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
 from cloudstore import (
@@ -420,9 +426,11 @@ def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, co
     parts_second = [backend.upload_part(second, 1, 0, b"2" * 10)]
     backend.complete_multipart_upload(second, parts_second)
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
-    # The first upload's block was discarded by the second commit: it fails instead of mixing.
-    with pytest.raises(InvalidParamException):
+    # The first upload's block was discarded by the second commit: it fails (a lost race, the
+    # block list names blocks no longer staged) instead of mixing.
+    with pytest.raises(PreconditionFailedException) as lost:
         key_provider.call(lambda: backend.complete_multipart_upload(first, parts_first))
+    assert lost.value.code == "InvalidBlockList"
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
 
 
@@ -495,6 +503,341 @@ def test_broken_download_is_resumed_and_a_flipped_byte_is_caught(
         with pytest.raises(ChecksumMismatchException):
             bucket.objects.get("body.bin").download_to_file(target)  # type: ignore[union-attr]
         assert not target.exists()
+
+
+# --- integrity: checksums up and down, timeouts, one request per retry -------------------------------
+
+
+class RequestBodyFlipper:
+    """A minimal reverse proxy that inverts one byte of the body of the first ``flips`` requests
+    whose target matches ``path``, and records every answer.
+
+    tests/faults/proxy.py flips response bodies only; this is the upload direction. Requests are
+    relayed whole (the bodies here are a few MiB), one upstream connection each.
+    """
+
+    def __init__(self, upstream_port: int, path: str, flips: int = 1, rate: float = 1.0, seed: int = 0) -> None:
+        #: (method, target, status, whether its body was flipped), in the order answered.
+        self.answers: list[tuple[str, str, int, bool]] = []
+        self._left = flips
+        self._rate = rate
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        owner, pattern = self, re.compile(path)
+
+        class Relay(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                flip = bool(body) and pattern.search(self.path) is not None and owner._take_flip()
+                if flip:
+                    middle = len(body) // 2
+                    body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+                    response = upstream.getresponse()
+                    data = response.read()
+                finally:
+                    upstream.close()
+                self.send_response_only(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                length = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                with owner._lock:
+                    owner.answers.append((self.command, self.path, response.status, flip))
+
+            do_GET = do_HEAD = do_PUT = do_DELETE = relay
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _take_flip(self) -> bool:
+        with self._lock:
+            if self._left <= 0 or self._rng.random() >= self._rate:
+                return False
+            self._left -= 1
+            return True
+
+    def __enter__(self) -> RequestBodyFlipper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+PUT_BLOCK = r"comp=block(?!list)"
+SMALL_PARTS = TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurrency=3)
+
+
+def via(azurite: RunningServer, url: str, **overrides: Any) -> CloudProvider:
+    """A key-authenticated provider whose requests go through the proxy at ``url``."""
+    return make_provider(azurite, azure_blob_endpoint=f"{url}/{azurite.extra['account_name']}", **overrides)
+
+
+def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
+    azurite: RunningServer, container: Bucket
+) -> None:
+    provider = make_provider(azurite, retry_policy=NO_RETRY)
+    backend = provider.backend
+    wrong = hashlib.md5(b"other bytes").digest()
+    with pytest.raises(ChecksumMismatchException) as refused:
+        provider.call(lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong))
+    # Azure's code is Md5Mismatch; Azurite says InvalidOperation, "Provided contentMD5 doesn't match."
+    assert refused.value.retryable and refused.value.status == 400
+    assert backend.head_object(container.name, "put.bin") is None
+
+    upload = backend.create_multipart_upload(container.name, "block.bin", None, {})
+    with pytest.raises(ChecksumMismatchException) as refused_block:
+        provider.call(lambda: backend.upload_part(upload, 1, 0, b"block one", content_md5=wrong))
+    assert refused_block.value.retryable
+    backend.upload_part(upload, 2, 9, b"block two", content_md5=hashlib.md5(b"block two").digest())
+    blob = raw_client(azurite).get_container_client(container.name).get_blob_client("block.bin")
+    committed, staged = blob.get_block_list("all")
+    assert not committed and [block.id for block in staged] == [upload.block_id(2)]
+
+
+def test_a_body_damaged_on_the_way_up_is_refused_and_sent_again(azurite: RunningServer, container: Bucket) -> None:
+    small = os.urandom(200_000)
+    with RequestBodyFlipper(azurite.extra["port"], r"/small\.bin$") as flipper:
+        via(azurite, flipper.url).storage.buckets.get(container.name).objects.create("small.bin").upload(small)  # type: ignore[union-attr]
+    assert [(status, flipped) for m, _, status, flipped in flipper.answers if m == "PUT"] == [(400, True), (201, False)]
+
+    large = os.urandom(12 * MiB)
+    with RequestBodyFlipper(azurite.extra["port"], PUT_BLOCK) as flipper:
+        provider = via(azurite, flipper.url, transfer_config=SMALL_PARTS)
+        provider.storage.buckets.get(container.name).objects.create("large.bin").upload(io.BytesIO(large))  # type: ignore[union-attr]
+    blocks = sorted((status, flipped) for m, target, status, flipped in flipper.answers if re.search(PUT_BLOCK, target))
+    # Three blocks, the damaged one refused and sent again; then one Put Block List.
+    assert blocks == [(201, False)] * 3 + [(400, True)]
+    assert [m for m, *_ in flipper.answers].count("PUT") == 5
+
+    # A damaged block list: Azure refuses it by its Content-MD5; Azurite does not check that, and
+    # finds no such blocks (InvalidBlockList), but they are all still staged: it is sent again.
+    with RequestBodyFlipper(azurite.extra["port"], r"comp=blocklist") as flipper:
+        provider = via(azurite, flipper.url, transfer_config=SMALL_PARTS)
+        provider.storage.buckets.get(container.name).objects.create("listed.bin").upload(io.BytesIO(large))  # type: ignore[union-attr]
+    lists = [(status, flipped) for m, target, status, flipped in flipper.answers if "comp=blocklist" in target]
+    assert lists[0] == (400, True) and lists[-1] == (201, False)
+
+    for name, data in (("small.bin", small), ("large.bin", large), ("listed.bin", large)):
+        stored = raw_client(azurite).get_container_client(container.name).get_blob_client(name)
+        assert stored.download_blob().readall() == data
+        assert stored.get_blob_properties().content_settings.content_md5 == bytearray(hashlib.md5(data).digest())
+
+
+def test_a_multipart_blob_is_verified_on_download_and_a_mismatch_retried_once(
+    azurite: RunningServer, container: Bucket, tmp_path: Any
+) -> None:
+    data = os.urandom(12 * MiB)
+    # Staged blocks: the blob's MD5 is the one the engine computed and set at Put Block List.
+    container.objects.create("multi.bin").upload(io.BytesIO(data))
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        bucket = via(azurite, proxy.url, transfer_config=SMALL_PARTS).storage.buckets.get(container.name)
+        assert bucket is not None
+        obj = bucket.objects.get("multi.bin")
+        assert obj is not None
+        proxy.reset_stats()
+        obj.download_to_file(tmp_path / "clean.out")
+        clean = proxy.count_requests("GET")
+        assert clean == 3 and (tmp_path / "clean.out").read_bytes() == data
+
+        # One flipped byte: the whole download is fetched once more, and is right.
+        proxy.add_rule("flip", methods=["GET"], limit=1)
+        proxy.reset_stats()
+        obj.download_to_file(tmp_path / "once.out")
+        assert (proxy.stats["flip"], proxy.count_requests("GET")) == (1, 2 * clean)
+        assert (tmp_path / "once.out").read_bytes() == data
+        proxy.clear_faults()
+        proxy.add_rule("flip", methods=["GET"], path=r"multi\.bin", limit=1)
+        assert obj.read() == data
+
+        # Damaged every time: retried once, then the error, and no file at all.
+        proxy.clear_faults()
+        proxy.add_rule("flip", methods=["GET"])
+        proxy.reset_stats()
+        with pytest.raises(ChecksumMismatchException):
+            obj.download_to_file(tmp_path / "bad.out")
+        assert proxy.count_requests("GET") == 2 * clean
+        with pytest.raises(ChecksumMismatchException):
+            obj.read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.out", "once.out"]
+
+
+def test_exactly_one_extra_request_per_503(azurite: RunningServer, container: Bucket) -> None:
+    data = os.urandom(12 * MiB)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        bucket = via(azurite, proxy.url, transfer_config=SMALL_PARTS).storage.buckets.get(container.name)
+        assert bucket is not None
+        proxy.add_rule("503", methods=["PUT"], path=PUT_BLOCK, limit=1)
+        bucket.objects.create("busy.bin").upload(io.BytesIO(data))
+        # Three Put Block, one of them twice, and the Put Block List.
+        assert (proxy.stats["503"], proxy.count_requests("PUT")) == (1, 5)
+        proxy.reset_stats()
+        obj = bucket.objects.create("busy.bin")
+        assert obj.read() == data
+        clean = proxy.count_requests("GET")
+        proxy.add_rule("503", methods=["GET"], limit=1)
+        proxy.reset_stats()
+        assert obj.read() == data
+        assert (proxy.stats["503"], proxy.count_requests("GET")) == (1, clean + 1)
+
+
+def test_a_body_broken_off_fails_its_request_once_and_cloudstore_retries(
+    azurite: RunningServer, container: Bucket
+) -> None:
+    data = os.urandom(300_000)
+    container.objects.create("cut.bin").upload(data)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        once = via(azurite, proxy.url, retry_policy=NO_RETRY).storage.buckets.get(container.name)
+        assert once is not None
+        proxy.add_rule("reset", methods=["GET"], reset_at="mid", limit=1)
+        proxy.reset_stats()
+        with pytest.raises(ProviderConnectionException) as broken:
+            once.objects.create("cut.bin").read()
+        # One request: the SDK's downloader does not send it again on its own (it would, three times).
+        assert broken.value.retryable and proxy.count_requests("GET") == 1
+
+        retrying = via(azurite, proxy.url).storage.buckets.get(container.name)
+        assert retrying is not None
+        proxy.add_rule("reset", methods=["GET"], reset_at="mid", limit=1)
+        proxy.reset_stats()
+        assert retrying.objects.create("cut.bin").read() == data
+        assert (proxy.stats["reset"], proxy.count_requests("GET")) == (1, 2)
+
+
+def test_an_sdk_error_without_a_status_is_a_retryable_connection_error(key_provider: CloudProvider) -> None:
+    # What the SDK raises when it gave up without an answer to show (e.g. its own re-reads).
+    for error in (HttpResponseError(message="Download failed"), AzureError("no answer")):
+        mapped = key_provider.backend.map_error(error)
+        assert isinstance(mapped, ProviderConnectionException) and mapped.retryable, error
+
+
+def test_a_stalled_answer_times_out_and_is_tried_again(azurite: RunningServer, container: Bucket) -> None:
+    container.objects.create("slow.txt").upload(b"slow")
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"]), stall_seconds=5) as proxy:
+        once = via(azurite, proxy.url, read_timeout=1, retry_policy=NO_RETRY).storage.buckets.get(container.name)
+        assert once is not None
+        proxy.add_rule("stall", methods=["GET"], limit=1)
+        with pytest.raises(ProviderConnectionException):
+            once.objects.create("slow.txt").read()
+
+        retrying = via(azurite, proxy.url, read_timeout=1).storage.buckets.get(container.name)
+        assert retrying is not None
+        proxy.add_rule("stall", methods=["GET"], limit=1)
+        proxy.reset_stats()
+        assert retrying.objects.create("slow.txt").read() == b"slow"
+        assert (proxy.stats["stall"], proxy.count_requests("GET")) == (1, 2)
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_never_answers_fails_within_the_deadline() -> None:
+    # The kernel completes the connections (up to the backlog); nobody ever reads a request.
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as hole:
+        provider = create(
+            {
+                "azure_storage_account": azurite_server.ACCOUNT_NAME,
+                "azure_account_key": azurite_server.ACCOUNT_KEY,
+                "azure_blob_endpoint": f"http://127.0.0.1:{hole.getsockname()[1]}/{azurite_server.ACCOUNT_NAME}",
+                "connect_timeout": 1,
+                "read_timeout": 1,
+                "retry_policy": RetryPolicy(max_attempts=3, deadline=3),
+            }
+        )
+        obj = Bucket(provider, BucketInfo(name="box")).objects.create("a.txt")
+        with pytest.raises(ProviderConnectionException):
+            obj.upload(b"never stored")
+        with pytest.raises(ProviderConnectionException):
+            obj.read()
+
+
+def test_mixed_transfers_under_faults_both_ways_all_arrive_intact(
+    azurite: RunningServer, container: Bucket, tmp_path: Any
+) -> None:
+    rng = random.Random(11)
+    sizes = [rng.choice([0, 1, 1000, 300_000, 3 * MiB, 7 * MiB]) for _ in range(30)]
+    # Request bodies damaged by the flipper, answers by the fault proxy in front of it.
+    with (
+        RequestBodyFlipper(azurite.extra["port"], r".", flips=1000, rate=0.1, seed=3) as flipper,
+        FaultProxy(
+            upstream=("127.0.0.1", flipper.port),
+            rates={"reset": 0.03, "503": 0.03, "flip": 0.05, "stall": 0.01},
+            stall_seconds=3,
+            seed=5,
+        ) as proxy,
+    ):
+        parts = TransferConfig(threshold=2 * MiB, part_size=2 * MiB, max_concurrency=3)
+        bucket = via(azurite, proxy.url, transfer_config=parts, read_timeout=1).storage.buckets.get(container.name)
+        assert bucket is not None
+        for number, size in enumerate(sizes):
+            data = os.urandom(size)
+            obj = bucket.objects.create(f"mixed/{number}.bin")
+            obj.upload(data if number % 2 else io.BytesIO(data))
+            if number % 3:
+                assert obj.read() == data
+            else:
+                obj.download_to_file(tmp_path / "mixed.out")
+                assert (tmp_path / "mixed.out").read_bytes() == data
+            stored = raw_client(azurite).get_container_client(container.name).get_blob_client(f"mixed/{number}.bin")
+            assert stored.download_blob().readall() == data
+            assert not stored.get_block_list("uncommitted")[1]
+    assert sum(flipped for *_, flipped in flipper.answers) > 0
+    assert proxy.stats["faults"] > 0
+
+
+def test_two_uploads_racing_for_one_blob_the_loser_gets_a_conflict(azurite: RunningServer, container: Bucket) -> None:
+    provider = make_provider(azurite, transfer_config=TransferConfig(threshold=MiB, part_size=MiB, max_concurrency=2))
+    bucket = provider.storage.buckets.get(container.name)
+    assert bucket is not None
+    winner, loser = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    staged = 0
+
+    def commit_the_winner_first(amount: int) -> None:
+        # The loser's blocks are all staged: the winner's commit discards them before the
+        # loser's Put Block List names them.
+        nonlocal staged
+        staged += amount
+        if staged == len(loser):
+            bucket.objects.create("race.bin").upload(io.BytesIO(winner))
+
+    with pytest.raises(PreconditionFailedException) as lost:
+        bucket.objects.create("race.bin").upload(io.BytesIO(loser), progress=commit_the_winner_first)
+    assert lost.value.code == "InvalidBlockList"
+    assert container.objects.get("race.bin").read() == winner  # type: ignore[union-attr]
+
+    # Truly concurrent: each upload either wins or loses with that conflict; no bytes ever mix.
+    payloads = [os.urandom(3 * MiB) for _ in range(2)]
+
+    def upload(index: int, outcomes: list[BaseException | None]) -> None:
+        try:
+            bucket.objects.create("race.bin").upload(io.BytesIO(payloads[index]))  # type: ignore[union-attr]
+        except BaseException as err:
+            outcomes[index] = err
+
+    for _ in range(3):
+        outcomes: list[BaseException | None] = [None, None]
+        threads = [threading.Thread(target=upload, args=(i, outcomes)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(o is None or isinstance(o, PreconditionFailedException) for o in outcomes), outcomes
+        stored = container.objects.get("race.bin").read()  # type: ignore[union-attr]
+        assert stored in [payloads[i] for i in range(2) if outcomes[i] is None]
 
 
 # --- signed URLs ----------------------------------------------------------------------------------

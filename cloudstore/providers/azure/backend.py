@@ -36,6 +36,7 @@ from azure.core.paging import ItemPaged
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
     BlobBlock,
+    BlobClient,
     BlobPrefix,
     BlobSasPermissions,
     BlobServiceClient,
@@ -57,7 +58,8 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.config import Config
+from cloudstore.checksums import md5_base64
+from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
     AuthenticationException,
     ChecksumMismatchException,
@@ -71,6 +73,7 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
     ProviderConnectionException,
     ThrottledException,
+    class_for_status,
 )
 from cloudstore.transfer import TransferConfig
 
@@ -127,29 +130,24 @@ _ERROR_CODES: dict[str, type[CloudStoreException]] = {
     "InvalidQueryParameterValue": InvalidParamException,
     "InvalidUri": InvalidParamException,
     "InvalidBlockId": InvalidParamException,
-    "InvalidBlockList": InvalidParamException,
+    # Put Block List names a block that is not staged: another upload of the same blob committed
+    # first (a commit discards every uncommitted block of the blob). A lost race, not a bad argument.
+    "InvalidBlockList": PreconditionFailedException,
     "InvalidBlobOrBlock": InvalidParamException,
     "RequestBodyTooLarge": InvalidParamException,
+    # The body that arrived does not match the Content-MD5 sent with it: damaged on the way,
+    # so the same request can succeed (the exception is made retryable).
     "Md5Mismatch": ChecksumMismatchException,
     "Crc64Mismatch": ChecksumMismatchException,
 }
 
-#: HTTP statuses, for errors without a known code.
-_STATUSES: dict[int, type[CloudStoreException]] = {
-    400: InvalidParamException,
-    401: AuthenticationException,
-    403: PermissionDeniedException,
-    404: NotFoundException,
-    408: ProviderConnectionException,
-    409: PreconditionFailedException,
-    412: PreconditionFailedException,
-    416: InvalidParamException,
-    429: ThrottledException,
-    500: ProviderConnectionException,
-    502: ProviderConnectionException,
-    503: ThrottledException,
-    504: ProviderConnectionException,
-}
+#: Azurite refuses a block blob body that does not match its Content-MD5 with the generic code
+#: InvalidOperation and this message (Azure says Md5Mismatch).
+_AZURITE_MD5_REFUSED = re.compile(r"contentMD5 doesn't match", re.IGNORECASE)
+
+#: What Put Block List answers to a list it cannot use: blocks not staged (another commit of the
+#: blob discarded them), or XML that arrived damaged.
+_BLOCK_LIST_REFUSED = frozenset({"InvalidBlockList", "InvalidXmlDocument", "InvalidXmlNodeValue"})
 
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -195,8 +193,30 @@ class _Exhausted:
         return b""
 
 
-def _pooled_transport(pool_size: int) -> RequestsTransport:
-    """A requests transport with ``pool_size`` connections per host and no urllib3 retries."""
+class _WholeBodyTransport(RequestsTransport):  # type: ignore[misc]  # azure-core's transport is untyped
+    """A requests transport that reads a streamed answer's body before handing it over.
+
+    The SDK's blob downloader sends a ranged Get Blob again (up to three times, one second apart)
+    when its body breaks off or stalls, stacking its retries on cloudstore's. Read here, a broken
+    body fails its own request instead (``ServiceResponseError``), which cloudstore retries. The
+    downloader buffers each range whole anyway, so nothing more is held in memory.
+    """
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        response = super().send(request, **kwargs)
+        if kwargs.get("stream"):
+            internal = response.internal_response
+            try:
+                internal.content  # noqa: B018 - requests caches the body it reads
+            except requests.RequestException as err:
+                internal.close()
+                raise ServiceResponseError(f"the answer's body broke off: {err}", error=err) from err
+        return response
+
+
+def _pooled_transport(pool_size: int, timeouts: Timeouts) -> RequestsTransport:
+    """A requests transport with ``pool_size`` connections per host, no urllib3 retries, and
+    cloudstore's timeouts (azure-core's own defaults wait 300 s for a connection and each read)."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(
         pool_connections=4,
@@ -205,7 +225,12 @@ def _pooled_transport(pool_size: int) -> RequestsTransport:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return _WholeBodyTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
+    )
 
 
 def blob_sas_url(
@@ -265,7 +290,9 @@ class AzureBackend(Backend):
             # A ranged read of one part is one Get Blob request, and a whole-object stream buffers
             # one part, not the SDK's default 32 MiB.
             "max_single_get_size": transfer.part_size,
-            "transport": _pooled_transport(max(_MIN_POOL_SIZE, transfer.max_concurrency + 4)),
+            "transport": _pooled_transport(
+                max(_MIN_POOL_SIZE, transfer.max_concurrency + 4), Timeouts.from_config(config)
+            ),
         }
         self._client = self._make_client(config, client_options)
         # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
@@ -355,7 +382,8 @@ class AzureBackend(Backend):
         if isinstance(error, HttpResponseError):
             return self._map_response_error(error)
         if isinstance(error, AzureError):
-            return CloudStoreException(f"Azure error: {self._redact(_first_line(error))}")
+            # The SDK gave up without an answer to show (the shared rule: worth another attempt).
+            return ProviderConnectionException(f"Azure request failed: {self._redact(_first_line(error))}")
         return None
 
     def _map_response_error(self, error: HttpResponseError) -> CloudStoreException:
@@ -372,15 +400,20 @@ class AzureBackend(Backend):
             elif isinstance(error, ClientAuthenticationError):
                 # Also raised without a response by azure-identity when no token can be obtained.
                 kind = AuthenticationException
-            elif status is not None:
-                kind = _STATUSES.get(status) or (ProviderConnectionException if status >= 500 else None)
+            else:
+                # The shared table; no status at all means no usable answer: a connection failure.
+                kind = class_for_status(status)
         text = _first_line(error)
+        if _AZURITE_MD5_REFUSED.search(text):
+            kind = ChecksumMismatchException
         if kind is PermissionDeniedException and "failed to authenticate" in text.lower():
             # Azure answers a bad signature, wrong key or expired SAS with "Server failed to
             # authenticate the request" (AuthenticationFailed; Azurite says AuthorizationFailure).
             kind = AuthenticationException
         message = f"Azure: {self._redact(text)} (HTTP {status}, {code or 'no error code'})"
-        return (kind or CloudStoreException)(message, status=status, code=code)
+        # A refused checksum means the body was damaged on the way: sending it again can succeed.
+        retryable = True if kind is ChecksumMismatchException else None
+        return kind(message, status=status, code=code, retryable=retryable)
 
     # --- buckets ----------------------------------------------------------
     def _container(self, name: str) -> ContainerClient:
@@ -454,8 +487,9 @@ class AzureBackend(Backend):
         *,
         content_md5: bytes | None = None,
     ) -> None:
-        # One Put Blob request (max_single_put_size is above anything the engine sends whole);
-        # Azure stores the body's MD5, which downloads then verify.
+        # One Put Blob request (max_single_put_size is above anything the engine sends whole).
+        # Its Content-MD5 makes Azure refuse a body damaged on the way (Md5Mismatch); Azure
+        # stores the body's MD5, which downloads then verify.
         self._container(bucket).get_blob_client(name).upload_blob(
             data,
             length=len(data),
@@ -463,6 +497,7 @@ class AzureBackend(Backend):
             content_settings=ContentSettings(content_type=content_type),
             metadata=dict(metadata),
             max_concurrency=1,
+            headers=_content_md5_header(content_md5),
         )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -536,20 +571,46 @@ class AzureBackend(Backend):
         self, upload: AzureUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         block_id = upload.block_id(number)
-        self._container(upload.container).get_blob_client(upload.blob).stage_block(block_id, data, length=len(data))
+        blob = self._container(upload.container).get_blob_client(upload.blob)
+        # Put Block checks the block against its Content-MD5 as Put Blob does.
+        blob.stage_block(block_id, data, length=len(data), headers=_content_md5_header(content_md5))
         return UploadPart(number=number, token=block_id)
 
     def complete_multipart_upload(
         self, upload: AzureUpload, parts: list[UploadPart], content_md5: bytes | None = None
     ) -> None:
-        self._container(upload.container).get_blob_client(upload.blob).commit_block_list(
-            [BlobBlock(block_id=part.token) for part in parts],
-            # Azure keeps no MD5 for a block list unless told: given, downloads are verified.
-            content_settings=ContentSettings(
-                content_type=upload.content_type, content_md5=bytearray(content_md5) if content_md5 else None
-            ),
-            metadata=dict(upload.metadata),
-        )
+        blob = self._container(upload.container).get_blob_client(upload.blob)
+        try:
+            blob.commit_block_list(
+                [BlobBlock(block_id=part.token) for part in parts],
+                # Azure keeps no MD5 for a block list unless told: given, downloads are verified.
+                content_settings=ContentSettings(
+                    content_type=upload.content_type, content_md5=bytearray(content_md5) if content_md5 else None
+                ),
+                metadata=dict(upload.metadata),
+                # The list's own Content-MD5 (the SDK hashes the few bytes of XML it sends).
+                validate_content=True,
+            )
+        except HttpResponseError as err:
+            if _error_code(err) in _BLOCK_LIST_REFUSED and self._all_staged(blob, parts):
+                # No other commit discarded our blocks, so the list arrived damaged (Azurite
+                # does not check its Content-MD5; Azure answers Md5Mismatch): send it again.
+                raise ChecksumMismatchException(
+                    f"the block list of {upload.blob!r} arrived damaged",
+                    status=400,
+                    code=_error_code(err),
+                    retryable=True,
+                ) from err
+            raise
+
+    @staticmethod
+    def _all_staged(blob: BlobClient, parts: list[UploadPart]) -> bool:
+        """Whether every block of ``parts`` is still staged (uncommitted) for ``blob``."""
+        try:
+            _, uncommitted = blob.get_block_list("uncommitted")
+        except AzureError:
+            return False  # the commit's own error says more
+        return {part.token for part in parts} <= {block.id for block in uncommitted}
 
     def abort_multipart_upload(self, upload: AzureUpload) -> None:
         # Nothing was committed, so nothing is visible. Azure has no call to drop staged blocks:
@@ -558,6 +619,12 @@ class AzureBackend(Backend):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _content_md5_header(digest: bytes | None) -> dict[str, str]:
+    """The transactional ``Content-MD5`` header, sent through azure-core's per-request ``headers``
+    (the engine already hashed the body: ``validate_content=True`` would hash it a second time)."""
+    return {"Content-MD5": md5_base64(digest)} if digest else {}
 
 
 def _first_line(error: BaseException) -> str:
