@@ -160,7 +160,7 @@ SWIFT = FaultTarget(
     data_upload=RequestShape(("PUT",), r"^(?!.*multipart-manifest=put)/v1/[^/]+/[^/?]+/[^?]"),
     data_download=RequestShape(("GET",), r"^/v1/[^/]+/[^/?]+/[^?]"),
     # The segments container, made (idempotently) when a large upload starts.
-    create_upload=RequestShape(("PUT",), r"^/v1/[^/]+/[^/?]+\+segments(\?|$)"),
+    create_upload=RequestShape(("PUT",), r"^/v1/[^/]+/[^/?]+(\+|%2B)segments(\?|$)"),
     leftovers=_swift_leftovers,
 )
 
