@@ -203,7 +203,11 @@ def test_100_mixed_transfers_at_ten_percent_faults(rig: Rig, tmp_path: Path) -> 
         _upload(bucket, name, data, ("bytes", "file", "pipe")[i % 3], tmp_path)
         written[name] = data
         got = _download(bucket, name, ("download_to_file", "save_content", "read")[(i // 3) % 3], tmp_path)
-        assert got == data, f"{name}: the bytes downloaded through faults differ"
+        if got != data:
+            with proxy.paused():
+                stored_right = rig.direct.objects.create(name).read() == data
+            where = "downloaded (stored right)" if stored_right else "stored"
+            pytest.fail(f"{name} ({size} bytes) was {where} with other bytes; faults so far: {_faults(proxy)}")
     stats = proxy.stats
     assert stats["faults"] >= 30, f"too few faults injected to prove anything: {dict(stats)}"
     for kind in (*TRANSPORT_RATES, "flip", "flip_request"):
@@ -216,6 +220,11 @@ def test_100_mixed_transfers_at_ten_percent_faults(rig: Rig, tmp_path: Path) -> 
     assert rig.leftovers() == [], "retried or failed uploads left multipart state behind"
 
 
+def _faults(proxy: FaultProxy) -> str:
+    """The faults injected so far, latest last (for a failure message)."""
+    return ", ".join(f"{r.method} {r.target.split('?')[0][-30:]}: {r.fault}" for r in proxy.requests if r.fault)[-600:]
+
+
 # -- one fault at a time ----------------------------------------------------------------------
 
 
@@ -226,6 +235,15 @@ def test_permanent_403_fails_in_one_attempt(rig: Rig) -> None:
     with pytest.raises(PermissionDeniedException):
         bucket.objects.create("forbidden").read()
     assert rig.proxy.count_requests(path="forbidden") == 1
+
+
+def test_refused_part_aborts_the_upload_and_leaves_nothing(rig: Rig) -> None:
+    bucket = rig.bucket()
+    rig.target.data_upload.add_rule(rig.proxy, "status", status=403, limit=1)
+    with pytest.raises(PermissionDeniedException):
+        bucket.objects.create("half-done").upload(os.urandom(MULTIPART_SIZE))
+    assert rig.direct.objects.get("half-done") is None
+    assert rig.leftovers() == [], "the parts of an upload that failed were left behind"
 
 
 @pytest.mark.parametrize("kind", ["503", "throttle"])
