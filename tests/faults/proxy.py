@@ -9,21 +9,37 @@ buffered whole; ``Expect: 100-continue`` and keep-alive work as they do without 
 Per request it may inject one fault, drawn at the configured rates:
 
 ``reset``
-    close the client connection with a TCP RST, either before forwarding the request or in
-    the middle of the response body (``reset_at``);
+    close the client connection with a TCP RST (``reset_at``): before forwarding the request,
+    after forwarding it (the upstream acted on it, the client never hears back), or in the
+    middle of the response body;
 ``503`` (or any three-digit status)
     answer with that status and an S3-style XML error body (``ServiceUnavailable`` for 503),
     without forwarding;
 ``slowdown``
     answer ``503`` with the S3 code ``SlowDown``;
+``throttle``
+    answer with the cloud's own throttling reply, by the proxy's ``dialect``: S3 ``503 SlowDown``,
+    Azure ``503`` ``ServerBusy``, GCS ``429`` ``rateLimitExceeded``, Swift ``498 Rate Limited``;
 ``stall``
     hold the upstream's response for ``stall_seconds``, then relay it;
+``blackhole``
+    read the request and never answer (a server that stops answering), until the client gives up;
 ``flip``
     invert one byte in the middle of a 2xx response body (the length stays the same);
+``flip_request``
+    invert one byte in the middle of the request body forwarded upstream (the length stays the
+    same; Content-Length and chunked bodies alike);
+``truncate``
+    relay the response head and only the first half of its body, then close the connection
+    (FIN, no RST): the promised length is never sent;
 ``status``
     answer with the fixed ``status`` (403 ``AccessDenied`` by default), without forwarding;
 ``error200``
     answer ``200 OK`` with an S3 ``InternalError`` XML body (the S3 "200 with an error" case).
+
+Synthetic answers (statuses, ``throttle``) are shaped like the upstream's own errors, by
+``dialect``: ``"s3"`` (XML, the default), ``"azure"`` (XML and ``x-ms-error-code``), ``"gcs"``
+(JSON), ``"swift"`` and ``"local"`` (plain text).
 
 Example::
 
@@ -39,6 +55,7 @@ import contextlib
 import http
 import ipaddress
 import itertools
+import json
 import queue
 import random
 import re
@@ -53,10 +70,15 @@ from typing import Literal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-ResetPoint = Literal["before", "mid", "random"]
+ResetPoint = Literal["before", "after", "mid", "random"]
+Dialect = Literal["s3", "azure", "gcs", "swift", "local"]
 
 #: Fault kinds besides the plain three-digit statuses ("503", "500", ...).
-NAMED_KINDS = frozenset({"reset", "slowdown", "stall", "flip", "status", "error200"})
+NAMED_KINDS = frozenset(
+    {"reset", "slowdown", "throttle", "stall", "blackhole", "flip", "flip_request", "truncate", "status", "error200"}
+)
+#: Kinds that forward the request and act on it or on its answer (the others answer in its place).
+FORWARDED_KINDS = frozenset({"reset", "stall", "flip", "flip_request", "truncate"})
 
 #: The S3 error code sent with each synthetic status.
 S3_ERROR_CODES: dict[int, str] = {
@@ -74,8 +96,43 @@ S3_ERROR_CODES: dict[int, str] = {
     504: "GatewayTimeout",
 }
 
+#: Azure's error code (``x-ms-error-code``) for each synthetic status.
+AZURE_ERROR_CODES: dict[int, str] = {
+    400: "InvalidInput",
+    403: "AuthorizationFailure",
+    404: "BlobNotFound",
+    409: "ResourceAlreadyExists",
+    412: "ConditionNotMet",
+    500: "InternalError",
+    503: "ServerBusy",
+}
+
+#: The GCS JSON API's ``errors[].reason`` for each synthetic status.
+GCS_REASONS: dict[int, str] = {
+    400: "invalid",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    409: "conflict",
+    412: "conditionNotMet",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    503: "backendError",
+}
+
+#: Each cloud's throttling answer: status and error code.
+THROTTLE_REPLIES: dict[str, tuple[int, str]] = {
+    "s3": (503, "SlowDown"),
+    "azure": (503, "ServerBusy"),
+    "gcs": (429, "rateLimitExceeded"),
+    # Swift's ratelimit middleware: "498 Rate Limited", body "Slow down".
+    "swift": (498, "Slow down"),
+    "local": (503, "Slow down"),
+}
+
 _STAT_KEYS: tuple[str, ...] = (
-    *("connections", "requests", "forwarded", "faults", "upstream_errors", "reset_before", "reset_mid"),
+    *("connections", "requests", "forwarded", "faults", "upstream_errors"),
+    *("reset_before", "reset_after", "reset_mid"),
     *sorted(NAMED_KINDS),
     "503",
 )
@@ -149,7 +206,7 @@ class RequestRecord:
 class _Fault:
     kind: str
     rule: FaultRule
-    reset_at: Literal["before", "mid"]
+    reset_at: Literal["before", "after", "mid"]
 
 
 class _ProtocolError(Exception):
@@ -384,22 +441,63 @@ def _relay_exact(reader: _Reader, size: int, send: Callable[[bytes], None]) -> N
         send(data)
 
 
-def _error_response(status: int, code: str, resource: str, request_id: str, *, head_only: bool, close: bool) -> bytes:
-    """An S3-style XML error response."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{escape(code)}</Code><Message>Injected by the cloudstore test fault proxy</Message>"
-        f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
-    ).encode()
+def _error_code(dialect: Dialect, status: int) -> str:
+    """The error code the upstream's cloud would send with ``status``."""
+    if dialect == "azure":
+        return AZURE_ERROR_CODES.get(status, "InternalError" if status >= 500 else "InvalidInput")
+    if dialect == "gcs":
+        return GCS_REASONS.get(status, "backendError" if status >= 500 else "invalid")
+    if dialect in ("swift", "local"):
+        return _reason(status)
+    return S3_ERROR_CODES.get(status, "InternalError")
+
+
+def _reason(status: int) -> str:
+    if status == 498:
+        return "Rate Limited"  # Swift's ratelimit middleware
     try:
-        reason = http.HTTPStatus(status).phrase
+        return http.HTTPStatus(status).phrase
     except ValueError:
-        reason = "Error"
+        return "Error"
+
+
+def _error_response(
+    status: int,
+    code: str,
+    resource: str,
+    request_id: str,
+    *,
+    head_only: bool,
+    close: bool,
+    dialect: Dialect = "s3",
+) -> bytes:
+    """An error response shaped like ``dialect``'s own (S3/Azure XML, GCS JSON, Swift/LOCAL text)."""
+    message = "Injected by the cloudstore test fault proxy"
+    headers: list[str]
+    if dialect == "azure":
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            f"<Error><Code>{escape(code)}</Code><Message>{message}\nRequestId:{request_id}</Message></Error>"
+        ).encode()
+        headers = ["Content-Type: application/xml", f"x-ms-error-code: {code}", f"x-ms-request-id: {request_id}"]
+    elif dialect == "gcs":
+        error = {"code": status, "message": message, "errors": [{"reason": code, "message": message}]}
+        body = json.dumps({"error": error}).encode()
+        headers = ["Content-Type: application/json; charset=UTF-8", f"X-GUploader-UploadID: {request_id}"]
+    elif dialect in ("swift", "local"):
+        body = f"{code}\n".encode()
+        headers = ["Content-Type: text/plain; charset=UTF-8", f"X-Trans-Id: {request_id}"]
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(code)}</Code><Message>{message}</Message>"
+            f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = ["Content-Type: application/xml", f"x-amz-request-id: {request_id}"]
     lines = [
-        f"HTTP/1.1 {status} {reason}",
-        "Content-Type: application/xml",
+        f"HTTP/1.1 {status} {_reason(status)}",
+        *headers,
         f"Content-Length: {0 if head_only else len(body)}",
-        f"x-amz-request-id: {request_id}",
         "Server: cloudstore-faultproxy",
         f"Connection: {'close' if close else 'keep-alive'}",
     ]
@@ -520,7 +618,10 @@ class _Connection:
                 self.proxy._injected(record, "reset", "reset_before")
                 self.abort()
                 raise _Aborted
-            if fault is not None and fault.kind not in ("reset", "stall", "flip"):
+            if fault is not None and fault.kind == "blackhole":
+                self._swallow(request, record, fault)
+                continue
+            if fault is not None and fault.kind not in FORWARDED_KINDS:
                 if self._answer_without_forwarding(request, record, fault):
                     continue
                 return
@@ -543,6 +644,12 @@ class _Connection:
             head = head.lstrip(b"\r\n")
             if head:
                 return head
+
+    def _swallow(self, request: _Request, record: RequestRecord, fault: _Fault) -> None:
+        """Read the request and its body, forward nothing and never answer (the response side waits)."""
+        self.proxy._injected(record, "blackhole")
+        self._discard_body(request)
+        self._enqueue(_Plan(request, record, fault=fault))
 
     def _answer_without_forwarding(self, request: _Request, record: RequestRecord, fault: _Fault) -> bool:
         """Queue a synthetic answer; False when the connection must close afterwards."""
@@ -568,7 +675,13 @@ class _Connection:
         except OSError:
             self.proxy._count("upstream_errors")
             response = _error_response(
-                502, "BadGateway", request.target, "faultproxy-upstream", head_only=request.method == "HEAD", close=True
+                502,
+                _error_code(self.proxy.dialect, 502),
+                request.target,
+                "faultproxy-upstream",
+                head_only=request.method == "HEAD",
+                close=True,
+                dialect=self.proxy.dialect,
             )
             if not (request.expects_continue and request.has_body):
                 self._discard_body(request)
@@ -578,9 +691,13 @@ class _Connection:
             return False
         self._enqueue(_Plan(request, record, fault=fault, upstream=upstream, close_after=request.wants_close))
         self.proxy._count("forwarded")
+        send: Callable[[bytes], None] = upstream.send
+        if fault is not None and fault.kind == "flip_request" and request.has_body:
+            target = request.message.content_length // 2 if request.message.content_length else None
+            send = _request_tap(self.proxy, record, upstream.send, target).send
         try:
             upstream.send(request.message.head)
-            self._pump_body(request, upstream.send)
+            self._pump_body(request, send, upstream.send)
         except _UpstreamWriteError:
             # The upstream stopped reading: the response side relays whatever it answered.
             self.plans.put(None)
@@ -610,11 +727,15 @@ class _Connection:
                 raise OSError("connection torn down")
         return upstream
 
-    def _pump_body(self, request: _Request, send: Callable[[bytes], None]) -> None:
+    def _pump_body(
+        self, request: _Request, send: Callable[[bytes], None], send_framing: Callable[[bytes], None] | None = None
+    ) -> None:
+        """Relay the request body: its data through ``send``, chunk framing through ``send_framing``."""
+        framing = send_framing or send
         if request.message.chunked:
-            _relay_body(self.client_reader, "chunked", 0, send, send)
+            _relay_body(self.client_reader, "chunked", 0, send, framing)
         elif request.message.content_length:
-            _relay_body(self.client_reader, "length", request.message.content_length, send, send)
+            _relay_body(self.client_reader, "length", request.message.content_length, send, framing)
 
     def _discard_body(self, request: _Request) -> None:
         self._pump_body(request, self._discard)
@@ -670,6 +791,10 @@ class _Connection:
         if plan.synthetic is not None:
             self.client.sendall(plan.synthetic)
             return not plan.close_after
+        if plan.fault is not None and plan.fault.kind == "blackhole":
+            # Never answer: wait until the client gives up (or the proxy stops), then close.
+            self.wake.wait()
+            raise _Aborted
         upstream = plan.upstream
         assert upstream is not None
         while True:
@@ -706,57 +831,86 @@ class _Connection:
         body_fault: str | None = None
         if fault is not None and fault.kind == "reset":
             body_fault = "reset"
-            if not has_body:
-                self.proxy._injected(plan.record, "reset", "reset_mid")
+            if fault.reset_at == "after" or not has_body:
+                self.proxy._injected(plan.record, "reset", "reset_after")
                 self.abort()
                 raise _Aborted
         elif fault is not None and fault.kind == "flip" and has_body and 200 <= status < 300:
             body_fault = "flip"
+        elif fault is not None and fault.kind == "truncate" and has_body:
+            body_fault = "truncate"
 
         self.client.sendall(head)
         if framing != "none":
-            tap = _BodyTap(self, plan.record, body_fault, length // 2 if framing == "length" else None)
+            tap = _body_tap(self, plan.record, body_fault, length // 2 if framing == "length" else None)
             _relay_body(upstream.reader, framing, length, tap.send, self.client.sendall)
         return not (plan.close_after or framing == "close" or response.wants_close(version))
 
 
-class _BodyTap:
-    """Sends response body data to the client, flipping one byte or resetting at one offset."""
+class _OffsetTap:
+    """Passes body data on to ``send``, except the one piece holding offset ``target``, which goes
+    to ``hit(piece, index)`` instead (``target`` None: the middle of the first piece)."""
 
-    def __init__(self, connection: _Connection, record: RequestRecord, kind: str | None, target: int | None) -> None:
-        self.connection = connection
-        self.record = record
-        self.kind = kind
-        #: Offset in the body data where the fault fires; None: the middle of the first piece.
+    def __init__(self, send: Callable[[bytes], None], target: int | None, hit: Callable[[bytes, int], None]) -> None:
+        self._send = send
+        self._hit = hit
         self.target = target
         self.offset = 0
         self.fired = False
 
     def send(self, data: bytes) -> None:
-        if self.kind is None or self.fired:
-            self.connection.client.sendall(data)
-            self.offset += len(data)
+        if not self.fired:
+            if self.target is None:
+                self.target = self.offset + len(data) // 2
+            index = self.target - self.offset
+            if 0 <= index < len(data):
+                self.fired = True
+                self.offset += len(data)
+                self._hit(data, index)
+                return
+        self.offset += len(data)
+        self._send(data)
+
+
+def _flipped(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0xFF
+    return bytes(out)
+
+
+def _body_tap(connection: _Connection, record: RequestRecord, kind: str | None, target: int | None) -> _OffsetTap:
+    """A tap sending a response body to the client with the fault ``kind`` (if any) at ``target``."""
+    client, proxy = connection.client, connection.proxy
+
+    def hit(data: bytes, index: int) -> None:
+        if kind == "flip":
+            proxy._injected(record, "flip")
+            client.sendall(_flipped(data, index))
             return
-        if self.target is None:
-            self.target = self.offset + len(data) // 2
-        index = self.target - self.offset
-        if not 0 <= index < len(data):
-            self.connection.client.sendall(data)
-            self.offset += len(data)
-            return
-        self.fired = True
-        proxy = self.connection.proxy
-        if self.kind == "flip":
-            flipped = bytearray(data)
-            flipped[index] ^= 0xFF
-            proxy._injected(self.record, "flip")
-            self.connection.client.sendall(flipped)
-            self.offset += len(data)
-            return
-        self.connection.client.sendall(data[:index])
-        proxy._injected(self.record, "reset", "reset_mid")
-        self.connection.abort()
+        client.sendall(data[:index])
+        if kind == "truncate":
+            proxy._injected(record, "truncate")
+            connection.teardown()  # FIN: a clean close that leaves the promised body unsent
+        else:
+            proxy._injected(record, "reset", "reset_mid")
+            connection.abort()
         raise _Aborted
+
+    tap = _OffsetTap(client.sendall, target, hit)
+    tap.fired = kind is None
+    return tap
+
+
+def _request_tap(
+    proxy: FaultProxy, record: RequestRecord, send: Callable[[bytes], None], target: int | None
+) -> _OffsetTap:
+    """A tap forwarding a request body upstream with one byte inverted at ``target``."""
+
+    def hit(data: bytes, index: int) -> None:
+        proxy._injected(record, "flip_request")
+        send(_flipped(data, index))
+
+    return _OffsetTap(send, target, hit)
 
 
 class FaultProxy:
@@ -779,13 +933,18 @@ class FaultProxy:
         status: int = 403,
         stall_seconds: float = 2.0,
         reset_at: ResetPoint = "random",
+        dialect: Dialect = "s3",
         port: int = 0,
         max_connections: int = 128,
         idle_timeout: float = 60.0,
         upstream_timeout: float = 300.0,
         log_size: int = 100_000,
     ) -> None:
+        if dialect not in THROTTLE_REPLIES:
+            raise ValueError(f"unknown dialect {dialect!r}; choose one of {sorted(THROTTLE_REPLIES)}")
         self.upstream = _loopback_address(upstream)
+        #: Whose error format synthetic answers copy: "s3", "azure", "gcs", "swift" or "local".
+        self.dialect: Dialect = dialect
         self.stall_seconds = stall_seconds
         self.idle_timeout = idle_timeout
         self.upstream_timeout = upstream_timeout
@@ -1043,9 +1202,9 @@ class FaultProxy:
             cumulative += rule.rate
             if draw < cumulative:
                 rule.fired += 1
-                reset_at: Literal["before", "mid"]
+                reset_at: Literal["before", "after", "mid"]
                 if rule.reset_at == "random":
-                    reset_at = "before" if self._rng.random() < 0.5 else "mid"
+                    reset_at = ("before", "after", "mid")[int(self._rng.random() * 3)]
                 else:
                     reset_at = rule.reset_at
                 return _Fault(rule.kind, rule, reset_at)
@@ -1062,19 +1221,19 @@ class FaultProxy:
 
     def _synthetic_response(self, fault: _Fault, request: _Request, *, close: bool) -> bytes:
         kind = fault.kind
+        dialect = self.dialect
         if kind == "slowdown":
             status, code = 503, "SlowDown"
+        elif kind == "throttle":
+            status, code = THROTTLE_REPLIES[dialect]
         elif kind == "error200":
             status, code = 200, "InternalError"
-        elif kind == "status":
-            status = fault.rule.status
-            code = fault.rule.code or S3_ERROR_CODES.get(status, "InternalError")
         else:
-            status = int(kind)
-            code = fault.rule.code or S3_ERROR_CODES.get(status, "InternalError")
+            status = fault.rule.status if kind == "status" else int(kind)
+            code = fault.rule.code or _error_code(dialect, status)
         request_id = f"faultproxy-{next(self._response_ids)}"
         return _error_response(
-            status, code, request.target, request_id, head_only=request.method == "HEAD", close=close
+            status, code, request.target, request_id, head_only=request.method == "HEAD", close=close, dialect=dialect
         )
 
 

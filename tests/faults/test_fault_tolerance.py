@@ -1,14 +1,25 @@
-"""SPEC 6 under injected faults: the S3 provider through the fault proxy in front of SeaweedFS.
+"""SPEC 6 under injected faults, on every provider: the fault proxy between cloudstore and each real server.
 
-Bounded: a fixed number of transfers of small objects (a few multipart), loopback only.
+The same cases run against S3 (SeaweedFS), Swift, Azure (Azurite) and GCS (fake-gcs-server);
+how to route each through the proxy, and how to list the multipart state it may leave, is
+declared in ``targets.py``. LOCAL's fault run is ``cloudstore serve`` (test_serve_under_faults.py).
+
+Bounded: fixed counts of small objects (a few multipart ones with 5 MiB parts), a fast retry
+policy and a short read timeout, loopback only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,140 +28,313 @@ from cloudstore import (
     ChecksumMismatchException,
     CloudProvider,
     PermissionDeniedException,
+    ProviderConnectionException,
     RetryPolicy,
-    TransferConfig,
 )
-from tests.conftest import make_provider, unique_name
+from tests.conftest import Servers, make_provider, selected_providers, unique_name
 from tests.faults.proxy import FaultProxy
+from tests.faults.targets import NO_TARGET, TARGETS, FaultTarget
 from tests.servers.base import RunningServer
 
+T = TypeVar("T")
+
 MiB = 1024 * 1024
+#: Above tests/conftest.TEST_TRANSFER's threshold: two parts of 5 MiB and 2 MiB.
+MULTIPART_SIZE = 7 * MiB + 123
+#: Seconds the transport waits for each read of an answer.
+READ_TIMEOUT = 1.5
+#: Fast backoff, so a hundred transfers with faults take seconds; read_timeout <= deadline / 2.
+FAST_RETRY = RetryPolicy(max_attempts=8, initial_backoff=0.01, max_backoff=0.2, deadline=20)
+#: A stall outlasts the read timeout by far: it is only recovered by giving up and trying again.
+STALL_SECONDS = 20.0
 
-#: Fast backoff so 200 transfers with faults stay within seconds.
-FAST_RETRY = RetryPolicy(max_attempts=8, initial_backoff=0.01, max_backoff=0.2, deadline=60)
+
+def _targets(*, needs_create: bool = False) -> list[Any]:
+    """The selected providers, each with the reason it is skipped, if it is."""
+    params = []
+    for provider_id in selected_providers():
+        reason = NO_TARGET.get(provider_id, "")
+        target = TARGETS.get(provider_id)
+        if needs_create and target is not None and target.create_upload is None:
+            reason = "no request creates a multipart upload: its id is made by the client, so none can be lost"
+        params.append(pytest.param(provider_id, marks=pytest.mark.skipif(bool(reason), reason=reason)))
+    return params
 
 
-@pytest.fixture(scope="module")
-def s3_server(servers) -> RunningServer:  # type: ignore[no-untyped-def]
-    return servers.get("aws")  # type: ignore[no-any-return]
+@pytest.fixture(scope="module", params=_targets())
+def target_server(request: pytest.FixtureRequest, servers: Servers) -> tuple[FaultTarget, RunningServer]:
+    return TARGETS[request.param], servers.get(request.param)
+
+
+@dataclass
+class Rig:
+    """A bucket on one server, seen directly and through the fault proxy."""
+
+    target: FaultTarget
+    server: RunningServer
+    proxy: FaultProxy
+    #: The bucket without the proxy: to write fixtures and to check what is stored.
+    direct: Bucket
+
+    def provider(self, **overrides: Any) -> CloudProvider:
+        """A provider on the server through the proxy, with the fast policy and short read timeout."""
+        options = {"retry_policy": FAST_RETRY, "read_timeout": READ_TIMEOUT, **overrides}
+        return self.target.through(self.server, self.proxy, **options)
+
+    def bucket(self, **overrides: Any) -> Bucket:
+        """The bucket through the proxy (looked up with no fault injected)."""
+        with self.proxy.paused():
+            found = self.provider(**overrides).storage.buckets.get(self.direct.name)
+        assert found is not None
+        return found
+
+    def leftovers(self) -> list[str]:
+        return self.target.leftovers(self.server, self.direct.name)
 
 
 @pytest.fixture
-def proxy(s3_server: RunningServer) -> Iterator[FaultProxy]:
-    endpoint = s3_server.config["s3_endpoint_url"]
-    port = int(endpoint.rsplit(":", 1)[1].strip("/"))
-    with FaultProxy(("127.0.0.1", port), seed=1234, stall_seconds=0.5) as running:
-        yield running
+def rig(target_server: tuple[FaultTarget, RunningServer]) -> Iterator[Rig]:
+    target, server = target_server
+    direct = make_provider(server).storage.buckets.create(unique_name("faults"))
+    try:
+        with target.proxy(server, seed=1234, stall_seconds=STALL_SECONDS) as proxy:
+            yield Rig(target, server, proxy, direct)
+    finally:
+        direct.delete(delete_contents=True)
 
 
-def _through(proxy: FaultProxy, server: RunningServer, **extra: object) -> CloudProvider:
-    return make_provider(server, s3_endpoint_url=proxy.url, retry_policy=FAST_RETRY, **extra)
+@contextlib.contextmanager
+def pipe_of(data: bytes) -> Iterator[io.BufferedReader]:
+    """The read end of an OS pipe that a thread fills with ``data`` (a non-seekable stream)."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+
+    def fill() -> None:
+        with contextlib.suppress(BrokenPipeError), os.fdopen(write_fd, "wb") as writer:
+            writer.write(data)
+
+    filler = threading.Thread(target=fill, daemon=True)
+    filler.start()
+    try:
+        yield reader
+    finally:
+        reader.close()  # a failed upload stops reading: the filler then gets a broken pipe
+        filler.join(10)
 
 
-@pytest.fixture
-def direct_bucket(s3_server: RunningServer) -> Iterator[Bucket]:
-    provider = make_provider(s3_server)
-    bucket = provider.storage.buckets.create(unique_name("faults"))
-    yield bucket
-    bucket.delete(delete_contents=True)
+def within(seconds: float, action: Callable[[], T]) -> tuple[T, float]:
+    """``action()`` and the seconds it took; fails the test if it is still running after ``seconds``.
+
+    The action runs in a thread, so that a client stuck far longer does not hold up the suite:
+    stopping the proxy (at the end of the test) releases it.
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, action()))
+        except BaseException as err:  # handed to the test's thread below
+            outcome.append((False, err))
+
+    started = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    elapsed = time.monotonic() - started
+    if not outcome:
+        pytest.fail(f"still waiting after {elapsed:.1f} s (the bound is {seconds:.1f} s)")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value, elapsed
 
 
-def _open_uploads(bucket: Bucket) -> list[dict[str, object]]:
-    client = bucket.provider.backend.client  # type: ignore[attr-defined]
-    return list(client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []))
+def _upload(bucket: Bucket, name: str, data: bytes, how: str, scratch: Path) -> None:
+    obj = bucket.objects.create(name)
+    if how == "bytes":
+        obj.upload(data)
+    elif how == "file":
+        source = scratch / f"{name}.up"
+        source.write_bytes(data)
+        obj.upload_from_file(source)
+        source.unlink()
+    else:
+        with pipe_of(data) as pipe:
+            obj.upload(pipe)
 
 
-def test_200_transfers_at_ten_percent_faults(
-    proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket, tmp_path: Path
-) -> None:
-    provider = _through(proxy, s3_server)
-    bucket = provider.storage.buckets.get(direct_bucket.name)
-    assert bucket is not None
-    proxy.set_rates({"reset": 0.04, "503": 0.03, "slowdown": 0.02, "stall": 0.01})
-    # botocore checks CompleteMultipartUpload for the S3 "200 with an error body" case.
-    proxy.add_rule("error200", 0.3, methods=["POST"], path="uploadId=")
+def _download(bucket: Bucket, name: str, how: str, scratch: Path) -> bytes:
+    obj = bucket.objects.create(name)
+    if how == "download_to_file":
+        target = scratch / f"{name}.down"
+        obj.download_to_file(target)
+        data = target.read_bytes()
+        target.unlink()
+        return data
+    if how == "save_content":
+        sink = io.BytesIO()
+        obj.save_content(sink)
+        return sink.getvalue()
+    return obj.read()
+
+
+# -- a hundred mixed transfers ----------------------------------------------------------------
+
+#: About one request in ten gets a fault: transport faults on any request, flipped bytes on
+#: the requests that carry object data (elsewhere no checksum could catch them).
+TRANSPORT_RATES = {"reset": 0.03, "truncate": 0.01, "stall": 0.004, "503": 0.015, "throttle": 0.015}
+DATA_FLIP_RATE = 0.04
+
+
+def test_100_mixed_transfers_at_ten_percent_faults(rig: Rig, tmp_path: Path) -> None:
+    bucket = rig.bucket()
+    proxy = rig.proxy
+    proxy.set_rates(TRANSPORT_RATES)
+    rig.target.data_download.add_rule(proxy, "flip", DATA_FLIP_RATE)
+    rig.target.data_upload.add_rule(proxy, "flip_request", DATA_FLIP_RATE)
     rng = random.Random(99)
+    written: dict[str, bytes] = {}
     for i in range(100):
-        size = rng.choice([0, 1, rng.randrange(2, 64 * 1024), rng.randrange(64 * 1024, 2 * MiB)])
-        if i % 25 == 0:
-            size = 11 * MiB + rng.randrange(1000)  # multipart with 5 MiB parts
+        size = rng.choice([0, 1, rng.randrange(2, 64 * 1024), rng.randrange(64 * 1024, MiB)])
+        if i % 25 == 7:
+            size = MULTIPART_SIZE + rng.randrange(1000)
         data = rng.randbytes(size)
         name = f"obj-{i:03d}"
-        bucket.objects.create(name).upload(data)
-        obj = bucket.objects.get(name)
-        assert obj is not None and obj.size == size
-        target = tmp_path / name
-        obj.download_to_file(target)
-        assert target.read_bytes() == data, f"{name}: bytes differ after a download through faults"
-        target.unlink()
+        _upload(bucket, name, data, ("bytes", "file", "pipe")[i % 3], tmp_path)
+        written[name] = data
+        got = _download(bucket, name, ("download_to_file", "save_content", "read")[(i // 3) % 3], tmp_path)
+        if got != data:
+            with proxy.paused():
+                stored_right = rig.direct.objects.create(name).read() == data
+            where = "downloaded (stored right)" if stored_right else "stored"
+            pytest.fail(f"{name} ({size} bytes) was {where} with other bytes; faults so far: {_faults(proxy)}")
     stats = proxy.stats
-    assert stats["faults"] >= 20, f"too few faults injected to prove anything: {dict(stats)}"
-    assert stats["reset"] and stats["503"] and stats["slowdown"]
-    assert _open_uploads(direct_bucket) == [], "an aborted or retried multipart upload left parts behind"
-    assert len(list(direct_bucket.objects)) == 100
+    assert stats["faults"] >= 30, f"too few faults injected to prove anything: {dict(stats)}"
+    for kind in (*TRANSPORT_RATES, "flip", "flip_request"):
+        assert stats[kind] > 0, f"no {kind!r} fault was injected: {dict(stats)}"
+    proxy.clear_faults()
+    stored = {obj.name: obj for obj in rig.direct.objects}
+    assert sorted(stored) == sorted(written)
+    for name, data in written.items():
+        assert stored[name].read() == data, f"{name} is stored with other bytes than were uploaded"
+    assert rig.leftovers() == [], "retried or failed uploads left multipart state behind"
 
 
-def test_permanent_403_fails_fast_with_one_attempt(
-    proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket
-) -> None:
-    direct_bucket.objects.create("forbidden").upload(b"x")
-    provider = _through(proxy, s3_server)
-    proxy.add_rule("status", status=403, path="/forbidden")
-    bucket = provider.storage.buckets.get(direct_bucket.name)
-    assert bucket is not None
+def _faults(proxy: FaultProxy) -> str:
+    """The faults injected so far, latest last (for a failure message)."""
+    return ", ".join(f"{r.method} {r.target.split('?')[0][-30:]}: {r.fault}" for r in proxy.requests if r.fault)[-600:]
+
+
+# -- one fault at a time ----------------------------------------------------------------------
+
+
+def test_permanent_403_fails_in_one_attempt(rig: Rig) -> None:
+    rig.direct.objects.create("forbidden").upload(b"x")
+    bucket = rig.bucket()
+    rig.proxy.add_rule("status", status=403, path="forbidden")
     with pytest.raises(PermissionDeniedException):
-        bucket.objects.create("forbidden").read(0, 0)
-    assert proxy.count_requests(path="/forbidden") == 1
-    # A HEAD's bare 403 is followed by one GET that says why; neither is retried.
+        bucket.objects.create("forbidden").read()
+    assert rig.proxy.count_requests(path="forbidden") == 1
+
+
+def test_refused_part_aborts_the_upload_and_leaves_nothing(rig: Rig) -> None:
+    bucket = rig.bucket()
+    rig.target.data_upload.add_rule(rig.proxy, "status", status=403, limit=1)
     with pytest.raises(PermissionDeniedException):
-        bucket.objects.get("forbidden")
-    assert proxy.count_requests("HEAD", "/forbidden") == 1
-    assert proxy.count_requests(path="/forbidden") <= 3
+        bucket.objects.create("half-done").upload(os.urandom(MULTIPART_SIZE))
+    assert rig.direct.objects.get("half-done") is None
+    assert rig.leftovers() == [], "the parts of an upload that failed were left behind"
 
 
-def test_transient_errors_are_retried(proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket) -> None:
-    direct_bucket.objects.create("flaky").upload(b"eventually")
-    provider = _through(proxy, s3_server)
-    proxy.add_rule("503", path="/flaky", limit=2)
-    proxy.add_rule("slowdown", path="/flaky", limit=1)
-    bucket = provider.storage.buckets.get(direct_bucket.name)
-    assert bucket is not None
-    assert bucket.objects.create("flaky").read() == b"eventually"
-    # One GET (its response carries size and checksum): three faults, then success.
-    assert proxy.stats["503"] == 2 and proxy.stats["slowdown"] == 1
-    assert proxy.count_requests(path="/flaky") == 4
+@pytest.mark.parametrize("kind", ["503", "throttle"])
+def test_exactly_one_request_per_injected_error(rig: Rig, kind: str) -> None:
+    """cloudstore retries each 503 (or throttling answer) once; no SDK retry is stacked on it."""
+    data = os.urandom(100_000)
+    bucket = rig.bucket()
+    bucket.objects.create("flaky").upload(data)
+    assert bucket.objects.create("flaky").read() == data
+    baseline = rig.proxy.count_requests(path="flaky")
+    rig.proxy.reset_stats()
+    rig.proxy.add_rule(kind, path="flaky", limit=2)
+    bucket.objects.create("flaky").upload(data)
+    assert bucket.objects.create("flaky").read() == data
+    assert rig.proxy.stats[kind] == 2
+    assert rig.proxy.count_requests(path="flaky") == baseline + 2
 
 
-def test_flipped_byte_is_caught_and_leaves_no_file(
-    proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket, tmp_path: Path
-) -> None:
-    data = os.urandom(300_000)
-    direct_bucket.objects.create("flip-me").upload(data)
-    provider = _through(proxy, s3_server)
-    bucket = provider.storage.buckets.get(direct_bucket.name)
-    assert bucket is not None
-    obj = bucket.objects.get("flip-me")
-    assert obj is not None
-    proxy.add_rule("flip", methods=["GET"], path="/flip-me")
+@pytest.mark.parametrize("size", [300_000, MULTIPART_SIZE], ids=["single", "multipart"])
+def test_flipped_download_is_retried_once_then_refused(rig: Rig, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    rig.direct.objects.create("flip-me").upload(data)
+    bucket = rig.bucket()
+    downloads = rig.target.data_download
+    always = downloads.add_rule(rig.proxy, "flip")
     target = tmp_path / "flipped.bin"
     with pytest.raises(ChecksumMismatchException):
-        obj.download_to_file(target)
-    assert not target.exists()
-    assert list(tmp_path.iterdir()) == []
+        bucket.objects.create("flip-me").download_to_file(target)
+    assert list(tmp_path.iterdir()) == [], "a download that failed its checksum left a file"
+    if size < MULTIPART_SIZE:
+        assert rig.proxy.stats["flip"] == 2, "a checksum mismatch is retried exactly once"
     with pytest.raises(ChecksumMismatchException):
-        obj.read()
-    assert proxy.stats["flip"] >= 2
+        bucket.objects.create("flip-me").read()
+    rig.proxy.remove_rule(always)
+    for download in ("download_to_file", "read", "save_content"):
+        downloads.add_rule(rig.proxy, "flip", limit=1)
+        before = rig.proxy.stats["flip"]
+        assert _download(bucket, "flip-me", download, tmp_path) == data
+        assert rig.proxy.stats["flip"] == before + 1
 
 
-def test_failed_multipart_upload_is_aborted(proxy: FaultProxy, s3_server: RunningServer, direct_bucket: Bucket) -> None:
-    provider = _through(
-        proxy, s3_server, transfer_config=TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurrency=2)
-    )
-    proxy.add_rule("status", status=403, methods=["PUT"], path="[?&]partNumber=2(&|$)")
-    bucket = provider.storage.buckets.get(direct_bucket.name)
-    assert bucket is not None
-    with pytest.raises(PermissionDeniedException):
-        bucket.objects.create("half-done").upload(os.urandom(16 * MiB))
-    assert direct_bucket.objects.get("half-done") is None
-    assert _open_uploads(direct_bucket) == []
-    assert proxy.count_requests("DELETE", "uploadId=") == 1
+@pytest.mark.parametrize("size", [300_000, MULTIPART_SIZE], ids=["single", "multipart"])
+def test_flipped_upload_body_is_never_stored(rig: Rig, size: int) -> None:
+    data = os.urandom(size)
+    bucket = rig.bucket()
+    uploads = rig.target.data_upload
+    uploads.add_rule(rig.proxy, "flip_request", limit=1)
+    bucket.objects.create("sent").upload(data)
+    assert rig.proxy.stats["flip_request"] == 1
+    parts = 1 if size < MULTIPART_SIZE else 2
+    assert uploads.count(rig.proxy) == parts + 1, "the request with the flipped byte was not tried again"
+    stored = rig.direct.objects.get("sent")
+    assert stored is not None and stored.read() == data
+    assert rig.leftovers() == []
+
+
+def test_single_stall_is_recovered_within_read_timeout_and_backoff(rig: Rig) -> None:
+    data = os.urandom(300_000)
+    rig.direct.objects.create("slow").upload(data)
+    bucket = rig.bucket()
+    rig.target.data_download.add_rule(rig.proxy, "stall", limit=1)
+    # Abandoned after READ_TIMEOUT and tried again, not waited out (STALL_SECONDS); 2 s spare.
+    got, _ = within(READ_TIMEOUT + FAST_RETRY.max_backoff + 2.0, bucket.objects.create("slow").read)
+    assert got == data
+    assert rig.proxy.stats["stall"] == 1
+
+
+#: Gives up on a server that never answers after a few seconds.
+SHORT_DEADLINE = RetryPolicy(max_attempts=100, initial_backoff=0.01, max_backoff=0.2, deadline=4)
+
+
+def test_server_that_never_answers_fails_within_the_deadline(rig: Rig) -> None:
+    rig.direct.objects.create("silent").upload(b"never read")
+    bucket = rig.bucket(retry_policy=SHORT_DEADLINE)
+    rig.proxy.set_rates({"blackhole": 1.0})
+    # The last attempt may start just before the deadline and wait one read timeout; 2 s spare.
+    with pytest.raises(ProviderConnectionException):
+        within(SHORT_DEADLINE.deadline + READ_TIMEOUT + 2.0, bucket.objects.create("silent").read)
+    assert rig.proxy.stats["blackhole"] >= 2, "the request that got no answer was not tried again"
+
+
+@pytest.mark.parametrize("target_server", _targets(needs_create=True), indirect=True)
+def test_lost_create_multipart_response_leaves_no_second_upload(rig: Rig) -> None:
+    create = rig.target.create_upload
+    assert create is not None
+    data = os.urandom(MULTIPART_SIZE)
+    bucket = rig.bucket()
+    create.add_rule(rig.proxy, "reset", reset_at="after", limit=1)
+    bucket.objects.create("big").upload(data)
+    assert rig.proxy.stats["reset_after"] == 1
+    assert create.count(rig.proxy) == 2
+    stored = rig.direct.objects.get("big")
+    assert stored is not None and stored.read() == data
+    assert rig.leftovers() == [], "the upload created by the request whose answer was lost is still open"

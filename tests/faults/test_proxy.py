@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -380,6 +381,128 @@ def test_flip_leaves_empty_bodies_alone(origin: _Upstream) -> None:
         assert get(conn, "/bytes/7", "HEAD") == (200, b"")
         conn.close()
         assert proxy.stats["flip"] == 0
+
+
+def test_reset_after_forwarding_lets_the_upstream_act_but_sends_nothing(origin: _Upstream) -> None:
+    body = payload(70000)
+    with FaultProxy(origin.address, {"reset": 1.0}, reset_at="after") as proxy:
+        with socket.create_connection(proxy.address, timeout=5) as sock:
+            sock.sendall(b"PUT /put HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" + body)
+            with pytest.raises(ConnectionResetError):
+                if sock.recv(100) == b"":
+                    raise ConnectionResetError
+        stats = proxy.stats
+    assert [m for m, _, _ in origin.seen] == ["PUT"]  # the upstream got (and acted on) the request
+    assert stats["reset"] == stats["reset_after"] == 1
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_flip_request_changes_one_byte_of_the_forwarded_body(origin: _Upstream, chunked: bool) -> None:
+    body = payload(300001)
+    expected = bytearray(body)
+    with FaultProxy(origin.address, {"flip_request": 1.0}) as proxy:
+        conn = connect(proxy)
+        if chunked:
+            conn.request("PUT", "/put", body=iter([body[:100000], body[100000:]]), encode_chunked=True)
+            expected[50000] ^= 0xFF  # the middle of the first chunk
+        else:
+            conn.request("PUT", "/put", body=body)
+            expected[len(body) // 2] ^= 0xFF
+        received = json.loads(conn.getresponse().read())
+        assert get(conn, "/bytes/10") == (200, payload(10))  # no body: nothing to flip
+        conn.close()
+        stats = proxy.stats
+    assert received == {"md5": hashlib.md5(expected).hexdigest(), "length": len(body)}
+    assert stats["flip_request"] == stats["faults"] == 1
+
+
+@pytest.mark.parametrize("path", ["/bytes/100000", "/chunked/300000"])
+def test_truncate_sends_the_head_and_part_of_the_body_then_closes(origin: _Upstream, path: str) -> None:
+    size = int(path.rsplit("/", 1)[1])
+    with FaultProxy(origin.address, {"truncate": 1.0}) as proxy:
+        conn = connect(proxy)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        assert response.status == 200
+        partial = b""
+        # Small reads: http.client drops a partial chunk's bytes, and ends a short
+        # Content-Length body read in pieces quietly.
+        with contextlib.suppress(http.client.IncompleteRead):
+            while piece := response.read(1000):
+                partial += piece
+        conn.close()
+        stats = proxy.stats
+    assert 0 < len(partial) < size and partial == payload(size)[: len(partial)]
+    assert stats["truncate"] == stats["faults"] == 1
+
+
+_THROTTLES = {
+    "s3": (503, "application/xml", b"<Code>SlowDown</Code>"),
+    "azure": (503, "application/xml", b"<Code>ServerBusy</Code>"),
+    "gcs": (429, "application/json", b'"reason": "rateLimitExceeded"'),
+    "swift": (498, "text/plain", b"Slow down"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(_THROTTLES))
+def test_throttle_answers_in_the_clouds_own_words(origin: _Upstream, dialect: Any) -> None:
+    status, content_type, marker = _THROTTLES[dialect]
+    with FaultProxy(origin.address, {"throttle": 1.0}, dialect=dialect) as proxy:
+        conn = connect(proxy)
+        conn.request("GET", "/bytes/10")
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        stats = proxy.stats
+    assert response.status == status and marker in body
+    assert response.headers["Content-Type"].startswith(content_type)
+    if dialect == "azure":
+        assert response.headers["x-ms-error-code"] == "ServerBusy"
+    if dialect == "gcs":
+        assert json.loads(body)["error"]["code"] == 429
+    assert stats["throttle"] == 1 and origin.seen == []
+
+
+@pytest.mark.parametrize(
+    ("dialect", "status", "marker"),
+    [
+        ("azure", 403, b"<Code>AuthorizationFailure</Code>"),
+        ("azure", 503, b"<Code>ServerBusy</Code>"),
+        ("gcs", 403, b'"reason": "forbidden"'),
+        ("gcs", 503, b'"reason": "backendError"'),
+        ("swift", 403, b"Forbidden"),
+        ("local", 503, b"Service Unavailable"),
+    ],
+)
+def test_synthetic_statuses_follow_the_dialect(origin: _Upstream, dialect: Any, status: int, marker: bytes) -> None:
+    with FaultProxy(origin.address, {str(status): 1.0}, dialect=dialect) as proxy:
+        conn = connect(proxy)
+        got, body = get(conn, "/bytes/10")
+        conn.close()
+    assert got == status and marker in body
+
+
+def test_blackhole_never_answers_and_stops_cleanly(origin: _Upstream) -> None:
+    with FaultProxy(origin.address) as proxy:
+        proxy.add_rule("blackhole", path="^/put")
+        conn = connect(proxy, timeout=0.5)
+        with pytest.raises(TimeoutError):
+            conn.request("PUT", "/put", body=payload(200000))  # the body is read: the wait is for an answer
+            conn.getresponse()
+        conn.close()
+        waiting = connect(proxy, timeout=10)
+        waiting.request("GET", "/put/forever")
+        time.sleep(0.2)
+        assert get(connect(proxy), "/bytes/10") == (200, payload(10))
+        stats = proxy.stats
+    waiting.close()
+    assert stats["blackhole"] == 2
+    assert [p for _, p, _ in origin.seen] == ["/bytes/10"]
+
+
+def test_unknown_dialect_is_refused(origin: _Upstream) -> None:
+    with pytest.raises(ValueError):
+        FaultProxy(origin.address, dialect="ftp")  # type: ignore[arg-type]
 
 
 def test_permanent_status_for_one_path(origin: _Upstream) -> None:

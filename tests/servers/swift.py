@@ -221,7 +221,7 @@ def start(workdir: Path) -> RunningServer:
     try:
         for p in (port + 1, port + 2, port + 3, port):
             wait_for_port(p, proc, log)
-        _set_account_temp_url_key(auth_url, USER, temp_url_key)
+        storage_url = _set_account_temp_url_key(auth_url, USER, temp_url_key)
     except BaseException:
         server.stop()
         raise
@@ -235,6 +235,8 @@ def start(workdir: Path) -> RunningServer:
         "keyless_user": KEYLESS[0],
         "keyless_key": KEYLESS[1],
         "temp_url_key": temp_url_key,
+        # The test account's object-store URL, as tempauth hands it out (for os_storage_url).
+        "storage_url": storage_url,
         "proxy_port": port,
         "start_seconds": time.monotonic() - started,
         "log": log,
@@ -242,11 +244,13 @@ def start(workdir: Path) -> RunningServer:
     return server
 
 
-def _set_account_temp_url_key(auth_url: str, user: tuple[str, str], key: str) -> None:
-    """Give the account a TempURL key, as its operator would (so signed URLs work with the plain login)."""
+def _set_account_temp_url_key(auth_url: str, user: tuple[str, str], key: str) -> str:
+    """Give the account a TempURL key, as its operator would (so signed URLs work with the plain login);
+    return the account's storage URL."""
     login = urllib.request.Request(auth_url, headers={"X-Auth-User": user[0], "X-Auth-Key": user[1]})
     with urllib.request.urlopen(login, timeout=30) as response:
         token, storage_url = response.headers["X-Auth-Token"], response.headers["X-Storage-Url"]
     headers = {"X-Auth-Token": token, "X-Account-Meta-Temp-URL-Key": key}
     with urllib.request.urlopen(urllib.request.Request(storage_url, headers=headers, method="POST"), timeout=30):
         pass
+    return str(storage_url)
