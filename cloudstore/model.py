@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TypeVar
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo
 from cloudstore.checksums import PART_LAYOUT_KEY
 from cloudstore.config import Config, ProviderSpec, Timeouts
-from cloudstore.exceptions import InvalidParamException, NotFoundException
+from cloudstore.exceptions import ChecksumMismatchException, InvalidParamException, NotFoundException
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.retry import RetryPolicy
 from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
@@ -396,7 +396,23 @@ class BucketObject:
         return self.provider.engine.stream(self.bucket.name, self.name, None, chunk_size)
 
     def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
-        """Write the content into a writable binary stream."""
+        """Write the content into a writable binary stream, verified at the end.
+
+        If the checksum does not match and the stream is seekable, what was written is
+        truncated away and the object is read once more before
+        :class:`~cloudstore.ChecksumMismatchException` is raised (progress then counts both reads).
+        """
+        start = _position(target_stream)
+        try:
+            self._write_content(target_stream, progress)
+        except ChecksumMismatchException:
+            if start is None:
+                raise
+            target_stream.seek(start)
+            target_stream.truncate()
+            self._write_content(target_stream, progress)
+
+    def _write_content(self, target_stream: BinaryIO, progress: ProgressCallback | None) -> None:
         for chunk in self.iter_content():
             target_stream.write(chunk)
             if progress is not None:
@@ -486,6 +502,14 @@ def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidParamException("limit must be a positive whole number")
+
+
+def _position(stream: BinaryIO) -> int | None:
+    """Where a seekable ``stream`` stands (``None``: it cannot go back)."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
