@@ -287,12 +287,7 @@ class GCSBackend(Backend):
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         session: requests.Session = client._http
         response = session.request("GET", url, headers=headers, stream=True, timeout=self._timeout)
-        if response.status_code not in (200, 206):
-            try:
-                response.content  # noqa: B018 - read the error body for the message
-            finally:
-                response.close()
-            raise api_errors.from_http_response(response)
+        raise_for_response(response)
         if "Range" in headers and response.status_code != 206:
             response.close()
             # The whole object instead of the range: never hand those bytes on as the range.
