@@ -608,10 +608,13 @@ def test_sdk_and_transport_errors_map_onto_the_spec() -> None:
         (requests.Timeout("slow"), ProviderConnectionException),
         (urllib3.exceptions.ProtocolError("reset"), ProviderConnectionException),
         (storage_errors.DataCorruption(None, "bad crc"), ChecksumMismatchException),
+        (api_errors.GoogleAPICallError("no status"), ProviderConnectionException),  # no answer: retryable
     ]
     for error, expected in cases:
         mapped = map_gcs_error(error)
         assert isinstance(mapped, expected), (error, mapped)
+        assert "\n" not in str(mapped) and "('" not in str(mapped), mapped
+    assert map_gcs_error(api_errors.GoogleAPICallError("no status")).retryable  # type: ignore[union-attr]
     assert map_gcs_error(ValueError("not ours")) is None
 
 

@@ -12,6 +12,7 @@ through the SDK's media helpers: the body is sent straight from the caller's buf
 SDK copies it into a new request body, which multiplied memory with parallel parts), and the
 request carries the body's MD5, which GCS checks; the MD5 the service reports back is
 compared too, for servers that store whatever arrives (fake-gcs-server).
+
 Listings page by object name (``startOffset``) so that a marker is simply the last
 name returned and a page never holds more than ``limit`` entries, on GCS and on
 emulators alike.
@@ -247,6 +248,9 @@ class GCSBackend(Backend):
     ) -> dict[str, Any]:
         """One multipart upload request (the object's JSON resource, then the body); returns the
         resource the service stored. GCS refuses the body if it does not match ``md5``."""
+        if "\r" in content_type or "\n" in content_type:
+            # It is also the body part's header (fake-gcs-server takes the type from there).
+            raise InvalidParamException(f"content type {content_type!r} contains a line break")
         resource: dict[str, Any] = {"name": name, "contentType": content_type, "md5Hash": md5_base64(md5)}
         if metadata:
             resource["metadata"] = dict(metadata)
