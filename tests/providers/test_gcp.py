@@ -1012,7 +1012,7 @@ def test_a_server_that_never_answers_fails_within_the_deadline(gcs: RunningServe
         with pytest.raises(ProviderConnectionException) as caught:
             made.storage.buckets.create(unique_name("gcs-silent")).objects.create("x").upload(b"x")
         assert time.monotonic() - started < policy.deadline + 1
-        assert "timed out" in str(caught.value).lower()
+        assert "read_timeout" in str(caught.value)
     finally:
         silent.close()
 

@@ -64,6 +64,10 @@ def map_gcs_error(error: BaseException) -> CloudStoreException | None:
         return ProviderConnectionException(f"GCS gave an unexpected answer: {_first_line(error)}")
     if isinstance(error, auth_errors.GoogleAuthError):
         return _from_auth(error)
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return ProviderConnectionException("connection to GCS failed: not connected within connect_timeout")
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return ProviderConnectionException("connection to GCS failed: no answer within read_timeout")
     if isinstance(
         error, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
     ):
