@@ -3,8 +3,16 @@
 """Google Cloud Storage through google-cloud-storage (the JSON API).
 
 One method is one request, with the SDK's own retries switched off (``retry=None``):
-the shared layer retries. Large uploads are parts uploaded in parallel as hidden
-temporary objects, then composed into the final object (see :mod:`.compose`).
+the shared layer retries. Every request waits at most the configured connect and read
+timeouts. Large uploads are parts uploaded in parallel as hidden temporary objects, then
+composed into the final object (see :mod:`.compose`).
+
+Uploads (whole objects and parts) are one lean multipart request made here rather than
+through the SDK's media helpers: the body is sent straight from the caller's buffer (the
+SDK copies it into a new request body, which multiplied memory with parallel parts), and the
+request carries the body's MD5, which GCS checks; the MD5 the service reports back is
+compared too, for servers that store whatever arrives (fake-gcs-server).
+
 Listings page by object name (``startOffset``) so that a marker is simply the last
 name returned and a page never holds more than ``limit`` entries, on GCS and on
 emulators alike.
@@ -13,9 +21,13 @@ emulators alike.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import json
+import secrets
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -40,8 +52,10 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.config import Config
+from cloudstore.checksums import md5_base64
+from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
+    ChecksumMismatchException,
     CloudStoreException,
     InvalidNameException,
     InvalidParamException,
@@ -49,12 +63,16 @@ from cloudstore.exceptions import (
     ProviderConnectionException,
 )
 from cloudstore.providers.gcp import auth
-from cloudstore.providers.gcp.compose import HIDDEN_PREFIX, ComposeUpload, compose_parts, delete_objects
-from cloudstore.providers.gcp.errors import map_gcs_error
+from cloudstore.providers.gcp.compose import (
+    HIDDEN_PREFIX,
+    ComposeUpload,
+    compose_parts,
+    delete_objects,
+    delete_upload_objects,
+)
+from cloudstore.providers.gcp.errors import map_gcs_error, raise_for_response
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 
-#: Seconds per request before the SDK gives up (connect and read).
-REQUEST_TIMEOUT = 60.0
 #: Connections kept per host: enough for the transfer engine's parallel parts.
 CONNECTION_POOL_SIZE = 32
 #: V4 signed URLs live at most seven days.
@@ -89,6 +107,9 @@ class GCSBackend(Backend):
     def __init__(self, config: Config) -> None:
         self._endpoint = auth.normalize_endpoint(config.get("gcp_endpoint_url"))
         self._auth = auth.resolve(config, self._endpoint)
+        timeouts = Timeouts.from_config(config)
+        #: ``(connect, read)`` seconds, given to every request (the SDK's and the provider's own).
+        self._timeout = (timeouts.connect, timeouts.read)
         self._lock = threading.Lock()
         self._client_instance: storage.Client | None = None
 
@@ -135,7 +156,7 @@ class GCSBackend(Backend):
         if self.client.project is None:
             raise InvalidParamException("listing buckets needs a project: set gcp_project_name")
         iterator = self.client.list_buckets(
-            max_results=None, page_size=limit, page_token=position.page_token, retry=None, timeout=REQUEST_TIMEOUT
+            max_results=None, page_size=limit, page_token=position.page_token, retry=None, timeout=self._timeout
         )
         page = next(iterator.pages, None)
         buckets = [_bucket_info(b) for b in page] if page is not None else []
@@ -143,7 +164,7 @@ class GCSBackend(Backend):
 
     def head_bucket(self, name: str) -> BucketInfo | None:
         try:
-            bucket = self.client.get_bucket(name, retry=None, timeout=REQUEST_TIMEOUT)
+            bucket = self.client.get_bucket(name, retry=None, timeout=self._timeout)
         except api_errors.NotFound:
             return None
         return _bucket_info(bucket)
@@ -151,7 +172,7 @@ class GCSBackend(Backend):
     def create_bucket(self, name: str, location: str | None) -> BucketInfo:
         if self.client.project is None:
             raise InvalidParamException("creating a bucket needs a project: set gcp_project_name")
-        bucket = self.client.create_bucket(name, location=location, retry=None, timeout=REQUEST_TIMEOUT)
+        bucket = self.client.create_bucket(name, location=location, retry=None, timeout=self._timeout)
         return _bucket_info(bucket)
 
     def delete_bucket(self, name: str) -> None:
@@ -161,16 +182,16 @@ class GCSBackend(Backend):
             # Not empty. If all it holds are the hidden parts of uploads whose process died, it is
             # empty to the user: clear them and try again (as the Swift provider does with segments).
             leftovers = []
-            for blob in self.client.list_blobs(name, retry=None, timeout=REQUEST_TIMEOUT):
+            for blob in self.client.list_blobs(name, retry=None, timeout=self._timeout):
                 if not blob.name.startswith(HIDDEN_PREFIX):
                     raise  # a user object: stop at the first one
                 leftovers.append(blob.name)
-            delete_objects(self.client, name, leftovers)
+            delete_objects(self.client, name, leftovers, self._timeout)
             self._delete_empty_bucket(name)
 
     def _delete_empty_bucket(self, name: str) -> None:
         try:
-            self.client.bucket(name).delete(force=False, retry=None, timeout=REQUEST_TIMEOUT)
+            self.client.bucket(name).delete(force=False, retry=None, timeout=self._timeout)
         except api_errors.Conflict as err:
             # GCS answers 409 for "bucket not empty" (fake-gcs-server answers 412): both mean
             # the state forbids it, not that something already exists.
@@ -190,7 +211,7 @@ class GCSBackend(Backend):
             start_offset=pager.start_offset,
             page_size=pager.page_size(limit),
             retry=None,
-            timeout=REQUEST_TIMEOUT,
+            timeout=self._timeout,
         )
         page = next(iterator.pages, None)
         blobs = list(page) if page is not None else []
@@ -200,7 +221,7 @@ class GCSBackend(Backend):
         )
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=REQUEST_TIMEOUT)
+        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=self._timeout)
         return None if blob is None else _object_info(blob)
 
     def put_object(
@@ -213,17 +234,52 @@ class GCSBackend(Backend):
         *,
         content_md5: bytes | None = None,
     ) -> None:
-        blob = self.client.bucket(bucket).blob(name)
-        blob.metadata = dict(metadata) or None
-        # One multipart request (up to 8 MiB; a resumable session beyond): no checksum
-        # pre-pass and no reload afterwards.
-        blob.upload_from_string(
-            data,
-            content_type=content_type or "application/octet-stream",
-            checksum=None,
-            retry=None,
-            timeout=REQUEST_TIMEOUT,
+        md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
+        stored = self._upload(bucket, name, data, content_type or "application/octet-stream", metadata, md5)
+        if _stored_md5(stored) not in (None, md5):
+            # The server stored other bytes than we sent (an emulator that does not check the hash
+            # we sent): remove exactly that generation, never a newer one, so that no corrupt
+            # object stays visible, and let the retry policy send the body again.
+            self._remove_generation(bucket, name, stored.get("generation"))
+            raise _mismatch(name, md5, stored)
+
+    def _upload(
+        self, bucket: str, name: str, data: bytes, content_type: str, metadata: Mapping[str, str], md5: bytes
+    ) -> dict[str, Any]:
+        """One multipart upload request (the object's JSON resource, then the body); returns the
+        resource the service stored. GCS refuses the body if it does not match ``md5``."""
+        if "\r" in content_type or "\n" in content_type:
+            # It is also the body part's header (fake-gcs-server takes the type from there).
+            raise InvalidParamException(f"content type {content_type!r} contains a line break")
+        resource: dict[str, Any] = {"name": name, "contentType": content_type, "md5Hash": md5_base64(md5)}
+        if metadata:
+            resource["metadata"] = dict(metadata)
+        body = _MultipartBody(resource, data, content_type)
+        url = f"{self.client.api_endpoint}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=multipart"
+        session: requests.Session = self.client._http
+        response = session.request(
+            "POST", url, data=body, headers={"Content-Type": body.content_type}, timeout=self._timeout
         )
+        raise_for_response(response)
+        try:
+            stored = response.json()
+        except ValueError:
+            # The object may well be stored; sending it again is harmless.
+            raise ProviderConnectionException(f"GCS answered the upload of {name!r} with an unreadable body") from None
+        if not isinstance(stored, dict):
+            raise ProviderConnectionException(f"GCS answered the upload of {name!r} with an unexpected body")
+        return stored
+
+    def _remove_generation(self, bucket: str, name: str, generation: Any) -> None:
+        """Delete ``generation`` of an object if it is still the live one; best effort (a retry
+        replaces it anyway)."""
+        if not str(generation or "").isdigit():
+            return
+        # Gone already, replaced since, or unreachable: the retry decides what stays.
+        with contextlib.suppress(Exception):
+            self.client.bucket(bucket).blob(name).delete(
+                if_generation_match=int(generation), retry=None, timeout=self._timeout
+            )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         client = self.client
@@ -234,13 +290,8 @@ class GCSBackend(Backend):
         if (start or 0) > 0 or end is not None:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         session: requests.Session = client._http
-        response = session.request("GET", url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT)
-        if response.status_code not in (200, 206):
-            try:
-                response.content  # noqa: B018 - read the error body for the message
-            finally:
-                response.close()
-            raise api_errors.from_http_response(response)
+        response = session.request("GET", url, headers=headers, stream=True, timeout=self._timeout)
+        raise_for_response(response)
         if "Range" in headers and response.status_code != 206:
             response.close()
             # The whole object instead of the range: never hand those bytes on as the range.
@@ -249,16 +300,16 @@ class GCSBackend(Backend):
         return HTTPBodyReader(response, _media_info(name, response), version_header="X-Goog-Generation")
 
     def delete_object(self, bucket: str, name: str) -> None:
-        self.client.bucket(bucket).blob(name).delete(retry=None, timeout=REQUEST_TIMEOUT)
+        self.client.bucket(bucket).blob(name).delete(retry=None, timeout=self._timeout)
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         source = self.client.bucket(src_bucket).blob(src_name)
         target = self.client.bucket(dst_bucket).blob(dst_name)
         # rewrite works across locations and storage classes for any size; each call copies a
         # slice on the server and hands back a token until it is done.
-        token, _, _ = target.rewrite(source, retry=None, timeout=REQUEST_TIMEOUT)
+        token, _, _ = target.rewrite(source, retry=None, timeout=self._timeout)
         while token is not None:
-            token, _, _ = target.rewrite(source, token=token, retry=None, timeout=REQUEST_TIMEOUT)
+            token, _, _ = target.rewrite(source, token=token, retry=None, timeout=self._timeout)
 
     def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
         if not 1 <= expires_in <= MAX_SIGNED_URL_SECONDS:
@@ -305,19 +356,78 @@ class GCSBackend(Backend):
         self, upload: ComposeUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         part_name = upload.part_name(number)
-        blob = self.client.bucket(upload.bucket).blob(part_name)
-        blob.upload_from_string(data, checksum=None, retry=None, timeout=REQUEST_TIMEOUT)
+        md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
+        stored = self._upload(upload.bucket, part_name, data, "application/octet-stream", {}, md5)
+        if _stored_md5(stored) not in (None, md5):
+            # A damaged part is only a hidden temporary object: the retry overwrites it, and the
+            # upload's clean-up deletes it in any case.
+            raise _mismatch(part_name, md5, stored)
         return UploadPart(number, part_name)
 
     def complete_multipart_upload(
         self, upload: ComposeUpload, parts: list[UploadPart], content_md5: bytes | None = None
     ) -> None:
-        compose_parts(self.client, upload, [str(p.token) for p in sorted(parts, key=lambda p: p.number)])
+        names = [str(p.token) for p in sorted(parts, key=lambda p: p.number)]
+        if names:
+            compose_parts(self.client, upload, names, self._timeout)
+        else:
+            self.put_object(upload.bucket, upload.name, b"", upload.content_type, upload.metadata)
 
     def abort_multipart_upload(self, upload: ComposeUpload) -> None:
-        bucket = self.client.bucket(upload.bucket)
-        names_left = [b.name for b in self.client.list_blobs(bucket, prefix=upload.prefix, retry=None)]
-        delete_objects(self.client, upload.bucket, names_left)
+        delete_upload_objects(self.client, upload, self._timeout)
+
+    def cleanup_multipart_upload(self, upload: ComposeUpload) -> None:
+        # The parts and intermediate composes are ordinary objects: after the final compose
+        # (or an abort) they are deleted here, a step the engine retries and reports.
+        delete_upload_objects(self.client, upload, self._timeout)
+
+
+class _MultipartBody:
+    """A ``multipart/related`` upload body sent in three pieces: the object's JSON resource,
+    the data (straight from the caller's buffer, never copied) and the closing boundary.
+
+    It has a length (so the request has a ``Content-Length``) and can be iterated again (a
+    request repeated after a token refresh sends it again).
+    """
+
+    def __init__(self, resource: Mapping[str, Any], data: bytes, content_type: str) -> None:
+        # A random boundary: the data cannot contain it by chance.
+        boundary = f"cloudstore-{secrets.token_hex(16)}"
+        self.content_type = f'multipart/related; boundary="{boundary}"'
+        self._head = (
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+            f"{json.dumps(resource)}\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n"
+        ).encode()
+        self._data = data
+        self._tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def __len__(self) -> int:
+        return len(self._head) + len(self._data) + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        if self._data:
+            yield self._data
+        yield self._tail
+
+
+def _stored_md5(stored: Mapping[str, Any]) -> bytes | None:
+    """The MD5 the service reports for what it stored (``None``: it reports none)."""
+    value = stored.get("md5Hash")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value)
+    except ValueError:
+        return b""  # garbled on the way back: not what we sent, so the upload is tried again
+
+
+def _mismatch(name: str, sent: bytes, stored: Mapping[str, Any]) -> ChecksumMismatchException:
+    stored_hex = (_stored_md5(stored) or b"").hex() or "unreadable"
+    return ChecksumMismatchException(
+        f"GCS stored other bytes than were sent for {name!r} (MD5 {stored_hex}, sent {sent.hex()}): damaged on the way",
+        retryable=True,
+    )
 
 
 def _session_for(credentials: google.auth.credentials.Credentials) -> requests.Session:

@@ -4,21 +4,19 @@ Each part is an ordinary object ``.cloudstore-uploads/<upload id>/<number>`` (li
 hide that prefix). Completing composes them into the target, at most 32 sources per
 compose call, so more parts are first composed into intermediate objects, level by
 level. The target gets its content type and metadata in the final compose, which is
-atomic: until then nothing is visible under the target's name. Then the temporary
-objects are deleted. Aborting deletes whatever is under the upload's prefix.
+atomic: until then nothing is visible under the target's name. Deleting the temporary
+objects is a separate step (:func:`delete_upload_objects`), run after completing or
+aborting under the retry policy, so that a failed clean-up is tried again and reported.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import google.api_core.exceptions as api_errors
 from google.cloud import storage
-
-log = logging.getLogger("cloudstore.gcp")
 
 #: Where parts of unfinished uploads live (object names here are refused and never listed).
 HIDDEN_PREFIX = ".cloudstore-uploads/"
@@ -26,8 +24,9 @@ HIDDEN_PREFIX = ".cloudstore-uploads/"
 MAX_COMPOSE_SOURCES = 32
 #: Temporary objects deleted at once.
 DELETE_CONCURRENCY = 8
-#: Seconds per request.
-TIMEOUT = 60.0
+
+#: ``(connect, read)`` seconds for each request.
+Timeout = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,13 @@ class ComposeUpload:
         return f"{self.prefix}compose-{level}-{index:05d}"
 
 
-def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: list[str]) -> None:
-    """Compose ``part_names`` (in order) into the upload's target, then delete the temporaries."""
+def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: list[str], timeout: Timeout) -> None:
+    """Compose ``part_names`` (in order, at least one) into the upload's target.
+
+    The temporary objects stay; :func:`delete_upload_objects` removes them.
+    """
     bucket = client.bucket(upload.bucket)
     sources = list(part_names)
-    temporaries = list(part_names)
     level = 0
     while len(sources) > MAX_COMPOSE_SOURCES:
         level += 1
@@ -66,32 +67,22 @@ def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: lis
                 merged.append(group[0])
                 continue
             name = upload.intermediate_name(level, index)
-            bucket.blob(name).compose([bucket.blob(n) for n in group], retry=None, timeout=TIMEOUT)
-            temporaries.append(name)
+            bucket.blob(name).compose([bucket.blob(n) for n in group], retry=None, timeout=timeout)
             merged.append(name)
         sources = merged
     target = bucket.blob(upload.name)
     target.content_type = upload.content_type or "application/octet-stream"
     target.metadata = dict(upload.metadata) or None
-    if sources:
-        target.compose([bucket.blob(n) for n in sources], retry=None, timeout=TIMEOUT)
-    else:
-        target.upload_from_string(b"", content_type=target.content_type, checksum=None, retry=None, timeout=TIMEOUT)
-    # The object is complete: a failed cleanup must not turn that into an error.
-    try:
-        delete_objects(client, upload.bucket, temporaries)
-    except Exception as err:
-        log.warning(
-            "uploaded %s/%s, but could not delete its temporary parts under %s (%s: %s)",
-            upload.bucket,
-            upload.name,
-            upload.prefix,
-            type(err).__name__,
-            err,
-        )
+    target.compose([bucket.blob(n) for n in sources], retry=None, timeout=timeout)
 
 
-def delete_objects(client: storage.Client, bucket_name: str, names: list[str]) -> None:
+def delete_upload_objects(client: storage.Client, upload: ComposeUpload, timeout: Timeout) -> None:
+    """Delete every part and intermediate object of ``upload`` (listed, so none is missed)."""
+    listed = client.list_blobs(upload.bucket, prefix=upload.prefix, retry=None, timeout=timeout)
+    delete_objects(client, upload.bucket, [blob.name for blob in listed], timeout)
+
+
+def delete_objects(client: storage.Client, bucket_name: str, names: list[str], timeout: Timeout) -> None:
     """Delete ``names``, a few at a time in parallel; names already gone are fine.
 
     One request per object: fake-gcs-server has no batch endpoint, and a handful of parts
@@ -101,7 +92,7 @@ def delete_objects(client: storage.Client, bucket_name: str, names: list[str]) -
 
     def delete(name: str) -> None:
         with contextlib.suppress(api_errors.NotFound):
-            bucket.blob(name).delete(retry=None, timeout=TIMEOUT)
+            bucket.blob(name).delete(retry=None, timeout=timeout)
 
     if len(names) <= 1:
         for name in names:
