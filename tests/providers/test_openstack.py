@@ -41,6 +41,7 @@ from cloudstore import (
     ThrottledException,
 )
 from cloudstore.backend import BucketInfo
+from cloudstore.checksums import Checksum
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
@@ -252,25 +253,26 @@ def test_keystone_urls_use_keystone_and_fail_cleanly_when_unreachable() -> None:
 
 
 # --- requests per operation -----------------------------------------------------------------
-def test_plain_put_get_head_delete_are_one_request_each(swift: CloudProvider, swift_bucket: Bucket) -> None:
+def test_requests_per_plain_put_get_head_delete(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    """A put asks first whether it replaces a large object (whose segments must go), a delete lets
+    Swift decide (``?multipart-manifest=delete``, refused for a plain object): never a cache."""
     backend = swift.backend
     name = swift_bucket.name
-    backend.put_object(name, "warm-up", b"x", None, {})  # learns that the container has no large objects
+    path = f"/v1/AUTH_test/{name}/one"
     with sent_requests(swift) as seen:
         backend.put_object(name, "one", b"16 KiB" * 2730, "text/plain", {"k": "v"})
-    assert seen == [("PUT", f"/v1/AUTH_test/{name}/one")]
+    assert seen == [("HEAD", path), ("PUT", path)]
     with sent_requests(swift) as seen:
         with backend.get_object(name, "one") as reader:
             assert reader.read() == b"16 KiB" * 2730
-            assert reader.info is not None and reader.info.checksum == (
-                "md5",
-                hashlib.md5(b"16 KiB" * 2730).hexdigest(),
-            )
+            assert reader.info is not None
+            assert reader.info.checksum == Checksum("md5", hashlib.md5(b"16 KiB" * 2730).hexdigest())
         assert backend.head_object(name, "one") is not None
         backend.delete_object(name, "one")
-    assert [m for m, _ in seen] == ["GET", "HEAD", "DELETE"]
+    assert seen == [("GET", path), ("HEAD", path), ("DELETE", path), ("DELETE", path)]
+    backend.put_object(name, "two", b"x", None, {})
     with sent_requests(swift) as seen:
-        assert swift_bucket.objects.get("warm-up").read() == b"x"  # type: ignore[union-attr]
+        assert swift_bucket.objects.get("two").read() == b"x"  # type: ignore[union-attr]
     assert [m for m, _ in seen] == ["HEAD", "GET"]
 
 
@@ -460,10 +462,14 @@ def test_large_upload_is_an_slo_with_hidden_segments(
     assert segments_container not in [b.name for b in swift.storage.buckets]
     got = swift_bucket.objects.get("big.bin")
     assert got is not None and got.size == len(data) and got.content_type == "video/mp4"
-    assert got.metadata == {"kind": "large"}
-    assert got._info.checksum is None  # an SLO ETag is not the content's MD5
+    assert got.metadata == {"kind": "large"}  # the part layout cloudstore recorded is not shown
+    assert meta["X-Object-Meta-Cloudstore-Part-Layout"] == f"{5 * MiB},0"
+    # The SLO's ETag is the MD5 of its segments' hex MD5s; the recorded layout gives their sizes.
+    segment_md5s = "".join(hashlib.md5(data[i : i + 5 * MiB]).hexdigest() for i in range(0, len(data), 5 * MiB))
+    assert got.etag == hashlib.md5(segment_md5s.encode()).hexdigest()
+    assert got._info.checksum == Checksum("md5-of-part-hexes", got.etag, (5 * MiB, 5 * MiB, 2 * MiB))
     listed = swift_bucket.objects.list()[0]
-    assert listed._info.checksum is None and listed.etag == got.etag
+    assert listed._info.checksum is None and listed.etag == got.etag  # listings carry no metadata
     assert got.read() == data
     assert got.read(5 * MiB - 3, 5 * MiB + 2) == data[5 * MiB - 3 : 5 * MiB + 3]
 
