@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -27,12 +29,14 @@ from cloudstore import (
     AuthenticationException,
     Bucket,
     ChecksumMismatchException,
+    CleanupWarning,
     CloudProvider,
     CloudProviderFactory,
     DuplicateResourceException,
     InvalidNameException,
     InvalidParamException,
     NotFoundException,
+    NotSupportedException,
     PermissionDeniedException,
     PreconditionFailedException,
     ProviderConnectionException,
@@ -42,8 +46,9 @@ from cloudstore import (
 )
 from cloudstore.backend import BucketInfo
 from cloudstore.checksums import Checksum
+from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
-from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
+from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
 from tests.servers.base import RunningServer, free_port
 from tests.streams import BreakingStream
@@ -574,13 +579,17 @@ def through_proxy(server: RunningServer) -> Iterator[tuple[FaultProxy, str, str]
         (401, AuthenticationException),
         (403, PermissionDeniedException),
         (404, NotFoundException),
+        (405, NotSupportedException),
         (409, PreconditionFailedException),
+        (410, NotFoundException),
         (412, PreconditionFailedException),
+        (413, InvalidParamException),
         (416, InvalidParamException),
-        (422, ChecksumMismatchException),
+        (422, ChecksumMismatchException),  # Swift's own: a body that does not match its ETag
         (429, ThrottledException),
-        (498, ThrottledException),
+        (498, ThrottledException),  # Swift's own: the ratelimit middleware
         (500, ProviderConnectionException),
+        (501, NotSupportedException),
         (502, ProviderConnectionException),
         (503, ThrottledException),
         (504, ProviderConnectionException),
@@ -599,6 +608,16 @@ def test_swift_statuses_map_onto_the_exception_tree(
     assert caught.value.status == status
     assert isinstance(caught.value.__cause__, Exception)
     assert token not in str(caught.value)
+    assert type(caught.value) is (expected if status in (422, 498) else class_for_status(status))
+    if status == 422:
+        assert caught.value.retryable  # damaged on the way: sending it again can succeed
+
+
+def test_swift_error_text_is_one_clean_line(swift_bucket: Bucket) -> None:
+    with pytest.raises(NotFoundException) as caught:
+        swift_bucket.objects.create("nothing").read()
+    path = f"/v1/AUTH_test/{swift_bucket.name}/nothing"
+    assert str(caught.value) == f"Swift answered 404 Not Found: The resource could not be found. (GET {path})"
 
 
 def test_connection_reset_is_retryable_and_retried(through_proxy: tuple[FaultProxy, str, str]) -> None:
@@ -669,3 +688,215 @@ def test_docs_page_examples_run_against_swift(server: RunningServer, tmp_path: P
         namespace = run_page("openstack.rst")
     assert namespace["provider"].storage.buckets.get("Reports 2024") is None  # the page cleans up
     assert namespace["big"].size == 12 * 1024 * 1024
+
+
+# --- integrity, timeouts and clean-ups --------------------------------------------------------
+def proxied(through_proxy: tuple[FaultProxy, str, str], **config: Any) -> CloudProvider:
+    """A provider whose every object request goes through the fault proxy (the session-token pair)."""
+    _, storage_url, token = through_proxy
+    settings = {"os_storage_url": storage_url, "os_auth_token": token, "transfer_config": TEST_TRANSFER}
+    return CloudProviderFactory().create_provider(ProviderList.OPENSTACK, {**settings, **config})
+
+
+QUICK = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+
+
+@pytest.mark.parametrize("kind", ["object", "segment"])
+def test_a_body_that_does_not_match_its_md5_is_refused_and_not_stored(
+    swift: CloudProvider, swift_bucket: Bucket, account: Account, kind: str
+) -> None:
+    backend = swift.backend
+    wrong = hashlib.md5(b"other bytes").digest()
+    with pytest.raises(ChecksumMismatchException) as caught:
+        if kind == "object":
+            swift.call(lambda: backend.put_object(swift_bucket.name, "bad", b"the bytes", None, {}, content_md5=wrong))
+        else:
+            upload = backend.create_multipart_upload(swift_bucket.name, "bad", None, {})
+            swift.call(lambda: backend.upload_part(upload, 1, 0, b"the bytes", content_md5=wrong))
+    assert caught.value.status == 422 and caught.value.retryable
+    assert swift_bucket.objects.get("bad") is None
+    assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []
+
+
+def test_a_refused_body_is_sent_again(through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket) -> None:
+    proxy, _, _ = through_proxy
+    provider = proxied(through_proxy, retry_policy=QUICK)
+    bucket = Bucket(provider, BucketInfo(swift_bucket.name))
+    proxy.add_rule("status", status=422, methods=["PUT"], path=r"/small\.bin$", limit=1)
+    proxy.add_rule("status", status=422, methods=["PUT"], path=r"segments/[0-9a-f]+/000002$", limit=1)
+    bucket.objects.create("small.bin").upload(b"retried")
+    data = payload(12 * MiB)
+    bucket.objects.create("big.bin").upload(data)
+    assert proxy.count_requests("PUT", r"/small\.bin$") == 2
+    assert proxy.count_requests("PUT", r"segments/[0-9a-f]+/000002$") == 2
+    assert swift_bucket.objects.get("small.bin").read() == b"retried"  # type: ignore[union-attr]
+    assert swift_bucket.objects.get("big.bin").read() == data  # type: ignore[union-attr]
+
+
+def test_the_manifest_carries_the_slo_etag(swift: CloudProvider, swift_bucket: Bucket) -> None:
+    session = swift.backend.store.session.session  # type: ignore[attr-defined]
+    captured: list[requests.PreparedRequest] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        captured.append(response.request)
+
+    data = payload(7 * MiB)
+    session.hooks["response"].append(hook)
+    try:
+        swift_bucket.objects.create("slo.bin").upload(data)
+    finally:
+        session.hooks["response"].remove(hook)
+    segments = [r for r in captured if r.method == "PUT" and SEGMENTS_SUFFIX in unquote(str(r.url)) and r.body]
+    assert sorted(r.headers["ETag"] for r in segments) == sorted(
+        [hashlib.md5(data[: 5 * MiB]).hexdigest(), hashlib.md5(data[5 * MiB :]).hexdigest()]
+    )
+    manifest = next(r for r in captured if "multipart-manifest=put" in str(r.url))
+    etags = "".join(entry["etag"] for entry in json.loads(manifest.body))  # type: ignore[arg-type]
+    assert manifest.headers["ETag"] == hashlib.md5(etags.encode()).hexdigest()
+    assert manifest.headers["ETag"] == swift_bucket.objects.get("slo.bin").etag  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("how", ["file", "read"])
+def test_a_flipped_byte_in_a_large_download_is_caught_and_retried_once(
+    through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket, tmp_path: Path, how: str
+) -> None:
+    proxy, _, _ = through_proxy
+    data = payload(12 * MiB)
+    swift_bucket.objects.create("big.bin").upload(data)
+    obj = Bucket(proxied(through_proxy, retry_policy=QUICK), BucketInfo(swift_bucket.name)).objects.create("big.bin")
+    target = tmp_path / "big.bin"
+
+    def download() -> bytes:
+        if how == "file":
+            obj.download_to_file(target)
+            return target.read_bytes()
+        return obj.read()
+
+    proxy.add_rule("flip", methods=["GET"], path=r"/big\.bin$", limit=1)  # one flip: the retry succeeds
+    assert download() == data
+    assert proxy.stats["flip"] == 1
+    target.unlink(missing_ok=True)
+    proxy.reset_stats()
+    proxy.add_rule("flip", methods=["GET"], path=r"/big\.bin$")  # every time: caught twice, then raised
+    with pytest.raises(ChecksumMismatchException, match="md5-of-part-hexes"):
+        download()
+    assert proxy.stats["flip"] == proxy.count_requests("GET", r"/big\.bin$") == (6 if how == "file" else 2)
+    assert list(tmp_path.iterdir()) == []  # no file, no temp file
+
+
+def test_a_stalled_answer_is_abandoned_at_the_read_timeout_and_retried(
+    through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket
+) -> None:
+    proxy, _, _ = through_proxy
+    proxy.stall_seconds = 20
+    swift_bucket.objects.create("slow.txt").upload(b"worth the wait")
+    provider = proxied(through_proxy, retry_policy=QUICK, connect_timeout=2, read_timeout=1)
+    assert provider.backend.store.session.timeout == (2.0, 1.0)  # type: ignore[attr-defined]  # logins too
+    proxy.add_rule("stall", methods=["GET"], path=r"/slow\.txt$", limit=1)
+    assert Bucket(provider, BucketInfo(swift_bucket.name)).objects.create("slow.txt").read() == b"worth the wait"
+    assert proxy.stats["stall"] == 1 and proxy.count_requests("GET", r"/slow\.txt$") == 2
+
+
+def test_a_server_that_stops_answering_fails_within_the_deadline(
+    through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket
+) -> None:
+    proxy, _, _ = through_proxy
+    proxy.stall_seconds = 60
+    provider = proxied(through_proxy, retry_policy=RetryPolicy(initial_backoff=0.01, deadline=3), read_timeout=1)
+    proxy.add_rule("stall")
+    with pytest.raises(ProviderConnectionException) as caught:
+        provider.storage.buckets.list()
+    assert caught.value.retryable and "timed out" in str(caught.value)
+    assert 2 <= proxy.stats["stall"] <= 4  # tried again within the 3 s deadline, then given up
+
+
+def test_one_injected_503_costs_exactly_one_more_request(
+    through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket
+) -> None:
+    proxy, _, _ = through_proxy
+    provider = proxied(through_proxy, retry_policy=QUICK)
+    bucket = Bucket(provider, BucketInfo(swift_bucket.name))
+    for method, path, action in [
+        ("PUT", r"/one\.txt$", lambda: bucket.objects.create("one.txt").upload(b"1")),
+        ("GET", r"/one\.txt$", lambda: bucket.objects.create("one.txt").read()),
+        ("GET", r"\?.*format=json", lambda: bucket.objects.list()),
+    ]:
+        proxy.reset_stats()
+        proxy.add_rule("503", methods=[method], path=path, limit=1)
+        action()
+        assert proxy.stats["503"] == 1 and proxy.count_requests(method, path) == 2
+
+
+def test_segments_of_a_large_object_another_client_wrote_go_when_it_is_replaced(
+    server: RunningServer, swift: CloudProvider, account: Account
+) -> None:
+    """This provider saw the container without large objects just before: no cache may hide the new one."""
+    bucket = swift.storage.buckets.create(unique_name("other"))
+    try:
+        obj = bucket.objects.create("theirs.bin")
+        obj.upload(b"small first")
+        other = Bucket(make_provider(server), BucketInfo(bucket.name))
+        other.objects.create("theirs.bin").upload(payload(7 * MiB))
+        assert len(account.names(bucket.name + SEGMENTS_SUFFIX)) == 2
+        obj.upload(b"small again")
+        assert account.names(bucket.name + SEGMENTS_SUFFIX) == []
+        other.objects.create("theirs.bin").upload(payload(7 * MiB))
+        obj.delete()
+        assert account.names(bucket.name + SEGMENTS_SUFFIX) == []
+    finally:
+        bucket.delete(delete_contents=True)
+
+
+@pytest.mark.parametrize("how", ["put", "multipart"])
+def test_segment_clean_up_runs_under_the_retry_policy_and_a_failure_is_a_warning(
+    through_proxy: tuple[FaultProxy, str, str], swift_bucket: Bucket, account: Account, how: str
+) -> None:
+    proxy, _, _ = through_proxy
+    attempts = 3
+    provider = proxied(through_proxy, retry_policy=RetryPolicy(max_attempts=attempts, initial_backoff=0.01))
+    obj = Bucket(provider, BucketInfo(swift_bucket.name)).objects.create("big.bin")
+    new = b"small" if how == "put" else payload(7 * MiB)
+    segments = swift_bucket.name + SEGMENTS_SUFFIX
+
+    obj.upload(payload(11 * MiB))
+    proxy.add_rule("500", methods=["POST"], path=r"bulk-delete", limit=1)  # one failure: retried
+    obj.upload(new)
+    assert proxy.count_requests("POST", r"bulk-delete") == 2
+    assert len(account.names(segments)) == (0 if how == "put" else 2)
+
+    obj.upload(payload(11 * MiB))
+    proxy.reset_stats()
+    proxy.add_rule("500", methods=["POST"], path=r"bulk-delete")  # every attempt fails
+    with pytest.warns(CleanupWarning, match="Swift answered 500"):
+        obj.upload(new)
+    assert proxy.count_requests("POST", r"bulk-delete") == attempts
+    assert obj.read() == new  # the object is stored all the same
+    assert len(account.names(segments)) == 3 + (0 if how == "put" else 2)  # the old ones are left, and said so
+
+
+def test_debug_logging_shows_no_key_nor_body_and_keeps_downloads_intact(
+    server: RunningServer, swift_bucket: Bucket, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """keystoneauth logs requests at DEBUG: never the TempURL key, nor a body (it would consume a stream)."""
+    provider = make_provider(server, os_temp_url_key="configured-secret-key")
+    bucket = Bucket(provider, BucketInfo(swift_bucket.name))
+    document = json.dumps({"body-marker": list(range(2000))}).encode()
+    with caplog.at_level(logging.DEBUG):
+        obj = bucket.objects.create("doc.json")
+        obj.upload(document, content_type="application/json")
+        assert obj.read() == document
+        assert b"".join(obj.iter_content()) == document
+        obj.download_to_file(tmp_path / "doc.json")
+        assert (tmp_path / "doc.json").read_bytes() == document
+        url = obj.generate_url(60)
+        bucket.objects.create("plain.txt").upload(b"text-marker", content_type="text/plain")
+        assert bucket.objects.get("plain.txt").read() == b"text-marker"  # type: ignore[union-attr]
+        bucket.objects.list()
+    assert fetch(url) == (200, document)
+    assert any(r.name.startswith("keystoneauth") for r in caplog.records)  # it does log, at DEBUG
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (server.extra["temp_url_key"], "configured-secret-key", "body-marker", "text-marker"):
+        assert secret not in logged
+    Account(server, server.config["os_username"], server.config["os_password"]).call(
+        "POST", headers={"X-Remove-Account-Meta-Temp-URL-Key-2": "x"}
+    )

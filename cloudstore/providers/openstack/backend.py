@@ -693,9 +693,10 @@ def _is_slo(headers: Mapping[str, str]) -> bool:
     return str(headers.get("X-Static-Large-Object", "")).lower() in ("true", "1", "yes")
 
 
-def _head_info(name: str, headers: Mapping[str, str]) -> ObjectInfo:
+def _head_info(name: str, headers: Mapping[str, str], size: int | None = None) -> ObjectInfo:
+    """The object's properties from a HEAD or GET response (``size``: the whole object's, for a 206)."""
     etag = headers.get("Etag", "").strip('"') or None
-    size = int(headers.get("Content-Length", 0))
+    size = int(headers.get("Content-Length", 0)) if size is None else size
     metadata = _user_metadata(headers)
     return ObjectInfo(
         name=name,
@@ -740,9 +741,7 @@ def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
     if response.status_code != 206:
         return _head_info(name, response.headers)
     total = content_range_total(response.headers.get("Content-Range"))
-    if total is None:
-        return None
-    return dataclasses.replace(_head_info(name, response.headers), size=total)
+    return None if total is None else _head_info(name, response.headers, total)
 
 
 def _listing_info(entry: Mapping[str, Any]) -> ObjectInfo:
