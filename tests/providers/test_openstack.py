@@ -900,3 +900,38 @@ def test_debug_logging_shows_no_key_nor_body_and_keeps_downloads_intact(
     Account(server, server.config["os_username"], server.config["os_password"]).call(
         "POST", headers={"X-Remove-Account-Meta-Temp-URL-Key-2": "x"}
     )
+
+
+def test_large_objects_other_tools_wrote_are_verified_from_their_manifest(
+    through_proxy: tuple[FaultProxy, str, str], swift: CloudProvider, swift_bucket: Bucket, account: Account
+) -> None:
+    """No recorded layout: the manifest (one more request, on the first read) gives the segment sizes."""
+    proxy, _, _ = through_proxy
+    container = swift_bucket.name
+    account.call("PUT", f"/{container}{SEGMENTS_SUFFIX}")
+    pieces = [payload(3 * MiB), payload(1 * MiB + 7), payload(2 * MiB)]
+    manifest = []
+    for number, piece in enumerate(pieces):
+        path = f"/{container}{SEGMENTS_SUFFIX}/theirs/{number}"  # removed with the container
+        assert account.call("PUT", path, data=piece).status_code == 201
+        manifest.append({"path": path, "etag": hashlib.md5(piece).hexdigest()})
+    put = account.call("PUT", f"/{container}/theirs.bin?multipart-manifest=put", data=json.dumps(manifest))
+    assert put.status_code == 201
+    ranged = [{**manifest[0], "range": "0-99"}, manifest[1]]
+    assert account.call("PUT", f"/{container}/ranged.bin?multipart-manifest=put", data=json.dumps(ranged)).ok
+    data = b"".join(pieces)
+
+    with swift.backend.get_object(container, "theirs.bin") as reader:
+        assert reader.info is not None
+        assert reader.info.checksum == Checksum("md5-of-part-hexes", reader.info.etag, tuple(map(len, pieces)))
+    with swift.backend.get_object(container, "ranged.bin") as reader:  # a range's ETag is not its MD5
+        assert reader.info is not None and reader.info.checksum is None
+    assert swift_bucket.objects.get("ranged.bin").read() == pieces[0][:100] + pieces[1]  # type: ignore[union-attr]
+    with sent_requests(swift) as seen:
+        assert swift_bucket.objects.create("theirs.bin").read() == data
+    assert [m for m, _ in seen] == ["GET", "GET"]
+
+    obj = Bucket(proxied(through_proxy, retry_policy=QUICK), BucketInfo(container)).objects.create("theirs.bin")
+    proxy.add_rule("flip", methods=["GET"], path=r"/theirs\.bin$")
+    with pytest.raises(ChecksumMismatchException):
+        obj.read()
