@@ -935,3 +935,20 @@ def test_large_objects_other_tools_wrote_are_verified_from_their_manifest(
     proxy.add_rule("flip", methods=["GET"], path=r"/theirs\.bin$")
     with pytest.raises(ChecksumMismatchException):
         obj.read()
+
+
+def test_a_segments_container_that_cannot_be_removed_is_a_warning(
+    through_proxy: tuple[FaultProxy, str, str], swift: CloudProvider, account: Account
+) -> None:
+    proxy, _, _ = through_proxy
+    name = unique_name("segs")
+    provider = proxied(through_proxy, retry_policy=RetryPolicy(max_attempts=2, initial_backoff=0.01))
+    bucket = provider.storage.buckets.create(name)
+    bucket.objects.create("big.bin").upload(payload(7 * MiB))
+    bucket.objects.get("big.bin").delete()  # type: ignore[union-attr]
+    proxy.add_rule("500", methods=["DELETE"], path=r"segments$")
+    with pytest.warns(CleanupWarning, match=r"segments container .* could not be removed"):
+        bucket.delete()
+    assert proxy.count_requests("DELETE", r"segments$") == 2  # under the retry policy
+    assert swift.storage.buckets.get(name) is None
+    assert account.call("DELETE", "/" + quote(name + SEGMENTS_SUFFIX)).status_code == 204

@@ -18,10 +18,10 @@ object another client wrote go with it too.
 Integrity: every body sent (object, segment, manifest) carries its MD5 as
 ``ETag``, which Swift checks (422 on a mismatch: a retryable
 :class:`~cloudstore.exceptions.ChecksumMismatchException`). A download is
-verified against the plain object's MD5, or, for a large object cloudstore
-wrote, against the SLO ETag (the MD5 of its segments' hex MD5s), the segment
-sizes coming from the part layout the transfer engine records in the object's
-metadata (so no extra request).
+verified against the plain object's MD5, or against the SLO ETag (the MD5 of
+its segments' hex MD5s), the segment sizes coming from the part layout the
+transfer engine records in the object's metadata (no extra request), or, for
+a large object another tool wrote, from its manifest.
 
 keystoneauth logs requests and responses at DEBUG; object requests and those
 that carry a TempURL key are sent with ``log=False`` (the logging would show
