@@ -8,11 +8,14 @@ particular to Swift.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import json
 import logging
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -952,3 +955,75 @@ def test_a_segments_container_that_cannot_be_removed_is_a_warning(
     assert proxy.count_requests("DELETE", r"segments$") == 2  # under the retry policy
     assert swift.storage.buckets.get(name) is None
     assert account.call("DELETE", "/" + quote(name + SEGMENTS_SUFFIX)).status_code == 204
+
+
+class BodyFlipper:
+    """A loopback TCP relay that flips one byte of the first request body holding ``marker``.
+
+    A minimal stand-in until tests/faults/ can damage request bodies: the marker is searched in
+    what the client sends (also across reads), so only that request's body changes.
+    """
+
+    def __init__(self, upstream: tuple[str, int], marker: bytes) -> None:
+        self.upstream, self.marker, self.flips = upstream, marker, 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(self.upstream)
+                for source, sink, flip in ((client, server, True), (server, client, False)):
+                    thread = threading.Thread(target=self._pump, args=(source, sink, flip), daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, flip: bool) -> None:
+        sent_tail = b""  # the last bytes already relayed, to find a marker split across reads
+        with contextlib.suppress(OSError), source, sink:
+            while data := source.recv(65536):
+                if flip and not self.flips:
+                    at = (sent_tail + data).find(self.marker)
+                    if at >= 0:
+                        # The marker's last byte is always in the new data.
+                        last = at + len(self.marker) - 1 - len(sent_tail)
+                        data = data[:last] + bytes([data[last] ^ 0xFF]) + data[last + 1 :]
+                        self.flips += 1
+                    sent_tail = (sent_tail + data)[-len(self.marker) :]
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.mark.parametrize("size", [1000, 7 * MiB])
+def test_a_byte_flipped_in_an_upload_body_is_refused_then_sent_again(
+    server: RunningServer, swift_bucket: Bucket, size: int
+) -> None:
+    storage_url, token = login(server, server.config["os_username"], server.config["os_password"])
+    data = payload(size)
+    marker = data[size // 2 : size // 2 + 32]
+    flipper = BodyFlipper(("127.0.0.1", server.extra["proxy_port"]), marker)
+    try:
+        config = {"os_storage_url": flipper.url + urlsplit(storage_url).path, "os_auth_token": token}
+        once = CloudProviderFactory().create_provider(
+            ProviderList.OPENSTACK, {**config, "transfer_config": TEST_TRANSFER, "retry_policy": ONE_TRY}
+        )
+        with pytest.raises(ChecksumMismatchException):
+            Bucket(once, BucketInfo(swift_bucket.name)).objects.create("flipped.bin").upload(data)
+        assert flipper.flips == 1 and swift_bucket.objects.get("flipped.bin") is None  # nothing stored
+        flipper.flips = 0
+        patient = CloudProviderFactory().create_provider(
+            ProviderList.OPENSTACK, {**config, "transfer_config": TEST_TRANSFER, "retry_policy": QUICK}
+        )
+        Bucket(patient, BucketInfo(swift_bucket.name)).objects.create("flipped.bin").upload(data)
+        assert flipper.flips == 1
+        assert swift_bucket.objects.get("flipped.bin").read() == data  # type: ignore[union-attr]
+        once.close()
+        patient.close()  # their connections end, and with them the relay's threads
+    finally:
+        flipper.close()
