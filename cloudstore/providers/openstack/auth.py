@@ -26,10 +26,9 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
+from cloudstore.config import Timeouts
 from cloudstore.exceptions import InvalidParamException
 
-#: Seconds to wait for a connection or for the next bytes of an answer.
-REQUEST_TIMEOUT = 120
 DEFAULT_DOMAIN = "Default"
 
 
@@ -108,11 +107,20 @@ def auth_mode(config: Mapping[str, Any]) -> str:
 
 
 def connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
-    """An openstacksdk connection for ``config`` (its first request logs in)."""
+    """An openstacksdk connection for ``config`` (its first request logs in).
+
+    Every request of its session, the logins included, waits at most ``connect_timeout`` to
+    connect and ``read_timeout`` for each read of the answer (:class:`~cloudstore.config.Timeouts`).
+    """
+    timeouts = Timeouts.from_config(config)
     with warnings.catch_warnings():
         # openstacksdk warns about its InfluxDB metrics support on every connect, used or not.
         warnings.filterwarnings("ignore", message="Support for InfluxDB")
-        return _connect(config)
+        connection = _connect(config)
+    # keystoneauth hands its session's timeout to requests as it is: a (connect, read) pair works
+    # (its constructor's float() would not take one).
+    connection.session.timeout = (timeouts.connect, timeouts.read)  # type: ignore[assignment]
+    return connection
 
 
 def _connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
@@ -125,13 +133,12 @@ def _connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
         return openstack.connect(
             auth_type="admin_token",
             auth={"endpoint": storage_url, "token": token},
-            api_timeout=REQUEST_TIMEOUT,
             load_yaml_config=False,
             load_envvars=False,
         )
     if mode == "v1":
         plugin = TempAuthV1(config["os_auth_url"], config["os_username"], config["os_password"], storage_url)
-        session = ks_session.Session(auth=plugin, timeout=REQUEST_TIMEOUT)
+        session = ks_session.Session(auth=plugin)
         return openstack.connection.Connection(session=session, region_name=region)
     project = {
         "project_name": config.get("os_project_name"),
@@ -154,7 +161,6 @@ def _connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
         auth_type=auth_type,
         auth={k: v for k, v in auth.items() if v is not None},
         region_name=region,
-        api_timeout=REQUEST_TIMEOUT,
         load_yaml_config=False,
         load_envvars=False,
         **extra,

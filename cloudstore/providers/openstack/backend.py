@@ -11,12 +11,21 @@ segments into ``<container>+segments`` (a container hidden from bucket
 listings), then a manifest is written. The segments of an object cloudstore
 made are removed with it: on delete (``?multipart-manifest=delete``), on
 overwrite (by a put, a copy or another multipart upload), and on abort.
+Whether an object has segments is decided from its own headers
+(``X-Static-Large-Object``), never from a cache, so the segments of a large
+object another client wrote go with it too.
 
-Knowing whether an object being overwritten or deleted is a large object takes
-a HEAD. It is only needed where a segments container exists, so each backend
-remembers which containers have one (those it made itself for sure; for others
-it asks again after :data:`SEGMENTS_RECHECK_SECONDS`), and plain objects in
-containers without large objects cost one request per put and per delete.
+Integrity: every body sent (object, segment, manifest) carries its MD5 as
+``ETag``, which Swift checks (422 on a mismatch: a retryable
+:class:`~cloudstore.exceptions.ChecksumMismatchException`). A download is
+verified against the plain object's MD5, or against the SLO ETag (the MD5 of
+its segments' hex MD5s), the segment sizes coming from the part layout the
+transfer engine records in the object's metadata (no extra request), or, for
+a large object another tool wrote, from its manifest.
+
+keystoneauth logs requests and responses at DEBUG; object requests and those
+that carry a TempURL key are sent with ``log=False`` (the logging would show
+the key, and would consume a streamed body to log it).
 """
 
 from __future__ import annotations
@@ -25,12 +34,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import re
 import threading
-import time
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -55,11 +63,11 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.config import Config
+from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
+from cloudstore.config import Config, Timeouts
 from cloudstore.providers.openstack.auth import auth_mode, connect
+from cloudstore.retry import RetryPolicy
 from cloudstore.signing import expiry_timestamp, hmac_sha256_hex
-
-log = logging.getLogger(__name__)
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
 SEGMENTS_SUFFIX = "+segments"
@@ -68,12 +76,14 @@ MAX_CONTAINER_BYTES = 256
 #: Swift's default ``container_listing_limit``: the most names one listing returns.
 MAX_LISTING = 10_000
 DEFAULT_PAGE = 1000
-#: How long "this container has no segments container" is believed before asking again.
-SEGMENTS_RECHECK_SECONDS = 30.0
 #: Connections kept open to the proxy: enough for the transfer engine's workers.
 POOL_CONNECTIONS = 32
 
 _OBJECT_META = "x-object-meta-"
+#: The header the part layout travels in (``-`` reads back as ``_`` for user keys, not for this one).
+_PART_LAYOUT_HEADER = "x-object-meta-" + PART_LAYOUT_KEY
+#: Longest service error text kept in an exception message.
+_MAX_DETAIL = 300
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 _TEMP_URL_KEY_HEADERS = ("Temp-Url-Key", "Temp-Url-Key-2")
 TEMP_URL_HOWTO = (
@@ -100,14 +110,15 @@ def quote_path(*parts: str) -> str:
 
 
 class SwiftStatusError(Exception):
-    """A failure Swift reports inside a 200 body (bulk and SLO deletes)."""
+    """A failure Swift answered: an HTTP error status, or one reported inside a 200 body (bulk
+    and SLO deletes). The message is one line: status, Swift's text, and the request."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class SloUpload:
     """A large object being uploaded: its segments go to ``<bucket>+segments/<upload_id>/``."""
 
@@ -115,6 +126,11 @@ class SloUpload:
     name: str
     upload_id: str
     headers: Mapping[str, bytes]
+    #: Segments of the large object the manifest replaces, found by the first completion attempt
+    #: (a retried one would see our own manifest) and deleted by ``cleanup_multipart_upload``.
+    replaced: list[str] | None = None
+    #: Whether the manifest was written (only then may the replaced segments go).
+    completed: bool = False
 
     @property
     def segments_container(self) -> str:
@@ -134,6 +150,9 @@ class SwiftBackend(Backend):
         # A COPY writes one plain object, so it stops at max_file_size (5 GiB by default); a
         # larger object is copied range by range into the segments of a new SLO.
         max_copy_size=5 * 1024**3,
+        # An SLO's ETag is the MD5 of its segments' hex MD5s: knowing the segment sizes from the
+        # object's own metadata, a download verifies it without fetching the manifest.
+        records_part_layout=True,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
@@ -142,9 +161,9 @@ class SwiftBackend(Backend):
         self._auth_mode = auth_mode(config)
         self._connection: Any = None
         self._lock = threading.Lock()
-        #: Containers known to have a segments container, and when others were last seen without one.
-        self._with_segments: set[str] = set()
-        self._without_segments: dict[str, float] = {}
+        timeouts = Timeouts.from_config(config)
+        self._timeout = (timeouts.connect, timeouts.read)
+        self._retry_policy: RetryPolicy = config.get("retry_policy") or RetryPolicy()
 
     def __repr__(self) -> str:
         return f"<SwiftBackend auth={self._auth_mode} config={self._config!r}>"
@@ -177,27 +196,44 @@ class SwiftBackend(Backend):
         headers: Mapping[str, Any] | None = None,
         data: bytes | None = None,
         stream: bool = False,
+        log: bool = False,
     ) -> requests.Response:
-        """One request to ``path`` (relative to the storage URL, or absolute); raises on 4xx/5xx."""
+        """One request to ``path`` (relative to the storage URL, or absolute); raises
+        :class:`SwiftStatusError` on 4xx/5xx.
+
+        Sent once (cloudstore's retry policy is the only one), with the configured timeouts, and
+        logged by keystoneauth only with ``log`` (never objects, nor anything carrying a key).
+        """
         response: requests.Response = self.store.request(
-            path, method, params=params, headers=dict(headers or {}), data=data, stream=stream
+            path,
+            method,
+            params=params,
+            headers=dict(headers or {}),
+            data=data,
+            stream=stream,
+            timeout=self._timeout,
+            connect_retries=0,
+            status_code_retries=0,
+            log=log,
         )
         if response.status_code >= 400:
             try:
-                os_exc.raise_from_response(response)
+                raise SwiftStatusError(response.status_code, _error_message(response))
             finally:
                 response.close()
         return response
 
-    def _head(self, path: str) -> requests.Response | None:
+    def _head(self, path: str, *, log: bool = False) -> requests.Response | None:
         """HEAD ``path``; ``None`` for 404."""
         try:
-            return self._request("HEAD", path)
-        except os_exc.NotFoundException:
-            return None
+            return self._request("HEAD", path, log=log)
+        except SwiftStatusError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def _get_json(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        response = self._request("GET", path, params={**params, "format": "json"})
+        response = self._request("GET", path, params={**params, "format": "json"}, log=True)
         if response.status_code == 204 or not response.content:
             return []
         result: list[dict[str, Any]] = response.json()
@@ -210,14 +246,14 @@ class SwiftBackend(Backend):
     def map_error(self, error: BaseException) -> exc.CloudStoreException | None:
         if isinstance(error, exc.CloudStoreException):
             return error
+        if isinstance(error, SwiftStatusError):
+            return _from_status(error.status, str(error))
         if isinstance(error, os_exc.HttpException) and error.status_code:
             where = f" ({error.method} {urlparse(error.url).path})" if error.url else ""
-            return _from_status(error.status_code, f"{error.details or 'no details'}{where}")
+            return _from_status(error.status_code, f"Swift answered {error.status_code}{where}")
         if isinstance(error, ks_exc.HttpError) and error.http_status:
             # Only the v1 login goes through keystoneauth's own error raising.
             return _from_status(error.http_status, f"login failed at {error.url or 'the auth URL'}")
-        if isinstance(error, SwiftStatusError):
-            return _from_status(error.status, str(error))
         if isinstance(
             error,
             (
@@ -239,7 +275,8 @@ class SwiftBackend(Backend):
                 return exc.ProviderConnectionException(f"Keystone could not be reached: {error}")
             return exc.InvalidParamException(f"cannot use os_auth_url as a Keystone endpoint: {error}")
         if isinstance(error, (os_exc.SDKException, ks_exc.ClientException)):
-            return exc.CloudStoreException(f"OpenStack client error: {error}")
+            # An SDK error without a status never got a usable answer: worth another attempt.
+            return exc.ProviderConnectionException(f"OpenStack client error: {error}")
         return None
 
     # --- buckets ----------------------------------------------------------
@@ -258,38 +295,46 @@ class SwiftBackend(Backend):
         return Page(buckets, next_marker=next_marker)
 
     def head_bucket(self, name: str) -> BucketInfo | None:
-        response = self._head(quote_path(name))
+        response = self._head(quote_path(name))  # not logged: it may show the container's TempURL key
         if response is None:
             return None
         return BucketInfo(name, _timestamp(response.headers.get("X-Timestamp")))
 
     def create_bucket(self, name: str, location: str | None) -> BucketInfo:
         # Swift answers 201 for a new container and 202 for one that exists.
-        response = self._request("PUT", quote_path(name))
+        response = self._request("PUT", quote_path(name), log=True)
         if response.status_code == 202:
             raise exc.DuplicateResourceException(f"container {name!r} already exists", status=202, code="Accepted")
         return BucketInfo(name, datetime.now(timezone.utc))
 
     def delete_bucket(self, name: str) -> None:
-        self._request("DELETE", quote_path(name))
-        with self._lock:
-            self._with_segments.discard(name)
-            self._without_segments.pop(name, None)
-        self._remove_segments_container(name + SEGMENTS_SUFFIX)
+        self._request("DELETE", quote_path(name), log=True)
+        container = name + SEGMENTS_SUFFIX
+        # The user's container is gone already: a failure here is reported, not raised.
+        self._clean_up(
+            f"the segments container {container!r} could not be removed", lambda: self._remove_container(container)
+        )
 
-    def _remove_segments_container(self, container: str) -> None:
-        """Delete a segments container, and segments left in it (by a crashed upload); best effort."""
+    def _remove_container(self, container: str) -> None:
+        """Delete a segments container, and segments left in it (by a crashed upload)."""
         try:
-            try:
-                self._request("DELETE", quote_path(container))
-            except os_exc.ConflictException:
-                leftovers = self._get_json(quote_path(container), {"limit": MAX_LISTING})
-                self._delete_segments([f"/{container}/{e['name']}" for e in leftovers])
-                self._request("DELETE", quote_path(container))
-        except os_exc.NotFoundException:
-            pass
-        except Exception as error:  # the user's container is gone already: report, do not fail
-            log.warning("could not remove the segments container %r: %s", container, error)
+            self._request("DELETE", quote_path(container), log=True)
+        except SwiftStatusError as error:
+            if error.status == 404:
+                return
+            if error.status != 409:
+                raise
+            leftovers = self._get_json(quote_path(container), {"limit": MAX_LISTING})
+            self._delete_segments([f"/{container}/{e['name']}" for e in leftovers])
+            with _missing_ok():
+                self._request("DELETE", quote_path(container), log=True)
+
+    def _clean_up(self, what: str, action: Callable[[], None]) -> None:
+        """Run a clean-up under the retry policy; if it still fails, warn with a CleanupWarning."""
+        try:
+            self._retry_policy.call(action, self.map_error)
+        except exc.CloudStoreException as error:
+            warnings.warn(exc.CleanupWarning(f"{what}: {error}"), stacklevel=4)
 
     # --- objects ----------------------------------------------------------
     def list_objects(
@@ -332,7 +377,7 @@ class SwiftBackend(Backend):
     ) -> None:
         headers = _object_headers(content_type, metadata)
         # Swift checks the body against the ETag we send (422 on a mismatch).
-        headers["ETag"] = hashlib.md5(data, usedforsecurity=False).hexdigest().encode()
+        headers["ETag"] = _md5_hex(data, content_md5).encode()
         old_segments = self._segments_of_old_object(bucket, name)
         self._request("PUT", quote_path(bucket, name), headers=headers, data=data)
         self._discard_segments(old_segments)
@@ -342,22 +387,49 @@ class SwiftBackend(Backend):
         if start is not None or end is not None:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         response = self._request("GET", quote_path(bucket, name), headers=headers, stream=True)
-        return HTTPBodyReader(response, _get_info(name, response))
+        info = _get_info(name, response)
+        if info is not None and info.checksum is None and not start and _is_slo(response.headers):
+            # A large object another tool wrote: its manifest tells the segment sizes (one more
+            # request, on the first read of a download only).
+            try:
+                info = dataclasses.replace(info, checksum=self._slo_checksum(bucket, name, info))
+            except BaseException:
+                response.close()
+                raise
+        return HTTPBodyReader(response, info)
+
+    def _slo_checksum(self, bucket: str, name: str, info: ObjectInfo) -> Checksum | None:
+        """The SLO ETag as a checksum, with the segment sizes from the manifest; ``None`` when the
+        manifest has segments whose ETag is not their content's MD5 (nested SLOs, ranges, inline
+        data) or no longer matches the object read."""
+        response = self._request("GET", quote_path(bucket, name), params={"multipart-manifest": "get"})
+        try:
+            segments = response.json()
+        except ValueError:
+            return None
+        plain = all(
+            isinstance(s, dict) and "hash" in s and not s.get("sub_slo") and not s.get("range") for s in segments
+        )
+        if not plain or not info.etag:
+            return None
+        parts = tuple(int(s["bytes"]) for s in segments)
+        etag = hashlib.md5("".join(str(s["hash"]) for s in segments).encode(), usedforsecurity=False).hexdigest()
+        if sum(parts) != info.size or etag != info.etag:
+            return None  # replaced meanwhile, or not the ETag rule this code knows
+        return Checksum("md5-of-part-hexes", etag, parts)
 
     def delete_object(self, bucket: str, name: str) -> None:
         path = quote_path(bucket, name)
-        if self._may_have_segments(bucket):
-            response = self._head(path)
-            if response is None:
-                raise exc.NotFoundException(f"object {name!r} not found in container {bucket!r}", status=404)
-            if _is_slo(response.headers):
-                # Swift removes the manifest and every segment it names.
-                result = self._request(
-                    "DELETE", path, params={"multipart-manifest": "delete"}, headers={"Accept": "application/json"}
-                )
-                _check_bulk_result(result, f"delete of {name!r}")
-                return
-        self._request("DELETE", path)
+        # Swift itself decides whether the object is an SLO: it then removes the manifest and
+        # every segment it names, in this one request; it refuses a plain object ("Not an SLO
+        # manifest"), which a plain DELETE then removes.
+        result = self._request(
+            "DELETE", path, params={"multipart-manifest": "delete"}, headers={"Accept": "application/json"}
+        )
+        if _not_an_slo(result):
+            self._request("DELETE", path)
+            return
+        _check_bulk_result(result, f"delete of {name!r}")
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         # Swift copies content type and metadata; a large object's content is copied whole.
@@ -421,17 +493,14 @@ class SwiftBackend(Backend):
             raise exc.NotFoundException(f"container {bucket!r} not found", status=404)
         policy = container.headers.get("X-Storage-Policy")  # segments live where the object would
         headers = {"X-Storage-Policy": policy} if policy else {}
-        self._request("PUT", quote_path(upload.segments_container), headers=headers)
-        with self._lock:
-            self._with_segments.add(bucket)
-            self._without_segments.pop(bucket, None)
+        self._request("PUT", quote_path(upload.segments_container), headers=headers, log=True)
         return upload
 
     def upload_part(
         self, upload: SloUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         segment = f"{upload.upload_id}/{number:06d}"
-        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        etag = _md5_hex(data, content_md5)  # Swift checks the segment against it (422 on a mismatch)
         self._request("PUT", quote_path(upload.segments_container, segment), headers={"ETag": etag}, data=data)
         return _segment_part(upload, number, segment, etag, len(data))
 
@@ -452,72 +521,68 @@ class SwiftBackend(Backend):
     def complete_multipart_upload(
         self, upload: SloUpload, parts: list[UploadPart], content_md5: bytes | None = None
     ) -> None:
-        old_segments = self._segments_of_old_object(upload.bucket, upload.name, keep=upload.upload_id)
-        manifest = json.dumps([part.token for part in sorted(parts, key=lambda p: p.number)]).encode()
+        ordered = sorted(parts, key=lambda p: p.number)
+        if upload.replaced is None:
+            upload.replaced = self._segments_of_old_object(upload.bucket, upload.name, keep=upload.upload_id)
+        manifest = json.dumps([part.token for part in ordered]).encode()
+        # Swift checks each segment's ETag and size against the manifest, and the SLO's ETag (the
+        # MD5 of the segments' hex MD5s) against this one, so a damaged manifest is refused too.
+        slo_etag = hashlib.md5("".join(part.token["etag"] for part in ordered).encode(), usedforsecurity=False)
         self._request(
             "PUT",
             quote_path(upload.bucket, upload.name),
             params={"multipart-manifest": "put"},
-            headers=upload.headers,
+            headers={**upload.headers, "ETag": slo_etag.hexdigest()},
             data=manifest,
         )
-        self._discard_segments(old_segments)
+        upload.completed = True
 
     def abort_multipart_upload(self, upload: SloUpload) -> None:
         try:
             entries = self._get_json(
                 quote_path(upload.segments_container), {"prefix": f"{upload.upload_id}/", "limit": MAX_LISTING}
             )
-        except os_exc.NotFoundException:
-            return
+        except SwiftStatusError as error:
+            if error.status == 404:
+                return
+            raise
         self._delete_segments([f"/{upload.segments_container}/{e['name']}" for e in entries])
 
-    # --- segment bookkeeping ----------------------------------------------
-    def _may_have_segments(self, bucket: str) -> bool:
-        """Whether ``bucket`` may hold large objects (it has a segments container)."""
-        with self._lock:
-            if bucket in self._with_segments:
-                return True
-            checked = self._without_segments.get(bucket)
-            if checked is not None and time.monotonic() - checked < SEGMENTS_RECHECK_SECONDS:
-                return False
-        exists = self._head(quote_path(bucket + SEGMENTS_SUFFIX)) is not None
-        with self._lock:
-            if exists:
-                self._with_segments.add(bucket)
-            else:
-                self._without_segments[bucket] = time.monotonic()
-        return exists
+    def cleanup_multipart_upload(self, upload: SloUpload) -> None:
+        """Delete the segments of the large object a completed upload replaced."""
+        if upload.completed and upload.replaced:
+            self._delete_segments(upload.replaced)
+            upload.replaced = []
 
+    # --- segment bookkeeping ----------------------------------------------
     def _segments_of_old_object(self, bucket: str, name: str, keep: str | None = None) -> list[str]:
         """The segments (in our segments container) of the large object about to be replaced.
 
-        ``keep`` is an upload id whose segments are never listed (a retried completion must not
-        delete the segments of the manifest it already wrote).
+        Decided from the object's own headers (a HEAD), so it holds whoever wrote it. ``keep`` is
+        an upload id whose segments are never listed (a retried completion must not delete the
+        segments of the manifest it already wrote).
         """
-        if not self._may_have_segments(bucket):
-            return []
         path = quote_path(bucket, name)
         response = self._head(path)
         if response is None or not _is_slo(response.headers):
             return []
         try:
             manifest = self._request("GET", path, params={"multipart-manifest": "get", "format": "raw"}).json()
-        except os_exc.NotFoundException:
-            return []
+        except SwiftStatusError as error:
+            if error.status == 404:
+                return []
+            raise
         ours = f"/{bucket}{SEGMENTS_SUFFIX}/"
         kept = f"{ours}{keep}/" if keep else None
         segments = [unquote(str(entry.get("path", ""))) for entry in manifest]
         return [s for s in segments if s.startswith(ours) and not (kept and s.startswith(kept))]
 
     def _discard_segments(self, segments: list[str]) -> None:
-        """Delete the segments of a replaced object; the new object is in place, so only warn on failure."""
-        if not segments:
-            return
-        try:
-            self._delete_segments(segments)
-        except Exception as error:
-            log.warning("could not delete %d segments of a replaced large object: %s", len(segments), error)
+        """Delete the segments of a replaced object, under the retry policy; the new object is in
+        place, so a failure is reported as a :class:`~cloudstore.exceptions.CleanupWarning`."""
+        if segments:
+            what = f"{len(segments)} segments of a replaced large object could not be deleted"
+            self._clean_up(what, lambda: self._delete_segments(segments))
 
     def _delete_segments(self, segments: list[str]) -> None:
         """Delete ``/container/object`` paths: with one bulk-delete request where Swift has it."""
@@ -535,34 +600,68 @@ class SwiftBackend(Backend):
             if _check_bulk_result(response, "segment delete", optional=True):
                 return
         for segment in segments:  # no bulk middleware (or one segment): one DELETE each
-            with contextlib.suppress(os_exc.NotFoundException):
+            with _missing_ok():
                 self._request("DELETE", quote_path(*segment.lstrip("/").split("/", 1)))
 
 
 # --- helpers ------------------------------------------------------------------
-def _from_status(status: int, detail: str) -> exc.CloudStoreException:
-    """The cloudstore error for a Swift HTTP status."""
-    message = f"Swift answered {status}: {detail}"
-    error_class: type[exc.CloudStoreException]
-    if status == 401:
-        error_class = exc.AuthenticationException
-    elif status == 403:
-        error_class = exc.PermissionDeniedException
-    elif status == 404:
-        error_class = exc.NotFoundException
-    elif status in (409, 412):  # 409: deleting a container that still holds objects
-        error_class = exc.PreconditionFailedException
-    elif status == 422:  # the body did not match the ETag sent with it
-        error_class = exc.ChecksumMismatchException
-    elif status in (429, 498, 503):
-        error_class = exc.ThrottledException
-    elif status == 501:
-        error_class = exc.NotSupportedException
-    elif status == 408 or status >= 500:
-        error_class = exc.ProviderConnectionException
-    else:  # 400, 411, 413 (too large), 416 (range), ...
-        error_class = exc.InvalidParamException
-    return error_class(message, status=status)
+def _from_status(status: int, message: str) -> exc.CloudStoreException:
+    """The cloudstore error for a Swift HTTP status: Swift's own cases, then the shared table."""
+    if status == 422:
+        # Swift's only 422: the body does not match the ETag sent with it. Damaged on the way,
+        # so sending it again can succeed.
+        return exc.ChecksumMismatchException(
+            f"{message} (the body's MD5 did not match the ETag sent with it)", status=status, retryable=True
+        )
+    if status == 498:  # the ratelimit middleware's "Slow Down"
+        return exc.ThrottledException(message, status=status)
+    return exc.error_for_status(status, message)
+
+
+def _error_message(response: requests.Response) -> str:
+    """One line for a Swift error answer: status, reason, Swift's text, and the request.
+
+    Swift's error bodies are small HTML pages (``<html><h1>Not Found</h1><p>The resource could
+    not be found.</p></html>``): each element becomes a piece of the line, the reason once.
+    """
+    reason = response.reason or ""
+    pieces = [reason] if reason else []
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.startswith(("text/", "application/json")):
+        text = re.sub(r"<[^>]*>", "\n", response.text[: 4 * _MAX_DETAIL])
+        for piece in (" ".join(line.split()) for line in text.splitlines()):
+            if piece and piece not in pieces:
+                pieces.append(piece)
+    detail = ": ".join(pieces)
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 3] + "..."
+    request = response.request
+    where = f" ({request.method} {urlparse(request.url).path})" if request is not None and request.url else ""
+    return f"Swift answered {response.status_code}{' ' + detail if detail else ''}{where}"
+
+
+@contextlib.contextmanager
+def _missing_ok() -> Iterator[None]:
+    """Ignore a 404 (what was to be deleted is gone already)."""
+    try:
+        yield
+    except SwiftStatusError as error:
+        if error.status != 404:
+            raise
+
+
+def _md5_hex(data: bytes, content_md5: bytes | None) -> str:
+    """The hex MD5 of ``data`` (given by the engine, else computed here)."""
+    return (content_md5 or hashlib.md5(data, usedforsecurity=False).digest()).hex()
+
+
+def _not_an_slo(response: requests.Response) -> bool:
+    """Whether a ``DELETE ?multipart-manifest=delete`` was refused because the object is plain."""
+    try:
+        errors = response.json().get("Errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(len(error) > 1 and "Not an SLO manifest" in str(error[1]) for error in errors)
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
@@ -611,7 +710,9 @@ def _object_headers(content_type: str | None, metadata: Mapping[str, str]) -> di
 def _user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     metadata = {}
     for key, value in headers.items():
-        if key.lower().startswith(_OBJECT_META):
+        if key.lower() == _PART_LAYOUT_HEADER:
+            metadata[PART_LAYOUT_KEY] = value
+        elif key.lower().startswith(_OBJECT_META):
             name = key[len(_OBJECT_META) :].lower().replace("-", "_")
             metadata[name] = value.encode("latin-1").decode("utf-8", "replace")
     return metadata
@@ -621,23 +722,42 @@ def _is_slo(headers: Mapping[str, str]) -> bool:
     return str(headers.get("X-Static-Large-Object", "")).lower() in ("true", "1", "yes")
 
 
-def _head_info(name: str, headers: Mapping[str, str]) -> ObjectInfo:
+def _head_info(name: str, headers: Mapping[str, str], size: int | None = None) -> ObjectInfo:
+    """The object's properties from a HEAD or GET response (``size``: the whole object's, for a 206)."""
     etag = headers.get("Etag", "").strip('"') or None
-    # A large object's ETag is not the MD5 of its content (SLO: of its segments' ETags; DLO: none).
-    plain = not _is_slo(headers) and "X-Object-Manifest" not in headers
-    checksum = ("md5", etag) if plain and etag and _PLAIN_MD5.match(etag) else None
+    size = int(headers.get("Content-Length", 0)) if size is None else size
+    metadata = _user_metadata(headers)
+    return ObjectInfo(
+        name=name,
+        size=size,
+        last_modified=_last_modified(headers),
+        etag=etag,
+        content_type=headers.get("Content-Type"),
+        metadata=metadata,
+        checksum=_checksum(headers, etag, size, metadata),
+    )
+
+
+def _checksum(headers: Mapping[str, str], etag: str | None, size: int, metadata: Mapping[str, str]) -> Checksum | None:
+    """What a download of the object is verified against.
+
+    A plain object's ETag is its MD5. An SLO's is the MD5 of its segments' hex MD5s: verifiable
+    when the segment sizes are known, i.e. from the part layout cloudstore recorded when it wrote
+    the object. A Dynamic Large Object (``X-Object-Manifest``) has no checksum of its content.
+    """
+    if not etag or not _PLAIN_MD5.match(etag) or "X-Object-Manifest" in headers:
+        return None
+    if not _is_slo(headers):
+        return Checksum("md5", etag)
+    parts = parts_from_layout(metadata, size)
+    return Checksum("md5-of-part-hexes", etag, parts) if parts else None
+
+
+def _last_modified(headers: Mapping[str, str]) -> datetime | None:
     last_modified = _timestamp(headers.get("X-Timestamp"))
     if last_modified is None and headers.get("Last-Modified"):
         last_modified = parsedate_to_datetime(headers["Last-Modified"])
-    return ObjectInfo(
-        name=name,
-        size=int(headers.get("Content-Length", 0)),
-        last_modified=last_modified,
-        etag=etag,
-        content_type=headers.get("Content-Type"),
-        metadata=_user_metadata(headers),
-        checksum=checksum,
-    )
+    return last_modified
 
 
 def _segment_part(upload: SloUpload, number: int, segment: str, etag: str, size: int) -> UploadPart:
@@ -650,9 +770,7 @@ def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
     if response.status_code != 206:
         return _head_info(name, response.headers)
     total = content_range_total(response.headers.get("Content-Range"))
-    if total is None:
-        return None
-    return dataclasses.replace(_head_info(name, response.headers), size=total)
+    return None if total is None else _head_info(name, response.headers, total)
 
 
 def _listing_info(entry: Mapping[str, Any]) -> ObjectInfo:
