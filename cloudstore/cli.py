@@ -340,7 +340,7 @@ def serve_command(
     if not secret:
         raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
     root = root or config.get("local_root")
-    if root is None:  # the default root is made on first use, private to this user
+    if not root:  # the default root is made on first use, private to this user
         root = os.path.expanduser(DEFAULT_ROOT)
         os.makedirs(root, mode=0o700, exist_ok=True)
     try:
