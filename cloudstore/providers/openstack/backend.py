@@ -179,8 +179,10 @@ class SwiftBackend(Backend):
         stream: bool = False,
     ) -> requests.Response:
         """One request to ``path`` (relative to the storage URL, or absolute); raises on 4xx/5xx."""
+        # log=False: keystoneauth's DEBUG log would show TempURL keys and object bodies, and read a
+        # streamed text/JSON body to log it (the caller then gets nothing).
         response: requests.Response = self.store.request(
-            path, method, params=params, headers=dict(headers or {}), data=data, stream=stream
+            path, method, params=params, headers=dict(headers or {}), data=data, stream=stream, log=False
         )
         if response.status_code >= 400:
             try:
