@@ -361,6 +361,8 @@ def serve_command(
     click.echo(f"serving {root} on http://{shown}:{server.port}", err=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly, then re-raises it
+        pass
     finally:
         server.close()
 

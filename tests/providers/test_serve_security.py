@@ -499,3 +499,12 @@ def test_import_cloudstore_does_not_load_the_http_server(tmp_path: Path) -> None
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=os.getcwd())
     assert done.returncode == 0, done.stderr
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    server = start_serve(root, tmp_path / "serve.log")
+    os.killpg(server.proc.pid, 2)  # SIGINT, as Ctrl-C sends it
+    assert server.proc.wait(15) == 0
+    assert "Traceback" not in server.log_text() and "Aborted" not in server.log_text()
