@@ -300,37 +300,71 @@ def url(ctx: _Context, address: str, expires_in: int, writable: bool) -> None:
 @main.command("serve")
 @click.option("--root", default=None, help="The LOCAL root (default: local_root config or ~/.local/share/cloudstore).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--secret", default=None, help="HMAC key of the signed URLs (default: local_secret config).")
+@click.option("--port", default=8765, show_default=True, type=int, metavar="PORT", help="0: any free port.")
+@click.option("--secret", default=None, help="HMAC key of the signed URLs, 32+ bytes (default: local_secret config).")
+@click.option(
+    "--max-connections",
+    default=100,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="Open connections at most.",
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="Seconds allowed for headers, between pieces of a body, and for a client that stops reading.",
+)
 @click.pass_obj
 @_friendly_errors
-def serve_command(ctx: _Context, root: str | None, host: str, port: int, secret: str | None) -> None:
+def serve_command(
+    ctx: _Context, root: str | None, host: str, port: int, secret: str | None, max_connections: int, timeout: float
+) -> None:
     """Serve LOCAL signed URLs over HTTP."""
     import logging
 
     from cloudstore.config import resolve_config
     from cloudstore.providers.local import SPEC
     from cloudstore.providers.local.backend import DEFAULT_ROOT
-    from cloudstore.providers.local.server import SignedURLServer
+    from cloudstore.providers.local.server import Limits, SignedURLServer, is_loopback
 
+    if not 0 <= port <= 65535:
+        raise UserMistake(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
+    if max_connections < 1 or not timeout > 0:
+        raise UserMistake("--max-connections and --timeout must be positive")
     config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
     secret = secret or config.get("local_secret")
     if not secret:
         raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")
-    root = root or config.get("local_root") or os.path.expanduser(DEFAULT_ROOT)
+    root = root or config.get("local_root")
+    if not root:  # the default root is made on first use, private to this user
+        root = os.path.expanduser(DEFAULT_ROOT)
+        os.makedirs(root, mode=0o700, exist_ok=True)
     try:
-        server = SignedURLServer(root, secret, host, port)
+        server = SignedURLServer(root, secret, host, port, Limits(max_connections=max_connections, timeout=timeout))
+    except ValueError as err:
+        raise UserMistake(str(err)) from err
     except OSError as err:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror}") from err
+        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
     # An access log (method, path, status; never the query that carries the signature).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    click.echo(f"serving {root} on http://{host}:{port}", err=True)
+    if not is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}, beyond this machine, in plain HTTP: "
+            "put a TLS reverse proxy in front (see the LOCAL provider docs)",
+            err=True,
+        )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {root} on http://{shown}:{server.port}", err=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        sys.exit(0)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly, then re-raises it
+        pass
     finally:
-        server.server_close()
+        server.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

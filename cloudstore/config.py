@@ -136,6 +136,11 @@ class Config(Mapping[str, Any]):
 
     __str__ = __repr__
 
+    def secret_values(self) -> list[Any]:
+        """The values of the secret keys that are set (to keep them out of logs)."""
+        keys = self._spec.all_keys()
+        return [v for k, v in self._values.items() if v is not None and keys.get(k, ConfigKey()).secret]
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -176,7 +181,13 @@ def _read_ini_section(section: str) -> dict[str, str]:
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error as err:
-        raise InvalidParamException(f"cannot parse config file {path}: {err}") from err
+        # Line numbers only: the line itself may hold a secret (and so may the parser's message).
+        errors = getattr(err, "errors", None)
+        lines = [n for n, _ in errors] if errors else [getattr(err, "lineno", None)]
+        where = ", ".join(str(n) for n in lines if n is not None) or "?"
+        raise InvalidParamException(
+            f"cannot parse config file {path}: line {where} is not 'key = value' under a [section] header"
+        ) from None
     return dict(parser[section]) if parser.has_section(section) else {}
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from cloudstore._logging import protect
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo
 from cloudstore.checksums import PART_LAYOUT_KEY
 from cloudstore.config import Config, ProviderSpec, Timeouts
@@ -56,6 +57,7 @@ class CloudProvider:
             module_name, _, class_name = self._spec.backend.partition(":")
             backend_class = getattr(importlib.import_module(module_name), class_name)
             self._backend = backend_class(self.config)
+            protect(self.config.secret_values())  # the SDK's loggers exist now; keep secrets out of them
         return self._backend
 
     @property

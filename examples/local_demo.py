@@ -46,7 +46,7 @@ def digest(data: bytes) -> str:
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cloudstore-demo-"))
-    root, port, secret = workdir / "store", free_port(), secrets.token_hex(16)
+    root, port, secret = workdir / "store", free_port(), secrets.token_hex(32)
     provider = CloudProviderFactory().create_provider(
         ProviderList.LOCAL,
         {"local_root": str(root), "local_url": f"http://127.0.0.1:{port}", "local_secret": secret},

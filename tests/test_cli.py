@@ -199,13 +199,23 @@ def test_config_values_are_parsed_like_the_config_file() -> None:
     assert context.settings_for(ProviderList.LOCAL) == {"local_root": "/x"}
 
 
-def test_serve_mistakes_are_one_line(cli: Run) -> None:
+def test_serve_mistakes_are_one_line(cli: Run, root: Path, tmp_path: Path) -> None:
     refused(cli("serve", "--port", "1"), "--secret")  # no secret anywhere
+    secret = "s" * 32
+    refused(cli("serve", "--secret", secret, "--port", "0"), "not an existing folder")  # local_root is missing
+    root.mkdir()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        refused(cli("serve", "--secret", "s", "--port", str(port)), f"cannot listen on 127.0.0.1:{port}")
+        refused(cli("serve", "--secret", secret, "--port", str(port)), f"cannot listen on 127.0.0.1:{port}")
+    # A weak HMAC key is brute-forced from one URL: refused, with the way to make a good one.
+    for weak in ("a", " " * 40, "x" * 31):
+        refused(cli("serve", "--secret", weak, "--port", "0"), "at least 32 bytes", "secrets.token_hex(32)")
+    refused(cli("serve", "--secret", secret, "--port", "99999"), "99999")
+    missing = tmp_path / "missing"
+    refused(cli("serve", "--secret", secret, "--port", "0", "--root", str(missing)), "not an existing folder")
+    assert not missing.exists()
 
 
 def test_url_can_be_fetched_through_serve(servers: Servers, tmp_path: Path) -> None:
@@ -246,7 +256,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_real_subprocess(tmp_path: Path) -> None:
     root = tmp_path / "proc-root"
     env = {"CLOUDSTORE_CONFIG": str(tmp_path / "none.ini")}
-    base = ["-c", f"local_root={root}", "-c", "local_secret=proc-secret"]
+    base = ["-c", f"local_root={root}", "-c", "local_secret=proc-secret-of-thirty-two-bytes-or-more"]
     assert run_cli(*base, "mb", "local://procbkt", env=env).returncode == 0
     source = tmp_path / "in.bin"
     source.write_bytes(os.urandom(50_000))

@@ -13,7 +13,7 @@ def start(workdir: Path) -> RunningServer:
     root = workdir / "local-root"
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    secret = secrets.token_hex(16)
+    secret = secrets.token_hex(32)
     log = workdir / "local-serve.log"
     proc = spawn(
         [sys.executable, "-m", "cloudstore", "serve", "--root", root, "--port", str(port), "--secret", secret],

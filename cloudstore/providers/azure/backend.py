@@ -263,6 +263,8 @@ def blob_sas_url(
         user_delegation_key=user_delegation_key,
         permission=permission,
         expiry=expiry,
+        # spr=https: a URL for an https endpoint is refused over plain HTTP.
+        protocol="https" if blob_url.lower().startswith("https://") else None,
     )
     return f"{blob_url}?{token}"
 
@@ -270,7 +272,9 @@ def blob_sas_url(
 class AzureBackend(Backend):
     """Azure Blob Storage: containers are buckets, block blobs are objects."""
 
-    features = Features(min_part_size=1, max_parts=50_000, max_url_expiry=None, stores_content_md5=True)
+    # Signed URLs: at most 7 days (the default), though a service SAS could last longer: the only
+    # way to revoke one is rotating the account key.
+    features = Features(min_part_size=1, max_parts=50_000, stores_content_md5=True)
 
     check_bucket_name = staticmethod(names.azure_container_name)
     check_object_name = staticmethod(names.azure_blob_name)

@@ -87,7 +87,7 @@ class _FileReader(RangeReader):
 class LocalBackend(Backend):
     """Object storage in a directory on this machine."""
 
-    features = Features(min_part_size=1, max_url_expiry=None)
+    features = Features(min_part_size=1)  # signed URLs: at most 7 days, as on S3
     check_bucket_name = staticmethod(names.local_bucket_name)
     check_object_name = staticmethod(names.local_object_name)
 
@@ -131,8 +131,29 @@ class LocalBackend(Backend):
         return self._meta / bucket / digest[:2] / f"{digest}.json"
 
     def _temp_path(self) -> Path:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        if not self._tmp.is_dir():
+            self._make_root()
+            self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self._tmp / secrets.token_hex(12)
+
+    def _make_root(self) -> None:
+        # Private to its owner: other users of the machine have no business reading the objects.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def collect_stale_temp_files(self, older_than: float) -> int:
+        """Remove temporary files not written for ``older_than`` seconds (left by a crash); how many."""
+        removed = 0
+        deadline = time.time() - older_than
+        try:
+            entries = list(os.scandir(self._tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < deadline:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     # --- errors -------------------------------------------------------------------
     def map_error(self, error: BaseException) -> CloudStoreException | None:
@@ -179,7 +200,7 @@ class LocalBackend(Backend):
 
     def create_bucket(self, name: str, location: str | None) -> BucketInfo:
         path = self._bucket_dir(name)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         try:
             path.mkdir()
         except FileExistsError:
@@ -400,12 +421,11 @@ class LocalBackend(Backend):
             if err.errno == errno.ELOOP:
                 raise InvalidNameException(f"object {name!r} is a symbolic link; LOCAL does not follow links") from err
             raise
-        handle = os.fdopen(fd, "rb")
         stat = os.fstat(fd)
-        if not S_ISREG(stat.st_mode):
-            handle.close()
+        if not S_ISREG(stat.st_mode):  # a folder (or a FIFO): checked before fdopen, which refuses a folder
+            os.close(fd)
             return None
-        return handle, self._describe(bucket, name, stat)
+        return os.fdopen(fd, "rb"), self._describe(bucket, name, stat)
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         opened = self.open_object(bucket, name)

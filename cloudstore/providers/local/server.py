@@ -4,18 +4,30 @@ It serves only requests carrying a valid signature from
 :meth:`LocalBackend.sign_url`: GET (and HEAD) of a readable URL, streamed, with
 ``Range``; PUT of a writable URL, written atomically. Expired, tampered,
 wrong-method and wrong-object URLs get 403 and touch nothing.
+
+HTTP itself (parsing, framing, keep-alive) is uvicorn's, with the h11 parser;
+this module is an ASGI application plus the limits uvicorn does not enforce on
+its own: a cap on open connections, a deadline for a request's headers, for
+each piece of a request body and for a client that stops reading a response.
+It is imported only by ``cloudstore serve``: ``import cloudstore`` never loads
+uvicorn.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import ipaddress
 import logging
+import os
 import re
-import sys
+import socket
 import time
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
 from cloudstore import names
 from cloudstore.backend import ObjectInfo
@@ -23,8 +35,10 @@ from cloudstore.config import Config
 from cloudstore.exceptions import (
     CloudStoreException,
     InvalidNameException,
+    InvalidParamException,
     NotFoundException,
     PermissionDeniedException,
+    PreconditionFailedException,
 )
 from cloudstore.providers.local import SPEC
 from cloudstore.providers.local.backend import LocalBackend, sign_request
@@ -32,209 +46,536 @@ from cloudstore.signing import signature_matches
 
 log = logging.getLogger("cloudstore.serve")
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: The shortest secret accepted: an HMAC key short enough to guess is brute-forced from one URL.
+MIN_SECRET_BYTES = 32
+#: Temporary files older than this (seconds since last written) are left over from a crash.
+STALE_TEMP_AGE = 3600.0
+
 _CHUNK = 1024 * 1024
+#: More digits than any file size or Unix time: a longer number is refused before ``int()`` sees it.
+_MAX_DIGITS = 18
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*"'
+#: A media type as RFC 9110 defines it: an obs-folded or injected header cannot pass for one.
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _is_decimal(text: str) -> bool:
-    """ASCII digits only (``str.isdigit`` also accepts "²", which ``int`` refuses)."""
-    return text.isascii() and text.isdigit()
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what clients can hold: connections, and time without progress."""
+
+    #: Open connections; one more is answered 503 and closed.
+    max_connections: int = 100
+    #: Seconds allowed for a request's headers, between two pieces of a request body, and for a
+    #: client that stops reading a response.
+    timeout: float = 30.0
+    #: Seconds an idle kept-alive connection stays open.
+    keep_alive: float = 5.0
+    #: Connections waiting to be accepted.
+    backlog: int = 1024
+    #: Longest request line plus headers, in bytes.
+    max_header_bytes: int = 16 * 1024
 
 
-class SignedURLServer(ThreadingHTTPServer):
-    """A threaded HTTP server over one LOCAL root, checking signatures with ``secret``."""
+def check_secret(secret: str) -> None:
+    """Refuse an HMAC key too short to resist guessing."""
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES or not secret.strip():
+        raise ValueError(
+            f"the secret must be at least {MIN_SECRET_BYTES} bytes; make one with "
+            'python -c "import secrets; print(secrets.token_hex(32))"'
+        )
 
-    daemon_threads = True
 
-    def __init__(self, root: str, secret: str, host: str = "127.0.0.1", port: int = 8765) -> None:
-        if not secret:
-            raise ValueError("a secret is required")
-        self.backend = LocalBackend(Config(SPEC, {"local_root": root}))
-        self.secret = secret
-        super().__init__((host, port), _Handler)
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` resolves only to loopback addresses."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log a failed request to ``cloudstore.serve`` instead of printing a traceback to stderr.
 
-        A client that hangs up mid-response (a cancelled download, a proxy reset) is routine for a
-        file server: one line, no traceback.
-        """
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError):
-            log.info("client went away (%s)", type(error).__name__)
+def _number(text: str) -> int | None:
+    """ASCII digits as an int, a huge value for more than ``_MAX_DIGITS`` digits, None if not digits.
+
+    (``str.isdigit`` also accepts "²", which ``int`` refuses; ``int`` of 5,000 digits raises.)
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+def _header_value(value: str | None) -> bytes | None:
+    """``value`` as header bytes, or None if it cannot be one (control characters, not Latin-1)."""
+    if not value or _CONTROL.search(value):
+        return None
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+class _Answer(Exception):
+    """Raised to end a request with a plain-text error answer."""
+
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
+def _classify(error: BaseException) -> _Answer:
+    """The answer for a failed storage operation: a fixed message, never one naming a path."""
+    if isinstance(error, OSError):
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return _Answer(507, "not enough storage for this object", close=True)
+        if error.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY):
+            return _Answer(409, "on LOCAL an object name cannot also be a folder of other objects", close=True)
+        if error.errno == errno.ENAMETOOLONG:
+            return _Answer(400, "the object's path is too long for this file system", close=True)
+        if error.errno == errno.ENOENT:
+            return _Answer(404, "no such object")
+        return _Answer(500, "storage error", close=True)
+    if isinstance(error, NotFoundException):
+        return _Answer(404, "no such bucket" if error.code == "NoSuchBucket" else "no such object")
+    if isinstance(error, InvalidNameException):
+        return _Answer(400, "bad object path", close=True)
+    if isinstance(error, PermissionDeniedException):
+        return _Answer(403, "permission denied", close=True)
+    if isinstance(error, PreconditionFailedException):
+        return _Answer(412, "precondition failed", close=True)
+    if isinstance(error, InvalidParamException) and error.status == 416:
+        return _Answer(416, "range not satisfiable")
+    return _Answer(500, "storage error", close=True)
+
+
+class _Request:
+    """One request's scope, with the answer it got (for the access log)."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self.method: str = scope["method"]
+        self.headers: dict[str, list[str]] = {}
+        for key, value in scope["headers"]:
+            self.headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        self.status: int | None = None
+        self.body_read = False
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+    @property
+    def has_body(self) -> bool:
+        return "transfer-encoding" in self.headers or self.header("content-length") not in (None, "0")
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, more: bool = False) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def answer(self, answer: _Answer) -> None:
+        data = (answer.message + "\n").encode("utf-8")
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]
+        if answer.close or (self.has_body and not self.body_read):
+            # The body was not read: on a kept-alive connection it would be waited for (or worse,
+            # parsed as the next request); close instead.
+            headers.append((b"connection", b"close"))
+        await self.start(answer.status, headers)
+        await self.body(b"" if self.method == "HEAD" else data)
+
+
+class _BodyReader:
+    """A request body as a blocking ``read()``, for the storage code running in a worker thread.
+
+    Each piece must arrive within ``timeout`` seconds: a client that promises a body and stops
+    sending does not hold a thread and a temporary file for longer. The next piece is asked for
+    as soon as one is handed over, so the event loop receives while the thread writes.
+    """
+
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._receive = receive
+        self._loop = loop
+        self._timeout = timeout
+        self._pending = b""
+        self._ended = False
+        self._next_piece: Future[bytes] | None = None
+        self.timed_out = False
+        self.disconnected = False
+
+    async def _next(self) -> bytes:
+        """About ``_CHUNK`` bytes of the body (less at its end); b"" if it stopped arriving."""
+        # Pieces arrive at the socket's pace (64-256 KiB): gathered here, the worker thread is
+        # woken once per MiB rather than once per piece.
+        pieces: list[bytes] = []
+        size = 0
+        while not self._ended and size < _CHUNK:
+            try:
+                message = await asyncio.wait_for(self._receive(), self._timeout)
+            except asyncio.TimeoutError:
+                self.timed_out = True
+                return b""
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                return b""
+            self._ended = not message.get("more_body", False)
+            data: bytes = message.get("body", b"")
+            pieces.append(data)
+            size += len(data)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            if self._next_piece is None:
+                self._next_piece = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            self._pending = self._next_piece.result(self._timeout + 5)
+            self._next_piece = None
+            if self._pending and not self._ended:
+                self._next_piece = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+        if size < 0 or size >= len(self._pending):
+            data, self._pending = self._pending, b""
         else:
-            log.error("request failed", exc_info=error)
+            data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def close(self) -> None:
+        """Stop waiting for a piece nobody will read (the write failed)."""
+        if self._next_piece is not None:
+            self._next_piece.cancel()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: SignedURLServer
-    protocol_version = "HTTP/1.1"
-    # Small responses would otherwise wait ~40 ms each for a delayed ACK.
-    disable_nagle_algorithm = True
-    server_version = "cloudstore-serve"
-    sys_version = ""
+class SignedURLApp:
+    """The ASGI application: signed GET, HEAD and PUT over one LOCAL root."""
 
-    # The query carries the signature: log the method, the path and the status only, never the
-    # request line (http.server's own messages quote it, e.g. "Bad request syntax (...)").
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = urlsplit(getattr(self, "path", "") or "").path
-        log.info("%s %s %s", self.command or "-", path, int(code) if isinstance(code, HTTPStatus) else code)
+    def __init__(self, backend: LocalBackend, secret: str, limits: Limits, executor: ThreadPoolExecutor) -> None:
+        check_secret(secret)
+        self.backend = backend
+        self.secret = secret
+        self.limits = limits
+        self._executor = executor
 
-    def log_error(self, format: str, *args: Any) -> None:
-        code = args[0] if args and isinstance(args[0], int) else "-"
-        log.warning("malformed request refused (%s)", code)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = _Request(scope, receive, send)
+        try:
+            await self._handle(request)
+        except _Answer as answer:
+            await self._answer(request, answer)
+        except Exception as error:  # never a traceback in the log, nor a path in an answer
+            log.error("request failed (%s)", type(error).__name__)
+            await self._answer(request, _Answer(500, "internal error", close=True))
+        # Only the path (percent-encoded, so one line): the query carries the signature.
+        path = scope.get("raw_path", b"").decode("ascii", "replace")
+        log.info("%s %s %s", request.method, path, request.status or "-")
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("request event (details withheld: they may quote the signed URL)")
+    async def _answer(self, request: _Request, answer: _Answer) -> None:
+        if request.status is None:  # no response begun yet
+            await request.answer(answer)
 
-    # --- request checks ---------------------------------------------------------
-    def _authorised(self, method: str) -> tuple[str, str] | None:
-        """The (bucket, name) this request may act on, or None after answering 403/400."""
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query)
-        bucket, _, name = unquote(parts.path.lstrip("/")).partition("/")
+    async def _handle(self, request: _Request) -> None:
+        method = request.method
+        # Ambiguous framing is refused before anything else (a proxy in front may frame it otherwise).
+        if "transfer-encoding" in request.headers and "content-length" in request.headers:
+            raise _Answer(400, "both Content-Length and Transfer-Encoding", close=True)
+        if method not in ("GET", "HEAD", "PUT"):
+            raise _Answer(403, "only GET, HEAD and PUT are served")
+        if method in ("GET", "HEAD") and request.has_body:
+            raise _Answer(400, f"a {method} request carries no body", close=True)
+        bucket, name = self._authorised(request, "GET" if method == "HEAD" else method)
+        if method == "PUT":
+            await self._put(request, bucket, name)
+        else:
+            await self._get(request, bucket, name)
+
+    def _authorised(self, request: _Request, method: str) -> tuple[str, str]:
+        """The (bucket, name) this request may act on; raises the 400/403 answer otherwise."""
+        bucket, _, name = request.scope["path"].lstrip("/").partition("/")
         try:
             names.local_bucket_name(bucket)
             names.local_object_name(name)
         except InvalidNameException:
-            self._fail(HTTPStatus.BAD_REQUEST, "bad object path")
-            return None
+            raise _Answer(400, "bad object path") from None
+        query = parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
         signed_method = query.get("method", [""])[0]
-        expires_text = query.get("expires", [""])[0]
+        expires = _number(query.get("expires", [""])[0])
         signature = query.get("signature", [""])[0]
-        if not _is_decimal(expires_text) or not signature:
-            self._fail(HTTPStatus.FORBIDDEN, "missing or malformed signature")
-            return None
-        expected = sign_request(self.server.secret, signed_method, bucket, name, int(expires_text))
+        if expires is None or expires >= 10**_MAX_DIGITS or not signature:
+            raise _Answer(403, "missing or malformed signature")
+        expected = sign_request(self.secret, signed_method, bucket, name, expires)
         if not signature_matches(expected, signature):
-            self._fail(HTTPStatus.FORBIDDEN, "signature does not match")
-            return None
+            raise _Answer(403, "signature does not match")
         if signed_method != method:
-            self._fail(HTTPStatus.FORBIDDEN, f"this URL is signed for {signed_method}, not {method}")
-            return None
-        if int(expires_text) < time.time():
-            self._fail(HTTPStatus.FORBIDDEN, "this URL has expired")
-            return None
+            raise _Answer(403, f"this URL is signed for {signed_method}, not {method}")
+        if expires < time.time():
+            raise _Answer(403, "this URL has expired")
         return bucket, name
 
-    def _fail(self, status: HTTPStatus, message: str) -> None:
-        body = (message + "\n").encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
-            # The body was not read: on a kept-alive connection it would be parsed as the next request.
-            self.close_connection = True
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _fail_with(self, error: CloudStoreException) -> None:
-        status = {404: HTTPStatus.NOT_FOUND, 403: HTTPStatus.FORBIDDEN, 416: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE}
-        if isinstance(error, NotFoundException):
-            code = HTTPStatus.NOT_FOUND
-        elif isinstance(error, PermissionDeniedException):
-            code = HTTPStatus.FORBIDDEN
-        else:
-            code = status.get(error.status or 0, HTTPStatus.BAD_REQUEST)
-        self._fail(code, str(error))
-
-    # --- methods ------------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._get(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._get(send_body=False)
-
-    def _get(self, send_body: bool) -> None:
-        target = self._authorised("GET")
-        if target is None:
-            return
-        bucket, name = target
+    # --- GET and HEAD ---------------------------------------------------------------
+    async def _get(self, request: _Request, bucket: str, name: str) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            opened = self.server.backend.open_object(bucket, name)
-        except CloudStoreException as err:
-            self._fail_with(err)
-            return
+            opened = await loop.run_in_executor(self._executor, self.backend.open_object, bucket, name)
+        except (OSError, CloudStoreException) as error:
+            raise _classify(error) from None
         if opened is None:
-            self._fail(HTTPStatus.NOT_FOUND, "no such object")
-            return
+            raise _Answer(404, "no such object")
         handle, info = opened  # the headers and the body come from the same version of the file
         with handle:
-            self._send(handle, info, send_body)
+            await self._send_object(request, handle, info)
 
-    def _send(self, handle: BinaryIO, info: ObjectInfo, send_body: bool) -> None:
-        start, end = 0, info.size - 1
-        status = HTTPStatus.OK
-        range_header = self.headers.get("Range")
+    async def _send_object(self, request: _Request, handle: BinaryIO, info: ObjectInfo) -> None:
+        start, end, status = 0, info.size - 1, 200
+        range_header = request.header("range")
         if range_header and info.size > 0:
             match = _RANGE.match(range_header.strip())
             if match and (match.group(1) or match.group(2)):
-                first, last = match.group(1), match.group(2)
-                if first:
-                    start, end = int(first), min(int(last), info.size - 1) if last else info.size - 1
+                first, last = _number(match.group(1)), _number(match.group(2))
+                if first is not None:
+                    start, end = first, min(last, info.size - 1) if last is not None else info.size - 1
                 else:
-                    start, end = max(0, info.size - int(last)), info.size - 1
+                    start, end = max(0, info.size - (last or 0)), info.size - 1
                 if start > end or start >= info.size:
-                    self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                    self.send_header("Content-Range", f"bytes */{info.size}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    size = str(info.size).encode()
+                    await request.start(416, [(b"content-range", b"bytes */" + size), (b"content-length", b"0")])
+                    await request.body(b"")
                     return
-                status = HTTPStatus.PARTIAL_CONTENT
+                status = 206
         length = end - start + 1 if info.size else 0
-        self.send_response(status)
-        self.send_header("Content-Type", info.content_type or "application/octet-stream")
-        self.send_header("Content-Length", str(length))
-        self.send_header("Accept-Ranges", "bytes")
-        if info.etag:
-            self.send_header("ETag", f'"{info.etag}"')
-        if status == HTTPStatus.PARTIAL_CONTENT:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{info.size}")
-        self.end_headers()
-        if not send_body or length == 0:
+        content_type = _header_value(info.content_type)
+        if content_type is None:
+            # Stored before content types were checked: never written out as a header.
+            log.warning("stored content type is not a valid header value; served as application/octet-stream")
+            content_type = b"application/octet-stream"
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(length).encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        etag = _header_value(info.etag)
+        if etag:
+            headers.append((b"etag", b'"' + etag + b'"'))
+        if status == 206:
+            headers.append((b"content-range", f"bytes {start}-{end}/{info.size}".encode()))
+        await request.start(status, headers)
+        if request.method == "HEAD" or length == 0:
+            await request.body(b"")
             return
-        handle.seek(start)
-        while length > 0:
-            chunk = handle.read(min(_CHUNK, length))
-            if not chunk:  # truncated in place behind cloudstore's back: the client sees a short body
-                self.close_connection = True
-                return
-            self.wfile.write(chunk)
-            length -= len(chunk)
+        await self._stream(request, handle, start, length)
 
-    def do_PUT(self) -> None:
-        target = self._authorised("PUT")
-        if target is None:
-            return
-        length_text = self.headers.get("Content-Length")
-        if length_text is None or not _is_decimal(length_text):
-            self._fail(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-            return
-        bucket, name = target
+    async def _stream(self, request: _Request, handle: BinaryIO, position: int, length: int) -> None:
+        loop = asyncio.get_running_loop()
+        gone = asyncio.Event()
+
+        async def watch() -> None:  # the server reports a hang-up as an http.disconnect message
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
         try:
-            self.server.backend.write_stream(
-                bucket, name, self.rfile, int(length_text), self.headers.get("Content-Type")
+            fd = handle.fileno()
+            while length > 0:
+                chunk = await loop.run_in_executor(self._executor, os.pread, fd, min(_CHUNK, length), position)
+                if gone.is_set():
+                    log.info("client went away")
+                    return
+                if not chunk:
+                    # Truncated in place behind cloudstore's back: returning with the response
+                    # incomplete makes the server drop the connection (a short body, never a wrong one).
+                    log.warning("object shrank while being served; connection dropped")
+                    return
+                position += len(chunk)
+                length -= len(chunk)
+                await request.body(chunk, more=length > 0)
+        finally:
+            watcher.cancel()
+
+    # --- PUT --------------------------------------------------------------------------
+    async def _put(self, request: _Request, bucket: str, name: str) -> None:
+        length = _number(request.header("content-length") or "")
+        if length is None or "transfer-encoding" in request.headers:
+            raise _Answer(411, "Content-Length is required", close=True)
+        if length >= 10**_MAX_DIGITS:
+            raise _Answer(413, "the body is too large", close=True)
+        content_type: str | None = None
+        types = request.headers.get("content-type", [])
+        if len(types) > 1:
+            raise _Answer(400, "more than one Content-Type", close=True)
+        if types:
+            if not _MEDIA_TYPE.fullmatch(types[0]):
+                raise _Answer(400, "Content-Type is not a media type (type/subtype; parameters)", close=True)
+            content_type = types[0]
+        loop = asyncio.get_running_loop()
+        reader = _BodyReader(request.receive, loop, self.limits.timeout)
+        try:
+            await loop.run_in_executor(
+                self._executor, self.backend.write_stream, bucket, name, reader, length, content_type
             )
-        except CloudStoreException as err:
-            self.close_connection = True
-            self._fail_with(err)
-            return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        except (OSError, CloudStoreException) as error:
+            reader.close()
+            if reader.disconnected:
+                log.info("client went away during a PUT; nothing stored")
+                return
+            if reader.timed_out:
+                log.info("PUT body stalled for %ss; nothing stored", self.limits.timeout)
+                raise _Answer(408, "the request body stopped arriving", close=True) from None
+            raise _classify(error) from None
+        request.body_read = True
+        await request.start(200, [(b"content-length", b"0")])
+        await request.body(b"")
 
-    def _not_allowed(self) -> None:
-        self._fail(HTTPStatus.FORBIDDEN, "only GET, HEAD and PUT are served")
 
-    do_POST = do_DELETE = do_PATCH = _not_allowed
+def _protocol_class(limits: Limits) -> type:
+    """uvicorn's h11 protocol, plus a connection cap and the deadlines uvicorn lacks."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    timeout_answer = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    busy_answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    class Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _stall_timer: asyncio.TimerHandle | None = None
+        _timed_cycle: object = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                log.warning("connection refused: %d open already", limits.max_connections)
+                transport.write(busy_answer)
+                transport.close()
+                return
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._timed_cycle = self.cycle
+            self._header_timer = self.loop.call_later(limits.timeout, self._header_timeout)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            """No complete request line and headers in time (including a slow trickle of them)."""
+            if self.transport.is_closing() or self.cycle is not self._timed_cycle:
+                return
+            log.info("request headers not received within %ss; connection closed", limits.timeout)
+            if self.conn.our_state in (h11.IDLE, h11.DONE):
+                self.transport.write(timeout_answer)
+            self.transport.close()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not self._timed_cycle:  # a request's headers arrived
+                self._cancel_header_timer()
+
+        def on_response_complete(self) -> None:
+            # Armed first: a pipelined request parsed by the call below cancels it again.
+            self._arm_header_timer()  # the next request's headers must arrive in time too
+            super().on_response_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            log.warning("malformed request refused (400)")
+            super().send_400_response(msg)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stall_timer is None:
+                self._stall_timer = self.loop.call_later(limits.timeout, self._stalled)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
+
+        def _stalled(self) -> None:
+            log.info("client stopped reading for %ss; connection dropped", limits.timeout)
+            self.transport.abort()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+            super().connection_lost(exc)
+
+    return Protocol
 
 
-def serve(root: str, secret: str, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve signed URLs until interrupted."""
-    server = SignedURLServer(root, secret, host, port)
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
     try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class SignedURLServer:
+    """``cloudstore serve`` over one LOCAL root: bound on construction, serving in :meth:`serve_forever`.
+
+    Raises ``ValueError`` for a weak secret or a root that is not a folder, ``OSError`` if the
+    address cannot be bound.
+    """
+
+    def __init__(
+        self, root: str, secret: str, host: str = "127.0.0.1", port: int = 8765, limits: Limits | None = None
+    ) -> None:
+        check_secret(secret)
+        if not os.path.isdir(root):
+            raise ValueError(f"the root {root!r} is not an existing folder")
+        self.limits = limits or Limits()
+        self.backend = LocalBackend(Config(SPEC, {"local_root": root}))
+        removed = self.backend.collect_stale_temp_files(STALE_TEMP_AGE)
+        if removed:
+            log.info("removed %d temporary file(s) left over by interrupted uploads", removed)
+        self._executor = ThreadPoolExecutor(self.limits.max_connections, thread_name_prefix="cloudstore-serve")
+        self.app = SignedURLApp(self.backend, secret, self.limits, self._executor)
+        self.socket = _bind(host, port, self.limits.backlog)
+        self.host = host
+        self.port: int = self.socket.getsockname()[1]
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT or SIGTERM (open requests get a few seconds to finish)."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app,
+            http=_protocol_class(self.limits),
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,  # uvicorn's would log the query, and with it the signature
+            server_header=False,
+            proxy_headers=False,
+            timeout_keep_alive=int(max(1, self.limits.keep_alive)),
+            timeout_graceful_shutdown=5,
+            backlog=self.limits.backlog,
+            h11_max_incomplete_event_size=self.limits.max_header_bytes,
+        )
+        uvicorn.Server(config).run(sockets=[self.socket])
+
+    def close(self) -> None:
+        self.socket.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
