@@ -352,12 +352,12 @@ def test_failed_multipart_part_leaves_nothing(local: CloudProvider, bucket: Buck
     original = backend.upload_part
     calls = 0
 
-    def flaky_part(upload: Any, number: int, offset: int, data: bytes) -> Any:
+    def flaky_part(upload: Any, number: int, offset: int, data: bytes, **options: Any) -> Any:
         nonlocal calls
         calls += 1
         if number == 3:
             raise PermissionError("disk says no")  # not retryable: the upload fails
-        return original(upload, number, offset, data)
+        return original(upload, number, offset, data, **options)
 
     backend.upload_part = flaky_part
     try:

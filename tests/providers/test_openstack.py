@@ -448,12 +448,14 @@ def test_urls_refuse_expired_tampered_and_wrong_method(swift_bucket: Bucket) -> 
     assert swift_bucket.objects.get("guarded.txt").read() == b"guarded"  # type: ignore[union-attr]
 
 
-def test_expiry_beyond_seven_days_is_allowed(swift_bucket: Bucket) -> None:
+def test_expiry_is_capped_at_seven_days(swift_bucket: Bucket) -> None:
     obj = swift_bucket.objects.create("long.txt")
-    obj.upload(b"a year")
-    url = obj.generate_url(expires_in=365 * 24 * 3600)
-    assert int(parse_qs(urlsplit(url).query)["temp_url_expires"][0]) > time.time() + 364 * 24 * 3600
-    assert fetch(url) == (200, b"a year")
+    obj.upload(b"a week")
+    url = obj.generate_url(expires_in=7 * 24 * 3600)
+    assert int(parse_qs(urlsplit(url).query)["temp_url_expires"][0]) > time.time() + 7 * 24 * 3600 - 60
+    assert fetch(url) == (200, b"a week")
+    with pytest.raises(InvalidParamException, match="at most 604800 seconds"):
+        obj.generate_url(expires_in=365 * 24 * 3600)
 
 
 # --- Static Large Objects -------------------------------------------------------------------
