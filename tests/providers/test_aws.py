@@ -7,6 +7,7 @@ particular to S3.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
@@ -259,7 +260,8 @@ def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_buck
         obj.upload(data)
     assert [r.method for r in requests] == ["PUT"], "no HEAD after put, no extra request"
     assert requests[0].headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
-    assert "Content-MD5" not in requests[0].headers and "x-amz-checksum-crc32" not in requests[0].headers
+    assert requests[0].headers["Content-MD5"] == base64.b64encode(hashlib.md5(data).digest())
+    assert "x-amz-checksum-crc32" not in requests[0].headers, "no second checksum of botocore's"
     with sent_requests(client) as requests:
         assert obj.read(0, len(data) - 1) == data
     assert [r.method for r in requests] == ["GET"]
@@ -656,6 +658,8 @@ CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
     ("InvalidRange", 416, InvalidParamException),
     ("InvalidPart", 400, InvalidParamException),
     ("BadDigest", 400, ChecksumMismatchException),
+    ("InvalidDigest", 400, ChecksumMismatchException),
+    ("XAmzContentSHA256Mismatch", 400, ChecksumMismatchException),
     ("NotImplemented", 501, NotSupportedException),
     ("InternalError", 500, ProviderConnectionException),
     ("RequestTimeout", 400, ProviderConnectionException),
@@ -664,6 +668,14 @@ CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
     (None, 504, ProviderConnectionException),
     ("SomethingNew", 500, ProviderConnectionException),
     ("SomethingNew", 418, InvalidParamException),
+    # No code of S3's: the shared status table decides.
+    ("404", 404, NotFoundException),
+    ("503", 503, ThrottledException),
+    (None, 405, NotSupportedException),
+    (None, 409, PreconditionFailedException),
+    (None, 410, NotFoundException),
+    (None, 413, InvalidParamException),
+    (None, 501, NotSupportedException),
 ]
 
 
@@ -675,8 +687,15 @@ def test_s3_error_codes_map_onto_the_exception_tree(
     assert type(mapped) is expected
     assert mapped.status == status
     assert mapped.code == code
-    retryable = expected in (ThrottledException, ProviderConnectionException)
+    # A refused digest means a body damaged on the way: the same upload is tried again.
+    retryable = expected in (ThrottledException, ProviderConnectionException, ChecksumMismatchException)
     assert mapped.retryable is retryable
+
+
+def test_a_client_error_without_a_status_is_a_retryable_connection_error(aws: CloudProvider) -> None:
+    error = boto_errors.ClientError({"Error": {"Message": "no answer"}}, "PutObject")
+    mapped = aws.backend.map_error(error)
+    assert type(mapped) is ProviderConnectionException and mapped.retryable
 
 
 @pytest.mark.parametrize(
