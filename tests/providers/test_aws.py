@@ -8,6 +8,7 @@ particular to S3.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import os
@@ -1124,3 +1125,23 @@ def test_copy_onto_itself_keeps_content_type_and_metadata(aws: CloudProvider, s3
     assert copied.read() == data
     info = aws.backend.head_object(s3_bucket.name, "self.bin")
     assert info is not None and info.checksum is not None, "still verified on download"
+
+
+def test_a_copy_in_parts_claims_no_checksum_seaweedfs_cannot_back(
+    server: RunningServer, s3_bucket: Bucket, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(server)
+    backend = provider.backend
+    monkeypatch.setattr(backend, "features", dataclasses.replace(backend.features, max_copy_size=6 * MiB))
+    data = os.urandom(13 * MiB)
+    bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+    source = bucket.objects.create("source.bin")
+    source.upload(data)
+    copied = source.copy_to(bucket, "copy.bin")
+    # Measured: UploadPartCopy's part ETags are "<hex>-2", no MD5s, so the object's ETag is no
+    # MD5 of part MD5s; neither the layout nor a checksum is claimed for it.
+    stored = admin.head_object(Bucket=s3_bucket.name, Key="copy.bin")
+    assert stored["ETag"].strip('"').endswith("-3") and stored["Metadata"] == {}
+    info = backend.head_object(s3_bucket.name, "copy.bin")
+    assert info is not None and info.checksum is None
+    assert copied.read() == data
