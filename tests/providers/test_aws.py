@@ -716,12 +716,15 @@ def test_a_client_error_without_a_status_is_a_retryable_connection_error(aws: Cl
         (boto_errors.NoCredentialsError(), AuthenticationException),
         (boto_errors.PartialCredentialsError(provider="env", cred_var="secret"), AuthenticationException),
         (boto_errors.ParamValidationError(report="bad"), InvalidParamException),
+        (boto_errors.FlexibleChecksumError(error_msg="crc32 mismatch"), ChecksumMismatchException),
     ],
 )
 def test_botocore_errors_map_onto_the_exception_tree(
     aws: CloudProvider, error: Exception, expected: type[CloudStoreException]
 ) -> None:
-    assert type(aws.backend.map_error(error)) is expected
+    mapped = aws.backend.map_error(error)
+    assert type(mapped) is expected
+    assert mapped.retryable is (expected in (ProviderConnectionException, ChecksumMismatchException))
     assert aws.backend.map_error(ValueError("not ours")) is None
 
 
@@ -816,6 +819,7 @@ def test_multipart_primitives(aws: CloudProvider, s3_bucket: Bucket, admin: Any)
     aborted = backend.create_multipart_upload(s3_bucket.name, "abandoned.bin", None, {})
     backend.upload_part(aborted, 1, 0, b"partial")
     backend.abort_multipart_upload(aborted)
+    backend.abort_multipart_upload(aborted)  # twice is harmless (a retry whose first answer was lost)
     assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
     assert backend.head_object(s3_bucket.name, "abandoned.bin") is None
 

@@ -398,6 +398,9 @@ class S3Backend(Backend):
             ),
         ):
             return exc.ProviderConnectionException(f"S3 connection failed: {error}")
+        if isinstance(error, (boto_errors.ChecksumError, boto_errors.FlexibleChecksumError)):
+            # botocore's own check of a response ("when_supported"): damaged on the way.
+            return exc.ChecksumMismatchException(f"S3 response failed its checksum: {error}", retryable=True)
         if isinstance(error, boto_errors.BotoCoreError):
             return exc.CloudStoreException(f"S3 client error: {error}")
         return None
@@ -658,12 +661,17 @@ class S3Backend(Backend):
         expected = None if self.kms_key_id else _composite_etag(parts)
         if expected is not None and _MULTIPART_ETAG.match(etag) and etag != expected:
             raise exc.ChecksumMismatchException(
-                f"CompleteMultipartUpload of {upload.name!r}: the stored object's ETag is {etag}, "
-                f"the parts sent make {expected}"
+                f"CompleteMultipartUpload of {upload.name!r}: the service assembled an object with ETag "
+                f"{etag}, but the parts sent make {expected}; upload it again"
             )
 
     def abort_multipart_upload(self, upload: S3Upload) -> None:
-        self.client.abort_multipart_upload(Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id)
+        # An upload already gone is aborted: e.g. a retried abort whose first answer was lost.
+        try:
+            self.client.abort_multipart_upload(Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id)
+        except boto_errors.ClientError as error:
+            if not _not_found(error):
+                raise
 
     def abort_orphan_uploads(self, upload: S3Upload, since: datetime) -> None:
         # An earlier attempt's upload is one of the same key, started since then, that is not ours.
@@ -679,16 +687,8 @@ class S3Backend(Backend):
                     and initiated is not None
                     and initiated >= since
                 ):
-                    self._abort_quietly(S3Upload(upload.bucket, upload.name, found["UploadId"]))
+                    self.abort_multipart_upload(S3Upload(upload.bucket, upload.name, found["UploadId"]))
             key_marker, id_marker = response.get("NextKeyMarker"), response.get("NextUploadIdMarker")
             if not response.get("IsTruncated") or not (key_marker or id_marker):
                 return
             params["KeyMarker"], params["UploadIdMarker"] = key_marker, id_marker
-
-    def _abort_quietly(self, upload: S3Upload) -> None:
-        """Abort ``upload``; one that is already gone is fine."""
-        try:
-            self.abort_multipart_upload(upload)
-        except boto_errors.ClientError as error:
-            if not _not_found(error):
-                raise
