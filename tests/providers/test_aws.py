@@ -1087,10 +1087,11 @@ def test_timeouts_reach_the_client(server: RunningServer) -> None:
 
 def test_a_stalled_answer_is_abandoned_and_tried_again(server: RunningServer, s3_bucket: Bucket) -> None:
     s3_bucket.objects.create("slow.txt").upload(b"worth the wait")
-    with FaultProxy(upstream=("127.0.0.1", server.extra["port"]), stall_seconds=5) as proxy:
+    # A read timeout ample for a healthy loopback answer on a loaded machine, the stall well past it.
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"]), stall_seconds=8) as proxy:
         proxy.add_rule("stall", methods=["GET"], path=r"/slow\.txt", limit=1)
         provider = make_provider(
-            server, s3_endpoint_url=proxy.url, read_timeout=0.5, retry_policy=RetryPolicy(initial_backoff=0.01)
+            server, s3_endpoint_url=proxy.url, read_timeout=2, retry_policy=RetryPolicy(initial_backoff=0.01)
         )
         assert Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("slow.txt").read() == b"worth the wait"
         assert proxy.stats["stall"] == 1 and proxy.count_requests("GET", r"/slow\.txt") == 2
