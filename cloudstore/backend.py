@@ -56,6 +56,9 @@ class Features:
     #: engine records how it cut the parts in the object's metadata
     #: (:data:`cloudstore.checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
     records_part_layout: bool = False
+    #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
+    #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
+    part_copies_keep_digests: bool = True
 
 
 @dataclass(frozen=True)

@@ -355,7 +355,7 @@ class TransferEngine:
         part = min(part, limit)
         ranges = [(start, min(start + part, source.size) - 1) for start in range(0, source.size, part)]
         metadata = {key: value for key, value in (source.metadata or {}).items() if key != PART_LAYOUT_KEY}
-        if features.records_part_layout:
+        if features.records_part_layout and features.part_copies_keep_digests:
             metadata[PART_LAYOUT_KEY] = part_layout(part, 0)
         upload = self._create_upload(dst_bucket, dst_name, source.content_type, metadata)
 

@@ -7,7 +7,10 @@ particular to S3.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import io
 import os
 import time
 import urllib.error
@@ -15,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,6 +47,7 @@ from cloudstore import (
     ThrottledException,
 )
 from cloudstore.backend import BucketInfo, FileRangeReader
+from cloudstore.checksums import Checksum
 from cloudstore.providers.aws.backend import S3Backend
 from tests.conftest import Servers, make_provider, unique_name
 from tests.faults.proxy import FaultProxy
@@ -259,7 +264,8 @@ def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_buck
         obj.upload(data)
     assert [r.method for r in requests] == ["PUT"], "no HEAD after put, no extra request"
     assert requests[0].headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
-    assert "Content-MD5" not in requests[0].headers and "x-amz-checksum-crc32" not in requests[0].headers
+    assert requests[0].headers["Content-MD5"] == base64.b64encode(hashlib.md5(data).digest())
+    assert "x-amz-checksum-crc32" not in requests[0].headers, "no second checksum of botocore's"
     with sent_requests(client) as requests:
         assert obj.read(0, len(data) - 1) == data
     assert [r.method for r in requests] == ["GET"]
@@ -656,6 +662,8 @@ CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
     ("InvalidRange", 416, InvalidParamException),
     ("InvalidPart", 400, InvalidParamException),
     ("BadDigest", 400, ChecksumMismatchException),
+    ("InvalidDigest", 400, ChecksumMismatchException),
+    ("XAmzContentSHA256Mismatch", 400, ChecksumMismatchException),
     ("NotImplemented", 501, NotSupportedException),
     ("InternalError", 500, ProviderConnectionException),
     ("RequestTimeout", 400, ProviderConnectionException),
@@ -664,6 +672,14 @@ CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
     (None, 504, ProviderConnectionException),
     ("SomethingNew", 500, ProviderConnectionException),
     ("SomethingNew", 418, InvalidParamException),
+    # No code of S3's: the shared status table decides.
+    ("404", 404, NotFoundException),
+    ("503", 503, ThrottledException),
+    (None, 405, NotSupportedException),
+    (None, 409, PreconditionFailedException),
+    (None, 410, NotFoundException),
+    (None, 413, InvalidParamException),
+    (None, 501, NotSupportedException),
 ]
 
 
@@ -675,8 +691,15 @@ def test_s3_error_codes_map_onto_the_exception_tree(
     assert type(mapped) is expected
     assert mapped.status == status
     assert mapped.code == code
-    retryable = expected in (ThrottledException, ProviderConnectionException)
+    # A refused digest means a body damaged on the way: the same upload is tried again.
+    retryable = expected in (ThrottledException, ProviderConnectionException, ChecksumMismatchException)
     assert mapped.retryable is retryable
+
+
+def test_a_client_error_without_a_status_is_a_retryable_connection_error(aws: CloudProvider) -> None:
+    error = boto_errors.ClientError({"Error": {"Message": "no answer"}}, "PutObject")
+    mapped = aws.backend.map_error(error)
+    assert type(mapped) is ProviderConnectionException and mapped.retryable
 
 
 @pytest.mark.parametrize(
@@ -693,12 +716,15 @@ def test_s3_error_codes_map_onto_the_exception_tree(
         (boto_errors.NoCredentialsError(), AuthenticationException),
         (boto_errors.PartialCredentialsError(provider="env", cred_var="secret"), AuthenticationException),
         (boto_errors.ParamValidationError(report="bad"), InvalidParamException),
+        (boto_errors.FlexibleChecksumError(error_msg="crc32 mismatch"), ChecksumMismatchException),
     ],
 )
 def test_botocore_errors_map_onto_the_exception_tree(
     aws: CloudProvider, error: Exception, expected: type[CloudStoreException]
 ) -> None:
-    assert type(aws.backend.map_error(error)) is expected
+    mapped = aws.backend.map_error(error)
+    assert type(mapped) is expected
+    assert mapped.retryable is (expected in (ProviderConnectionException, ChecksumMismatchException))
     assert aws.backend.map_error(ValueError("not ours")) is None
 
 
@@ -793,6 +819,7 @@ def test_multipart_primitives(aws: CloudProvider, s3_bucket: Bucket, admin: Any)
     aborted = backend.create_multipart_upload(s3_bucket.name, "abandoned.bin", None, {})
     backend.upload_part(aborted, 1, 0, b"partial")
     backend.abort_multipart_upload(aborted)
+    backend.abort_multipart_upload(aborted)  # twice is harmless (a retry whose first answer was lost)
     assert admin.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
     assert backend.head_object(s3_bucket.name, "abandoned.bin") is None
 
@@ -830,3 +857,296 @@ def test_docs_page_examples_run_against_seaweedfs(
     with sandbox(home, env):
         namespace = run_page("aws.rst")
     assert namespace["provider"].storage.buckets.get("reports") is None  # the page cleans up
+
+
+# --- integrity: what is checked on the way up and down ------------------------------------------------
+@contextmanager
+def damaged_bodies(client: Any, operation: str, times: int) -> Iterator[list[Any]]:
+    """Flip one byte of the body of the first ``times`` ``operation`` requests as they are sent.
+
+    The request leaves with its Content-MD5 already computed, as a body damaged on the wire
+    would (the fault proxy flips only response bodies). Yields every request of ``operation``.
+    """
+    seen: list[Any] = []
+
+    def damage(request: Any, **_: Any) -> None:
+        seen.append(request)
+        if len(seen) <= times:
+            body = bytearray(body_of(request))
+            body[len(body) // 2] ^= 0xFF
+            request.body = io.BytesIO(body)
+
+    event = f"before-send.s3.{operation}"
+    client.meta.events.register(event, damage)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister(event, damage)
+
+
+def body_of(request: Any) -> bytes:
+    """The body of a request botocore sends (it wraps upload bodies in a file object)."""
+    if isinstance(request.body, bytes):
+        return request.body
+    request.body.seek(0)
+    data = bytes(request.body.read())
+    request.body.seek(0)
+    return data
+
+
+def open_uploads(admin: Any, bucket: str) -> list[dict[str, Any]]:
+    return list(admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
+def part_md5s_etag(*parts: bytes) -> str:
+    return hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
+
+
+def test_every_part_carries_its_content_md5_and_the_switch_turns_it_off(
+    server: RunningServer, s3_bucket: Bucket
+) -> None:
+    data = os.urandom(11 * MiB)
+    for switch, sent in ((None, True), (True, True), (False, False), ("false", False)):
+        provider = make_provider(server, s3_content_md5=switch)
+        client = provider.backend.client  # type: ignore[attr-defined]
+        bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+        with sent_requests(client) as requests:
+            bucket.objects.create("small.bin").upload(data[:1000])
+            bucket.objects.create("parts.bin").upload(data)
+        bodies = [r for r in requests if r.method == "PUT"]
+        assert len(bodies) == 1 + 3, "one PutObject, three UploadParts"
+        for request in bodies:
+            if sent:
+                assert request.headers["Content-MD5"] == base64.b64encode(hashlib.md5(body_of(request)).digest())
+            else:
+                assert "Content-MD5" not in request.headers
+        assert bucket.objects.get("parts.bin").read() == data  # type: ignore[union-attr]
+
+
+def test_the_server_refuses_a_wrong_content_md5_and_stores_nothing(
+    server: RunningServer, s3_bucket: Bucket, admin: Any
+) -> None:
+    provider = make_provider(server, retry_policy=ONE_TRY)
+    backend = provider.backend
+    data = os.urandom(1000)
+    wrong = hashlib.md5(b"something else").digest()
+    with pytest.raises(ChecksumMismatchException) as caught:
+        provider.call(lambda: backend.put_object(s3_bucket.name, "wrong.bin", data, None, {}, content_md5=wrong))
+    assert caught.value.code == "BadDigest" and caught.value.retryable
+    assert backend.head_object(s3_bucket.name, "wrong.bin") is None
+
+    upload = backend.create_multipart_upload(s3_bucket.name, "wrong-part.bin", None, {})
+    with pytest.raises(ChecksumMismatchException) as caught:
+        provider.call(lambda: backend.upload_part(upload, 1, 0, data, content_md5=wrong))
+    assert caught.value.code == "BadDigest" and caught.value.retryable
+    listed = admin.list_parts(Bucket=s3_bucket.name, Key="wrong-part.bin", UploadId=upload.upload_id)  # type: ignore[attr-defined]
+    assert listed.get("Parts", []) == [], "the refused part is not kept"
+    backend.abort_multipart_upload(upload)
+
+
+@pytest.mark.parametrize(("operation", "size"), [("PutObject", 64 * 1024), ("UploadPart", 11 * MiB)])
+def test_a_body_damaged_on_the_way_up_is_refused_and_sent_again(
+    server: RunningServer, s3_bucket: Bucket, admin: Any, operation: str, size: int
+) -> None:
+    data = os.urandom(size)
+    once = make_provider(server, retry_policy=ONE_TRY)
+    client = once.backend.client  # type: ignore[attr-defined]
+    with damaged_bodies(client, operation, times=1), pytest.raises(ChecksumMismatchException):
+        Bucket(once, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
+    assert s3_bucket.objects.get("damaged.bin") is None, "nothing corrupt is stored"
+    assert open_uploads(admin, s3_bucket.name) == []
+
+    patient = make_provider(server, retry_policy=RetryPolicy(initial_backoff=0.01))
+    with damaged_bodies(patient.backend.client, operation, times=1) as sent:  # type: ignore[attr-defined]
+        Bucket(patient, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
+    assert len(sent) == (2 if operation == "PutObject" else 3 + 1), "the damaged request alone is sent again"
+    assert s3_bucket.objects.get("damaged.bin").read() == data  # type: ignore[union-attr]
+
+
+def test_a_multipart_object_is_verified_on_download(aws: CloudProvider, s3_bucket: Bucket, admin: Any) -> None:
+    first, second, tail = os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(MiB)
+    obj = s3_bucket.objects.create("parts.bin")
+    obj.upload(first + second + tail, metadata={"kind": "weights"})
+    stored = admin.head_object(Bucket=s3_bucket.name, Key="parts.bin")
+    # Measured on SeaweedFS: the multipart ETag is S3's, the MD5 of the parts' MD5s and their count.
+    assert stored["ETag"].strip('"') == part_md5s_etag(first, second, tail)
+    assert stored["Metadata"] == {"kind": "weights", "cloudstore-part-layout": f"{5 * MiB},0"}
+    info = aws.backend.head_object(s3_bucket.name, "parts.bin")
+    assert info is not None
+    assert info.checksum == Checksum("md5-of-parts", part_md5s_etag(first, second, tail), (5 * MiB, 5 * MiB, MiB))
+    got = s3_bucket.objects.get("parts.bin")
+    assert got is not None and got.metadata == {"kind": "weights"}, "the layout is no user metadata"
+
+
+def test_a_flipped_byte_in_a_multipart_download_is_fetched_again_once(
+    server: RunningServer, s3_bucket: Bucket, tmp_path: Any
+) -> None:
+    data = os.urandom(11 * MiB)
+    s3_bucket.objects.create("parts.bin").upload(data)
+    target = tmp_path / "out" / "parts.bin"
+    target.parent.mkdir()
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        obj = Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("parts.bin")
+        obj.download_to_file(target)
+        assert target.read_bytes() == data
+        gets = proxy.count_requests("GET", r"/parts\.bin")
+        assert gets >= 3, "ranged GETs, one per part"
+        target.unlink()
+
+        proxy.reset_stats()
+        proxy.add_rule("flip", methods=["GET"], path=r"/parts\.bin", limit=1)
+        obj.download_to_file(target)
+        assert target.read_bytes() == data
+        assert proxy.stats["flip"] == 1 and proxy.count_requests("GET", r"/parts\.bin") == 2 * gets
+        target.unlink()
+
+        proxy.reset_stats()
+        proxy.add_rule("flip", methods=["GET"], path=r"/parts\.bin")
+        with pytest.raises(ChecksumMismatchException):
+            obj.download_to_file(target)
+        assert proxy.count_requests("GET", r"/parts\.bin") == 2 * gets, "one more try, then the error"
+        assert list(target.parent.iterdir()) == [], "no file, no temporary file"
+        with pytest.raises(ChecksumMismatchException):
+            obj.read()
+
+
+def test_complete_checks_the_assembled_object_against_the_parts_sent(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    backend = aws.backend
+    first, tail = os.urandom(5 * MiB), b"the tail"
+    client = backend.client  # type: ignore[attr-defined]
+
+    def other_parts(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ETag"] = f'"{part_md5s_etag(tail, first)}"'  # the server assembled something else
+
+    client.meta.events.register("after-call.s3.CompleteMultipartUpload", other_parts)
+    try:
+        upload = backend.create_multipart_upload(s3_bucket.name, "assembled.bin", None, {})
+        parts = [backend.upload_part(upload, 1, 0, first), backend.upload_part(upload, 2, len(first), tail)]
+        with pytest.raises(ChecksumMismatchException) as caught:
+            aws.call(lambda: backend.complete_multipart_upload(upload, parts))
+        assert not caught.value.retryable
+    finally:
+        client.meta.events.unregister("after-call.s3.CompleteMultipartUpload", other_parts)
+    # Unchanged, the server's answer is the composite of the parts sent.
+    upload = backend.create_multipart_upload(s3_bucket.name, "assembled.bin", None, {})
+    parts = [backend.upload_part(upload, 1, 0, first), backend.upload_part(upload, 2, len(first), tail)]
+    backend.complete_multipart_upload(upload, parts)
+    assert s3_bucket.objects.get("assembled.bin").etag == part_md5s_etag(first, tail)  # type: ignore[union-attr]
+
+
+# --- no orphans, bounded waits, one retry per fault ---------------------------------------------------
+def test_a_lost_answer_to_create_multipart_upload_leaves_no_second_upload(
+    server: RunningServer, s3_bucket: Bucket, admin: Any
+) -> None:
+    data = os.urandom(11 * MiB)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        # The server starts the upload; its answer is cut off on the way back.
+        proxy.add_rule("reset", methods=["POST"], path=r"\?uploads", reset_at="mid", limit=1)
+        provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
+        in_flight: list[int] = []
+
+        def count_uploads(**_: Any) -> None:
+            in_flight.append(len(open_uploads(admin, s3_bucket.name)))
+
+        client = provider.backend.client  # type: ignore[attr-defined]
+        client.meta.events.register("before-send.s3.UploadPart", count_uploads)
+        Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("big.bin").upload(data)
+        assert proxy.stats["reset"] == 1
+        assert proxy.count_requests("POST", r"\?uploads") == 2
+    assert in_flight and set(in_flight) == {1}, "the first attempt's upload was aborted before any part"
+    assert open_uploads(admin, s3_bucket.name) == []
+    assert s3_bucket.objects.get("big.bin").read() == data  # type: ignore[union-attr]
+
+
+def test_abort_orphan_uploads_aborts_only_the_same_keys_other_recent_uploads(
+    aws: CloudProvider, s3_bucket: Bucket, admin: Any
+) -> None:
+    backend = aws.backend
+    before = datetime.now(timezone.utc) - timedelta(minutes=1)
+    lost = [backend.create_multipart_upload(s3_bucket.name, "key", None, {}) for _ in range(2)]
+    ours = backend.create_multipart_upload(s3_bucket.name, "key", None, {})
+    longer = backend.create_multipart_upload(s3_bucket.name, "key-longer", None, {})
+    backend.abort_orphan_uploads(ours, datetime.now(timezone.utc) + timedelta(minutes=1))
+    assert len(open_uploads(admin, s3_bucket.name)) == 4, "nothing started since a later moment"
+    backend.abort_orphan_uploads(ours, before)
+    left = {(u["Key"], u["UploadId"]) for u in open_uploads(admin, s3_bucket.name)}
+    assert left == {("key", ours.upload_id), ("key-longer", longer.upload_id)}  # type: ignore[attr-defined]
+    assert all(u.upload_id not in {i for _, i in left} for u in lost)  # type: ignore[attr-defined]
+
+
+def test_timeouts_reach_the_client(server: RunningServer) -> None:
+    config: Any = make_provider(server).backend.client.meta.config  # type: ignore[attr-defined]
+    assert (config.connect_timeout, config.read_timeout) == (10.0, 60.0)
+    tuned = make_provider(server, connect_timeout=2, read_timeout=7.5, retry_policy=RetryPolicy(deadline=30))
+    config = tuned.backend.client.meta.config  # type: ignore[attr-defined]
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 7.5)
+    short = make_provider(server, retry_policy=RetryPolicy(deadline=20))
+    assert short.backend.client.meta.config.read_timeout == 10.0, "half the deadline"  # type: ignore[attr-defined]
+
+
+def test_a_stalled_answer_is_abandoned_and_tried_again(server: RunningServer, s3_bucket: Bucket) -> None:
+    s3_bucket.objects.create("slow.txt").upload(b"worth the wait")
+    # A read timeout ample for a healthy loopback answer on a loaded machine, the stall well past it.
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"]), stall_seconds=8) as proxy:
+        proxy.add_rule("stall", methods=["GET"], path=r"/slow\.txt", limit=1)
+        provider = make_provider(
+            server, s3_endpoint_url=proxy.url, read_timeout=2, retry_policy=RetryPolicy(initial_backoff=0.01)
+        )
+        assert Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("slow.txt").read() == b"worth the wait"
+        assert proxy.stats["stall"] == 1 and proxy.count_requests("GET", r"/slow\.txt") == 2
+
+
+def test_a_server_that_stops_answering_fails_within_the_deadline(server: RunningServer, s3_bucket: Bucket) -> None:
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"]), stall_seconds=10) as proxy:
+        proxy.add_rule("stall")
+        policy = RetryPolicy(initial_backoff=0.01, deadline=2)
+        provider = make_provider(server, s3_endpoint_url=proxy.url, read_timeout=0.5, retry_policy=policy)
+        with pytest.raises(ProviderConnectionException):
+            Bucket(provider, BucketInfo(s3_bucket.name)).objects.list()
+        assert proxy.stats["stall"] >= 2, "stalled attempts were abandoned and tried again"
+
+
+def test_one_injected_503_costs_exactly_one_more_request(server: RunningServer, s3_bucket: Bucket) -> None:
+    data = os.urandom(11 * MiB)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
+        bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+        proxy.add_rule("503", methods=["PUT"], path=r"/small\.bin", limit=1)
+        bucket.objects.create("small.bin").upload(b"small")
+        assert proxy.count_requests("PUT", r"/small\.bin") == 2
+        proxy.add_rule("503", methods=["PUT"], path=r"partNumber=2(&|$)", limit=1)
+        bucket.objects.create("big.bin").upload(data)
+        assert proxy.count_requests("PUT", r"partNumber=2(&|$)") == 2
+        assert proxy.count_requests("PUT", r"/big\.bin\?") == 3 + 1
+
+
+def test_copy_onto_itself_keeps_content_type_and_metadata(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    data = os.urandom(11 * MiB)
+    obj = s3_bucket.objects.create("self.bin")
+    obj.upload(data, content_type="application/x-weights", metadata={"epoch": "3"})
+    copied = obj.copy_to(s3_bucket)
+    assert (copied.content_type, copied.metadata) == ("application/x-weights", {"epoch": "3"})
+    assert copied.read() == data
+    info = aws.backend.head_object(s3_bucket.name, "self.bin")
+    assert info is not None and info.checksum is not None, "still verified on download"
+
+
+def test_a_copy_in_parts_claims_no_checksum_seaweedfs_cannot_back(
+    server: RunningServer, s3_bucket: Bucket, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(server)
+    backend = provider.backend
+    monkeypatch.setattr(backend, "features", dataclasses.replace(backend.features, max_copy_size=6 * MiB))
+    data = os.urandom(13 * MiB)
+    bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+    source = bucket.objects.create("source.bin")
+    source.upload(data)
+    copied = source.copy_to(bucket, "copy.bin")
+    # Measured: UploadPartCopy's part ETags are "<hex>-2", no MD5s, so the object's ETag is no
+    # MD5 of part MD5s; neither the layout nor a checksum is claimed for it.
+    stored = admin.head_object(Bucket=s3_bucket.name, Key="copy.bin")
+    assert stored["ETag"].strip('"').endswith("-3") and stored["Metadata"] == {}
+    info = backend.head_object(s3_bucket.name, "copy.bin")
+    assert info is not None and info.checksum is None
+    assert copied.read() == data

@@ -18,5 +18,8 @@ SPEC = ProviderSpec(
         "s3_kms_key_id": ConfigKey(),
         # "when_required" (default: safe for S3-compatible servers) or "when_supported".
         "s3_checksums": ConfigKey(),
+        # Send Content-MD5 with every PutObject and UploadPart (default true); off for servers
+        # that refuse or mishandle it.
+        "s3_content_md5": ConfigKey(kind=bool),
     },
 )

@@ -31,7 +31,8 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.config import Config
+from cloudstore.checksums import Checksum, combine_part_digests, md5_base64, multipart_etag_checksum
+from cloudstore.config import Config, Timeouts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,10 +52,12 @@ CHECKSUM_MODES: tuple[ChecksumMode, ...] = ("when_required", "when_supported")
 ADDRESSING_STYLES = ("auto", "virtual", "path")
 
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+#: A multipart ETag: the MD5 of the parts' binary MD5s, and their number.
+_MULTIPART_ETAG = re.compile(r"^[0-9a-f]{32}-[0-9]+$")
 #: Server-side encryption whose ETag is not the MD5 of the plaintext.
 _ETAG_NOT_MD5_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
 
-_NOT_FOUND_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NoSuchVersion", "NotFound", "404"})
+_NOT_FOUND_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NoSuchVersion", "NotFound"})
 _AUTH_CODES = frozenset(
     {
         "InvalidAccessKeyId",
@@ -74,7 +77,7 @@ _AUTH_CODES = frozenset(
     }
 )
 _PERMISSION_CODES = frozenset(
-    {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidPayer", "AccessDeniedException", "403"}
+    {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidPayer", "AccessDeniedException"}
 )
 _THROTTLED_CODES = frozenset(
     {
@@ -88,7 +91,6 @@ _THROTTLED_CODES = frozenset(
         "ServiceUnavailable",
         "ServerBusy",
         "RequestThrottled",
-        "503",
     }
 )
 _TRANSIENT_CODES = frozenset(
@@ -101,9 +103,6 @@ _TRANSIENT_CODES = frozenset(
         "GatewayTimeout",
         "OperationAborted",
         "IncompleteBody",
-        "500",
-        "502",
-        "504",
     }
 )
 _DUPLICATE_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
@@ -115,13 +114,13 @@ _PRECONDITION_CODES = frozenset(
         "ConditionalRequestConflict",
         "InvalidObjectState",
         "InvalidBucketState",
-        "304",
-        "412",
     }
 )
 _INVALID_NAME_CODES = frozenset({"InvalidBucketName", "KeyTooLongError"})
+#: The service refused an upload whose body does not match the digest sent with it: damage in
+#: transit, so the same request (its body read again from memory) is worth another attempt.
 _CHECKSUM_CODES = frozenset({"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"})
-_NOT_SUPPORTED_CODES = frozenset({"NotImplemented", "501"})
+_NOT_SUPPORTED_CODES = frozenset({"NotImplemented"})
 _INVALID_PARAM_CODES = frozenset(
     {
         "EntityTooSmall",
@@ -141,12 +140,12 @@ _INVALID_PARAM_CODES = frozenset(
         "KMS.DisabledException",
         "MethodNotAllowed",
         "TooManyBuckets",
-        "400",
-        "416",
     }
 )
 
-#: Error classes checked in order; the first set holding the code wins.
+#: S3's own error codes, checked in order (the first set holding the code wins); an answer whose
+#: code is not here (or has none: botocore then reports the bare status) maps by its HTTP status
+#: through the shared table, :func:`cloudstore.exceptions.class_for_status`.
 _CODE_TABLE: tuple[tuple[frozenset[str], type[exc.CloudStoreException]], ...] = (
     (_NOT_FOUND_CODES, exc.NotFoundException),
     (_AUTH_CODES, exc.AuthenticationException),
@@ -162,29 +161,6 @@ _CODE_TABLE: tuple[tuple[frozenset[str], type[exc.CloudStoreException]], ...] = 
 )
 
 
-def _class_for_status(status: int | None) -> type[exc.CloudStoreException]:
-    """The error class for an HTTP status when the code says nothing we know."""
-    if status is None:
-        return exc.CloudStoreException
-    if status in (408, 500, 502, 504) or status > 504:
-        return exc.ProviderConnectionException
-    if status in (429, 503):
-        return exc.ThrottledException
-    by_status: dict[int, type[exc.CloudStoreException]] = {
-        401: exc.AuthenticationException,
-        403: exc.PermissionDeniedException,
-        404: exc.NotFoundException,
-        409: exc.PreconditionFailedException,
-        412: exc.PreconditionFailedException,
-        501: exc.NotSupportedException,
-    }
-    if status in by_status:
-        return by_status[status]
-    if 400 <= status < 500:
-        return exc.InvalidParamException
-    return exc.CloudStoreException
-
-
 def _map_client_error(error: boto_errors.ClientError) -> exc.CloudStoreException:
     details = error.response.get("Error", {})
     code = str(details.get("Code") or "") or None
@@ -193,11 +169,11 @@ def _map_client_error(error: boto_errors.ClientError) -> exc.CloudStoreException
     if code is not None:
         cls = next((cls for codes, cls in _CODE_TABLE if code in codes), None)
     if cls is None:
-        cls = _class_for_status(status)
+        cls = exc.class_for_status(status)
     operation = getattr(error, "operation_name", None) or "S3 request"
     message = details.get("Message") or ""
     text = f"{operation} failed: {code or status}" + (f" ({message})" if message and message != code else "")
-    return cls(text, status=status, code=code)
+    return cls(text, status=status, code=code, retryable=True if cls is exc.ChecksumMismatchException else None)
 
 
 def _bare_forbidden(error: BaseException) -> bool:
@@ -212,6 +188,12 @@ def _error_code(error: boto_errors.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code") or "")
 
 
+def _not_found(error: boto_errors.ClientError) -> bool:
+    """A 404, or an S3 "no such ..." code (a HEAD's 404 carries no code of its own)."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 404 or _error_code(error) in _NOT_FOUND_CODES
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -224,13 +206,31 @@ def _strip_etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else None
 
 
-def _md5_checksum(etag: str | None, encryption: str | None, customer_key: str | None) -> tuple[str, str] | None:
-    """The ETag as an MD5 checksum, when S3 guarantees it is one (single PUT, not SSE-KMS/SSE-C)."""
+def _etag_checksum(
+    etag: str | None, size: int, metadata: Mapping[str, str], encryption: str | None, customer_key: str | None
+) -> Checksum | tuple[str, str] | None:
+    """What the ETag lets a download verify, unless SSE-KMS or SSE-C made it no MD5.
+
+    A single PUT's (or copy's) ETag is the content's MD5. A multipart ETag is the MD5 of the
+    parts' MD5s: checkable only knowing where the parts were cut, which cloudstore records in
+    the metadata of what it uploads (objects other tools wrote in parts are not verified).
+    """
     if etag is None or encryption in _ETAG_NOT_MD5_ENCRYPTION or customer_key:
         return None
-    if not _PLAIN_MD5.match(etag):
-        return None
-    return ("md5", etag)
+    if _PLAIN_MD5.match(etag):
+        return ("md5", etag)
+    return multipart_etag_checksum(etag, size, metadata)
+
+
+def _composite_etag(parts: list[UploadPart]) -> str | None:
+    """The multipart ETag S3 must give the object assembled from ``parts`` (None: not computable)."""
+    digests = []
+    for part in parts:
+        etag = _strip_etag(part.token)
+        if etag is None or not _PLAIN_MD5.match(etag):
+            return None
+        digests.append(bytes.fromhex(etag))
+    return combine_part_digests(digests, hex_parts=False)
 
 
 def _total_size(response: Mapping[str, Any]) -> int:
@@ -281,6 +281,11 @@ class S3Backend(Backend):
         max_url_expiry=7 * 24 * 3600,
         # CopyObject copies at most 5 GiB; a larger object is copied part by part (UploadPartCopy).
         max_copy_size=5 * 1024**3,
+        # A multipart ETag is the MD5 of the parts' MD5s: the part sizes make it verifiable.
+        records_part_layout=True,
+        # Not so for a copy in parts: SeaweedFS answers UploadPartCopy with ETags that are no
+        # MD5 of the part ("<hex>-2"), and AWS documents none.
+        part_copies_keep_digests=False,
     )
 
     check_bucket_name = staticmethod(names.s3_bucket_name)
@@ -303,6 +308,9 @@ class S3Backend(Backend):
         if checksums not in CHECKSUM_MODES:
             raise exc.InvalidParamException(f"s3_checksums must be one of {', '.join(CHECKSUM_MODES)}")
         self.checksums = cast(ChecksumMode, checksums)
+        content_md5 = config.get("s3_content_md5")
+        self.content_md5: bool = True if content_md5 is None else bool(content_md5)
+        self.timeouts = Timeouts.from_config(config)
         self._verify = _as_verify(config.get("s3_verify"))
         self.kms_key_id: str | None = config.get("s3_kms_key_id") or None
         concurrency = getattr(config.get("transfer_config"), "max_concurrency", 0)
@@ -338,6 +346,8 @@ class S3Backend(Backend):
             # (botocore's "max_attempts" counts retries, so max_attempts=1 would still retry once.)
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=self._pool_size,
+            connect_timeout=self.timeouts.connect,
+            read_timeout=self.timeouts.read,
             request_checksum_calculation=self.checksums,
             response_checksum_validation=self.checksums,
         )
@@ -388,6 +398,9 @@ class S3Backend(Backend):
             ),
         ):
             return exc.ProviderConnectionException(f"S3 connection failed: {error}")
+        if isinstance(error, (boto_errors.ChecksumError, boto_errors.FlexibleChecksumError)):
+            # botocore's own check of a response ("when_supported"): damaged on the way.
+            return exc.ChecksumMismatchException(f"S3 response failed its checksum: {error}", retryable=True)
         if isinstance(error, boto_errors.BotoCoreError):
             return exc.CloudStoreException(f"S3 client error: {error}")
         return None
@@ -416,7 +429,7 @@ class S3Backend(Backend):
         try:
             self.client.head_bucket(Bucket=name)
         except boto_errors.ClientError as error:
-            if _error_code(error) in _NOT_FOUND_CODES:
+            if _not_found(error):
                 return None
             if not _bare_forbidden(error):
                 raise
@@ -473,7 +486,7 @@ class S3Backend(Backend):
         try:
             response = self.client.head_object(Bucket=bucket, Key=name)
         except boto_errors.ClientError as error:
-            if _error_code(error) in _NOT_FOUND_CODES:
+            if _not_found(error):
                 return None
             if not _bare_forbidden(error):
                 raise
@@ -499,20 +512,29 @@ class S3Backend(Backend):
     def _object_info(name: str, response: Mapping[str, Any]) -> ObjectInfo:
         """The object's properties from the headers of a HEAD or GET response."""
         etag = _strip_etag(response.get("ETag"))
+        size = _total_size(response)
+        metadata = dict(response.get("Metadata", {}))
+        encryption = response.get("ServerSideEncryption")
         return ObjectInfo(
             name=name,
-            size=_total_size(response),
+            size=size,
             last_modified=_utc(response.get("LastModified")),
             etag=etag,
             content_type=response.get("ContentType"),
-            metadata=dict(response.get("Metadata", {})),
-            checksum=_md5_checksum(etag, response.get("ServerSideEncryption"), response.get("SSECustomerAlgorithm")),
+            metadata=metadata,
+            checksum=_etag_checksum(etag, size, metadata, encryption, response.get("SSECustomerAlgorithm")),
         )
 
-    def _encryption_params(self) -> dict[str, str]:
+    def _encryption_params(self) -> dict[str, Any]:
         if not self.kms_key_id:
             return {}
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+
+    def _md5_params(self, content_md5: bytes | None) -> dict[str, Any]:
+        """``Content-MD5`` for the service to check the body against (BadDigest on a mismatch)."""
+        if content_md5 is None or not self.content_md5:
+            return {}
+        return {"ContentMD5": md5_base64(content_md5)}
 
     def put_object(
         self,
@@ -530,7 +552,8 @@ class S3Backend(Backend):
             Body=data,
             ContentType=content_type or "application/octet-stream",
             Metadata=dict(metadata),
-            **self._encryption_params(),  # type: ignore[arg-type]
+            **self._md5_params(content_md5),
+            **self._encryption_params(),
         )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -551,11 +574,24 @@ class S3Backend(Backend):
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         # MetadataDirective COPY (the default) keeps content type and user metadata.
+        params: dict[str, Any] = {}
+        if (src_bucket, src_name) == (dst_bucket, dst_name):
+            # S3 refuses to copy an object onto itself unchanged: "replace" its properties with
+            # the same ones (a rewrite in place, as a copy onto itself is elsewhere).
+            source = self.head_object(src_bucket, src_name)
+            if source is None:
+                raise exc.NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", status=404)
+            params = {
+                "MetadataDirective": "REPLACE",
+                "ContentType": source.content_type or "application/octet-stream",
+                "Metadata": dict(source.metadata or {}),
+            }
         self.client.copy_object(
             Bucket=dst_bucket,
             Key=dst_name,
             CopySource={"Bucket": src_bucket, "Key": src_name},
-            **self._encryption_params(),  # type: ignore[arg-type]
+            **params,
+            **self._encryption_params(),
         )
 
     def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
@@ -580,7 +616,7 @@ class S3Backend(Backend):
             Key=name,
             ContentType=content_type or "application/octet-stream",
             Metadata=dict(metadata),
-            **self._encryption_params(),  # type: ignore[arg-type]
+            **self._encryption_params(),
         )
         return S3Upload(bucket, name, response["UploadId"])
 
@@ -588,7 +624,12 @@ class S3Backend(Backend):
         self, upload: S3Upload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         response = self.client.upload_part(
-            Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id, PartNumber=number, Body=data
+            Bucket=upload.bucket,
+            Key=upload.name,
+            UploadId=upload.upload_id,
+            PartNumber=number,
+            Body=data,
+            **self._md5_params(content_md5),
         )
         return UploadPart(number, response["ETag"])
 
@@ -609,12 +650,45 @@ class S3Backend(Backend):
     def complete_multipart_upload(
         self, upload: S3Upload, parts: list[UploadPart], content_md5: bytes | None = None
     ) -> None:
-        self.client.complete_multipart_upload(
+        response = self.client.complete_multipart_upload(
             Bucket=upload.bucket,
             Key=upload.name,
             UploadId=upload.upload_id,
             MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.token} for p in parts]},
         )
+        # The ETag of what the service assembled must be the one of the parts we sent, in order.
+        etag = (_strip_etag(response.get("ETag")) or "").lower()
+        expected = None if self.kms_key_id else _composite_etag(parts)
+        if expected is not None and _MULTIPART_ETAG.match(etag) and etag != expected:
+            raise exc.ChecksumMismatchException(
+                f"CompleteMultipartUpload of {upload.name!r}: the service assembled an object with ETag "
+                f"{etag}, but the parts sent make {expected}; upload it again"
+            )
 
     def abort_multipart_upload(self, upload: S3Upload) -> None:
-        self.client.abort_multipart_upload(Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id)
+        # An upload already gone is aborted: e.g. a retried abort whose first answer was lost.
+        try:
+            self.client.abort_multipart_upload(Bucket=upload.bucket, Key=upload.name, UploadId=upload.upload_id)
+        except boto_errors.ClientError as error:
+            if not _not_found(error):
+                raise
+
+    def abort_orphan_uploads(self, upload: S3Upload, since: datetime) -> None:
+        # An earlier attempt's upload is one of the same key, started since then, that is not ours.
+        params: dict[str, Any] = {"Bucket": upload.bucket, "Prefix": upload.name}
+        while True:
+            response = self.client.list_multipart_uploads(**params)
+            for found in response.get("Uploads", []):
+                # Without a start time it may be another writer's: leave it alone.
+                initiated = _utc(found.get("Initiated"))
+                if (
+                    found.get("Key") == upload.name
+                    and found.get("UploadId") != upload.upload_id
+                    and initiated is not None
+                    and initiated >= since
+                ):
+                    self.abort_multipart_upload(S3Upload(upload.bucket, upload.name, found["UploadId"]))
+            key_marker, id_marker = response.get("NextKeyMarker"), response.get("NextUploadIdMarker")
+            if not response.get("IsTruncated") or not (key_marker or id_marker):
+                return
+            params["KeyMarker"], params["UploadIdMarker"] = key_marker, id_marker
