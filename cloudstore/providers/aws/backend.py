@@ -548,11 +548,21 @@ class S3Backend(Backend):
         self.client.delete_object(Bucket=bucket, Key=name)
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
-        # MetadataDirective COPY (the default) keeps content type and user metadata.
+        # MetadataDirective COPY (the default) keeps content type and user metadata. S3 refuses
+        # to copy an object onto itself unchanged: that copy restates them with REPLACE.
+        restate: dict[str, Any] = {}
+        if (src_bucket, src_name) == (dst_bucket, dst_name):
+            source = self.client.head_object(Bucket=src_bucket, Key=src_name)
+            restate = {
+                "MetadataDirective": "REPLACE",
+                "ContentType": source.get("ContentType") or "application/octet-stream",
+                "Metadata": source.get("Metadata") or {},
+            }
         self.client.copy_object(
             Bucket=dst_bucket,
             Key=dst_name,
             CopySource={"Bucket": src_bucket, "Key": src_name},
+            **restate,
             **self._encryption_params(),  # type: ignore[arg-type]
         )
 
