@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import os
 import secrets
@@ -591,8 +592,6 @@ class _PartReader:
 def open_source(data: Any) -> tuple[Readable, int | None]:
     """A binary stream and its length (when known) for bytes, str, a text stream (encoded as
     UTF-8) or a readable binary stream."""
-    import io
-
     if isinstance(data, str):
         data = data.encode("utf-8")
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -610,7 +609,7 @@ def open_source(data: Any) -> tuple[Readable, int | None]:
 class _Utf8Encoder:
     """A text stream read as the UTF-8 bytes of its characters."""
 
-    def __init__(self, text: Any) -> None:
+    def __init__(self, text: io.TextIOBase) -> None:
         self._text = text
         self._pending = b""
 

@@ -57,30 +57,35 @@ def test_upload_from_a_proc_file_is_not_empty(bucket: Bucket) -> None:
 # --- concurrent writers of one key --------------------------------------------------------------
 
 
+def _write_together(bucket: Bucket, round_: int, writers: int) -> None:
+    """``writers`` threads upload the key "raced" at once, each with its own data and properties."""
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        try:
+            start.wait()
+            bucket.objects.create("raced").upload(
+                f"writer {writer} round {round_:02d}".encode(),
+                content_type=f"text/x-writer-{writer}",
+                metadata={"writer": str(writer)},
+            )
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
 def test_concurrent_writers_leave_one_whole_version(bucket: Bucket) -> None:
     """Three writers of one key, 60 rounds: the object is always one writer's data with that
     writer's content type and metadata (never unreadable, never another writer's properties)."""
     for round_ in range(60):
-        start = threading.Barrier(3)
-        errors: list[BaseException] = []
-
-        def write(writer: int, round_: int = round_, start: threading.Barrier = start) -> None:
-            try:
-                start.wait()
-                bucket.objects.create("raced").upload(
-                    f"writer {writer} round {round_:02d}".encode(),
-                    content_type=f"text/x-writer-{writer}",
-                    metadata={"writer": str(writer)},
-                )
-            except BaseException as err:  # reported below
-                errors.append(err)
-
-        threads = [threading.Thread(target=write, args=(writer,)) for writer in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors, errors
+        _write_together(bucket, round_, 3)
         got = bucket.objects.get("raced")
         assert got is not None
         data = got.read()
