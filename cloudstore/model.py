@@ -295,7 +295,8 @@ class BucketObject:
     @property
     def last_modified(self) -> datetime | None:
         """When the object was last written (timezone-aware)."""
-        return self._full().last_modified
+        # A listing tells it on every service: no request per object for `ls`.
+        return self._info.last_modified or self._full().last_modified
 
     @property
     def etag(self) -> str | None:
