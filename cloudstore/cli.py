@@ -1,18 +1,20 @@
 """The ``cloudstore`` command: ls, mb, rb, cp, rm, url and serve.
 
 Objects are addressed as ``PROVIDER://bucket/key`` (``local``, ``aws``/``s3``,
-``openstack``/``swift``, ``azure``, ``gcp``/``gs``). Provider settings come from
-``--config key=value`` options, the environment and the config file, as in
-:class:`~cloudstore.CloudProviderFactory`.
+``openstack``/``swift``, ``azure``, ``gcp``/``gs``); ``-`` in ``cp`` is stdin or
+stdout. Provider settings come from ``--config key=value`` options, then the
+environment, then the config file, as in :class:`~cloudstore.CloudProviderFactory`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,7 +59,8 @@ def parse_address(text: str) -> Address | None:
         return None
     if scheme.lower() not in SCHEMES:
         raise UserMistake(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
-    bucket, _, key = rest.partition("/")
+    # "local:///bkt/key" means what "local://bkt/key" does (as file:/// URLs have a third slash).
+    bucket, _, key = rest.lstrip("/").partition("/")
     return Address(SCHEMES[scheme.lower()], bucket, key)
 
 
@@ -141,40 +144,73 @@ def _bucket_address(text: str) -> Address:
     return address
 
 
-def _progress_bar(total: int, label: str) -> Any:
+def _progress_bar(total: int | None, label: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=None, leave=False)
 
 
 @click.group()
-@click.option("--config", "-c", "settings", multiple=True, metavar="KEY=VALUE", help="A provider config key.")
+@click.option(
+    "--config",
+    "-c",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A provider config key (wins over the environment and the config file).",
+)
 @click.version_option(package_name="cloudstore")
 @click.pass_context
 def main(ctx: click.Context, settings: tuple[str, ...]) -> None:
-    """Work with object storage on any cloud: PROVIDER://bucket/key."""
+    """Work with object storage on any cloud: PROVIDER://bucket/key.
+
+    PROVIDER is local, aws (or s3), openstack (or swift), azure, or gcp (or gs).
+    """
     ctx.obj = _Context(settings)
+
+
+def _when(moment: datetime | None) -> str:
+    """A listing's time column: UTC, to the second (as ``gsutil ls -l`` shows it)."""
+    if moment is None:
+        return " " * 20
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _human(size: int) -> str:
+    """``1.5 KiB``, as ``aws s3 ls --human-readable`` shows sizes."""
+    if size < 1024:
+        return f"{size} Bytes"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 @main.command("ls")
 @click.argument("address")
 @click.option("--recursive", "-r", is_flag=True, help="List every key, not just one level.")
+@click.option("--human-readable", "-h", "human", is_flag=True, help="Sizes in KiB, MiB, GiB.")
 @click.pass_obj
 @_friendly_errors
-def list_command(ctx: _Context, address: str, recursive: bool) -> None:
-    """List buckets (PROVIDER://) or objects (PROVIDER://bucket/prefix)."""
+def list_command(ctx: _Context, address: str, recursive: bool, human: bool) -> None:
+    """List buckets (PROVIDER://) or objects (PROVIDER://bucket/prefix), with their times (UTC) and sizes."""
     where = _address(address)
     if not where.bucket:
         for bucket in ctx.provider(where.provider).storage.buckets:
-            click.echo(bucket.name)
+            click.echo(f"{_when(bucket.created)}  {bucket.name}")
         return
     bucket = ctx.bucket(where)
     marker = None
     while True:
         page = bucket.objects.list(prefix=where.key or None, delimiter=None if recursive else "/", marker=marker)
         # Pseudo-folders and objects together, in key order (as `aws s3 ls` shows them).
-        rows = [(prefix, f"{'PRE':>12}  {prefix}") for prefix in page.prefixes]
-        rows += [(obj.name, f"{obj.size:>12}  {obj.name}") for obj in page]
+        rows = [(prefix, f"{'':20}  {'PRE':>12}  {prefix}") for prefix in page.prefixes]
+        rows += [
+            (obj.name, f"{_when(obj.last_modified)}  {_human(obj.size) if human else obj.size:>12}  {obj.name}")
+            for obj in page
+        ]
         for _, row in sorted(rows):
             click.echo(row)
         if not page.is_truncated:
@@ -223,17 +259,29 @@ def remove(ctx: _Context, address: str) -> None:
 @click.pass_obj
 @_friendly_errors
 def copy(ctx: _Context, source: str, destination: str, content_type: str | None, quiet: bool) -> None:
-    """Copy a file to an object, an object to a file, or an object to an object."""
+    """Copy a file to an object, an object to a file, or an object to an object.
+
+    A SOURCE of - reads standard input; a DESTINATION of - writes to standard output.
+    """
     src, dst = parse_address(source), parse_address(destination)
     if src is None and dst is None:
         raise UserMistake("one side must be a PROVIDER://bucket/key address")
     if src is None and dst is not None:
+        if source == "-":
+            if not dst.key or dst.key.endswith("/"):
+                raise UserMistake(f"{destination!r} names no object: give the key to store standard input as")
+            ctx.bucket(dst).objects.create(dst.key).upload(sys.stdin.buffer, content_type=content_type)
+            click.echo(f"- -> {destination}", err=True)
+            return
         path = Path(source)
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise click.ClickException(f"{source!r} is not a readable file")
         key = dst.key if dst.key and not dst.key.endswith("/") else dst.key + path.name
         obj = ctx.bucket(dst).objects.create(key)
-        with _progress_bar(0 if quiet else path.stat().st_size, "upload") as bar:
+        status = path.stat()
+        # A FIFO or a /proc file has no size to show: the bar then counts bytes without a total.
+        total = status.st_size if stat.S_ISREG(status.st_mode) and status.st_blocks else None
+        with _progress_bar(0 if quiet else total, "upload") as bar:
             obj.upload_from_file(path, content_type=content_type, progress=None if quiet else bar.update)
         click.echo(f"{source} -> {dst.provider.value}://{dst.bucket}/{key}")
         return
@@ -241,6 +289,11 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
     if not src.key:
         raise UserMistake(f"{source!r} names no object")
     obj = ctx.existing_object(src)
+    if destination == "-":
+        stdout = sys.stdout.buffer
+        obj.save_content(stdout)
+        stdout.flush()
+        return
     if dst is None:
         target = Path(destination)
         if target.is_dir():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cloudstore.exceptions import InvalidParamException
 
@@ -42,6 +43,12 @@ class ConfigKey:
     secret: bool = False
     #: ``bool`` values read from the environment or the ini file are parsed ("true", "0", ...).
     kind: type = str
+    #: The value is an ``http(s)://host[:port][/path]`` URL, checked when the provider is created.
+    url: bool = False
+    #: Keys that are alternatives to each other (one way to log in): the first place that gives
+    #: any of them (the dict, then the environment, then the file) gives all of them, so a
+    #: password on the command line is never mixed with a token left in the environment.
+    group: str | None = None
 
 
 #: Keys every provider accepts besides its own (objects, so only from the dict).
@@ -154,7 +161,11 @@ def coerce_value(name: str, key: ConfigKey, raw: str) -> Any:
             return True
         if low in _FALSE:
             return False
-        # s3_verify may also name a CA bundle: keep a path as it is.
+        # s3_verify may also name a CA bundle: keep the path of an existing file as it is.
+        if not Path(raw).expanduser().is_file():
+            raise InvalidParamException(
+                f"config key {name!r} must be true or false (or the path of a CA bundle file), not {raw!r}"
+            )
         return raw
     if key.kind in (int, float):
         try:
@@ -191,8 +202,39 @@ def _read_ini_section(section: str) -> dict[str, str]:
     return dict(parser[section]) if parser.has_section(section) else {}
 
 
+def _check_given(name: str, key: ConfigKey, value: Any) -> Any:
+    """A value from the dict, of the type ``key`` takes (text for a bool or int key is parsed)."""
+    if key.kind is object or (not value and not isinstance(value, str)):
+        return value  # None, False or 0: the key switched off
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        # Text for a boolean or numeric key ("false" from YAML or a CLI) means what it would in the file.
+        return value if key.kind is str else coerce_value(name, key, value)
+    if key.kind is bool and isinstance(value, bool):
+        return value
+    if key.kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    kind = "true or false" if key.kind is bool else "a whole number" if key.kind is int else "a str"
+    raise InvalidParamException(f"config key {name!r} must be {kind}, not a {type(value).__name__}")
+
+
+def _check_url(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParamException(f"config key {name!r} must be an http:// or https:// URL, not {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise InvalidParamException(f"config key {name!r} has an invalid port: {value!r}") from None
+
+
 def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Config:
     """Merge the dict, the environment and the config file for ``spec`` (in that order)."""
+    if given is not None and not isinstance(given, Mapping):
+        raise InvalidParamException(f"the config must be a dict of keys to values, not a {type(given).__name__}")
     given = dict(given or {})
     keys = spec.all_keys()
     unknown = sorted(set(given) - set(keys))
@@ -206,14 +248,25 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
         raise InvalidParamException(
             f"unknown key(s) in section [{spec.id.value}] of {config_file_path()}: {', '.join(unknown_ini)}"
         )
+    sources: list[Mapping[str, Any]] = [
+        given,
+        {name: os.environ[key.env] for name, key in keys.items() if key.env and key.env in os.environ},
+        ini,
+    ]
+    # The one source each group of alternative keys is taken from: the first that names any of them.
+    group_source = {}
+    for source in reversed(sources):
+        for name in source:
+            group = keys[name].group
+            if group is not None:
+                group_source[group] = source
     values: dict[str, Any] = {}
     for name, key in keys.items():
-        if name in given:
-            raw = given[name]
-            # Text for a boolean or numeric key ("false" from YAML or a CLI) means what it would in the file.
-            values[name] = coerce_value(name, key, raw) if isinstance(raw, str) and key.kind is not str else raw
-        elif key.env and key.env in os.environ:
-            values[name] = coerce_value(name, key, os.environ[key.env])
-        elif name in ini:
-            values[name] = coerce_value(name, key, ini[name])
+        for source in sources:
+            if name in source and (key.group is None or group_source[key.group] is source):
+                raw = source[name]
+                values[name] = _check_given(name, key, raw) if source is given else coerce_value(name, key, raw)
+                break
+        if key.url:
+            _check_url(name, values.get(name))
     return Config(spec, values)

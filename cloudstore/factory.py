@@ -17,7 +17,8 @@ def _spec(provider: ProviderList | str) -> ProviderSpec:
     from cloudstore.providers import PROVIDERS
 
     try:
-        key = ProviderList(provider)
+        # Any case, as the CLI's schemes: "AWS", "Local".
+        key = ProviderList(provider.lower() if isinstance(provider, str) else provider)
     except ValueError:
         choices = ", ".join(p.value for p in ProviderList)
         raise InvalidParamException(f"unknown provider {provider!r}; choose one of {choices}") from None

@@ -8,19 +8,26 @@ retry policy, and every failure surfaces as a
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from stat import S_IMODE, S_ISDIR, S_ISREG
 from typing import Any, BinaryIO, TypeVar
 
 from cloudstore._logging import protect
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
 from cloudstore.checksums import PART_LAYOUT_KEY
 from cloudstore.config import Config, ProviderSpec, Timeouts
-from cloudstore.exceptions import ChecksumMismatchException, InvalidParamException, NotFoundException
+from cloudstore.exceptions import (
+    ChecksumMismatchException,
+    CloudStoreException,
+    InvalidParamException,
+    NotFoundException,
+)
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.retry import RetryPolicy
 from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
@@ -297,7 +304,8 @@ class BucketObject:
     @property
     def last_modified(self) -> datetime | None:
         """When the object was last written (timezone-aware)."""
-        return self._full().last_modified
+        # A listing tells it on every service: no request per object for `ls`.
+        return self._info.last_modified or self._full().last_modified
 
     @property
     def etag(self) -> str | None:
@@ -347,7 +355,8 @@ class BucketObject:
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        """Store ``data`` (bytes, str as UTF-8, or a readable binary stream) as this object."""
+        """Store ``data`` as this object: bytes, a str or a text stream (encoded as UTF-8), or a
+        readable binary stream (read to its end)."""
         source, size = open_source(data)
         self._upload(source, size, content_type, metadata, progress)
 
@@ -358,13 +367,21 @@ class BucketObject:
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        """Store the file at ``path``; large files go up in parallel parts."""
+        """Store the file at ``path``; large files go up in parallel parts.
+
+        A file whose size the file system does not know (a FIFO, a device, ``/proc`` and ``/sys``
+        files) is read to its end as a stream of unknown length.
+        """
         try:
             source: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as err:
             raise InvalidParamException(f"cannot read {os.fspath(path)!r}: {err.strerror}") from err
         with source:
-            self._upload(source, os.fstat(source.fileno()).st_size, content_type, metadata, progress)
+            status = os.fstat(source.fileno())
+            # /proc files report size 0 and /sys files 4096 whatever they hold: only a regular file
+            # with bytes on disk has a size to trust (one that reports 0 is read to its end anyway).
+            size = status.st_size if S_ISREG(status.st_mode) and status.st_blocks else None
+            self._upload(source, size, content_type, metadata, progress)
 
     def _upload(
         self,
@@ -374,6 +391,7 @@ class BucketObject:
         metadata: Mapping[str, str] | None,
         progress: ProgressCallback | None,
     ) -> None:
+        content_type = _check_content_type(content_type)
         metadata = _check_metadata(metadata)
         self.provider.engine.upload(self.bucket.name, self.name, source, size, content_type, metadata, progress)
         self._stored = True
@@ -393,9 +411,9 @@ class BucketObject:
 
         One GET request: size and checksum come from its response.
         """
-        if chunk_size < 1:
-            raise InvalidParamException("chunk_size must be positive")
-        return self.provider.engine.stream(self.bucket.name, self.name, None, chunk_size)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InvalidParamException("chunk_size must be a positive whole number")
+        return self.provider.engine.stream(self.bucket.name, self.name, None, chunk_size, on_described=self._seen)
 
     def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
         """Write the content into a writable binary stream, verified at the end.
@@ -423,29 +441,49 @@ class BucketObject:
     def download_to_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
         """Download to ``path``: parallel ranged reads into a temporary file, verified, then renamed.
 
-        On failure nothing is left at ``path`` (an existing file there is untouched).
+        On failure nothing is left at ``path`` (an existing file there is untouched). A symbolic
+        link is written through (its target is replaced); an existing file keeps its permission
+        bits, a new one gets the umask's; a FIFO, device or socket is refused.
         """
-        target = Path(path)
-        if target.is_dir():
-            raise InvalidParamException(f"{os.fspath(path)!r} is a directory")
-        if not target.parent.is_dir():
-            raise InvalidParamException(f"the folder of {os.fspath(path)!r} does not exist")
-        self._info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress)
-        self._stored = True
-        self._complete = _fully_described(self._info)
+        target, mode = _download_target(path)
+        try:
+            info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress, mode)
+        except OSError as err:  # the temporary file beside the target could not be made or written
+            kind = InvalidParamException if err.errno in _NOT_WRITABLE else CloudStoreException
+            raise kind(f"cannot write {os.fspath(path)!r}: {err.strerror}") from None
+        self._seen(info)
 
     def read(self, start: int | None = None, end: int | None = None) -> bytes:
-        """The bytes from ``start`` to ``end`` inclusive (HTTP Range semantics); all of it by default."""
-        if start is not None and start < 0:
-            raise InvalidParamException("start must be >= 0")
-        if end is not None and (end < 0 or (start is not None and end < start)):
-            raise InvalidParamException("end must be >= start and >= 0")
+        """The bytes from ``start`` to ``end`` inclusive; all of it by default.
+
+        Like slicing ``content[start:end + 1]``: a range reaching past the end returns the bytes
+        that exist, one starting at or past the end returns ``b""``.
+        """
+        start = _check_offset("start", start)
+        end = _check_offset("end", end)
+        if start is not None and end is not None and end < start:
+            raise InvalidParamException("end must be >= start")
         if start is None and end is None:
-            return self.provider.engine.read_whole(self.bucket.name, self.name)
-        if start is None:
-            start = 0
-        size = self._info.size if self._stored and self._complete else None
-        return self.provider.engine.read(self.bucket.name, self.name, start, end, None if end is None else size)
+            return self.provider.engine.read_whole(self.bucket.name, self.name, on_described=self._seen)
+
+        def opened(reader: RangeReader) -> None:
+            self._seen(reader.info)
+
+        chunks = self.provider.engine.chunks(self.bucket.name, self.name, start or 0, end, on_open=opened)
+        try:
+            return b"".join(chunks)
+        except CloudStoreException as err:
+            if err.status == 416:  # the range starts at or past the end: nothing there
+                return b""
+            raise
+
+    def _seen(self, info: ObjectInfo | None) -> None:
+        """Take the properties a read reported: each read reads the current version and updates the handle."""
+        if info is None:
+            return
+        self._info = info
+        self._stored = True
+        self._complete = _fully_described(info)
 
     # --- other ----------------------------------------------------------------
     def generate_url(self, expires_in: int = 3600, writable: bool = False) -> str:
@@ -495,6 +533,36 @@ def _fully_described(info: ObjectInfo) -> bool:
     return info.metadata is not None and info.last_modified is not None
 
 
+#: errno values meaning "this path cannot be written", a mistake in the argument.
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+
+
+def _download_target(path: str | os.PathLike[str]) -> tuple[Path, int | None]:
+    """The file a download to ``path`` replaces, and its permission bits (``None``: a new file).
+
+    A symbolic link is followed to its target, so the link stays and the target is written;
+    anything but a regular file (a FIFO, a device such as ``/dev/stdout``, a socket) is refused.
+    """
+    given = os.fspath(path)
+    try:
+        status = os.stat(given)
+    except FileNotFoundError:
+        status = None
+    except OSError as err:
+        raise InvalidParamException(f"cannot write {given!r}: {err.strerror}") from None
+    if status is not None and S_ISDIR(status.st_mode):
+        raise InvalidParamException(f"{given!r} is a directory")
+    if status is not None and not S_ISREG(status.st_mode):
+        raise InvalidParamException(
+            f"{given!r} is not a regular file (a FIFO, device or socket): give a file path, "
+            "or write to an open stream with save_content()"
+        )
+    target = Path(os.path.realpath(given))
+    if not target.parent.is_dir():
+        raise InvalidParamException(f"the folder of {given!r} does not exist")
+    return target, None if status is None else S_IMODE(status.st_mode)
+
+
 def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(filters) - allowed)
     if unknown:
@@ -519,18 +587,72 @@ def user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {key: value for key, value in (metadata or {}).items() if key != PART_LAYOUT_KEY}
 
 
-def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """User metadata in the form every service accepts: identifier keys (stored lowercase)
-    and printable ASCII values."""
+#: The most user metadata one object may carry, keys and values together (S3's limit, the
+#: smallest of the services), and the longest value (Swift's limit).
+METADATA_MAX_BYTES = 2048
+METADATA_VALUE_MAX = 256
+#: Metadata keys cloudstore keeps for itself (e.g. the part layout; Swift spells "_" and "-" alike).
+RESERVED_METADATA_PREFIX = "cloudstore_"
+
+
+def _printable(text: str) -> bool:
+    return all(" " <= ch <= "~" for ch in text)
+
+
+def _check_content_type(content_type: object) -> str | None:
+    """``content_type`` as it will be sent: a non-empty str of printable ASCII (no CR/LF)."""
+    if content_type is None:
+        return None
+    if not isinstance(content_type, str):
+        raise InvalidParamException(f"content_type must be a str, not {type(content_type).__name__}")
+    if not content_type.strip() or not _printable(content_type) or content_type != content_type.strip():
+        raise InvalidParamException(
+            f"content_type {content_type!r}: use printable ASCII, without leading or trailing spaces"
+        )
+    return content_type
+
+
+def _check_metadata(metadata: object) -> dict[str, str]:
+    """User metadata in the one form that round-trips identically on every service.
+
+    Keys are ASCII identifiers, case-insensitive: stored and returned in lowercase (two keys
+    differing only in case are refused). Values are non-empty printable ASCII without leading or
+    trailing spaces, at most ``METADATA_VALUE_MAX`` characters; all of it at most
+    ``METADATA_MAX_BYTES``. Anything else raises :class:`InvalidParamException` before any request.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidParamException(f"metadata must be a dict of str to str, not {type(metadata).__name__}")
     result: dict[str, str] = {}
-    for key, value in (metadata or {}).items():
+    for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidParamException("metadata keys and values must be str")
         if not (key.isascii() and key.isidentifier()):
             raise InvalidParamException(
-                f"metadata key {key!r}: use ASCII letters, digits and '_' (not starting with a digit)"
+                f"metadata key {key[:64]!r}: use ASCII letters, digits and '_' (not starting with a digit)"
             )
-        if not all(" " <= ch <= "~" for ch in value):
-            raise InvalidParamException(f"metadata value of {key!r}: use printable ASCII characters")
+        if not value or not _printable(value) or value != value.strip(" "):
+            raise InvalidParamException(
+                f"metadata value of {key!r}: use non-empty printable ASCII without leading or trailing spaces"
+            )
+        if len(value) > METADATA_VALUE_MAX:
+            raise InvalidParamException(f"metadata value of {key!r} is longer than {METADATA_VALUE_MAX} characters")
+        if key.lower().startswith(RESERVED_METADATA_PREFIX):
+            raise InvalidParamException(
+                f"metadata key {key!r}: keys starting {RESERVED_METADATA_PREFIX!r} are reserved"
+            )
+        if key.lower() in result:
+            raise InvalidParamException(f"metadata keys are case-insensitive: {key!r} is given twice")
         result[key.lower()] = value
+    if sum(len(k) + len(v) for k, v in result.items()) > METADATA_MAX_BYTES:
+        raise InvalidParamException(f"metadata may hold at most {METADATA_MAX_BYTES} bytes of keys and values")
     return result
+
+
+def _check_offset(what: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParamException(f"{what} must be a whole number >= 0, not {value!r}")
+    return value

@@ -20,8 +20,20 @@ _AZURE_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
 
+#: Characters of a name quoted in an error message; a longer name is cut there.
+SHOWN_CHARS = 64
+
+
+def shown(name: str) -> str:
+    """``name`` quoted for a message: cut to ``SHOWN_CHARS`` characters, with its length, if longer."""
+    if len(name) <= SHOWN_CHARS:
+        return repr(name)
+    size = len(name.encode("utf-8", "surrogatepass"))
+    return f"{name[:SHOWN_CHARS]!r}... ({len(name)} characters, {size} bytes)"
+
+
 def _fail(kind: str, name: str, why: str) -> InvalidNameException:
-    return InvalidNameException(f"invalid {kind} name {name!r}: {why}")
+    return InvalidNameException(f"invalid {kind} name {shown(name)}: {why}")
 
 
 def _require_str(kind: str, name: object) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import os
 import secrets
@@ -440,11 +441,17 @@ class TransferEngine:
                     reader.close()
 
     def stream(
-        self, bucket: str, name: str, info: ObjectInfo | None = None, chunk_size: int | None = None
+        self,
+        bucket: str,
+        name: str,
+        info: ObjectInfo | None = None,
+        chunk_size: int | None = None,
+        on_described: Callable[[ObjectInfo], None] | None = None,
     ) -> Iterator[bytes]:
         """The whole object, verified at the end against the service's checksum when it has one.
 
-        Without ``info`` the properties come from the GET response itself (no HEAD first).
+        Without ``info`` the properties come from the GET response itself (no HEAD first), and
+        ``on_described`` is told them before the first byte.
         """
         known: list[ObjectInfo] = [info] if info is not None else []
 
@@ -454,6 +461,8 @@ class TransferEngine:
             described = self._described(bucket, name, reader)
             if described is not None:
                 known.append(described)
+                if on_described is not None:
+                    on_described(described)
 
         hasher: Hasher | None = None
         checksum: Checksum | None = None
@@ -484,7 +493,7 @@ class TransferEngine:
         return reader.info or self.backend.head_object(bucket, name)
 
     def download_to_path(
-        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None
+        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None, mode: int | None = None
     ) -> ObjectInfo:
         """Write the object to ``path`` atomically: all of it, verified, or nothing.
 
@@ -492,13 +501,16 @@ class TransferEngine:
         response tells the object's size: a small object takes that one request (no HEAD first);
         the rest of a larger one comes in parallel ranges of ``part_size`` while the first
         response is still streaming (the same size, so that none of them lags behind).
-        Returns the properties of the version written.
+        Returns the properties of the version written. ``mode`` (the permission bits of the
+        file being replaced) is given to the new file; by default it gets the umask's.
         """
         report = _Progress(progress)
         path = Path(path)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode & 0o700)
         try:
+            if mode is not None:
+                os.fchmod(fd, mode)
             try:
                 info = self._download_verified(fd, bucket, name, report)
             except ChecksumMismatchException:
@@ -616,16 +628,12 @@ class TransferEngine:
             head.close()
         return info, (digests if hashed else None)
 
-    def read(self, bucket: str, name: str, start: int | None, end: int | None, expected_size: int | None) -> bytes:
-        """``start``..``end`` (inclusive) as bytes."""
-        return b"".join(self.chunks(bucket, name, start, end, expected_size=expected_size))
-
-    def read_whole(self, bucket: str, name: str) -> bytes:
+    def read_whole(self, bucket: str, name: str, on_described: Callable[[ObjectInfo], None] | None = None) -> bytes:
         """The whole object, verified; a checksum mismatch is read once more before it is raised."""
         try:
-            return b"".join(self.stream(bucket, name))
+            return b"".join(self.stream(bucket, name, on_described=on_described))
         except ChecksumMismatchException:
-            return b"".join(self.stream(bucket, name))
+            return b"".join(self.stream(bucket, name, on_described=on_described))
 
 
 #: How far the service's clock may be behind ours when we ask what it started "since" a moment.
@@ -702,17 +710,41 @@ class _PartReader:
 
 
 def open_source(data: Any) -> tuple[Readable, int | None]:
-    """A binary stream and its length (when known) for bytes, str or a readable binary stream."""
-    import io
-
+    """A binary stream and its length (when known) for bytes, str, a text stream (encoded as
+    UTF-8) or a readable binary stream."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         return io.BytesIO(raw), len(raw)
+    if isinstance(data, io.TextIOBase):
+        return _Utf8Encoder(data), None  # its length in bytes is only known once read
     if hasattr(data, "read"):
         return data, _remaining_length(data)
-    raise InvalidParamException(f"cannot upload a {type(data).__name__}: give bytes, str or a readable binary stream")
+    raise InvalidParamException(
+        f"cannot upload a {type(data).__name__}: give bytes, str or a readable binary or text stream"
+    )
+
+
+class _Utf8Encoder:
+    """A text stream read as the UTF-8 bytes of its characters."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+        self._pending = b""
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            data, self._pending = self._pending + self._text.read().encode("utf-8"), b""
+            return data
+        while len(self._pending) < size:
+            # A character is at most 4 bytes: reading size // 4 + 1 never overshoots much.
+            chars = self._text.read(max(1, (size - len(self._pending)) // 4 + 1))
+            if not chars:
+                break
+            self._pending += chars.encode("utf-8")
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
 
 
 def _remaining_length(stream: Any) -> int | None:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,12 +67,12 @@ def test_buckets_make_list_remove(cli: Run, root: Path) -> None:
     assert ok(cli("ls", "local://")) == ""
     assert "created local://bkt" in ok(cli("mb", "local://bkt"))
     ok(cli("mb", "local://other"))
-    assert ok(cli("ls", "local://")).split() == ["bkt", "other"]
+    assert [line.split()[-1] for line in ok(cli("ls", "local://")).splitlines()] == ["bkt", "other"]
     assert (root / "bkt").is_dir()
     refused(cli("mb", "local://bkt"), "DuplicateResourceException")
     refused(cli("mb", "local://Bad_Name"), "InvalidNameException")
     ok(cli("rb", "local://other"))
-    assert ok(cli("ls", "local://")).split() == ["bkt"]
+    assert [line.split()[-1] for line in ok(cli("ls", "local://")).splitlines()] == ["bkt"]
 
 
 def test_copy_both_ways_list_and_remove(cli: Run, root: Path, tmp_path: Path) -> None:
@@ -85,9 +86,9 @@ def test_copy_both_ways_list_and_remove(cli: Run, root: Path, tmp_path: Path) ->
 
     ok(cli("cp", str(source), "local://bkt/a.txt"))
     listing = ok(cli("ls", "local://bkt")).splitlines()
-    assert [line.split() for line in listing] == [["11", "a.txt"], ["PRE", "docs/"], ["11", "hello.txt"]]
+    assert [line.split()[-2:] for line in listing] == [["11", "a.txt"], ["PRE", "docs/"], ["11", "hello.txt"]]
     listing = ok(cli("ls", "local://bkt/docs/")).splitlines()
-    assert [line.split() for line in listing] == [["PRE", "docs/deep/"], ["11", "docs/hello.txt"]]
+    assert [line.split()[-2:] for line in listing] == [["PRE", "docs/deep/"], ["11", "docs/hello.txt"]]
     recursive = [line.split()[-1] for line in ok(cli("ls", "-r", "local://bkt")).splitlines()]
     assert recursive == ["a.txt", "docs/deep/x.txt", "docs/hello.txt", "hello.txt"]
 
@@ -263,7 +264,7 @@ def test_real_subprocess(tmp_path: Path) -> None:
     done = run_cli(*base, "cp", str(source), "local://procbkt/dir/in.bin", env=env)
     assert done.returncode == 0, done.stderr
     listing = run_cli(*base, "ls", "local://procbkt", env=env)
-    assert listing.returncode == 0 and listing.stdout.split() == ["PRE", "dir/"]
+    assert listing.returncode == 0 and listing.stdout.split() == ["PRE", "dir/"]  # a prefix has no time
     out = tmp_path / "out.bin"
     assert run_cli(*base, "cp", "local://procbkt/dir/in.bin", str(out), env=env).returncode == 0
     assert out.read_bytes() == source.read_bytes()
@@ -321,3 +322,109 @@ def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
     got = b"".join(stream.read(size) for size in sizes) + stream.read()
     assert got == b"abcdefghij"
     assert stream.read(4) == b"" and stream.read() == b""
+
+
+def test_ls_shows_times_and_human_sizes(cli: Run, root: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    (root / "bkt" / "small").write_bytes(b"x" * 11)
+    (root / "bkt" / "big").write_bytes(b"x" * 1536)
+    (root / "bkt" / "huge").write_bytes(b"")
+    os.truncate(root / "bkt" / "huge", 5 * 1024**3 // 2)
+    os.utime(root / "bkt" / "small", (1_700_000_000, 1_700_000_000))
+    rows = [line.split() for line in ok(cli("ls", "local://bkt")).splitlines()]
+    assert [row[1:] for row in rows] == [["1536", "big"], [str(5 * 1024**3 // 2), "huge"], ["11", "small"]]
+    assert rows[2][0] == "2023-11-14T22:13:20Z"  # the modification time, in UTC
+    human = [line.split() for line in ok(cli("ls", "-h", "local://bkt")).splitlines()]
+    assert [row[1:] for row in human] == [["1.5", "KiB", "big"], ["2.5", "GiB", "huge"], ["11", "Bytes", "small"]]
+    buckets = ok(cli("ls", "local://")).split()
+    assert buckets[-1] == "bkt" and buckets[0].endswith("Z")  # buckets with their creation time
+
+
+def test_help_names_the_provider_schemes(cli: Run) -> None:
+    text = ok(cli("--help"))
+    for scheme in ("local", "aws", "s3", "openstack", "swift", "azure", "gcp", "gs"):
+        assert scheme in text
+
+
+def test_an_address_with_three_slashes_names_the_bucket(cli: Run, root: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    ok(cli("mb", "local://other"))
+    (root / "bkt" / "k").write_bytes(b"k")
+    assert ok(cli("ls", "local:///bkt")).split()[-1] == "k"
+    assert ok(cli("ls", "local:///bkt/")).split()[-1] == "k"
+
+
+def test_dash_is_stdin_and_stdout(cli: Run, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ok(cli("mb", "local://bkt"))
+    (tmp_path / "-").write_bytes(b"a stale file named dash")
+    runner_input = os.urandom(100_000)
+    result = CliRunner().invoke(main, ["-c", f"local_root={root}", "cp", "-", "local://bkt/in.bin"], input=runner_input)
+    ok(result)
+    assert (root / "bkt" / "in.bin").read_bytes() == runner_input
+    out = CliRunner().invoke(main, ["-c", f"local_root={root}", "cp", "local://bkt/in.bin", "-"])
+    assert out.exit_code == 0 and out.stdout_bytes == runner_input
+    assert (tmp_path / "-").read_bytes() == b"a stale file named dash"  # no file named '-' written
+    refused(cli("cp", "-", "local://bkt/"), "names no object")
+
+
+def test_dash_through_real_pipes(tmp_path: Path) -> None:
+    env = {"CLOUDSTORE_CONFIG": str(tmp_path / "none.ini")}
+    base = [sys.executable, "-m", "cloudstore", "-c", f"local_root={tmp_path / 'root'}"]
+    assert run_cli(*base[3:], "mb", "local://pipes", env=env).returncode == 0
+    data = os.urandom(3 * 1024 * 1024)
+    up = subprocess.run(
+        [*base, "cp", "-", "local://pipes/p"], input=data, capture_output=True, timeout=60, env={**os.environ, **env}
+    )
+    assert up.returncode == 0, up.stderr
+    down = subprocess.run(
+        [*base, "cp", "local://pipes/p", "-"], capture_output=True, timeout=60, env={**os.environ, **env}
+    )
+    assert down.returncode == 0 and down.stdout == data
+
+
+def test_upload_of_files_without_a_size(cli: Run, root: Path, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    ok(cli("cp", "/proc/version", "local://bkt/version"))
+    assert (root / "bkt" / "version").read_bytes() == Path("/proc/version").read_bytes()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"through a fifo"))
+    writer.start()
+    ok(cli("cp", "-q", str(fifo), "local://bkt/fifo"))
+    writer.join()
+    assert (root / "bkt" / "fifo").read_bytes() == b"through a fifo"
+
+
+def test_download_through_a_symlink_and_refusing_devices(cli: Run, root: Path, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    (root / "bkt" / "k").write_bytes(b"content")
+    real = tmp_path / "real"
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    (tmp_path / "link").symlink_to(real)
+    ok(cli("cp", "local://bkt/k", str(tmp_path / "link")))
+    assert (tmp_path / "link").is_symlink() and real.read_bytes() == b"content"
+    assert real.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "dev").symlink_to("/dev/null")
+    refused(cli("cp", "local://bkt/k", str(tmp_path / "dev")), "not a regular file")
+
+
+def test_bad_config_values_are_one_line(cli: Run, tmp_path: Path) -> None:
+    refused(cli("ls", "aws://", config=("s3_verify=notabool",)), "true or false")
+    refused(cli("ls", "aws://", config=("s3_endpoint_url=localhost:9000",)), "http:// or https:// URL")
+    refused(cli("ls", "local://", config=("local_url=not a url",)), "URL")
+
+
+def test_local_root_that_is_a_file(cli: Run, root: Path) -> None:
+    root.write_bytes(b"not a folder")
+    refused(cli("ls", "local://"), "local_root", "is not a folder")
+    refused(cli("mb", "local://bkt"), "local_root", "is not a folder")
+
+
+def test_command_line_credentials_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=env;AccountKey=ZW52;")
+    context = _Context(("azure_storage_account=cli", "azure_account_key=Y2xp"))
+    config = context.provider(ProviderList.AZURE).config
+    assert "azure_connection_string" not in config
+    assert (config["azure_storage_account"], config["azure_account_key"]) == ("cli", "Y2xp")

@@ -79,16 +79,23 @@ def test_absent_keys_are_simply_missing() -> None:
 
 
 def test_boolean_keys_from_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_ini(tmp_path, "[aws]\ns3_verify = /etc/ssl/ca.pem\n")
-    assert resolve_config(AWS, {})["s3_verify"] == "/etc/ssl/ca.pem"  # a CA bundle path stays a path
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    write_ini(tmp_path, f"[aws]\ns3_verify = {bundle}\n")
+    assert resolve_config(AWS, {})["s3_verify"] == str(bundle)  # a CA bundle path stays a path
+    write_ini(tmp_path, "[aws]\ns3_verify = notabool\n")
+    with pytest.raises(InvalidParamException, match="true or false"):
+        resolve_config(AWS, {})  # neither a boolean nor a file: a typo, not a CA bundle
     for text, value in [("true", True), ("0", False), ("OFF", False), ("Yes", True)]:
         write_ini(tmp_path, f"[aws]\ns3_verify = {text}\n")
         assert resolve_config(AWS, {})["s3_verify"] is value
 
 
-def test_text_for_a_boolean_key_in_the_dict_is_parsed() -> None:
+def test_text_for_a_boolean_key_in_the_dict_is_parsed(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     assert resolve_config(AWS, {"s3_verify": "false"})["s3_verify"] is False
-    assert resolve_config(AWS, {"s3_verify": "/ca.pem"})["s3_verify"] == "/ca.pem"
+    assert resolve_config(AWS, {"s3_verify": str(bundle)})["s3_verify"] == str(bundle)
     assert resolve_config(AWS, {"s3_verify": False})["s3_verify"] is False
     assert resolve_config(AWS, {"aws_region_name": "false"})["aws_region_name"] == "false"  # text keys stay text
 
@@ -236,13 +243,16 @@ def test_creation_makes_no_network_call_and_hides_secrets(case: str, listener: s
 
 
 def test_secrets_from_environment_and_file_are_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_ini(tmp_path, "[aws]\naws_access_key = AKIAFILE\naws_session_token = file-token-def\n")
+    from_file = CloudProviderFactory().create_provider(ProviderList.AWS)
+    assert from_file.config["aws_session_token"] == "file-token-def"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAVISIBLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-abc")
-    write_ini(tmp_path, "[aws]\naws_session_token = file-token-def\n")
-    provider = CloudProviderFactory().create_provider(ProviderList.AWS, {"aws_access_key": "AKIAVISIBLE"})
+    provider = CloudProviderFactory().create_provider(ProviderList.AWS)
     assert provider.config["aws_secret_key"] == "env-secret-abc"
-    text = repr(provider) + str(provider.config)
+    text = repr(provider) + str(provider.config) + repr(from_file) + str(from_file.config)
     assert "env-secret-abc" not in text and "file-token-def" not in text
-    assert "AKIAVISIBLE" in text  # the key id is not a secret
+    assert "AKIAVISIBLE" in text and "AKIAFILE" in text  # the key id is not a secret
 
 
 def test_aws_on_a_closed_port_is_created_and_fails_only_on_use(listener: socket.socket) -> None:
@@ -283,3 +293,67 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(NotSupportedException, match=r'pip install "cloudstore\[azure\]"'):
         CloudProviderFactory().create_provider("azure", {})
     CloudProviderFactory().create_provider(ProviderList.LOCAL, {})  # unaffected
+
+
+@pytest.mark.parametrize(
+    "provider, config, expected",
+    [
+        ("local", "local_root=/tmp/x", "must be a dict"),
+        ("local", [("local_root", "/tmp/x")], "must be a dict"),
+        ("aws", {"aws_region_name": 5}, "'aws_region_name' must be a str"),
+        ("aws", {"s3_endpoint_url": "localhost:9000"}, "http:// or https:// URL"),
+        ("aws", {"s3_endpoint_url": "http://127.0.0.1:99999"}, "invalid port"),
+        ("aws", {"s3_verify": "notabool"}, "true or false"),
+        ("aws", {"s3_verify": 5}, "true or false"),
+        ("local", {"local_url": "not a url"}, "http:// or https:// URL"),
+        ("azure", {"azure_blob_endpoint": "127.0.0.1:10000/devstoreaccount1"}, "URL"),
+        ("openstack", {"os_auth_url": "keystone:5000"}, "URL"),
+    ],
+)
+def test_bad_config_values_are_refused_when_the_provider_is_made(provider: str, config: Any, expected: str) -> None:
+    with pytest.raises(InvalidParamException, match=expected):
+        CloudProviderFactory().create_provider(provider, config)
+
+
+def test_provider_ids_in_any_case() -> None:
+    factory = CloudProviderFactory()
+    assert factory.create_provider("AWS").PROVIDER_ID is ProviderList.AWS
+    assert factory.create_provider("Local").PROVIDER_ID is ProviderList.LOCAL
+    with pytest.raises(InvalidParamException, match="unknown provider"):
+        factory.create_provider("ftp")
+
+
+def test_a_path_object_is_taken_as_text(tmp_path: Path) -> None:
+    assert resolve_config(LOCAL, {"local_root": tmp_path})["local_root"] == str(tmp_path)
+
+
+def test_credentials_come_from_one_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Alternative credentials are taken together from the first place naming any of them: the
+    command line's account key is not overridden by a connection string in the environment, and a
+    session token in the environment is not mixed with keys given in the dict."""
+    azure = PROVIDERS[ProviderList.AZURE]
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=env;AccountKey=ZW52;")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "envaccount")
+    config = resolve_config(azure, {"azure_account_key": "a2V5"})
+    assert "azure_connection_string" not in config
+    assert config["azure_account_key"] == "a2V5" and config["azure_storage_account"] == "envaccount"
+    assert resolve_config(azure, {})["azure_connection_string"].startswith("AccountName=env")
+
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    config = resolve_config(AWS, {"aws_access_key": "dict-key", "aws_secret_key": "dict-secret"})
+    assert "aws_session_token" not in config and config["aws_access_key"] == "dict-key"
+    write_ini(tmp_path, "[aws]\naws_secret_key = file-secret\n")
+    assert "aws_secret_key" not in resolve_config(AWS, {})  # the environment names the credentials
+
+
+def test_a_connection_string_with_an_endpoint_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("azure.storage.blob", reason="the azure extra is not installed")
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5a2V5;"
+        "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
+    )
+    provider = CloudProviderFactory().create_provider("azure", {"azure_blob_endpoint": "http://127.0.0.1:2/acct"})
+    assert "127.0.0.1:2" in repr(provider.backend)  # the dict's endpoint, the environment's credential
+    assert "a2V5a2V5" not in repr(provider.backend)

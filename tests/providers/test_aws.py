@@ -212,8 +212,8 @@ def test_creating_the_provider_makes_no_network_call_and_hides_secrets() -> None
 )
 def test_bad_configuration_is_an_invalid_param(overrides: dict[str, Any]) -> None:
     config = {"aws_access_key": "AKID", "aws_secret_key": "secret", "s3_endpoint_url": "http://127.0.0.1:1"}
-    provider = CloudProviderFactory().create_provider(ProviderList.AWS, {**config, **overrides})
-    with pytest.raises(InvalidParamException):
+    with pytest.raises(InvalidParamException):  # when the provider is made, or its client
+        provider = CloudProviderFactory().create_provider(ProviderList.AWS, {**config, **overrides})
         _ = provider.backend
 
 

@@ -250,10 +250,11 @@ def test_configuration_errors_are_clear() -> None:
         create({"azure_storage_account": "acct"}).storage.buckets.get("abc")
     with pytest.raises(InvalidParamException, match="TokenCredential"):
         create({"azure_storage_account": "acct", "azure_credential": "not a credential"}).storage.buckets.get("abc")
-    with pytest.raises(InvalidParamException, match="BlobEndpoint"):
-        create(
-            {"azure_connection_string": "AccountName=a;AccountKey=a2V5", "azure_blob_endpoint": "http://127.0.0.1:1/a"}
-        ).storage.buckets.get("abc")
+    # An endpoint beside a connection string replaces the string's own (no error).
+    combined = create(
+        {"azure_connection_string": "AccountName=a;AccountKey=a2V5", "azure_blob_endpoint": "http://127.0.0.1:1/a"}
+    )
+    assert "127.0.0.1:1/a" in repr(combined.backend)
 
 
 def test_constructor_makes_no_network_call_and_secrets_stay_hidden(azurite: RunningServer) -> None:

@@ -8,11 +8,11 @@ SPEC = ProviderSpec(
     sdk_modules=("azure.storage.blob",),
     extra="azure",
     keys={
-        "azure_connection_string": ConfigKey(env="AZURE_STORAGE_CONNECTION_STRING", secret=True),
+        "azure_connection_string": ConfigKey(env="AZURE_STORAGE_CONNECTION_STRING", secret=True, group="credentials"),
         "azure_storage_account": ConfigKey(env="AZURE_STORAGE_ACCOUNT"),
-        "azure_account_key": ConfigKey(env="AZURE_STORAGE_KEY", secret=True),
-        "azure_sas_token": ConfigKey(env="AZURE_STORAGE_SAS_TOKEN", secret=True),
-        "azure_credential": ConfigKey(kind=object, secret=True),
-        "azure_blob_endpoint": ConfigKey(),
+        "azure_account_key": ConfigKey(env="AZURE_STORAGE_KEY", secret=True, group="credentials"),
+        "azure_sas_token": ConfigKey(env="AZURE_STORAGE_SAS_TOKEN", secret=True, group="credentials"),
+        "azure_credential": ConfigKey(kind=object, secret=True, group="credentials"),
+        "azure_blob_endpoint": ConfigKey(url=True),
     },
 )

@@ -315,15 +315,12 @@ class AzureBackend(Backend):
         account = config.get("azure_storage_account")
         try:
             if connection_string:
-                if endpoint:
-                    raise InvalidParamException(
-                        "azure_blob_endpoint cannot be combined with azure_connection_string: "
-                        "put BlobEndpoint=... into the connection string instead"
-                    )
                 client = BlobServiceClient.from_connection_string(str(connection_string), **options)
                 self._account_key = getattr(client.credential, "account_key", None)
                 if self._account_key:
                     self._secrets.append(self._account_key)
+                if endpoint:  # the connection string's credential at this endpoint instead of its own
+                    return BlobServiceClient(str(endpoint).rstrip("/"), credential=client.credential, **options)
                 return client
             if not account and not endpoint:
                 raise InvalidParamException(

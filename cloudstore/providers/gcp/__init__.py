@@ -8,9 +8,9 @@ SPEC = ProviderSpec(
     sdk_modules=("google.cloud.storage",),
     extra="gcp",
     keys={
-        "gcp_service_creds_file": ConfigKey(env="GOOGLE_APPLICATION_CREDENTIALS"),
-        "gcp_service_creds_dict": ConfigKey(kind=object, secret=True),
-        "gcp_access_token": ConfigKey(secret=True),
+        "gcp_service_creds_file": ConfigKey(env="GOOGLE_APPLICATION_CREDENTIALS", group="credentials"),
+        "gcp_service_creds_dict": ConfigKey(kind=object, secret=True, group="credentials"),
+        "gcp_access_token": ConfigKey(secret=True, group="credentials"),
         "gcp_project_name": ConfigKey(env="GOOGLE_CLOUD_PROJECT"),
         # STORAGE_EMULATOR_HOST is the SDK's own name for an emulator endpoint.
         "gcp_endpoint_url": ConfigKey(env="STORAGE_EMULATOR_HOST"),

@@ -7,7 +7,7 @@ SPEC = ProviderSpec(
     backend="cloudstore.providers.local.backend:LocalBackend",
     keys={
         "local_root": ConfigKey(env="CLOUDSTORE_LOCAL_ROOT"),
-        "local_url": ConfigKey(env="CLOUDSTORE_LOCAL_URL"),
+        "local_url": ConfigKey(env="CLOUDSTORE_LOCAL_URL", url=True),
         "local_secret": ConfigKey(env="CLOUDSTORE_LOCAL_SECRET", secret=True),
     },
 )

@@ -1,10 +1,17 @@
 """LOCAL: buckets are folders under ``local_root``, objects are files in them.
 
 Content type and metadata live in a JSON sidecar under ``<root>/.cloudstore/meta``
-that records the size and mtime of the file it describes, so a sidecar left
-over from an earlier version of an object is never trusted. Every write goes to
-a temporary file under ``<root>/.cloudstore/tmp`` and is renamed into place:
-readers never see half an object.
+that records the inode, size and mtime of the file it describes, so a sidecar
+left over from an earlier version of an object is never trusted. Every write
+goes to a temporary file under ``<root>/.cloudstore/tmp`` and is renamed into
+place: readers never see half an object.
+
+A write switches data and sidecar together: both renames happen under an
+exclusive lock of the key (``flock`` on one of 256 lock files under
+``<root>/.cloudstore/locks``, chosen by a hash of the key), and a reader takes
+the file and its sidecar under the shared lock. So concurrent writers of one key,
+in one process or several (``cloudstore serve`` beside the library), leave one
+writer's data with that writer's properties: the last switch wins as a whole.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -97,13 +105,33 @@ class LocalBackend(Backend):
         self._secret: str | None = config.get("local_secret")
         self._tmp = self.root / _INTERNAL / "tmp"
         self._meta = self.root / _INTERNAL / "meta"
+        self._locks = self.root / _INTERNAL / "locks"
         self._folders = _FolderIndex()
+
+    def _check_root(self) -> None:
+        """A ``local_root`` that exists must be a folder (one that does not is made on first write)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise InvalidParamException(f"local_root {str(self.root)!r} is not a folder")
+
+    @contextlib.contextmanager
+    def _locked(self, bucket: str, name: str, exclusive: bool) -> Iterator[None]:
+        """Hold the key's lock: exclusive to switch its data and sidecar, shared to read the pair."""
+        digest = hashlib.sha256(f"{bucket}/{name}".encode("utf-8", "surrogatepass")).hexdigest()
+        self._locks.mkdir(parents=True, exist_ok=True)
+        # A descriptor per holder: flock locks belong to the open file, so threads must not share one.
+        fd = os.open(self._locks / digest[:2], os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # --- paths ------------------------------------------------------------------
     def _bucket_dir(self, bucket: str) -> Path:
         # Checked here as well as in the model: every path this backend touches is derived from
         # names it has validated itself (a bucket '..' or '.cloudstore' would be a way out).
         names.local_bucket_name(bucket)
+        self._check_root()
         return self.root / bucket
 
     def _existing_bucket_dir(self, bucket: str) -> Path:
@@ -179,6 +207,7 @@ class LocalBackend(Backend):
         return BucketInfo(name=path.name, created=created)
 
     def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
+        self._check_root()
         if not self.root.is_dir():
             return Page([])
         names_ = sorted(
@@ -311,19 +340,22 @@ class LocalBackend(Backend):
                 data: dict[str, Any] = json.load(handle)
         except (FileNotFoundError, NotADirectoryError, ValueError):
             return {}
-        if data.get("size") != stat.st_size or data.get("mtime_ns") != stat.st_mtime_ns:
-            return {}  # describes an earlier version of the file
+        if (data.get("ino"), data.get("size"), data.get("mtime_ns")) != (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+            return {}  # describes another version of the file
         return data
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        if self.head_bucket(bucket) is None:
+            return None  # as on the clouds: no bucket, no object
         path = self._object_path(bucket, name)
-        try:
-            stat = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not path.is_file():
-            return None
-        return self._describe(bucket, name, stat)
+        with self._locked(bucket, name, exclusive=False):
+            try:
+                stat = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not S_ISREG(stat.st_mode):
+                return None
+            return self._describe(bucket, name, stat)
 
     def _describe(self, bucket: str, name: str, stat: os.stat_result) -> ObjectInfo:
         side = self._read_sidecar(bucket, name, stat)
@@ -347,7 +379,7 @@ class LocalBackend(Backend):
         metadata: Mapping[str, str],
         md5: str | None,
     ) -> None:
-        """Rename ``temp`` into place as ``name``, with its sidecar."""
+        """Rename ``temp`` into place as ``name``, with its sidecar: one switch under the key's lock."""
         target = self._object_path(bucket, name)
         stat = temp.stat()
         side_temp = self._temp_path()
@@ -355,13 +387,15 @@ class LocalBackend(Backend):
             "content_type": content_type,
             "metadata": dict(metadata),
             "md5": md5,
+            "ino": stat.st_ino,  # renaming keeps the inode: the sidecar names the very file it describes
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
         }
         try:
             side_temp.write_text(json.dumps(side), encoding="utf-8")
-            _place(temp, target, self._bucket_dir(bucket), bucket_folder=True)
-            _place(side_temp, self._sidecar(bucket, name), self._meta)
+            with self._locked(bucket, name, exclusive=True):
+                _place(temp, target, self._bucket_dir(bucket), bucket_folder=True)
+                _place(side_temp, self._sidecar(bucket, name), self._meta)
         finally:
             side_temp.unlink(missing_ok=True)
 
@@ -413,19 +447,22 @@ class LocalBackend(Backend):
         # Non-blocking so that a FIFO dropped into the bucket cannot hang the open; no-follow so that
         # a link swapped in after the check above is refused, not followed.
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            fd = os.open(path, flags)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise InvalidNameException(f"object {name!r} is a symbolic link; LOCAL does not follow links") from err
-            raise
-        stat = os.fstat(fd)
-        if not S_ISREG(stat.st_mode):  # a folder (or a FIFO): checked before fdopen, which refuses a folder
-            os.close(fd)
-            return None
-        return os.fdopen(fd, "rb"), self._describe(bucket, name, stat)
+        with self._locked(bucket, name, exclusive=False):
+            try:
+                fd = os.open(path, flags)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise InvalidNameException(
+                        f"object {name!r} is a symbolic link; LOCAL does not follow links"
+                    ) from err
+                raise
+            stat = os.fstat(fd)
+            if not S_ISREG(stat.st_mode):  # a folder (or a FIFO): checked before fdopen, which refuses a folder
+                os.close(fd)
+                return None
+            return os.fdopen(fd, "rb"), self._describe(bucket, name, stat)
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         opened = self.open_object(bucket, name)
@@ -447,32 +484,29 @@ class LocalBackend(Backend):
         path = self._object_path(bucket, name)
         if not path.is_file():
             raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", code="NoSuchKey")
-        path.unlink()
-        self._sidecar(bucket, name).unlink(missing_ok=True)
+        with self._locked(bucket, name, exclusive=True):
+            path.unlink()
+            self._sidecar(bucket, name).unlink(missing_ok=True)
         _prune(path.parent, self._bucket_dir(bucket))
         _prune(self._sidecar(bucket, name).parent, self._meta / bucket)
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
-        source = self._object_path(src_bucket, src_name)
         self._object_path(dst_bucket, dst_name)
-        try:
-            src = open(source, "rb")  # noqa: SIM115 - closed below
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundException(
-                f"object {src_name!r} not found in bucket {src_bucket!r}", code="NoSuchKey"
-            ) from None
+        opened = self.open_object(src_bucket, src_name)
+        if opened is None:
+            raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", code="NoSuchKey")
+        src, info = opened
         temp = self._temp_path()
         try:
             # Properties and checksum of the very file being read (it may be replaced meanwhile):
             # an MD5 taken from an earlier HEAD could describe other bytes.
             with src, open(temp, "wb") as dst:
-                side = self._read_sidecar(src_bucket, src_name, os.fstat(src.fileno()))
                 hasher = hashlib.md5(usedforsecurity=False)
                 while chunk := src.read(_COPY_CHUNK):
                     dst.write(chunk)
                     hasher.update(chunk)
-            metadata = dict(side.get("metadata") or {})
-            self._commit(temp, dst_bucket, dst_name, side.get("content_type"), metadata, hasher.hexdigest())
+            metadata = dict(info.metadata or {})
+            self._commit(temp, dst_bucket, dst_name, info.content_type, metadata, hasher.hexdigest())
         finally:
             temp.unlink(missing_ok=True)
 
