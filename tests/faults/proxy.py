@@ -65,7 +65,7 @@ import struct
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -163,8 +163,9 @@ class FaultRule:
 
     ``methods`` (upper case) and ``path`` (a regular expression searched in the request target,
     i.e. path and query) restrict the requests the rule applies to. ``limit`` caps how many
-    times the rule fires. ``status``/``code`` are used by the ``status`` kind; ``reset_at`` by
-    the ``reset`` kind.
+    times the rule fires; ``once_per_path`` fires it at most once per path (query left out), e.g.
+    at most one flipped response per object however many ranges and retries read it.
+    ``status``/``code`` are used by the ``status`` kind; ``reset_at`` by the ``reset`` kind.
     """
 
     kind: str
@@ -175,8 +176,11 @@ class FaultRule:
     code: str | None = None
     reset_at: ResetPoint = "random"
     limit: int | None = None
+    once_per_path: bool = False
     #: How many requests this rule has chosen so far.
     fired: int = 0
+    #: The paths it fired on (kept for ``once_per_path``).
+    fired_paths: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not is_fault_kind(self.kind):
@@ -188,6 +192,8 @@ class FaultRule:
         if self.limit is not None and self.fired >= self.limit:
             return False
         if self.methods is not None and method not in self.methods:
+            return False
+        if self.once_per_path and target.partition("?")[0] in self.fired_paths:
             return False
         return self.path is None or self.path.search(target) is not None
 
@@ -1059,6 +1065,7 @@ class FaultProxy:
         code: str | None = None,
         reset_at: ResetPoint | None = None,
         limit: int | None = None,
+        once_per_path: bool = False,
     ) -> FaultRule:
         """Add a rule tried before the rates, e.g. ``add_rule("status", path="^/bucket/key", status=403)``."""
         rule = FaultRule(
@@ -1070,6 +1077,7 @@ class FaultProxy:
             code=code,
             reset_at=reset_at if reset_at is not None else self._reset_at,
             limit=limit,
+            once_per_path=once_per_path,
         )
         with self._lock:
             self._rules.append(rule)
@@ -1202,6 +1210,7 @@ class FaultProxy:
             cumulative += rule.rate
             if draw < cumulative:
                 rule.fired += 1
+                rule.fired_paths.add(target.partition("?")[0])
                 reset_at: Literal["before", "after", "mid"]
                 if rule.reset_at == "random":
                     reset_at = ("before", "after", "mid")[int(self._rng.random() * 3)]

