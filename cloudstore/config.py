@@ -215,7 +215,10 @@ def _check_given(name: str, key: ConfigKey, value: Any) -> Any:
         return value
     if key.kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    kind = "true or false" if key.kind is bool else "a whole number" if key.kind is int else "a str"
+    if key.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    kinds = {bool: "true or false", int: "a whole number", float: "a number"}
+    kind = kinds.get(key.kind, "a str")
     raise InvalidParamException(f"config key {name!r} must be {kind}, not a {type(value).__name__}")
 
 

@@ -357,3 +357,27 @@ def test_a_connection_string_with_an_endpoint_of_its_own(monkeypatch: pytest.Mon
     provider = CloudProviderFactory().create_provider("azure", {"azure_blob_endpoint": "http://127.0.0.1:2/acct"})
     assert "127.0.0.1:2" in repr(provider.backend)  # the dict's endpoint, the environment's credential
     assert "a2V5a2V5" not in repr(provider.backend)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(5, 5.0), (2.5, 2.5), ("7.5", 7.5)])
+def test_timeouts_take_numbers_and_text(given: object, expected: float) -> None:
+    from cloudstore.config import Timeouts
+
+    provider = CloudProviderFactory().create_provider(
+        ProviderList.LOCAL, {"local_root": "/tmp/cs-timeouts", "connect_timeout": given, "read_timeout": given}
+    )
+    assert Timeouts.from_config(provider.config) == Timeouts(connect=expected, read=expected)
+
+
+@pytest.mark.parametrize("bad", [{"read_timeout": 0}, {"connect_timeout": "soon"}, {"read_timeout": True}])
+def test_unusable_timeouts_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(InvalidParamException):
+        CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_root": "/tmp/cs-timeouts", **bad})
+
+
+def test_a_read_timeout_past_half_the_deadline_is_refused() -> None:
+    with pytest.raises(InvalidParamException, match="half the retry deadline"):
+        CloudProviderFactory().create_provider(
+            ProviderList.LOCAL,
+            {"local_root": "/tmp/cs-timeouts", "read_timeout": 40, "retry_policy": RetryPolicy(deadline=60)},
+        )
