@@ -60,7 +60,14 @@ COMMON_KEYS: dict[str, ConfigKey] = {
     # stalled request is abandoned and tried again.
     "connect_timeout": ConfigKey(env="CLOUDSTORE_CONNECT_TIMEOUT", kind=float),
     "read_timeout": ConfigKey(env="CLOUDSTORE_READ_TIMEOUT", kind=float),
+    # The longest expires_in a signed URL may have (seconds; default 7 days). It may be raised
+    # only where the service itself allows longer (Features.max_url_expiry is None or larger).
+    "max_url_expiry": ConfigKey(env="CLOUDSTORE_MAX_URL_EXPIRY", kind=int),
 }
+
+#: The default cap on a signed URL's life: S3's and GCS's own limit, kept on every provider (on
+#: Swift, Azure and LOCAL a URL can only be revoked by replacing the key that signed it).
+DEFAULT_MAX_URL_EXPIRY = 7 * 24 * 3600
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0

@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 
 from cloudstore import Bucket, CloudProvider, InvalidParamException
-from tests.conftest import servers_checking_signatures
+from tests.conftest import make_provider, servers_checking_signatures
+from tests.servers.base import RunningServer
 
 #: The rejection cases need a server that checks signatures (all but fake-gcs-server).
 CHECKING_SERVERS = pytest.mark.parametrize("server", servers_checking_signatures(), indirect=True)
@@ -91,12 +92,21 @@ def test_bad_expiry_rejected(bucket: Bucket, bad: object) -> None:
 
 
 def test_expiry_limit(provider: CloudProvider, bucket: Bucket) -> None:
-    limit = provider.features.max_url_expiry
+    limit = provider.max_url_expiry
+    service_limit = provider.features.max_url_expiry
+    assert limit == 7 * 24 * 3600 if service_limit is None else min(service_limit, 7 * 24 * 3600)
     obj = bucket.objects.create("limits")
     obj.upload(b"x")
-    if limit is None:
-        assert obj.generate_url(expires_in=30 * 24 * 3600)
+    assert obj.generate_url(expires_in=limit)
+    with pytest.raises(InvalidParamException, match="at most"):
+        obj.generate_url(expires_in=limit + 1)
+
+
+def test_expiry_limit_can_be_raised_only_where_the_service_allows(server: RunningServer) -> None:
+    month = 30 * 24 * 3600
+    provider = make_provider(server, max_url_expiry=month)
+    if provider.features.max_url_expiry is not None and provider.features.max_url_expiry < month:
+        with pytest.raises(InvalidParamException, match="longer than"):
+            _ = provider.max_url_expiry
     else:
-        assert obj.generate_url(expires_in=limit)
-        with pytest.raises(InvalidParamException):
-            obj.generate_url(expires_in=limit + 1)
+        assert provider.max_url_expiry == month
