@@ -141,9 +141,10 @@ def _swift_leftovers(server: RunningServer, bucket: str) -> list[str]:
         return []
     used: set[str] = set()
     for entry in _swift_get(server, f"{quote(bucket)}?format=json&limit=10000") or []:
+        if "slo_etag" not in entry:  # listings mark static large objects; a plain object has no manifest
+            continue
         manifest = _swift_get(server, f"{quote(bucket)}/{quote(entry['name'])}?multipart-manifest=get&format=raw")
-        if isinstance(manifest, list):  # a static large object (a plain object is no JSON list)
-            used.update(segment["path"].lstrip("/") for segment in manifest)
+        used.update(segment["path"].lstrip("/") for segment in manifest or [])
     return [
         f"segment {segments_container}/{s['name']}" for s in segments if f"{segments_container}/{s['name']}" not in used
     ]
