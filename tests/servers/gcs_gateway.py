@@ -10,9 +10,9 @@ XML error: 403 ``SignatureDoesNotMatch``, 400 ``ExpiredToken`` or 400
 one: the JSON and media API calls) is relayed to the emulator unchanged, bodies streamed both
 ways, one request per connection (``Connection: close``).
 
-Run it as ``python -m tests.servers.gcs_gateway --port P --upstream 127.0.0.1:Q
---key EMAIL=PUBLIC_KEY.pem`` (what ``tests/servers/fakegcs.py`` does), or in a thread with
-``GCSGateway(...)`` as a context manager (its unit tests).
+``tests/servers/fakegcs.py`` runs it as ``python -m tests.servers.gcs_gateway --port P
+--upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
+be the gateway's address, since the Host header is relayed as the client sent it.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         received = self._header_map()
         if is_signed(self.path):
-            rejection = check_signed_request(self.command, self.path, received, self.server.keys, self.server.clock())
+            rejection = check_signed_request(self.command, self.path, received, self.server.keys)
             if rejection is not None:
                 self._drain_body()
                 self._send_rejection(rejection)
@@ -292,55 +292,12 @@ class _GatewayServer(ThreadingHTTPServer):
         port: int,
         upstream: tuple[str, int],
         keys: Mapping[str, rsa.RSAPublicKey],
-        clock: Callable[[], datetime],
-        upstream_timeout: float,
+        upstream_timeout: float = 300.0,
     ) -> None:
         self.upstream = upstream
         self.keys = dict(keys)
-        self.clock = clock
         self.upstream_timeout = upstream_timeout
         super().__init__(("127.0.0.1", port), _Handler)
-
-
-class GCSGateway:
-    """The gateway on 127.0.0.1 (``port`` 0: a free one), served by a thread; a context manager."""
-
-    def __init__(
-        self,
-        upstream: tuple[str, int],
-        keys: Mapping[str, rsa.RSAPublicKey],
-        *,
-        port: int = 0,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        upstream_timeout: float = 300.0,
-    ) -> None:
-        self._server = _GatewayServer(port, upstream, keys, clock, upstream_timeout)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GCSGateway:
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"gcs-gateway-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> GCSGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def load_key(spec: str) -> tuple[str, rsa.RSAPublicKey]:
@@ -361,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--key", type=load_key, action="append", required=True, help="EMAIL=PUBLIC_KEY.pem")
     args = parser.parse_args(argv)
     host, _, port = args.upstream.rpartition(":")
-    server = _GatewayServer(args.port, (host, int(port)), dict(args.key), lambda: datetime.now(timezone.utc), 300.0)
+    server = _GatewayServer(args.port, (host, int(port)), dict(args.key))
     # SIGTERM (RunningServer.stop) ends serve_forever from another thread, then the process.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
