@@ -196,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_rejection(self, rejection: Rejection) -> None:
         body = rejection.xml()
-        self.log_message("%s %s refused: %d %s", self.command, urlsplit(self.path).path, rejection.status, rejection.code)
+        self.log_message(
+            "%s %s refused: %d %s", self.command, urlsplit(self.path).path, rejection.status, rejection.code
+        )
         self.send_response_only(rejection.status)
         self.send_header("Content-Type", "application/xml; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))

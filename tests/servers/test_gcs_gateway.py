@@ -9,17 +9,17 @@ as GCS refuses them otherwise, bodies relayed intact.
 from __future__ import annotations
 
 import http.client
+import time as clock
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-import time as clock
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import google.oauth2.service_account
-from google.auth.credentials import AnonymousCredentials
 import pytest
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from cloudstore import Bucket, CloudProvider
