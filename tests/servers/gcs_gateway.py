@@ -8,7 +8,8 @@ with the public key of the signing service account and checks ``X-Goog-Date`` pl
 XML error: 403 ``SignatureDoesNotMatch``, 400 ``ExpiredToken`` or 400
 ``MalformedSecurityHeader``. Everything else (a valid signed URL, and every request without
 one: the JSON and media API calls) is relayed to the emulator unchanged, bodies streamed both
-ways, one request per connection (``Connection: close``).
+ways. Client connections stay open as the emulator's do (keep-alive, so clients behave as
+they do without the gateway); each request gets its own upstream connection.
 
 ``tests/servers/fakegcs.py`` runs it as ``python -m tests.servers.gcs_gateway --port P
 --upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
@@ -37,6 +38,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 ALGORITHM = "GOOG4-RSA-SHA256"
+#: The query parameters every V4 signed URL carries.
+REQUIRED_PARAMETERS = (
+    *("X-Goog-Algorithm", "X-Goog-Credential", "X-Goog-Date"),
+    *("X-Goog-Expires", "X-Goog-SignedHeaders", "X-Goog-Signature"),
+)
 #: V4 signed URLs live at most seven days.
 MAX_EXPIRES = 7 * 24 * 3600
 #: Headers that concern one connection only: never relayed.
@@ -109,9 +115,9 @@ def canonical_request(method: str, target: str, headers: Mapping[str, str]) -> t
     for name in signed_headers.split(";"):
         # Header values are trimmed and inner whitespace runs folded to one space.
         lines.append(f"{name}:{' '.join(headers.get(name, '').split())}\n")
-    payload = headers.get("x-goog-content-sha256", "UNSIGNED-PAYLOAD")
-    if "x-goog-content-sha256" not in signed_headers.split(";"):
-        payload = "UNSIGNED-PAYLOAD"
+    # A signed X-Goog-Content-SHA256 header stands for the payload; GCS does not hash bodies otherwise.
+    signed_payload = "x-goog-content-sha256" in signed_headers.split(";")
+    payload = headers.get("x-goog-content-sha256", "") if signed_payload else "UNSIGNED-PAYLOAD"
     # The path as the SDK encodes it: the decoded path quoted again, keeping '/' and '~'.
     path = quote(unquote(parts.path), safe="/~")
     return "\n".join([method, path, query, "".join(lines), signed_headers, payload]), params
@@ -130,9 +136,9 @@ def check_signed_request(
     lower-case header names to the values received (``host`` included).
     """
     canonical, params = canonical_request(method, target, headers)
-    for name in ("algorithm", "credential", "date", "expires", "signedheaders", "signature"):
-        if f"x-goog-{name}" not in params:
-            return _malformed(f"Missing required query parameter X-Goog-{name.title()}")
+    for name in REQUIRED_PARAMETERS:
+        if name.lower() not in params:
+            return _malformed(f"Missing required query parameter {name}")
     if params["x-goog-algorithm"] != ALGORITHM:
         return _malformed(f"Unsupported signing algorithm {params['x-goog-algorithm']!r}")
     try:
@@ -170,12 +176,14 @@ def check_signed_request(
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Heads and bodies go out in separate writes: without this, kept-alive connections wait for
+    # delayed ACKs (some 40 ms per request).
+    disable_nagle_algorithm = True
     #: A client that stops sending for this long is dropped.
     timeout = 120
     server: _GatewayServer
 
     def _handle(self) -> None:
-        self.close_connection = True
         received = self._header_map()
         if is_signed(self.path):
             rejection = check_signed_request(self.command, self.path, received, self.server.keys)
@@ -195,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
         return joined
 
     def _send_rejection(self, rejection: Rejection) -> None:
+        # Close afterwards: an unread request body may still be on the connection.
+        self.close_connection = True
         body = rejection.xml()
         self.log_message(
             "%s %s refused: %d %s", self.command, urlsplit(self.path).path, rejection.status, rejection.code
@@ -264,13 +274,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._copy_exact(int(self.headers.get("Content-Length") or 0), lambda _: None)
 
     def _copy_response(self, response: http.client.HTTPResponse) -> None:
+        if not response.chunked and response.length is None:
+            self.close_connection = True  # the body ends where the connection does
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in HOP_BY_HOP:
                 self.send_header(name, value)
         if response.chunked:
             self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Connection", "close")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         while data := response.read1(_BUFSIZE):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if response.chunked else data)

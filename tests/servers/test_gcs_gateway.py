@@ -139,6 +139,11 @@ def test_signed_headers_must_be_sent() -> None:
     assert check(url, "PUT", {"content-type": "  text/csv "}) is None  # values are trimmed
     assert code_of(check(url, "PUT")) == MISMATCH
     assert code_of(check(url, "PUT", {"content-type": "text/html"})) == MISMATCH
+    # A signed X-Goog-Content-SHA256 takes the place of UNSIGNED-PAYLOAD.
+    digest = "0" * 63 + "1"
+    url = sign(method="PUT", headers={"X-Goog-Content-SHA256": digest})
+    assert check(url, "PUT", {"x-goog-content-sha256": digest}) is None
+    assert code_of(check(url, "PUT", {"x-goog-content-sha256": "0" * 64})) == MISMATCH
 
 
 def test_mismatch_answer_shows_what_was_signed() -> None:
@@ -265,3 +270,21 @@ def test_unsigned_requests_are_relayed_unchanged(gcs: RunningServer, bucket: Buc
     status, body, content_type = fetch(f"{base}/storage/v1/b/{bucket.name}/o/absent")
     assert status == 404 and content_type.startswith("application/json")
     assert fetch(f"{gcs.extra['emulator_url']}/storage/v1/b/{bucket.name}/o/absent")[:2] == (404, body)
+
+
+def test_gateway_keeps_connections_open_as_the_emulator_does(bucket: Bucket) -> None:
+    obj = bucket.objects.create("again.txt")
+    obj.upload(b"twice")
+    url = urlsplit(obj.generate_url(expires_in=600))
+    connection = http.client.HTTPConnection(url.netloc, timeout=30)
+    try:
+        for _ in range(2):
+            connection.request("GET", f"{url.path}?{url.query}")
+            response = connection.getresponse()
+            assert (response.status, response.read(), response.will_close) == (200, b"twice", False)
+        # A refused request may leave its body unread: the gateway closes that connection.
+        connection.request("GET", f"{url.path}?{url.query}".replace("X-Goog-Expires=600", "X-Goog-Expires=601"))
+        response = connection.getresponse()
+        assert (response.status, response.will_close) == (403, True)
+    finally:
+        connection.close()
