@@ -230,9 +230,3 @@ GCS = FaultTarget(
 
 
 TARGETS: dict[str, FaultTarget] = {target.provider_id: target for target in (S3, SWIFT, AZURE, GCS)}
-
-#: Why a provider has no fault target (its fault run is elsewhere).
-NO_TARGET = {
-    "local": "LOCAL reads and writes files itself, with no request to fault: its HTTP side "
-    "(cloudstore serve, signed URLs) runs behind the proxy in test_serve_under_faults.py",
-}
