@@ -515,9 +515,7 @@ class AzureBackend(Backend):
 
     def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
         # One Blob Batch request of up to 256 deletes; each sub-request answers for itself.
-        responses = self._container(bucket).delete_blobs(
-            *names, delete_snapshots="include", raise_on_any_failure=False
-        )
+        responses = self._container(bucket).delete_blobs(*names, delete_snapshots="include", raise_on_any_failure=False)
         failures: list[tuple[str, CloudStoreException]] = []
         for name, response in zip(names, responses, strict=True):
             if response.status_code < 300 or response.status_code == 404:
