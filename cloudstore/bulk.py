@@ -107,11 +107,11 @@ class BulkReport:
 
     def summary(self) -> str:
         """One line: ``copied 3 (1.5 KiB), skipped 2, deleted 1, failed 0``."""
-        head = "would copy" if self.dry_run else "copied"
-        return (
-            f"{head} {self.copied} ({_human(self.bytes)}), skipped {self.skipped}, "
+        line = (
+            f"copied {self.copied} ({_human(self.bytes)}), skipped {self.skipped}, "
             f"deleted {self.deleted}, failed {len(self.failed)}"
         )
+        return f"dry run: would have {line}" if self.dry_run else line
 
     def _copied(self, name: str, size: int) -> None:
         with self._lock:
