@@ -106,12 +106,21 @@ class BulkReport:
         return not self.failed
 
     def summary(self) -> str:
-        """One line: ``copied 3 (1.5 KiB), skipped 2, deleted 1, failed 0``."""
-        line = (
-            f"copied {self.copied} ({_human(self.bytes)}), skipped {self.skipped}, "
-            f"deleted {self.deleted}, failed {len(self.failed)}"
-        )
+        """One line: ``copied 3 (1.5 KiB), skipped 2, deleted 1, failed 0`` (counts of 0 left out)."""
+        parts = []
+        if self.copied or not (self.skipped or self.deleted):
+            parts.append(f"copied {self.copied} ({_human(self.bytes)})")
+        if self.skipped:
+            parts.append(f"skipped {self.skipped}")
+        if self.deleted:
+            parts.append(f"deleted {self.deleted}")
+        line = ", ".join([*parts, f"failed {len(self.failed)}"])
         return f"dry run: would have {line}" if self.dry_run else line
+
+    def _sort(self) -> None:
+        """Put what the workers recorded in a stable order: by name, copies before deletes."""
+        self.actions.sort(key=lambda action: (action[0] != "copy", action[1]))
+        self.failed.sort(key=lambda failure: failure.name)
 
     def _copied(self, name: str, size: int) -> None:
         with self._lock:
@@ -669,6 +678,7 @@ def _transfer(
                 _delete_remote(job, dst, doomed)
             else:
                 _delete_local(job, dst, doomed)
+    report._sort()
     return report
 
 
@@ -743,6 +753,7 @@ def delete_many(bucket: Bucket, names: Iterable[str], **options: Any) -> BulkRep
     report = BulkReport()
     with _Job(report, settings.concurrency, settings.buffer_budget, None) as job:
         _delete_remote(job, side, names)
+    report._sort()
     return report
 
 
@@ -768,6 +779,7 @@ def delete_prefix(bucket: Bucket, prefix: str, **options: Any) -> BulkReport:
             _delete_remote(job, side, names)
         except CloudStoreException as err:
             report._fail(f"(listing of {side.describe()})", err)
+    report._sort()
     return report
 
 
