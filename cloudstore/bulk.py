@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import mimetypes
 import os
 import threading
@@ -513,7 +514,10 @@ def _unchanged(src: _Side, src_entry: _Entry, dst: _Side, dst_entry: _Entry) -> 
         checksum = _checksum(remote, remote_entry)
         if checksum is not None and new_hasher(checksum) is not None:
             return _file_matches(local.path(local_entry.rel), checksum)
-    return src_entry.mtime is not None and dst_entry.mtime is not None and src_entry.mtime <= dst_entry.mtime
+    if src_entry.mtime is None or dst_entry.mtime is None:
+        return False
+    # Whole seconds: S3 and Swift listings tell times to the second.
+    return math.floor(src_entry.mtime) <= math.floor(dst_entry.mtime)
 
 
 def _checksum(side: _Remote, entry: _Entry) -> Checksum | None:
