@@ -225,3 +225,23 @@ def test_bad_arguments_are_refused_before_any_work(bucket: Bucket, tmp_path: Pat
         bucket.objects.delete_many("one-name-not-a-list")
     with pytest.raises(InvalidParamException):
         cloudstore.sync(tmp_path, tmp_path / "other")
+
+
+def test_sync_compares_objects_uploaded_in_parts_by_checksum(bucket: Bucket, tmp_path: Path) -> None:
+    """A file above TEST_TRANSFER's threshold goes up in parts: its checksum is the part-wise one
+    (S3, Swift), the MD5 the engine stores (Azure) or GCS's CRC32C of a composed object; sync
+    computes the same over the local file."""
+    source = tmp_path / "src"
+    source.mkdir()
+    big = source / "big.bin"
+    big.write_bytes(os.urandom(7 * 1024 * 1024))
+    assert cloudstore.sync(source, (bucket, "p")).copied == 1
+    again = cloudstore.sync(source, (bucket, "p"))
+    assert (again.copied, again.skipped) == (0, 1), again.failed
+    with big.open("r+b") as handle:  # one byte changed, same size, dated long ago
+        handle.seek(6 * 1024 * 1024)
+        handle.write(b"\xff" if handle.read(1) != b"\xff" else b"\x00")
+    os.utime(big, (1_000_000_000, 1_000_000_000))
+    changed = cloudstore.sync(source, (bucket, "p"))
+    assert (changed.copied, changed.skipped) == (1, 0), changed.failed
+    assert bucket.objects.get("p/big.bin").read() == big.read_bytes()  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,19 @@ def test_report_summary_and_order() -> None:
     planned._sort()
     assert planned.actions == [("copy", "c"), ("delete", "x"), ("delete", "y")]
     assert planned.summary() == "dry run: would have copied 1 (3 B), deleted 2, failed 0"
+
+
+def test_request_cap_holds_for_a_whole_job(tmp_path: Path) -> None:
+    from cloudstore import CloudProviderFactory
+
+    provider = CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_root": str(tmp_path / "root")})
+    bucket = provider.storage.buckets.create("capped")
+    source = tmp_path / "src"
+    source.mkdir()
+    for number in range(10):
+        (source / f"{number}.txt").write_bytes(b"x")
+    started = time.monotonic()
+    report = bucket.upload_dir(source, concurrency=8, max_requests_per_second=20)
+    # Ten uploads, one request each, 50 ms apart at least: a lower bound (the cap), not a speed.
+    assert report.copied == 10
+    assert time.monotonic() - started >= 0.45
