@@ -9,6 +9,7 @@ that provider is first used.
 
 from __future__ import annotations
 
+from cloudstore.bulk import BulkReport, Failure, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
     AuthenticationException,
@@ -37,12 +38,14 @@ __all__ = [
     "AuthenticationException",
     "Bucket",
     "BucketObject",
+    "BulkReport",
     "ChecksumMismatchException",
     "CleanupWarning",
     "CloudProvider",
     "CloudProviderFactory",
     "CloudStoreException",
     "DuplicateResourceException",
+    "Failure",
     "InvalidNameException",
     "InvalidParamException",
     "NotFoundException",
@@ -56,4 +59,5 @@ __all__ = [
     "ThrottledException",
     "TransferConfig",
     "list_providers",
+    "sync",
 ]

@@ -60,6 +60,9 @@ class Features:
     #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
     #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
     part_copies_keep_digests: bool = True
+    #: The most names one :meth:`Backend.delete_objects` call takes (one batch request where the
+    #: service has a batch API; 1: the shared layer deletes one object per request, in parallel).
+    max_batch_delete: int = 1
 
 
 @dataclass(frozen=True)
@@ -343,3 +346,26 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connection pools."""
+
+    # --- bulk (used by cloudstore.bulk) -----------------------------------
+    def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
+        """Delete ``names`` (at most ``features.max_batch_delete``), in one batch request where the
+        service has one; return the names that could not be deleted, each with its error.
+
+        A name that does not exist counts as deleted (S3's batch cannot tell it apart). An error
+        of the whole request is raised (the shared layer retries it); one item's error is
+        returned, ``retryable`` where trying that item again can succeed. This default deletes
+        one object per request.
+        """
+        from cloudstore.exceptions import NotFoundException
+        from cloudstore.retry import translate_error
+
+        failures: list[tuple[str, CloudStoreException]] = []
+        for name in names:
+            try:
+                self.delete_object(bucket, name)
+            except Exception as err:  # every error becomes this item's failure
+                mapped = translate_error(err, self.map_error)
+                if not isinstance(mapped, NotFoundException):
+                    failures.append((name, mapped))
+        return failures

@@ -1,4 +1,4 @@
-"""The ``cloudstore`` command: ls, mb, rb, cp, rm, url and serve.
+"""The ``cloudstore`` command: ls, mb, rb, cp, sync, rm, cat, url and serve.
 
 Objects are addressed as ``PROVIDER://bucket/key`` (``local``, ``aws``/``s3``,
 ``openstack``/``swift``, ``azure``, ``gcp``/``gs``); ``-`` in ``cp`` is stdin or
@@ -20,23 +20,13 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudstore.bulk import SCHEMES, BulkReport, copy_tree, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import CloudStoreException
 from cloudstore.factory import CloudProviderFactory
 from cloudstore.model import Bucket, BucketObject, CloudProvider
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-SCHEMES = {
-    "local": ProviderList.LOCAL,
-    "aws": ProviderList.AWS,
-    "s3": ProviderList.AWS,
-    "openstack": ProviderList.OPENSTACK,
-    "swift": ProviderList.OPENSTACK,
-    "azure": ProviderList.AZURE,
-    "gcp": ProviderList.GCP,
-    "gs": ProviderList.GCP,
-}
 
 
 class UserMistake(click.ClickException):
@@ -150,6 +140,71 @@ def _progress_bar(total: int | None, label: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=None, leave=False)
 
 
+def _bulk_options(fn: F) -> F:
+    """The options of the commands that move many objects."""
+    for option in reversed(
+        [
+            click.option("--include", multiple=True, metavar="GLOB", help="Only relative paths matching GLOB."),
+            click.option("--exclude", multiple=True, metavar="GLOB", help="Not relative paths matching GLOB."),
+            click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Objects in flight at once."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _bulk_job(
+    ctx: _Context,
+    source: str,
+    destination: str,
+    quiet: bool,
+    run: Callable[..., BulkReport],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    concurrency: int | None,
+) -> None:
+    """Run a bulk job between two places, with one progress bar (on a terminal) and a summary line."""
+    sides = [parse_address(source), parse_address(destination)]
+    if not any(sides):
+        raise UserMistake("one side must be a PROVIDER://bucket/prefix address")
+    providers = {side.provider: ctx.provider(side.provider) for side in sides if side is not None}
+    options = {"concurrency": concurrency} if concurrency is not None else {}
+    with _NoBar() if quiet else _progress_bar(None, "bytes") as bar:
+        report = run(
+            source,
+            destination,
+            include=list(include) or None,
+            exclude=list(exclude) or None,
+            progress=bar.update,
+            providers=providers,
+            **options,
+        )
+    _finish(report)
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, amount: int) -> None:
+        pass
+
+
+def _finish(report: BulkReport) -> None:
+    """Print what a bulk job did: the planned actions of a dry run, each failure, a summary line;
+    exit status 1 if any item failed."""
+    for action, name in report.actions:
+        click.echo(f"(dry run) {action} {name}")
+    for failure in report.failed:
+        click.echo(f"failed: {failure.name}: {failure.reason}", err=True)
+    click.echo(report.summary())
+    if report.failed:
+        raise SystemExit(1)
+
+
 @click.group()
 @click.option(
     "--config",
@@ -243,10 +298,16 @@ def remove_bucket(ctx: _Context, address: str, force: bool) -> None:
 
 @main.command("rm")
 @click.argument("address")
+@click.option("--recursive", "-r", is_flag=True, help="Delete every object under the folder ADDRESS names.")
 @click.pass_obj
 @_friendly_errors
-def remove(ctx: _Context, address: str) -> None:
-    """Delete an object."""
+def remove(ctx: _Context, address: str, recursive: bool) -> None:
+    """Delete an object; with -r, every object under a folder (PROVIDER://bucket/folder/) or in a bucket."""
+    if recursive:
+        where = _address(address)
+        folder = where.key if not where.key or where.key.endswith("/") else where.key + "/"
+        _finish(ctx.bucket(where).objects.delete_prefix(folder))
+        return
     ctx.existing_object(_address(address, need_key=True)).delete()
     click.echo(f"deleted {address}")
 
@@ -256,13 +317,29 @@ def remove(ctx: _Context, address: str) -> None:
 @click.argument("destination")
 @click.option("--content-type", default=None, help="Content type of an uploaded object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--recursive", "-r", is_flag=True, help="Copy a whole folder or prefix (see sync for the options).")
+@_bulk_options
 @click.pass_obj
 @_friendly_errors
-def copy(ctx: _Context, source: str, destination: str, content_type: str | None, quiet: bool) -> None:
+def copy(
+    ctx: _Context,
+    source: str,
+    destination: str,
+    content_type: str | None,
+    quiet: bool,
+    recursive: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    concurrency: int | None,
+) -> None:
     """Copy a file to an object, an object to a file, or an object to an object.
 
-    A SOURCE of - reads standard input; a DESTINATION of - writes to standard output.
+    A SOURCE of - reads standard input; a DESTINATION of - writes to standard output. With -r,
+    everything under the folder or prefix SOURCE goes under DESTINATION, every file copied.
     """
+    if recursive:
+        _bulk_job(ctx, source, destination, quiet, copy_tree, include, exclude, concurrency)
+        return
     src, dst = parse_address(source), parse_address(destination)
     if src is None and dst is None:
         raise UserMistake("one side must be a PROVIDER://bucket/key address")
@@ -334,6 +411,46 @@ class _IterStream:
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
         return data
+
+
+@main.command("sync")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--delete", is_flag=True, help="Delete what DESTINATION has beyond SOURCE.")
+@click.option("--dry-run", is_flag=True, help="Show what would be copied and deleted; change nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_bulk_options
+@click.pass_obj
+@_friendly_errors
+def sync_command(
+    ctx: _Context,
+    source: str,
+    destination: str,
+    delete: bool,
+    dry_run: bool,
+    quiet: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    concurrency: int | None,
+) -> None:
+    """Make DESTINATION hold what SOURCE holds, copying only what differs (size and checksum).
+
+    Each side is a local folder or PROVIDER://bucket/prefix. Exit status 1 if any item failed.
+    """
+    run = functools.partial(sync, delete=delete, dry_run=dry_run)
+    _bulk_job(ctx, source, destination, quiet, run, include, exclude, concurrency)
+
+
+@main.command("cat")
+@click.argument("address")
+@click.pass_obj
+@_friendly_errors
+def cat(ctx: _Context, address: str) -> None:
+    """Write an object's content to standard output."""
+    stdout = sys.stdout.buffer
+    for chunk in ctx.existing_object(_address(address, need_key=True)).iter_content():
+        stdout.write(chunk)
+    stdout.flush()
 
 
 @main.command("url")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import errno
 import importlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from cloudstore._logging import protect
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
@@ -31,6 +31,9 @@ from cloudstore.exceptions import (
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.retry import RetryPolicy
 from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
+
+if TYPE_CHECKING:
+    from cloudstore.bulk import BulkReport
 
 T = TypeVar("T")
 
@@ -211,6 +214,42 @@ class Bucket:
                 list(pool.map(BucketObject.delete, self.objects))
         self.provider.call(lambda: self.provider.backend.delete_bucket(self.name))
 
+    def upload_dir(
+        self,
+        local_dir: str | os.PathLike[str],
+        prefix: str = "",
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> BulkReport:
+        """Upload every file under ``local_dir`` as ``prefix`` + its path relative to ``local_dir``.
+
+        ``prefix`` is a folder ("photos" and "photos/" both give "photos/a.jpg"); ``include`` /
+        ``exclude`` are globs matched against the relative path; ``progress`` is told the bytes of
+        the whole job. Options: ``concurrency``, ``max_requests_per_second``, ``buffer_budget``
+        (see :func:`cloudstore.sync`). Returns a :class:`~cloudstore.bulk.BulkReport`: a file that
+        fails is listed there with the reason, and the others are uploaded.
+        """
+        from cloudstore import bulk
+
+        return bulk.upload_dir(self, local_dir, prefix, include, exclude, progress, **options)
+
+    def download_dir(
+        self,
+        prefix: str,
+        local_dir: str | os.PathLike[str],
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> BulkReport:
+        """Download every object under the folder ``prefix`` ("" for all) into ``local_dir``,
+        making the folders of the files it writes; as :meth:`upload_dir` otherwise."""
+        from cloudstore import bulk
+
+        return bulk.download_dir(self, prefix, local_dir, include, exclude, progress, **options)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Bucket) and other.provider is self.provider and other.name == self.name
 
@@ -291,6 +330,21 @@ class BucketObjectService:
 
     def __iter__(self) -> Iterator[BucketObject]:
         return self._iterate(None)
+
+    def delete_many(self, names: Iterable[str], **options: Any) -> BulkReport:
+        """Delete the objects ``names`` (any iterable, consumed as it goes) in the service's
+        batch requests; a name that does not exist counts as deleted. Failures are listed in the
+        returned :class:`~cloudstore.bulk.BulkReport`, not raised."""
+        from cloudstore import bulk
+
+        return bulk.delete_many(self.bucket, names, **options)
+
+    def delete_prefix(self, prefix: str, **options: Any) -> BulkReport:
+        """Delete every object whose name starts with ``prefix`` ("" deletes them all), listing
+        and deleting a page at a time; as :meth:`delete_many` otherwise."""
+        from cloudstore import bulk
+
+        return bulk.delete_prefix(self.bucket, prefix, **options)
 
     def __repr__(self) -> str:
         return f"<BucketObjectService of {self.bucket!r}>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -428,3 +429,92 @@ def test_command_line_credentials_win_over_the_environment(monkeypatch: pytest.M
     config = context.provider(ProviderList.AZURE).config
     assert "azure_connection_string" not in config
     assert (config["azure_storage_account"], config["azure_account_key"]) == ("cli", "Y2xp")
+
+
+def _tree(root: Path) -> Path:
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"alpha")
+    (root / "sub" / "b.txt").write_bytes(b"bravo")
+    (root / "sub" / "deeper" / "c.bin").write_bytes(b"charlie")
+    return root
+
+
+def test_recursive_copy_sync_cat_and_recursive_remove(cli: Run, root: Path, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    source = _tree(tmp_path / "src")
+    copied = ok(cli("cp", "-r", str(source), "local://bkt/x"))
+    assert copied.strip() == "copied 3 (17 B), failed 0"
+    listed = [line.split()[-1] for line in ok(cli("ls", "-r", "local://bkt")).splitlines()]
+    assert listed == ["x/a.txt", "x/sub/b.txt", "x/sub/deeper/c.bin"]
+    assert ok(cli("cat", "local://bkt/x/sub/b.txt")) == "bravo"
+
+    (source / "a.txt").write_bytes(b"ALPHA")
+    (source / "sub" / "deeper" / "c.bin").unlink()
+    planned = ok(cli("sync", str(source), "local://bkt/x", "--delete", "--dry-run")).splitlines()
+    assert planned == [
+        "(dry run) copy a.txt",
+        "(dry run) delete sub/deeper/c.bin",
+        "dry run: would have copied 1 (5 B), skipped 1, deleted 1, failed 0",
+    ]
+    assert ok(cli("cat", "local://bkt/x/a.txt")) == "alpha"  # unchanged by the dry run
+    synced = ok(cli("sync", str(source), "local://bkt/x", "--delete", "--exclude", "sub/*", "--concurrency", "2"))
+    assert synced.strip() == "copied 1 (5 B), failed 0"  # sub/* left alone
+    assert ok(cli("cat", "local://bkt/x/a.txt")) == "ALPHA"
+
+    down = tmp_path / "down"
+    ok(cli("cp", "-r", "local://bkt/x/", str(down), "--include", "sub/*"))
+    assert sorted(p.relative_to(down).as_posix() for p in down.rglob("*") if p.is_file()) == [
+        "sub/b.txt",
+        "sub/deeper/c.bin",
+    ]
+    assert ok(cli("rm", "-r", "local://bkt/x")).strip() == "deleted 3, failed 0"
+    assert ok(cli("ls", "-r", "local://bkt")) == ""
+
+
+def test_bulk_failures_are_listed_and_exit_non_zero(cli: Run, root: Path, tmp_path: Path) -> None:
+    ok(cli("mb", "local://bkt"))
+    source = _tree(tmp_path / "src")
+    (source / "broken").symlink_to(tmp_path / "nowhere")
+    result = cli("sync", str(source), "local://bkt")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stdout.strip() == "copied 3 (17 B), failed 1"
+    assert result.stderr.startswith("failed: broken: InvalidParamException: No such file or directory")
+    refused(cli("sync", str(source), str(tmp_path / "elsewhere")), "PROVIDER://bucket/prefix")
+    refused(cli("sync", str(source), "local://no-such-bucket"), "NotFoundException")
+
+
+def test_one_progress_bar_for_a_whole_job_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    source = _tree(tmp_path / "src")
+    env = {**os.environ, "CLOUDSTORE_CONFIG": str(tmp_path / "none.ini"), "CLOUDSTORE_LOCAL_ROOT": str(tmp_path / "r")}
+    assert run_cli("mb", "local://bkt", env=env).returncode == 0
+    leader, follower = pty.openpty()
+    # A terminal 100 columns wide (a new pty has 0, where tqdm draws nothing).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cloudstore", "cp", "-r", str(source), "local://bkt"],
+            stderr=follower,
+            stdout=subprocess.PIPE,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        os.set_blocking(leader, False)
+        shown = b""
+        with contextlib.suppress(BlockingIOError):  # everything written is read
+            while chunk := os.read(leader, 65536):
+                shown += chunk
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    assert done.stdout.decode().strip() == "copied 3 (17 B), failed 0"
+    bars = shown.decode(errors="replace").replace("\r", "\n").split()
+    # tqdm's bar, labelled "bytes" for the whole job, not a bar per file.
+    assert "bytes:" in bars and "upload:" not in bars

@@ -46,7 +46,15 @@ from cloudstore.providers import PROVIDERS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
-EXECUTED_PAGES = ["index.rst", "quickstart.rst", "model.rst", "configuration.rst", "transfers.rst", "local.rst"]
+EXECUTED_PAGES = [
+    "index.rst",
+    "quickstart.rst",
+    "model.rst",
+    "configuration.rst",
+    "transfers.rst",
+    "bulk.rst",
+    "local.rst",
+]
 
 _DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block::\s*(?P<lang>\S+)\s*$")
 _MARKER = re.compile(r"^\s*\.\. (?P<name>not-tested|output):")
@@ -217,12 +225,24 @@ def _transfers(ns: dict[str, Any], workdir: Path) -> None:
     assert not (workdir / "broken.txt").exists()
 
 
+def _bulk(ns: dict[str, Any], workdir: Path) -> None:
+    bucket = ns["bucket"]
+    assert bucket.objects.get("photos/2025.txt").read() == b"new"
+    assert (workdir / "restored" / "2024" / "notes.txt").read_text() == "a day at the sea"
+    assert sorted(o.name for o in bucket.objects.find(prefix="again/")) == [
+        "again/2024/notes.txt",
+        "again/2024/summer/beach.jpg",
+        "again/2025.txt",
+    ]
+
+
 EXPECTATIONS = {
     "index.rst": _index,
     "quickstart.rst": _quickstart,
     "model.rst": _model,
     "configuration.rst": _configuration,
     "transfers.rst": _transfers,
+    "bulk.rst": _bulk,
 }
 
 

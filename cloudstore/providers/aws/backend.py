@@ -161,6 +161,12 @@ _CODE_TABLE: tuple[tuple[frozenset[str], type[exc.CloudStoreException]], ...] = 
 )
 
 
+#: The most keys one DeleteObjects request takes.
+MAX_KEYS_PER_DELETE = 1000
+#: The HTTP status an item's error code in a DeleteObjects answer stands for (it carries none).
+_DELETE_ITEM_STATUS = {"AccessDenied": 403, "NoSuchKey": 404, "InternalError": 500, "SlowDown": 503}
+
+
 def _map_client_error(error: boto_errors.ClientError) -> exc.CloudStoreException:
     details = error.response.get("Error", {})
     code = str(details.get("Code") or "") or None
@@ -286,6 +292,7 @@ class S3Backend(Backend):
         # Not so for a copy in parts: SeaweedFS answers UploadPartCopy with ETags that are no
         # MD5 of the part ("<hex>-2"), and AWS documents none.
         part_copies_keep_digests=False,
+        max_batch_delete=MAX_KEYS_PER_DELETE,
     )
 
     check_bucket_name = staticmethod(names.s3_bucket_name)
@@ -571,6 +578,26 @@ class S3Backend(Backend):
         if self.head_object(bucket, name) is None:
             raise exc.NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404, code="NoSuchKey")
         self.client.delete_object(Bucket=bucket, Key=name)
+
+    def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, exc.CloudStoreException]]:
+        # DeleteObjects: up to 1,000 keys a request; "Quiet" answers with the failures alone.
+        response = self.client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": name} for name in names], "Quiet": True}
+        )
+        failures = []
+        for entry in response.get("Errors", []):
+            code = str(entry.get("Code") or "")
+            error = boto_errors.ClientError(
+                {
+                    "Error": {"Code": code, "Message": str(entry.get("Message") or "")},
+                    "ResponseMetadata": {"HTTPStatusCode": _DELETE_ITEM_STATUS.get(code, 400)},  # type: ignore[typeddict-item]
+                },
+                "DeleteObjects",
+            )
+            mapped = _map_client_error(error)
+            if not isinstance(mapped, exc.NotFoundException):
+                failures.append((str(entry.get("Key", "")), mapped))
+        return failures
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         # MetadataDirective COPY (the default) keeps content type and user metadata.

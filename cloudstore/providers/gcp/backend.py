@@ -70,7 +70,7 @@ from cloudstore.providers.gcp.compose import (
     delete_objects,
     delete_upload_objects,
 )
-from cloudstore.providers.gcp.errors import map_gcs_error, raise_for_response
+from cloudstore.providers.gcp.errors import error_from_response, map_gcs_error, raise_for_response
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 
 #: Connections kept per host: enough for the transfer engine's parallel parts.
@@ -94,12 +94,18 @@ def gcs_object_name(name: str) -> None:
         raise InvalidNameException(f"invalid object name {name!r}: {HIDDEN_PREFIX!r} holds cloudstore's upload parts")
 
 
+#: The most deletes one JSON API batch request carries (GCS allows 100 calls a batch).
+MAX_BATCH_DELETE = 100
+
+
 class GCSBackend(Backend):
     """Google Cloud Storage (and emulators such as fake-gcs-server)."""
 
     # Compose would accept parts of any size, but the engine's 5 MiB floor keeps the number
     # of part uploads and compose calls sensible; 10,000 parts fit through nested composes.
-    features: ClassVar[Features] = Features(max_parts=10_000, max_url_expiry=MAX_SIGNED_URL_SECONDS)
+    features: ClassVar[Features] = Features(
+        max_parts=10_000, max_url_expiry=MAX_SIGNED_URL_SECONDS, max_batch_delete=MAX_BATCH_DELETE
+    )
 
     check_bucket_name = staticmethod(names.gcs_bucket_name)
     check_object_name = staticmethod(gcs_object_name)
@@ -112,6 +118,8 @@ class GCSBackend(Backend):
         self._timeout = (timeouts.connect, timeouts.read)
         self._lock = threading.Lock()
         self._client_instance: storage.Client | None = None
+        #: Whether the server takes batch requests (fake-gcs-server has no batch endpoint).
+        self._batch_delete = True
 
     def __repr__(self) -> str:
         return f"<GCSBackend auth={self._auth.mode} endpoint={self._endpoint or 'default'}>"
@@ -301,6 +309,28 @@ class GCSBackend(Backend):
 
     def delete_object(self, bucket: str, name: str) -> None:
         self.client.bucket(bucket).blob(name).delete(retry=None, timeout=self._timeout)
+
+    def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
+        if not self._batch_delete:
+            return super().delete_objects(bucket, names)
+        target = self.client.bucket(bucket)
+        batch = self.client.batch(raise_exception=False)
+        try:
+            with batch:
+                for name in names:
+                    target.delete_blob(name, retry=None, timeout=self._timeout)
+        except ValueError as error:
+            if "multi-part" not in str(error):
+                raise
+            # The answer to the batch is no multipart answer: the server has no batch endpoint
+            # (fake-gcs-server). Deleting is idempotent: one request per object, from now on.
+            self._batch_delete = False
+            return super().delete_objects(bucket, names)
+        return [
+            (name, error_from_response(response))
+            for name, response in zip(names, batch._responses, strict=True)
+            if not 200 <= response.status_code < 300 and response.status_code != 404
+        ]
 
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         source = self.client.bucket(src_bucket).blob(src_name)

@@ -96,7 +96,9 @@ class _FileReader(RangeReader):
 class LocalBackend(Backend):
     """Object storage in a directory on this machine."""
 
-    features = Features(min_part_size=1)  # signed URLs: no limit of its own (cloudstore caps at 7 days)
+    # Signed URLs: no limit of its own (cloudstore caps at 7 days). Deletes are local file
+    # operations: the shared default runs a thousand of them per call.
+    features = Features(min_part_size=1, max_batch_delete=1000)
     check_bucket_name = staticmethod(names.local_bucket_name)
     check_object_name = staticmethod(names.local_object_name)
 

@@ -1,0 +1,93 @@
+"""The parts of cloudstore.bulk that need no server: globs, addresses, the rate cap, the budget, reports."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cloudstore import BulkReport, InvalidParamException, NotFoundException, ProviderList
+from cloudstore.bulk import _Budget, _Filter, _RateLimit, parse_address
+
+
+def test_include_and_exclude_globs() -> None:
+    wanted = _Filter(["*.txt", "data/*"], "*/secret*")
+    assert wanted("a.txt") and wanted("deep/down/b.txt") and wanted("data/x.bin")
+    assert not wanted("a.bin")
+    assert not wanted("data/secret.txt")
+    assert _Filter(None, None)("anything/at/all")
+    with pytest.raises(InvalidParamException):
+        _Filter([""], None)
+
+
+def test_addresses() -> None:
+    assert parse_address("s3://bkt/some/prefix") == (ProviderList.AWS, "bkt", "some/prefix")
+    assert parse_address("GS:///bkt") == (ProviderList.GCP, "bkt", "")
+    assert parse_address("relative/folder") is None
+    with pytest.raises(InvalidParamException, match="unknown provider"):
+        parse_address("ftp://host/x")
+
+
+def test_rate_limit_spaces_requests_across_threads() -> None:
+    limit = _RateLimit(50)  # one every 20 ms
+    started = time.monotonic()
+    threads = [threading.Thread(target=limit.acquire) for _ in range(11)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The first goes at once, the next ten 20 ms apart: a lower bound (the cap), not a speed.
+    assert time.monotonic() - started >= 0.19
+
+
+def test_budget_waits_until_bytes_are_given_back() -> None:
+    budget = _Budget(100)
+    assert budget.take(70) == 70
+    taken: list[int] = []
+    waiter = threading.Thread(target=lambda: taken.append(budget.take(50)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and taken == []  # 30 bytes free: it waits
+    budget.give(70)
+    waiter.join(5)
+    assert taken == [50]
+    budget.give(50)
+    assert budget.take(10**9) == 100  # more than the whole budget takes all of it, never blocks forever
+
+
+def test_report_summary_and_order() -> None:
+    report = BulkReport()
+    assert report.ok and report.summary() == "copied 0 (0 B), failed 0"
+    report._copied("b", 1536)
+    report._skipped()
+    report._fail("z", NotFoundException("gone"))
+    report._fail("a", NotFoundException("gone too"))
+    report._sort()
+    assert not report.ok
+    assert [failure.name for failure in report.failed] == ["a", "z"]
+    assert report.failed[0].reason == "NotFoundException: gone too"
+    assert report.summary() == "copied 1 (1.5 KiB), skipped 1, failed 2"
+    planned = BulkReport(dry_run=True)
+    planned._deleted(["y", "x"])
+    planned._copied("c", 3)
+    planned._sort()
+    assert planned.actions == [("copy", "c"), ("delete", "x"), ("delete", "y")]
+    assert planned.summary() == "dry run: would have copied 1 (3 B), deleted 2, failed 0"
+
+
+def test_request_cap_holds_for_a_whole_job(tmp_path: Path) -> None:
+    from cloudstore import CloudProviderFactory
+
+    provider = CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_root": str(tmp_path / "root")})
+    bucket = provider.storage.buckets.create("capped")
+    source = tmp_path / "src"
+    source.mkdir()
+    for number in range(10):
+        (source / f"{number}.txt").write_bytes(b"x")
+    started = time.monotonic()
+    report = bucket.upload_dir(source, concurrency=8, max_requests_per_second=20)
+    # Ten uploads, one request each, 50 ms apart at least: a lower bound (the cap), not a speed.
+    assert report.copied == 10
+    assert time.monotonic() - started >= 0.45
