@@ -20,23 +20,17 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudstore.config import ProviderList
 from cloudstore.exceptions import CloudStoreException
-from cloudstore.factory import CloudProviderFactory
+from cloudstore.factory import CloudProviderFactory, list_providers
 from cloudstore.model import Bucket, BucketObject, CloudProvider
+from cloudstore.registry import registered, spec_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SCHEMES = {
-    "local": ProviderList.LOCAL,
-    "aws": ProviderList.AWS,
-    "s3": ProviderList.AWS,
-    "openstack": ProviderList.OPENSTACK,
-    "swift": ProviderList.OPENSTACK,
-    "azure": ProviderList.AZURE,
-    "gcp": ProviderList.GCP,
-    "gs": ProviderList.GCP,
-}
+
+def schemes() -> dict[str, str]:
+    """Every ``PROVIDER://`` scheme of the registered providers, and the provider id it names."""
+    return {scheme: spec.id for spec in registered().values() for scheme in spec.all_schemes}
 
 
 class UserMistake(click.ClickException):
@@ -47,7 +41,8 @@ class UserMistake(click.ClickException):
 
 @dataclass
 class Address:
-    provider: ProviderList
+    #: The registered provider id the scheme names.
+    provider: str
     bucket: str
     key: str
 
@@ -57,18 +52,17 @@ def parse_address(text: str) -> Address | None:
     scheme, sep, rest = text.partition("://")
     if not sep:
         return None
-    if scheme.lower() not in SCHEMES:
-        raise UserMistake(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
+    known = schemes()
+    if scheme.lower() not in known:
+        raise UserMistake(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(known)}")
     # "local:///bkt/key" means what "local://bkt/key" does (as file:/// URLs have a third slash).
     bucket, _, key = rest.lstrip("/").partition("/")
-    return Address(SCHEMES[scheme.lower()], bucket, key)
+    return Address(known[scheme.lower()], bucket, key)
 
 
 class _Context:
     def __init__(self, settings: tuple[str, ...]) -> None:
-        from cloudstore.providers import PROVIDERS
-
-        known = {key for spec in PROVIDERS.values() for key in spec.keys}
+        known = {key for spec in registered().values() for key in spec.keys}
         self.settings: dict[str, str] = {}
         for item in settings:
             key, sep, value = item.partition("=")
@@ -79,17 +73,16 @@ class _Context:
             if key not in known:
                 raise UserMistake(f"unknown config key {key!r} in --config")
             self.settings[key] = value
-        self._providers: dict[ProviderList, CloudProvider] = {}
+        self._providers: dict[str, CloudProvider] = {}
 
-    def settings_for(self, which: ProviderList) -> dict[str, Any]:
-        """The ``--config`` values that belong to ``which``, parsed as the config file's would be."""
+    def settings_for(self, which: str) -> dict[str, Any]:
+        """The ``--config`` values that belong to provider ``which``, parsed as the config file's would be."""
         from cloudstore.config import coerce_value
-        from cloudstore.providers import PROVIDERS
 
-        keys = PROVIDERS[which].keys
+        keys = spec_for(which).keys
         return {k: coerce_value(k, keys[k], v) for k, v in self.settings.items() if k in keys}
 
-    def provider(self, which: ProviderList) -> CloudProvider:
+    def provider(self, which: str) -> CloudProvider:
         if which not in self._providers:
             self._providers[which] = CloudProviderFactory().create_provider(which, self.settings_for(which))
         return self._providers[which]
@@ -138,9 +131,7 @@ def _bucket_address(text: str) -> Address:
     """A ``PROVIDER://bucket`` address: naming an object too is a mistake (rb would delete the whole bucket)."""
     address = _address(text)
     if address.key:
-        raise UserMistake(
-            f"{text!r} names an object; give the bucket alone: {address.provider.value}://{address.bucket}"
-        )
+        raise UserMistake(f"{text!r} names an object; give the bucket alone: {address.provider}://{address.bucket}")
     return address
 
 
@@ -150,7 +141,21 @@ def _progress_bar(total: int | None, label: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=None, leave=False)
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group, whose help lists the registered providers and their schemes."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        named = [
+            spec.id + (f" (or {', '.join(spec.all_schemes[1:])})" if spec.schemes else "")
+            for spec in registered().values()
+        ]
+        with formatter.indentation():
+            formatter.write_paragraph()
+            formatter.write_text(f"PROVIDER is {', '.join(named)}.")
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config",
     "-c",
@@ -164,7 +169,7 @@ def _progress_bar(total: int | None, label: str) -> Any:
 def main(ctx: click.Context, settings: tuple[str, ...]) -> None:
     """Work with object storage on any cloud: PROVIDER://bucket/key.
 
-    PROVIDER is local, aws (or s3), openstack (or swift), azure, or gcp (or gs).
+    `cloudstore providers` lists the providers, with their config keys.
     """
     ctx.obj = _Context(settings)
 
@@ -283,7 +288,7 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
         total = status.st_size if stat.S_ISREG(status.st_mode) and status.st_blocks else None
         with _progress_bar(0 if quiet else total, "upload") as bar:
             obj.upload_from_file(path, content_type=content_type, progress=None if quiet else bar.update)
-        click.echo(f"{source} -> {dst.provider.value}://{dst.bucket}/{key}")
+        click.echo(f"{source} -> {dst.provider}://{dst.bucket}/{key}")
         return
     assert src is not None
     if not src.key:
@@ -305,7 +310,7 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
     key = dst.key or src.key
     if key.endswith("/"):
         key += src.key.rsplit("/", 1)[-1]
-    if dst.provider is src.provider:
+    if dst.provider == src.provider:
         obj.copy_to(ctx.bucket(dst), key)
     else:
         ctx.bucket(dst).objects.create(key).upload(
@@ -334,6 +339,24 @@ class _IterStream:
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
         return data
+
+
+@main.command("providers")
+@click.option("--keys", "-k", "show_keys", is_flag=True, help="List each provider's config keys too.")
+def providers_command(show_keys: bool) -> None:
+    """List the registered providers: schemes, whether their SDK is installed, and config keys."""
+    installed = set(list_providers())
+    for spec in registered().values():
+        state = "installed" if spec.id in installed else f'needs pip install "cloudstore[{spec.extra}]"'
+        if spec.id not in installed and not spec.extra:
+            state = f"needs {', '.join(spec.sdk_modules)}"
+        click.echo(f"{spec.id:<10} {', '.join(s + '://' for s in spec.all_schemes):<24} {state}")
+        if spec.description:
+            click.echo(f"{'':<10} {spec.description}")
+        if show_keys:
+            for name, key in spec.keys.items():
+                where = f" [{key.env}]" if key.env else ""
+                click.echo(f"{'':<12}{name}{where}: {key.help}{' (secret)' if key.secret else ''}")
 
 
 @main.command("url")
@@ -388,7 +411,7 @@ def serve_command(
         raise UserMistake(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if max_connections < 1 or not timeout > 0:
         raise UserMistake("--max-connections and --timeout must be positive")
-    config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
+    config = resolve_config(SPEC, ctx.settings_for(SPEC.id))
     secret = secret or config.get("local_secret")
     if not secret:
         raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")

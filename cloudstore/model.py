@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 from cloudstore._logging import protect
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
 from cloudstore.checksums import PART_LAYOUT_KEY
-from cloudstore.config import Config, ProviderSpec, Timeouts
+from cloudstore.config import Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -29,6 +29,7 @@ from cloudstore.exceptions import (
     NotFoundException,
 )
 from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
+from cloudstore.registry import ProviderSpec
 from cloudstore.retry import RetryPolicy
 from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
 
@@ -42,7 +43,8 @@ class CloudProvider:
     """
 
     def __init__(self, spec: ProviderSpec, config: Config) -> None:
-        self.PROVIDER_ID = spec.id
+        #: The provider's id: a :class:`~cloudstore.ProviderList` member for a built-in cloud provider.
+        self.PROVIDER_ID: str = provider_id(spec)
         self.config = config
         self._spec = spec
         self._backend: Backend | None = None
@@ -93,7 +95,15 @@ class CloudProvider:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<CloudProvider {self.PROVIDER_ID.value} config={self.config!r}>"
+        return f"<CloudProvider {self.PROVIDER_ID} config={self.config!r}>"
+
+
+def provider_id(spec: ProviderSpec) -> str:
+    """The id of ``spec``: a :class:`~cloudstore.ProviderList` member for a built-in cloud provider."""
+    try:
+        return ProviderList(spec.id)
+    except ValueError:
+        return spec.id
 
 
 class StorageService:
@@ -104,7 +114,7 @@ class StorageService:
         self.buckets = BucketService(provider)
 
     def __repr__(self) -> str:
-        return f"<StorageService of {self.provider.PROVIDER_ID.value}>"
+        return f"<StorageService of {self.provider.PROVIDER_ID}>"
 
 
 class BucketService:
@@ -156,7 +166,7 @@ class BucketService:
             yield Bucket(self.provider, info)
 
     def __repr__(self) -> str:
-        return f"<BucketService of {self.provider.PROVIDER_ID.value}>"
+        return f"<BucketService of {self.provider.PROVIDER_ID}>"
 
 
 class Bucket:
@@ -198,7 +208,7 @@ class Bucket:
         return hash((id(self.provider), self.name))
 
     def __repr__(self) -> str:
-        return f"<Bucket {self.provider.PROVIDER_ID.value}://{self.name}>"
+        return f"<Bucket {self.provider.PROVIDER_ID}://{self.name}>"
 
 
 class BucketObjectService:
@@ -525,7 +535,7 @@ class BucketObject:
         return hash((self.bucket, self.name))
 
     def __repr__(self) -> str:
-        return f"<BucketObject {self.provider.PROVIDER_ID.value}://{self.bucket.name}/{self.name}>"
+        return f"<BucketObject {self.provider.PROVIDER_ID}://{self.bucket.name}/{self.name}>"
 
 
 def _fully_described(info: ObjectInfo) -> bool:

@@ -1,7 +1,8 @@
 """Fixtures shared by every test: real servers, started once per session, and providers on them.
 
-``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated ``ProviderList`` values) selects
-the providers the conformance suite runs against; the default is all of them.
+``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated registered provider ids) selects
+the providers the conformance suite runs against; the default is every registered
+provider that has a test server here (``SERVER_MODULES``).
 A selected provider whose server cannot start fails its tests: it is never
 skipped silently.
 """
@@ -18,9 +19,11 @@ from typing import Any
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, ProviderList, TransferConfig
+from cloudstore import Bucket, CloudProvider, CloudProviderFactory, TransferConfig
+from cloudstore.registry import registered
 from tests.servers.base import RunningServer
 
+#: How to start a test server for each provider id of the registry (the module's ``start(workdir)``).
 SERVER_MODULES = {
     "local": "tests.servers.local",
     "aws": "tests.servers.seaweedfs",
@@ -36,10 +39,14 @@ TEST_TRANSFER = TransferConfig(threshold=6 * 1024 * 1024, part_size=5 * 1024 * 1
 
 def selected_providers() -> list[str]:
     chosen = os.environ.get("CLOUDSTORE_TEST_PROVIDERS", "")
-    names = [n.strip() for n in chosen.split(",") if n.strip()] or list(SERVER_MODULES)
-    unknown = set(names) - set(SERVER_MODULES)
+    testable = [provider_id for provider_id in registered() if provider_id in SERVER_MODULES]
+    names = [n.strip().lower() for n in chosen.split(",") if n.strip()] or testable
+    unknown = set(names) - set(testable)
     if unknown:
-        raise pytest.UsageError(f"CLOUDSTORE_TEST_PROVIDERS names unknown providers: {sorted(unknown)}")
+        raise pytest.UsageError(
+            f"CLOUDSTORE_TEST_PROVIDERS names providers without a test server: {sorted(unknown)}; "
+            f"choose from {', '.join(testable)}"
+        )
     return names
 
 
@@ -77,7 +84,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 def make_provider(server: RunningServer, **overrides: Any) -> CloudProvider:
     config = {"transfer_config": TEST_TRANSFER, **server.config, **overrides}
-    return CloudProviderFactory().create_provider(ProviderList(server.name), config)
+    return CloudProviderFactory().create_provider(server.name, config)
 
 
 @pytest.fixture(scope="session", params=selected_providers())

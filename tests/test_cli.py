@@ -346,6 +346,13 @@ def test_help_names_the_provider_schemes(cli: Run) -> None:
         assert scheme in text
 
 
+def test_providers_lists_the_registry_with_keys_and_help(cli: Run) -> None:
+    text = ok(cli("providers", "--keys"))
+    assert "gcp        gcp://, gs://" in text
+    assert "local_root [CLOUDSTORE_LOCAL_ROOT]: Directory holding the buckets." in text
+    assert "local_secret [CLOUDSTORE_LOCAL_SECRET]: HMAC key of signed URLs. (secret)" in text
+
+
 def test_an_address_with_three_slashes_names_the_bucket(cli: Run, root: Path) -> None:
     ok(cli("mb", "local://bkt"))
     ok(cli("mb", "local://other"))

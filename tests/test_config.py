@@ -23,16 +23,16 @@ from cloudstore import (
     list_providers,
 )
 from cloudstore.config import config_file_path, resolve_config
-from cloudstore.providers import PROVIDERS
+from cloudstore.registry import registered, spec_for
 
-LOCAL = PROVIDERS[ProviderList.LOCAL]
-AWS = PROVIDERS[ProviderList.AWS]
+LOCAL = spec_for("local")
+AWS = spec_for(ProviderList.AWS)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No provider variable from the machine, and no config file unless a test writes one."""
-    for spec in PROVIDERS.values():
+    for spec in registered().values():
         for key in spec.keys.values():
             if key.env:
                 monkeypatch.delenv(key.env, raising=False)
@@ -270,7 +270,7 @@ def test_aws_on_a_closed_port_is_created_and_fails_only_on_use(listener: socket.
 
 
 def test_every_provider_is_installed_here() -> None:
-    assert set(list_providers()) == set(ProviderList)
+    assert set(list_providers()) == set(registered()) >= set(ProviderList)
     assert CloudProviderFactory().list_providers() == list_providers()
 
 
@@ -331,7 +331,7 @@ def test_credentials_come_from_one_place(monkeypatch: pytest.MonkeyPatch, tmp_pa
     """Alternative credentials are taken together from the first place naming any of them: the
     command line's account key is not overridden by a connection string in the environment, and a
     session token in the environment is not mixed with keys given in the dict."""
-    azure = PROVIDERS[ProviderList.AZURE]
+    azure = spec_for("azure")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=env;AccountKey=ZW52;")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "envaccount")
     config = resolve_config(azure, {"azure_account_key": "a2V5"})
