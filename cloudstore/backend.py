@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
+from cloudstore.exceptions import NotSupportedException
 from cloudstore.names import object_name_max_bytes
 
 if TYPE_CHECKING:
@@ -30,15 +31,24 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Features:
-    """Optional capabilities a provider declares (in the manner of rclone's features)."""
+    """Optional capabilities of a provider, read by the shared layer (in the manner of rclone's).
 
-    #: Parts of one object can be uploaded in parallel and committed once.
-    multipart_upload: bool = True
-    #: ``copy_object`` happens inside the service, without the bytes passing the client.
-    server_side_copy: bool = True
-    #: ``sign_url`` is available for GET and PUT.
-    signed_urls: bool = True
-    #: The listing API pages on the server (marker / continuation token).
+    The first three are derived from the backend class when left ``None``
+    (:meth:`fill`, run for every :class:`Backend` subclass): a capability is there when the
+    class implements its methods. A value declared in the class's ``features`` wins.
+    """
+
+    #: Parts of one object can be uploaded in parallel and committed once (the four multipart
+    #: methods are implemented). Without it every upload is one ``put_object``.
+    multipart_upload: bool | None = None
+    #: ``copy_object`` happens inside the service, without the bytes passing the client (it is
+    #: implemented). Without it ``copy_to`` downloads and uploads the object through the engine.
+    server_side_copy: bool | None = None
+    #: ``sign_url`` is available for GET and PUT (it is implemented). Without it
+    #: ``generate_url`` raises :class:`~cloudstore.exceptions.NotSupportedException`, no request made.
+    signed_urls: bool | None = None
+    #: The listing API pages on the server (``limit`` and ``marker`` are honoured). Without it
+    #: the backend returns every entry at once, and the shared pager cuts the pages.
     server_paging: bool = True
     #: The smallest part size the service accepts for every part but the last.
     min_part_size: int = 5 * 1024 * 1024
@@ -59,6 +69,30 @@ class Features:
     #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
     #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
     part_copies_keep_digests: bool = True
+
+    @classmethod
+    def fill(cls, backend: type[Backend], declared: Features | None = None) -> Features:
+        """``declared`` with every capability left ``None`` derived from what ``backend`` implements."""
+        declared = declared or cls()
+        derived = {
+            "multipart_upload": all(_overrides(backend, method) for method in _MULTIPART_METHODS),
+            "server_side_copy": _overrides(backend, "copy_object"),
+            "signed_urls": _overrides(backend, "sign_url"),
+        }
+        return replace(declared, **{k: v for k, v in derived.items() if getattr(declared, k) is None})
+
+
+_MULTIPART_METHODS = (
+    "create_multipart_upload",
+    "upload_part",
+    "complete_multipart_upload",
+    "abort_multipart_upload",
+)
+
+
+def _overrides(backend: type, method: str) -> bool:
+    """Whether ``backend`` (or a base class below :class:`Backend`) defines ``method``."""
+    return getattr(backend, method, None) is not getattr(Backend, method, None)
 
 
 @dataclass(frozen=True)
@@ -201,8 +235,13 @@ class Backend(abc.ABC):
     to the end of the object.
     """
 
-    #: Optional capabilities (subclasses override).
+    #: Optional capabilities: declare what differs from the defaults; what is left ``None`` is
+    #: derived from the methods the class implements (:meth:`Features.fill`).
     features: ClassVar[Features] = Features()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.features = Features.fill(cls, cls.features)
 
     # --- names (raise InvalidNameException; bind a rule from cloudstore.names with staticmethod) ---
     @abc.abstractmethod
@@ -279,13 +318,14 @@ class Backend(abc.ABC):
     def delete_object(self, bucket: str, name: str) -> None:
         """Delete the object (and anything the provider keeps for it, e.g. segments)."""
 
-    @abc.abstractmethod
+    # --- optional: without them, features.server_side_copy / signed_urls are False -------------
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         """Copy on the server side, keeping content type and metadata."""
+        raise NotSupportedException("this provider has no server-side copy")
 
-    @abc.abstractmethod
     def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
         """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires."""
+        raise NotSupportedException("this provider has no signed URLs")
 
     # --- multipart uploads (used by the transfer engine) --------------------
     def create_multipart_upload(

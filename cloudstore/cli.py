@@ -24,6 +24,7 @@ from cloudstore.exceptions import CloudStoreException
 from cloudstore.factory import CloudProviderFactory, list_providers
 from cloudstore.model import Bucket, BucketObject, CloudProvider
 from cloudstore.registry import registered, spec_for
+from cloudstore.transfer import ChunkStream
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -314,31 +315,9 @@ def copy(ctx: _Context, source: str, destination: str, content_type: str | None,
         obj.copy_to(ctx.bucket(dst), key)
     else:
         ctx.bucket(dst).objects.create(key).upload(
-            _IterStream(obj.iter_content()), content_type=obj.content_type, metadata=obj.metadata
+            ChunkStream(obj.iter_content()), content_type=obj.content_type, metadata=obj.metadata
         )
     click.echo(f"{source} -> {destination}")
-
-
-class _IterStream:
-    """A readable binary stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()  # grows in place: a part is not re-copied per chunk
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0 or size >= len(self._buffer):
-            data = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            data = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return data
 
 
 @main.command("providers")

@@ -27,13 +27,15 @@ from cloudstore.exceptions import (
     CloudStoreException,
     InvalidParamException,
     NotFoundException,
+    NotSupportedException,
 )
-from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
+from cloudstore.pagination import DEFAULT_PAGE_SIZE, PageFetcher, ResultList, fetch_page, iterate, paged_on_client
 from cloudstore.registry import ProviderSpec
 from cloudstore.retry import RetryPolicy
 from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
 
 T = TypeVar("T")
+N = TypeVar("N", BucketInfo, ObjectInfo)
 
 
 class CloudProvider:
@@ -81,6 +83,10 @@ class CloudProvider:
     def call(self, fn: Callable[[], T]) -> T:
         """Run one request under the retry policy, translating its errors."""
         return self.retry_policy.call(fn, self.backend.map_error)
+
+    def pager(self, fetch: PageFetcher[N]) -> PageFetcher[N]:
+        """``fetch`` as the shared pager uses it: cut into pages here where the service cannot."""
+        return fetch if self.features.server_paging else paged_on_client(fetch)
 
     def close(self) -> None:
         """Release the SDK client and its connections."""
@@ -149,20 +155,17 @@ class BucketService:
             return []
         return [] if bucket is None else [bucket]
 
+    def _fetcher(self) -> PageFetcher[BucketInfo]:
+        backend = self.provider.backend
+        return self.provider.pager(lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark)))
+
     def list(self, limit: int | None = None, marker: str | None = None) -> ResultList[Bucket]:
         """One page of buckets (``limit`` at most), continuing after ``marker``."""
         _check_limit(limit)
-        backend = self.provider.backend
-        return fetch_page(
-            lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark)),
-            limit,
-            marker,
-            lambda info: Bucket(self.provider, info),
-        )
+        return fetch_page(self._fetcher(), limit, marker, lambda info: Bucket(self.provider, info))
 
     def __iter__(self) -> Iterator[Bucket]:
-        backend = self.provider.backend
-        for info in iterate(lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark))):
+        for info in iterate(self._fetcher()):
             yield Bucket(self.provider, info)
 
     def __repr__(self) -> str:
@@ -259,24 +262,18 @@ class BucketObjectService:
         _check_limit(limit)
         if delimiter == "":
             raise InvalidParamException("delimiter must not be empty")
+        fetcher = self._fetcher(prefix or None, delimiter)
+        return fetch_page(fetcher, limit, marker, lambda info: BucketObject(self.bucket, info))
+
+    def _fetcher(self, prefix: str | None, delimiter: str | None) -> PageFetcher[ObjectInfo]:
         backend = self.provider.backend
         bucket = self.bucket.name
-        return fetch_page(
-            lambda size, mark: self.provider.call(
-                lambda: backend.list_objects(bucket, prefix or None, delimiter, size, mark)
-            ),
-            limit,
-            marker,
-            lambda info: BucketObject(self.bucket, info),
+        return self.provider.pager(
+            lambda size, mark: self.provider.call(lambda: backend.list_objects(bucket, prefix, delimiter, size, mark))
         )
 
     def _iterate(self, prefix: str | None, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[BucketObject]:
-        backend = self.provider.backend
-        bucket = self.bucket.name
-        for info in iterate(
-            lambda size, mark: self.provider.call(lambda: backend.list_objects(bucket, prefix, None, size, mark)),
-            page_size,
-        ):
+        for info in iterate(self._fetcher(prefix, None), page_size):
             yield BucketObject(self.bucket, info)
 
     def __iter__(self) -> Iterator[BucketObject]:
@@ -502,9 +499,12 @@ class BucketObject:
 
         Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
         """
+        features = self._backend.features
+        if not features.signed_urls:
+            raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise InvalidParamException("expires_in must be a positive whole number of seconds")
-        limit = self._backend.features.max_url_expiry
+        limit = features.max_url_expiry
         if limit is not None and expires_in > limit:
             raise InvalidParamException(f"expires_in may be at most {limit} seconds on {self.provider.PROVIDER_ID}")
         method = "PUT" if writable else "GET"
@@ -515,6 +515,8 @@ class BucketObject:
 
         Content type and metadata are kept. An object larger than the service copies in one
         request (5 GiB on S3) is copied in parallel parts, still without passing through here.
+        A provider without server-side copies (``features.server_side_copy``) streams the
+        object through this machine instead (downloaded, verified and uploaded in parts).
         """
         if not isinstance(bucket, Bucket):
             self._backend.check_bucket_name(bucket)

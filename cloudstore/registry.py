@@ -39,6 +39,7 @@ _BUILTIN_SPECS = (
     "cloudstore.providers.azure:SPEC",
     "cloudstore.providers.gcp:SPEC",
     "cloudstore.providers.local:SPEC",
+    "cloudstore.providers.memory:SPEC",
 )
 
 

@@ -164,20 +164,34 @@ class TransferEngine:
         report = _Progress(progress)
         threshold = self.config.threshold
         if not self.backend.features.multipart_upload:
-            threshold = max(threshold, size or 0)
+            # Without parts every upload is one request: a stream is read whole first.
+            head = _read_exactly(source, size) if size is not None else _read_all(source)
+            self._put(bucket, name, head, content_type, metadata, report)
+            return
         if size is not None and size > threshold:
             head = b""  # known to be large: straight to parts, no read-ahead buffer
         else:
             head = _read_exactly(source, threshold + 1 if size is None else size)
         if (size is None or size <= threshold) and len(head) <= threshold:
-            data = head
-            md5 = hashlib.md5(data, usedforsecurity=False).digest()
-            self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata, content_md5=md5))
-            report(len(data))
+            self._put(bucket, name, head, content_type, metadata, report)
             return
         parts_source = _PartReader(source, head)
         del head  # the reader frees it once its bytes are sent
         self._upload_parts(bucket, name, parts_source, size, content_type, metadata, report)
+
+    def _put(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        report: _Progress,
+    ) -> None:
+        """Store ``data`` in one request, with its MD5 for the service to check."""
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        self._call(lambda: self.backend.put_object(bucket, name, data, content_type, metadata, content_md5=md5))
+        report(len(data))
 
     def _part_plan(self, size: int | None) -> tuple[int, int]:
         """How to cut an upload: the first part's size, and after how many parts it doubles (0: never).
@@ -337,6 +351,9 @@ class TransferEngine:
         all from the same source version; a failure aborts it and leaves the target untouched.
         """
         backend = self.backend
+        if not backend.features.server_side_copy:
+            self._copy_through(src_bucket, src_name, dst_bucket, dst_name)
+            return
         limit = backend.features.max_copy_size
         if limit is not None:
             source = self._call(lambda: backend.head_object(src_bucket, src_name))
@@ -346,6 +363,21 @@ class TransferEngine:
                 self._copy_parts(src_bucket, src_name, dst_bucket, dst_name, source, limit)
                 return
         self._call(lambda: backend.copy_object(src_bucket, src_name, dst_bucket, dst_name))
+
+    def _copy_through(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+        """Copy where the service cannot: download (verified) and upload in parts, as it streams."""
+        described: list[ObjectInfo] = []
+        chunks = self.stream(src_bucket, src_name, on_described=described.append)
+        first = next(chunks, b"")  # the source's properties arrive with its first response
+        if not described:
+            info = self._call(lambda: self.backend.head_object(src_bucket, src_name))
+            if info is None:
+                raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", status=404)
+            described.append(info)
+        source = described[0]
+        metadata = {key: value for key, value in (source.metadata or {}).items() if key != PART_LAYOUT_KEY}
+        body = ChunkStream(itertools.chain([first], chunks))
+        self.upload(dst_bucket, dst_name, body, source.size, source.content_type, metadata)
 
     def _copy_parts(
         self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, source: ObjectInfo, limit: int
@@ -670,6 +702,36 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         written = os.pwrite(fd, view, offset)
         view = view[written:]
         offset += written
+
+
+def _read_all(source: Readable) -> bytes:
+    """Everything ``source`` yields, to its end."""
+    pieces = []
+    while chunk := source.read(1024 * 1024):
+        pieces.append(chunk)
+    return b"".join(pieces)
+
+
+class ChunkStream:
+    """A readable binary stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()  # grows in place: a part is not re-copied per chunk
+
+    def read(self, size: int = -1, /) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0 or size >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            data = bytes(self._buffer[:size])
+            del self._buffer[:size]
+        return data
 
 
 def _read_exactly(source: Readable, size: int) -> bytes:

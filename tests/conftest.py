@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from cloudstore import Bucket, CloudProvider, CloudProviderFactory, TransferConfig
-from cloudstore.registry import registered
+from cloudstore.backend import Features
+from cloudstore.registry import registered, spec_for
 from tests.servers.base import RunningServer
 
 #: How to start a test server for each provider id of the registry (the module's ``start(workdir)``).
@@ -30,6 +31,7 @@ SERVER_MODULES = {
     "openstack": "tests.servers.swift",
     "azure": "tests.servers.azurite",
     "gcp": "tests.servers.fakegcs",
+    "memory": "tests.servers.memory",
 }
 
 #: Small parts so the conformance suite exercises multipart paths with small objects
@@ -48,6 +50,40 @@ def selected_providers() -> list[str]:
             f"choose from {', '.join(testable)}"
         )
     return names
+
+
+def provider_features(provider_id: str) -> Features:
+    """The capabilities the provider's backend declares or implements (imports its SDK)."""
+    module, _, class_name = spec_for(provider_id).backend.partition(":")
+    features: Features = getattr(importlib.import_module(module), class_name).features
+    return features
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(*capabilities): run only on providers whose features have every named capability "
+        "(e.g. signed_urls); deselected on the others",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cases a provider's declared capabilities rule out (``@pytest.mark.needs``)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("needs")
+        callspec = getattr(item, "callspec", None)
+        provider_id = callspec.params.get("server") if callspec is not None else None
+        if marker is not None and isinstance(provider_id, str):
+            features = provider_features(provider_id)
+            if not all(getattr(features, capability) for capability in marker.args):
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class Servers:

@@ -315,10 +315,10 @@ def test_copy_between_providers_streams_through(cli: Run, root: Path, servers: S
 
 @pytest.mark.parametrize("sizes", [[5, -1], [1, 1, 1, 100], [3, 3, 3, 3, 3], [-1]])
 def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
-    from cloudstore.cli import _IterStream
+    from cloudstore.transfer import ChunkStream
 
     chunks = [b"abc", b"", b"defgh", b"ij"]
-    stream = _IterStream(iter(chunks))
+    stream = ChunkStream(iter(chunks))
     got = b"".join(stream.read(size) for size in sizes) + stream.read()
     assert got == b"abcdefghij"
     assert stream.read(4) == b"" and stream.read() == b""

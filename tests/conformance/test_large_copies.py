@@ -9,7 +9,6 @@ object is copied as three parts. Providers without a limit copy any size in one 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import threading
 from collections.abc import Iterator
@@ -18,19 +17,15 @@ from typing import Any
 import pytest
 
 from cloudstore import Bucket, CloudProvider, NotFoundException, PreconditionFailedException
-from tests.conftest import Servers, fresh_bucket, make_provider, selected_providers
+from tests.conftest import Servers, fresh_bucket, make_provider, provider_features, selected_providers
 
 MiB = 1024 * 1024
 LIMIT = 6 * MiB
 
 
-def _with_copy_limit(provider_id: str) -> bool:
-    spec = importlib.import_module(f"cloudstore.providers.{provider_id}").SPEC
-    module, _, backend_class = spec.backend.partition(":")
-    return getattr(importlib.import_module(module), backend_class).features.max_copy_size is not None
-
-
-@pytest.fixture(scope="module", params=[p for p in selected_providers() if _with_copy_limit(p)])
+@pytest.fixture(
+    scope="module", params=[p for p in selected_providers() if provider_features(p).max_copy_size is not None]
+)
 def limited(request: pytest.FixtureRequest, servers: Servers) -> CloudProvider:
     return make_provider(servers.get(request.param))
 

@@ -8,8 +8,11 @@ import urllib.request
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, InvalidParamException
+from cloudstore import Bucket, CloudProvider, InvalidParamException, NotSupportedException
 from tests.conftest import servers_checking_signatures
+
+#: Providers without signed URLs (``features.signed_urls`` false) are deselected.
+pytestmark = pytest.mark.needs("signed_urls")
 
 #: The rejection cases need a server that checks signatures (all but fake-gcs-server).
 CHECKING_SERVERS = pytest.mark.parametrize("server", servers_checking_signatures(), indirect=True)
@@ -100,3 +103,16 @@ def test_expiry_limit(provider: CloudProvider, bucket: Bucket) -> None:
         assert obj.generate_url(expires_in=limit)
         with pytest.raises(InvalidParamException):
             obj.generate_url(expires_in=limit + 1)
+
+
+def test_a_provider_without_signed_urls_refuses_before_any_request() -> None:
+    """``features.signed_urls`` false: NotSupportedException, and the backend is never asked."""
+    from cloudstore import CloudProviderFactory
+
+    provider = CloudProviderFactory().create_provider("memory")
+    assert provider.features.signed_urls is False
+    bucket = provider.storage.buckets.create("no-urls")
+    obj = bucket.objects.create("k")
+    obj.upload(b"v")
+    with pytest.raises(NotSupportedException, match="no signed URLs"):
+        obj.generate_url(expires_in=600)
