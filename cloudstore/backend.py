@@ -7,7 +7,7 @@ how one primitive request is spelled for its SDK, and how that SDK's errors map
 onto :mod:`cloudstore.exceptions` (:meth:`Backend.map_error`).
 
 The shared layer calls every method here under the retry policy
-(:mod:`cloudstore.retry`) and translates what it raises with ``map_error``, so
+(:mod:`cloudstore._retry`) and translates what it raises with ``map_error``, so
 a provider raises its SDK's errors freely and never retries by itself.
 """
 
@@ -19,14 +19,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
+from cloudstore._names import object_name_max_bytes
 from cloudstore.exceptions import NotSupportedException
-from cloudstore.names import object_name_max_bytes
 
 if TYPE_CHECKING:
-    from cloudstore.checksums import Checksum
+    from cloudstore._checksums import Checksum
     from cloudstore.exceptions import CloudStoreException
 
 T = TypeVar("T")
+#: A backend's handle of one multipart upload (whatever it needs to send the parts and commit them).
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,14 @@ class Features:
     stores_content_md5: bool = False
     #: The service's multipart checksum is made of per-part digests (S3's "<md5>-<N>" ETag): the
     #: engine records how it cut the parts in the object's metadata
-    #: (:data:`cloudstore.checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
+    #: (:data:`cloudstore._checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
     records_part_layout: bool = False
     #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
     #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
     part_copies_keep_digests: bool = True
 
     @classmethod
-    def fill(cls, backend: type[Backend], declared: Features | None = None) -> Features:
+    def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
         """``declared`` with every capability left ``None`` derived from what ``backend`` implements."""
         declared = declared or cls()
         derived = {
@@ -115,7 +117,7 @@ class ObjectInfo:
     #: User metadata; ``None`` when the listing does not carry it (then a HEAD fills it in).
     metadata: Mapping[str, str] | None = None
     #: A whole-object checksum the downloaded bytes must match: a
-    #: :class:`~cloudstore.checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
+    #: :class:`~cloudstore._checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
     #: algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
     checksum: Checksum | tuple[str, str] | None = None
 
@@ -227,7 +229,7 @@ class HTTPBodyReader(RangeReader):
         self._response.close()
 
 
-class Backend(abc.ABC):
+class Backend(abc.ABC, Generic[U]):
     """One cloud's primitive requests. Implemented once per provider.
 
     Names reaching these methods are already validated by the shared layer.
@@ -243,7 +245,7 @@ class Backend(abc.ABC):
         super().__init_subclass__(**kwargs)
         cls.features = Features.fill(cls, cls.features)
 
-    # --- names (raise InvalidNameException; bind a rule from cloudstore.names with staticmethod) ---
+    # --- names (raise InvalidNameException; bind a rule from cloudstore._names with staticmethod) ---
     @abc.abstractmethod
     def check_bucket_name(self, name: str) -> None:
         """Raise :class:`~cloudstore.exceptions.InvalidNameException` if ``name`` breaks the bucket rules."""
@@ -330,12 +332,12 @@ class Backend(abc.ABC):
     # --- multipart uploads (used by the transfer engine) --------------------
     def create_multipart_upload(
         self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
-    ) -> Any:
+    ) -> U:
         """Start a multipart upload and return its handle (passed back to the methods below)."""
         raise NotImplementedError
 
     def upload_part(
-        self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+        self, upload: U, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object.
 
@@ -344,7 +346,7 @@ class Backend(abc.ABC):
         raise NotImplementedError
 
     def upload_part_copy(
-        self, upload: Any, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
+        self, upload: U, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
     ) -> UploadPart:
         """Make bytes ``start``..``end`` (inclusive) of the source object part ``number``, on the server.
 
@@ -353,7 +355,7 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError
 
-    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
+    def complete_multipart_upload(self, upload: U, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
         """Make the object visible from ``parts`` (sorted by number).
 
         ``content_md5``, the MD5 digest of the whole object, is given only where
@@ -361,11 +363,11 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError
 
-    def abort_multipart_upload(self, upload: Any) -> None:
+    def abort_multipart_upload(self, upload: U) -> None:
         """Discard every part uploaded so far; nothing becomes visible."""
         raise NotImplementedError
 
-    def abort_orphan_uploads(self, upload: Any, since: datetime) -> None:  # noqa: B027 - optional hook
+    def abort_orphan_uploads(self, upload: U, since: datetime) -> None:
         """Abort the multipart uploads of the same object started since ``since`` other than ``upload``.
 
         Called when ``create_multipart_upload`` had to be retried: an earlier attempt may have
@@ -373,12 +375,12 @@ class Backend(abc.ABC):
         upload need it.
         """
 
-    def cleanup_multipart_upload(self, upload: Any) -> None:  # noqa: B027 - optional hook
+    def cleanup_multipart_upload(self, upload: U) -> None:
         """Remove what a completed or aborted upload leaves behind (e.g. GCS's composed parts).
 
         Run by the engine under the retry policy after ``complete`` or ``abort``; a failure is
         reported to the user as a :class:`~cloudstore.exceptions.CleanupWarning`.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release clients and connection pools."""

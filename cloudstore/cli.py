@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudstore._engine import ChunkStream
 from cloudstore.exceptions import CloudStoreException
 from cloudstore.factory import CloudProviderFactory, list_providers
 from cloudstore.model import Bucket, BucketObject, CloudProvider
 from cloudstore.registry import registered, spec_for
-from cloudstore.transfer import ChunkStream
 
 F = TypeVar("F", bound=Callable[..., Any])
 

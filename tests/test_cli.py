@@ -315,7 +315,7 @@ def test_copy_between_providers_streams_through(cli: Run, root: Path, servers: S
 
 @pytest.mark.parametrize("sizes", [[5, -1], [1, 1, 1, 100], [3, 3, 3, 3, 3], [-1]])
 def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
-    from cloudstore.transfer import ChunkStream
+    from cloudstore._engine import ChunkStream
 
     chunks = [b"abc", b"", b"defgh", b"ij"]
     stream = ChunkStream(iter(chunks))

@@ -31,11 +31,11 @@ from cloudstore import (
     ThrottledException,
     TransferConfig,
 )
+from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
+from cloudstore._engine import TransferEngine
+from cloudstore._names import s3_bucket_name
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
-from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
 from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
-from cloudstore.names import s3_bucket_name
-from cloudstore.transfer import TransferEngine
 from tests.conftest import make_provider, unique_name
 from tests.streams import BreakingStream
 

@@ -32,7 +32,7 @@ def limited(request: pytest.FixtureRequest, servers: Servers) -> CloudProvider:
 
 @pytest.fixture
 def copy_bucket(limited: CloudProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
-    backend = limited.backend
+    backend = limited._backend
     monkeypatch.setattr(backend, "features", dataclasses.replace(backend.features, max_copy_size=LIMIT))
     with fresh_bucket(limited, "copy") as bucket:
         yield bucket
@@ -40,7 +40,7 @@ def copy_bucket(limited: CloudProvider, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def _count_part_copies(provider: CloudProvider, monkeypatch: pytest.MonkeyPatch, before: Any = None) -> list[int]:
     """Wrap ``upload_part_copy``; the returned list grows by one per call. ``before(n)`` runs first."""
-    backend = provider.backend
+    backend = provider._backend
     real = backend.upload_part_copy
     calls: list[int] = []
     lock = threading.Lock()
@@ -95,7 +95,7 @@ def test_copy_of_a_source_replaced_midway_fails_and_leaves_nothing(
 
     def replace_before_the_second_part(number: int) -> None:
         if number == 2:
-            limited.backend.put_object(copy_bucket.name, "moving.bin", b"replaced", None, {})
+            limited._backend.put_object(copy_bucket.name, "moving.bin", b"replaced", None, {})
 
     _count_part_copies(limited, monkeypatch, replace_before_the_second_part)
     with pytest.raises(PreconditionFailedException):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cloudstore import InvalidNameException
-from cloudstore.names import (
+from cloudstore._names import (
     azure_blob_name,
     azure_container_name,
     gcs_bucket_name,

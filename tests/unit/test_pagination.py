@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cloudstore import ProviderConnectionException
+from cloudstore._pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.backend import Page
-from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 
 
 class FakeService:

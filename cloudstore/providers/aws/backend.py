@@ -18,8 +18,9 @@ import boto3
 import botocore.exceptions as boto_errors
 from botocore.config import Config as BotoConfig
 
+from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore import names
+from cloudstore._checksums import Checksum, combine_part_digests, md5_base64, multipart_etag_checksum
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -31,7 +32,6 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.checksums import Checksum, combine_part_digests, md5_base64, multipart_etag_checksum
 from cloudstore.config import Config, Timeouts
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class S3Upload:
     upload_id: str
 
 
-class S3Backend(Backend):
+class S3Backend(Backend[S3Upload]):
     """S3 primitives on boto3's client; see :mod:`cloudstore.backend`."""
 
     features = Features(

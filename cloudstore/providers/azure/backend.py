@@ -47,7 +47,9 @@ from azure.storage.blob import (
 )
 from urllib3.util.retry import Retry
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._checksums import md5_base64
+from cloudstore._engine import TransferConfig
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -58,7 +60,6 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.checksums import md5_base64
 from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
     AuthenticationException,
@@ -75,7 +76,6 @@ from cloudstore.exceptions import (
     ThrottledException,
     class_for_status,
 )
-from cloudstore.transfer import TransferConfig
 
 MiB = 1024 * 1024
 
@@ -269,7 +269,7 @@ def blob_sas_url(
     return f"{blob_url}?{token}"
 
 
-class AzureBackend(Backend):
+class AzureBackend(Backend[AzureUpload]):
     """Azure Blob Storage: containers are buckets, block blobs are objects."""
 
     # Signed URLs: at most 7 days (the default), though a service SAS could last longer: the only

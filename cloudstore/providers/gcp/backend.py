@@ -40,7 +40,8 @@ import requests
 import requests.adapters
 from google.cloud import storage
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._checksums import md5_base64
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -52,7 +53,6 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.checksums import md5_base64
 from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -94,7 +94,7 @@ def gcs_object_name(name: str) -> None:
         raise InvalidNameException(f"invalid object name {name!r}: {HIDDEN_PREFIX!r} holds cloudstore's upload parts")
 
 
-class GCSBackend(Backend):
+class GCSBackend(Backend[ComposeUpload]):
     """Google Cloud Storage (and emulators such as fake-gcs-server)."""
 
     # Compose would accept parts of any size, but the engine's 5 MiB floor keeps the number

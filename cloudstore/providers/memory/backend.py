@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cloudstore import names
+from cloudstore import _names as names
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
 from cloudstore.config import Config
 from cloudstore.exceptions import (
@@ -52,7 +52,7 @@ class MemoryUpload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(Backend[MemoryUpload]):
     """Buckets and objects in memory; see the module's docstring."""
 
     features = Features(signed_urls=False, min_part_size=1)

@@ -50,8 +50,11 @@ import urllib3.exceptions
 from keystoneauth1 import exceptions as ks_exc
 from requests.adapters import HTTPAdapter
 
+from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore import names
+from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
+from cloudstore._retry import RetryPolicy
+from cloudstore._signing import expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -63,11 +66,8 @@ from cloudstore.backend import (
     UploadPart,
     content_range_total,
 )
-from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
 from cloudstore.config import Config, Timeouts
 from cloudstore.providers.openstack.auth import auth_mode, connect
-from cloudstore.retry import RetryPolicy
-from cloudstore.signing import expiry_timestamp, hmac_sha256_hex
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
 SEGMENTS_SUFFIX = "+segments"
@@ -137,7 +137,7 @@ class SloUpload:
         return self.bucket + SEGMENTS_SUFFIX
 
 
-class SwiftBackend(Backend):
+class SwiftBackend(Backend[SloUpload]):
     """OpenStack Swift (any auth: Keystone, Swift v1 auth, or a storage URL and token)."""
 
     features = Features(
