@@ -32,16 +32,10 @@ class ResultList(list[T], Generic[T]):
         items: list[T],
         marker: str | None = None,
         prefixes: list[str] | None = None,
-        supports_total: bool = False,
-        total: int | None = None,
-        supports_server_paging: bool = True,
     ) -> None:
         super().__init__(items)
         self.marker = marker
         self.prefixes = prefixes or []
-        self.supports_total = supports_total
-        self.total_results = total if supports_total else None
-        self.supports_server_paging = supports_server_paging
 
     @property
     def is_truncated(self) -> bool:
@@ -49,7 +43,7 @@ class ResultList(list[T], Generic[T]):
         return self.marker is not None
 
     def __repr__(self) -> str:
-        return f"ResultList({list.__repr__(self)}, marker={self.marker!r})"
+        return f"<ResultList items={list.__repr__(self)} marker={self.marker!r}>"
 
 
 def fetch_page(fetch: PageFetcher[T], limit: int | None, marker: str | None, wrap: Callable[[T], R]) -> ResultList[R]:

@@ -194,41 +194,6 @@ class FileRangeReader(RangeReader):
             close()
 
 
-def content_range_total(content_range: str | None) -> int | None:
-    """The whole object's size from a ``Content-Range`` value ("bytes 0-9/1234"), if it tells it."""
-    if not content_range or "/" not in content_range:
-        return None
-    total = content_range.rpartition("/")[2]
-    return int(total) if total.isdigit() else None
-
-
-class HTTPBodyReader(RangeReader):
-    """A streamed ``requests`` response body, read as stored (no content decoding).
-
-    ``version_header`` names the response header identifying the object version, where that is
-    not ``info.etag``.
-    """
-
-    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str | None = None) -> None:
-        self._response = response
-        self.info = info
-        self._version_header = version_header
-
-    @property
-    def etag(self) -> str | None:
-        if self._version_header is None:
-            return self.info.etag if self.info is not None else None
-        value = self._response.headers.get(self._version_header)
-        return str(value).strip('"') if value else None
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._response.raw.read(None if size < 0 else size, decode_content=False)
-        return bytes(data or b"")
-
-    def close(self) -> None:
-        self._response.close()
-
-
 class Backend(abc.ABC, Generic[U]):
     """One cloud's primitive requests. Implemented once per provider.
 
