@@ -56,8 +56,9 @@ class Features:
     min_part_size: int = 5 * 1024 * 1024
     #: The most parts one multipart upload may have.
     max_parts: int = 10_000
-    #: The longest ``expires_in`` a signed URL may have (``None``: no limit).
-    max_url_expiry: int | None = 7 * 24 * 3600
+    #: The longest ``expires_in`` the service allows a signed URL (``None``: no limit of its own).
+    #: cloudstore caps it at 7 days unless the ``max_url_expiry`` config key says otherwise.
+    max_url_expiry: int | None = None
     #: The largest object one ``copy_object`` request copies (``None``: any size). A larger one
     #: is copied by the engine as a multipart upload of ``upload_part_copy`` ranges.
     max_copy_size: int | None = None

@@ -69,7 +69,15 @@ COMMON_KEYS: dict[str, ConfigKey] = {
     "read_timeout": ConfigKey(
         env="CLOUDSTORE_READ_TIMEOUT", kind=float, help="Seconds to wait for each read of an answer (default 60)."
     ),
+    # It may be raised only where the service itself allows longer (Features.max_url_expiry).
+    "max_url_expiry": ConfigKey(
+        env="CLOUDSTORE_MAX_URL_EXPIRY", kind=int, help="Longest life of a signed URL, seconds (default 7 days)."
+    ),
 }
+
+#: The default cap on a signed URL's life: S3's and GCS's own limit, kept on every provider (on
+#: Swift, Azure and LOCAL a URL can only be revoked by replacing the key that signed it).
+DEFAULT_MAX_URL_EXPIRY = 7 * 24 * 3600
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0

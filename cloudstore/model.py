@@ -24,7 +24,7 @@ from cloudstore._logging import protect
 from cloudstore._pagination import DEFAULT_PAGE_SIZE, PageFetcher, ResultList, fetch_page, iterate, paged_on_client
 from cloudstore._retry import RetryPolicy
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
-from cloudstore.config import Config, ProviderList, Timeouts
+from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -70,6 +70,26 @@ class CloudProvider:
             self._backend_instance = backend_class(self.config)
             protect(self.config.secret_values())  # the SDK's loggers exist now; keep secrets out of them
         return self._backend_instance
+
+    @property
+    def max_url_expiry(self) -> int:
+        """The longest ``expires_in`` :meth:`BucketObject.generate_url` accepts here, in seconds.
+
+        The ``max_url_expiry`` config key (default 7 days), within the service's own limit.
+        """
+        service_limit = self.features.max_url_expiry
+        configured = self.config.get("max_url_expiry")
+        if configured is None:
+            configured = DEFAULT_MAX_URL_EXPIRY
+        elif isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
+            raise InvalidParamException(
+                f"max_url_expiry must be a positive whole number of seconds, not {configured!r}"
+            )
+        elif service_limit is not None and configured > service_limit:
+            raise InvalidParamException(
+                f"max_url_expiry {configured} is longer than {self.PROVIDER_ID} allows ({service_limit} seconds)"
+            )
+        return configured if service_limit is None else min(configured, service_limit)
 
     @property
     def features(self) -> Features:
@@ -499,14 +519,15 @@ class BucketObject:
 
         Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
         """
-        features = self._backend.features
-        if not features.signed_urls:
+        if not self._backend.features.signed_urls:
             raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise InvalidParamException("expires_in must be a positive whole number of seconds")
-        limit = features.max_url_expiry
-        if limit is not None and expires_in > limit:
-            raise InvalidParamException(f"expires_in may be at most {limit} seconds on {self.provider.PROVIDER_ID}")
+        limit = self.provider.max_url_expiry
+        if expires_in > limit:
+            raise InvalidParamException(
+                f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
+            )
         method = "PUT" if writable else "GET"
         return self.provider._call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
 
@@ -584,6 +605,15 @@ def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidParamException("limit must be a positive whole number")
+
+
+def _duration(seconds: int) -> str:
+    """``seconds`` in the largest whole unit that divides it ("7 days", "90 minutes")."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 def _position(stream: BinaryIO) -> int | None:

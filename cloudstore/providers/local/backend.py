@@ -96,7 +96,7 @@ class _FileReader(RangeReader):
 class LocalBackend(Backend[_Upload]):
     """Object storage in a directory on this machine."""
 
-    features = Features(min_part_size=1)  # signed URLs: at most 7 days, as on S3
+    features = Features(min_part_size=1)  # signed URLs: no limit of its own (cloudstore caps at 7 days)
     check_bucket_name = staticmethod(names.local_bucket_name)
     check_object_name = staticmethod(names.local_object_name)
 

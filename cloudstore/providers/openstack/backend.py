@@ -142,8 +142,8 @@ class SwiftBackend(Backend[SloUpload]):
         min_part_size=1,
         # Swift's default max_manifest_segments.
         max_parts=1000,
-        # Swift puts no cap on a TempURL's expiry; cloudstore keeps S3's 7 days (max_url_expiry's
-        # default): the only way to revoke one is replacing the TempURL key.
+        # Swift puts no cap on a TempURL's expiry (max_url_expiry=None): cloudstore's default cap
+        # of 7 days applies unless the max_url_expiry config key raises it.
         # A COPY writes one plain object, so it stops at max_file_size (5 GiB by default); a
         # larger object is copied range by range into the segments of a new SLO.
         max_copy_size=5 * 1024**3,
