@@ -902,7 +902,7 @@ def test_debug_logging_shows_no_key_nor_body_and_keeps_downloads_intact(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for secret in (server.extra["temp_url_key"], "configured-secret-key", "body-marker", "text-marker"):
         assert secret not in logged
-    Account(server, server.config["os_username"], server.config["os_password"])._call(
+    Account(server, server.config["os_username"], server.config["os_password"]).call(
         "POST", headers={"X-Remove-Account-Meta-Temp-URL-Key-2": "x"}
     )
 
