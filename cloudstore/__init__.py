@@ -9,6 +9,9 @@ that provider is first used.
 
 from __future__ import annotations
 
+from cloudstore._engine import TransferConfig
+from cloudstore._pagination import ResultList
+from cloudstore._retry import RetryPolicy
 from cloudstore.bulk import BulkReport, Failure, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
@@ -28,9 +31,6 @@ from cloudstore.exceptions import (
 )
 from cloudstore.factory import CloudProviderFactory, list_providers
 from cloudstore.model import Bucket, BucketObject, CloudProvider
-from cloudstore.pagination import ResultList
-from cloudstore.retry import RetryPolicy
-from cloudstore.transfer import TransferConfig
 
 __version__ = "0.1.0"
 

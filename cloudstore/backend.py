@@ -7,7 +7,7 @@ how one primitive request is spelled for its SDK, and how that SDK's errors map
 onto :mod:`cloudstore.exceptions` (:meth:`Backend.map_error`).
 
 The shared layer calls every method here under the retry policy
-(:mod:`cloudstore.retry`) and translates what it raises with ``map_error``, so
+(:mod:`cloudstore._retry`) and translates what it raises with ``map_error``, so
 a provider raises its SDK's errors freely and never retries by itself.
 """
 
@@ -15,30 +15,42 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
-from cloudstore.names import object_name_max_bytes
+from cloudstore._names import object_name_max_bytes
+from cloudstore.exceptions import NotSupportedException
 
 if TYPE_CHECKING:
-    from cloudstore.checksums import Checksum
+    from cloudstore._checksums import Checksum
     from cloudstore.exceptions import CloudStoreException
 
 T = TypeVar("T")
+#: A backend's handle of one multipart upload (whatever it needs to send the parts and commit them).
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
 class Features:
-    """Optional capabilities a provider declares (in the manner of rclone's features)."""
+    """Optional capabilities of a provider, read by the shared layer (in the manner of rclone's).
 
-    #: Parts of one object can be uploaded in parallel and committed once.
-    multipart_upload: bool = True
-    #: ``copy_object`` happens inside the service, without the bytes passing the client.
-    server_side_copy: bool = True
-    #: ``sign_url`` is available for GET and PUT.
-    signed_urls: bool = True
-    #: The listing API pages on the server (marker / continuation token).
+    The first three are derived from the backend class when left ``None``
+    (:meth:`fill`, run for every :class:`Backend` subclass): a capability is there when the
+    class implements its methods. A value declared in the class's ``features`` wins.
+    """
+
+    #: Parts of one object can be uploaded in parallel and committed once (the four multipart
+    #: methods are implemented). Without it every upload is one ``put_object``.
+    multipart_upload: bool | None = None
+    #: ``copy_object`` happens inside the service, without the bytes passing the client (it is
+    #: implemented). Without it ``copy_to`` downloads and uploads the object through the engine.
+    server_side_copy: bool | None = None
+    #: ``sign_url`` is available for GET and PUT (it is implemented). Without it
+    #: ``generate_url`` raises :class:`~cloudstore.exceptions.NotSupportedException`, no request made.
+    signed_urls: bool | None = None
+    #: The listing API pages on the server (``limit`` and ``marker`` are honoured). Without it
+    #: the backend returns every entry at once, and the shared pager cuts the pages.
     server_paging: bool = True
     #: The smallest part size the service accepts for every part but the last.
     min_part_size: int = 5 * 1024 * 1024
@@ -55,7 +67,7 @@ class Features:
     stores_content_md5: bool = False
     #: The service's multipart checksum is made of per-part digests (S3's "<md5>-<N>" ETag): the
     #: engine records how it cut the parts in the object's metadata
-    #: (:data:`cloudstore.checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
+    #: (:data:`cloudstore._checksums.PART_LAYOUT_KEY`), so that a download can verify it exactly.
     records_part_layout: bool = False
     #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
     #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
@@ -63,6 +75,30 @@ class Features:
     #: The most names one :meth:`Backend.delete_objects` call takes (one batch request where the
     #: service has a batch API; 1: the shared layer deletes one object per request, in parallel).
     max_batch_delete: int = 1
+
+    @classmethod
+    def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
+        """``declared`` with every capability left ``None`` derived from what ``backend`` implements."""
+        declared = declared or cls()
+        derived = {
+            "multipart_upload": all(_overrides(backend, method) for method in _MULTIPART_METHODS),
+            "server_side_copy": _overrides(backend, "copy_object"),
+            "signed_urls": _overrides(backend, "sign_url"),
+        }
+        return replace(declared, **{k: v for k, v in derived.items() if getattr(declared, k) is None})
+
+
+_MULTIPART_METHODS = (
+    "create_multipart_upload",
+    "upload_part",
+    "complete_multipart_upload",
+    "abort_multipart_upload",
+)
+
+
+def _overrides(backend: type, method: str) -> bool:
+    """Whether ``backend`` (or a base class below :class:`Backend`) defines ``method``."""
+    return getattr(backend, method, None) is not getattr(Backend, method, None)
 
 
 @dataclass(frozen=True)
@@ -85,7 +121,7 @@ class ObjectInfo:
     #: User metadata; ``None`` when the listing does not carry it (then a HEAD fills it in).
     metadata: Mapping[str, str] | None = None
     #: A whole-object checksum the downloaded bytes must match: a
-    #: :class:`~cloudstore.checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
+    #: :class:`~cloudstore._checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
     #: algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
     checksum: Checksum | tuple[str, str] | None = None
 
@@ -162,42 +198,7 @@ class FileRangeReader(RangeReader):
             close()
 
 
-def content_range_total(content_range: str | None) -> int | None:
-    """The whole object's size from a ``Content-Range`` value ("bytes 0-9/1234"), if it tells it."""
-    if not content_range or "/" not in content_range:
-        return None
-    total = content_range.rpartition("/")[2]
-    return int(total) if total.isdigit() else None
-
-
-class HTTPBodyReader(RangeReader):
-    """A streamed ``requests`` response body, read as stored (no content decoding).
-
-    ``version_header`` names the response header identifying the object version, where that is
-    not ``info.etag``.
-    """
-
-    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str | None = None) -> None:
-        self._response = response
-        self.info = info
-        self._version_header = version_header
-
-    @property
-    def etag(self) -> str | None:
-        if self._version_header is None:
-            return self.info.etag if self.info is not None else None
-        value = self._response.headers.get(self._version_header)
-        return str(value).strip('"') if value else None
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._response.raw.read(None if size < 0 else size, decode_content=False)
-        return bytes(data or b"")
-
-    def close(self) -> None:
-        self._response.close()
-
-
-class Backend(abc.ABC):
+class Backend(abc.ABC, Generic[U]):
     """One cloud's primitive requests. Implemented once per provider.
 
     Names reaching these methods are already validated by the shared layer.
@@ -205,10 +206,15 @@ class Backend(abc.ABC):
     to the end of the object.
     """
 
-    #: Optional capabilities (subclasses override).
+    #: Optional capabilities: declare what differs from the defaults; what is left ``None`` is
+    #: derived from the methods the class implements (:meth:`Features.fill`).
     features: ClassVar[Features] = Features()
 
-    # --- names (raise InvalidNameException; bind a rule from cloudstore.names with staticmethod) ---
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.features = Features.fill(cls, cls.features)
+
+    # --- names (raise InvalidNameException; bind a rule from cloudstore._names with staticmethod) ---
     @abc.abstractmethod
     def check_bucket_name(self, name: str) -> None:
         """Raise :class:`~cloudstore.exceptions.InvalidNameException` if ``name`` breaks the bucket rules."""
@@ -283,23 +289,24 @@ class Backend(abc.ABC):
     def delete_object(self, bucket: str, name: str) -> None:
         """Delete the object (and anything the provider keeps for it, e.g. segments)."""
 
-    @abc.abstractmethod
+    # --- optional: without them, features.server_side_copy / signed_urls are False -------------
     def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
         """Copy on the server side, keeping content type and metadata."""
+        raise NotSupportedException("this provider has no server-side copy")
 
-    @abc.abstractmethod
     def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
         """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires."""
+        raise NotSupportedException("this provider has no signed URLs")
 
     # --- multipart uploads (used by the transfer engine) --------------------
     def create_multipart_upload(
         self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
-    ) -> Any:
+    ) -> U:
         """Start a multipart upload and return its handle (passed back to the methods below)."""
         raise NotImplementedError
 
     def upload_part(
-        self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
+        self, upload: U, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         """Upload part ``number`` (1-based) which starts at byte ``offset`` of the object.
 
@@ -308,7 +315,7 @@ class Backend(abc.ABC):
         raise NotImplementedError
 
     def upload_part_copy(
-        self, upload: Any, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
+        self, upload: U, number: int, src_bucket: str, src_name: str, start: int, end: int, etag: str | None
     ) -> UploadPart:
         """Make bytes ``start``..``end`` (inclusive) of the source object part ``number``, on the server.
 
@@ -317,7 +324,7 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError
 
-    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
+    def complete_multipart_upload(self, upload: U, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
         """Make the object visible from ``parts`` (sorted by number).
 
         ``content_md5``, the MD5 digest of the whole object, is given only where
@@ -325,11 +332,11 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError
 
-    def abort_multipart_upload(self, upload: Any) -> None:
+    def abort_multipart_upload(self, upload: U) -> None:
         """Discard every part uploaded so far; nothing becomes visible."""
         raise NotImplementedError
 
-    def abort_orphan_uploads(self, upload: Any, since: datetime) -> None:  # noqa: B027 - optional hook
+    def abort_orphan_uploads(self, upload: U, since: datetime) -> None:
         """Abort the multipart uploads of the same object started since ``since`` other than ``upload``.
 
         Called when ``create_multipart_upload`` had to be retried: an earlier attempt may have
@@ -337,14 +344,14 @@ class Backend(abc.ABC):
         upload need it.
         """
 
-    def cleanup_multipart_upload(self, upload: Any) -> None:  # noqa: B027 - optional hook
+    def cleanup_multipart_upload(self, upload: U) -> None:
         """Remove what a completed or aborted upload leaves behind (e.g. GCS's composed parts).
 
         Run by the engine under the retry policy after ``complete`` or ``abort``; a failure is
         reported to the user as a :class:`~cloudstore.exceptions.CleanupWarning`.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release clients and connection pools."""
 
     # --- bulk (used by cloudstore.bulk) -----------------------------------
@@ -357,8 +364,8 @@ class Backend(abc.ABC):
         returned, ``retryable`` where trying that item again can succeed. This default deletes
         one object per request.
         """
+        from cloudstore._retry import translate_error
         from cloudstore.exceptions import NotFoundException
-        from cloudstore.retry import translate_error
 
         failures: list[tuple[str, CloudStoreException]] = []
         for name in names:

@@ -28,9 +28,12 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
+from cloudstore._checksums import Checksum, as_checksum, new_hasher, verify_file
+from cloudstore._engine import ProgressCallback, TransferEngine
+from cloudstore._names import local_object_name
+from cloudstore._pagination import iterate
+from cloudstore._retry import RetryPolicy, Translator
 from cloudstore.backend import Backend, ObjectInfo
-from cloudstore.checksums import Checksum, as_checksum, new_hasher, verify_file
-from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -38,10 +41,7 @@ from cloudstore.exceptions import (
     InvalidParamException,
     NotFoundException,
 )
-from cloudstore.names import local_object_name
-from cloudstore.pagination import iterate
-from cloudstore.retry import RetryPolicy, Translator
-from cloudstore.transfer import ProgressCallback, TransferEngine
+from cloudstore.registry import parse_address, spec_for
 
 if TYPE_CHECKING:
     from cloudstore.model import Bucket, CloudProvider
@@ -55,16 +55,6 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_BUFFER_BUDGET = 256 * MiB
 
 #: Address schemes: ``PROVIDER://bucket/prefix``.
-SCHEMES = {
-    "local": ProviderList.LOCAL,
-    "aws": ProviderList.AWS,
-    "s3": ProviderList.AWS,
-    "openstack": ProviderList.OPENSTACK,
-    "swift": ProviderList.OPENSTACK,
-    "azure": ProviderList.AZURE,
-    "gcp": ProviderList.GCP,
-    "gs": ProviderList.GCP,
-}
 
 Patterns = str | Sequence[str] | None
 
@@ -195,7 +185,7 @@ class _Store:
     """One provider's backend, engine and retry policy (rate-limited) for one job."""
 
     provider: CloudProvider
-    backend: Backend
+    backend: Backend[Any]
     policy: RetryPolicy
     engine: TransferEngine
 
@@ -205,7 +195,7 @@ class _Store:
 
 def _store(provider: CloudProvider, limit: _RateLimit | None) -> _Store:
     """The only place that reaches into a provider's internals (its backend and settings)."""
-    backend = provider.backend
+    backend = provider._backend
     base = provider.retry_policy
     policy = _LimitedPolicy(**{f.name: getattr(base, f.name) for f in dataclasses.fields(RetryPolicy)}, limit=limit)
     return _Store(provider, backend, policy, TransferEngine(backend, policy, provider.transfer_config))
@@ -350,7 +340,7 @@ class _Remote:
                 yield _entry_of(rel, info)
 
     def describe(self) -> str:
-        return f"{self.store.provider.PROVIDER_ID.value}://{self.bucket}/{self.prefix}"
+        return f"{self.store.provider.PROVIDER_ID}://{self.bucket}/{self.prefix}"
 
 
 _Side = _Local | _Remote
@@ -792,23 +782,11 @@ def delete_prefix(bucket: Bucket, prefix: str, **options: Any) -> BulkReport:
 Location: TypeAlias = "str | os.PathLike[str] | Bucket | tuple[Bucket, str]"
 
 
-def parse_address(text: str) -> tuple[ProviderList, str, str] | None:
-    """``PROVIDER://bucket/key`` as ``(provider, bucket, key)``; ``None`` for a local path."""
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        return None
-    if scheme.lower() not in SCHEMES:
-        raise InvalidParamException(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
-    # "local:///bkt/key" means what "local://bkt/key" does (as file:/// URLs have a third slash).
-    bucket, _, key = rest.lstrip("/").partition("/")
-    return SCHEMES[scheme.lower()], bucket, key
-
-
 class _Sides:
     """Resolves each side of a job, and closes the providers it had to make."""
 
-    def __init__(self, providers: Mapping[ProviderList | str, CloudProvider] | None, options: _Options) -> None:
-        self._given = {ProviderList(k): v for k, v in (providers or {}).items()}
+    def __init__(self, providers: Mapping[str, CloudProvider] | None, options: _Options) -> None:
+        self._given = {spec_for(k).id: v for k, v in (providers or {}).items()}
         self._made: list[CloudProvider] = []
         self._stores: dict[int, _Store] = {}
         self._limit = options.limit()  # one cap for the whole job, both sides together
@@ -836,7 +814,7 @@ class _Sides:
             self._given[which] = provider
             self._made.append(provider)
         if provider.storage.buckets.get(bucket) is None:
-            raise NotFoundException(f"bucket {bucket!r} does not exist on {which.value}")
+            raise NotFoundException(f"bucket {bucket!r} does not exist on {which}")
         return _Remote(self._store(provider), bucket, _folder(key))
 
     def _store(self, provider: CloudProvider) -> _Store:
@@ -855,7 +833,7 @@ def _run_between(
     include: Patterns,
     exclude: Patterns,
     progress: ProgressCallback | None,
-    providers: Mapping[ProviderList | str, CloudProvider] | None,
+    providers: Mapping[str, CloudProvider] | None,
     options: Mapping[str, Any],
     **how: bool,
 ) -> BulkReport:
@@ -878,7 +856,7 @@ def copy_tree(
     exclude: Patterns = None,
     progress: ProgressCallback | None = None,
     *,
-    providers: Mapping[ProviderList | str, CloudProvider] | None = None,
+    providers: Mapping[str, CloudProvider] | None = None,
     **options: Any,
 ) -> BulkReport:
     """Copy everything under ``source`` to ``destination`` (what ``cloudstore cp -r`` does).
@@ -898,14 +876,14 @@ def sync(
     exclude: Patterns = None,
     progress: ProgressCallback | None = None,
     *,
-    providers: Mapping[ProviderList | str, CloudProvider] | None = None,
+    providers: Mapping[str, CloudProvider] | None = None,
     **options: Any,
 ) -> BulkReport:
     """Make ``destination`` hold what ``source`` holds, copying only what differs.
 
     Each side is a local folder or a ``PROVIDER://bucket/prefix`` address (``aws://photos/2024``;
     both sides may be buckets, on one provider or two). An address's provider comes from
-    ``providers`` (``{ProviderList.AWS: provider}``), else from the environment and config file
+    ``providers`` (``{"aws": provider}``, by provider id or scheme), else from the environment and config file
     as for :class:`~cloudstore.CloudProviderFactory`. An object is copied unless the destination
     has one of the same size and checksum (or, where no checksum can be compared, the same size
     and a time no older than the source's). With ``delete``, what the destination has beyond

@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudstore.bulk import SCHEMES, BulkReport, copy_tree, sync
-from cloudstore.config import ProviderList
-from cloudstore.exceptions import CloudStoreException
-from cloudstore.factory import CloudProviderFactory
+from cloudstore._engine import ChunkStream
+from cloudstore.bulk import BulkReport, copy_tree, sync
+from cloudstore.exceptions import CloudStoreException, InvalidParamException
+from cloudstore.factory import CloudProviderFactory, list_providers
 from cloudstore.model import Bucket, BucketObject, CloudProvider
+from cloudstore.registry import parse_address as registry_parse_address
+from cloudstore.registry import registered, spec_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,28 +39,24 @@ class UserMistake(click.ClickException):
 
 @dataclass
 class Address:
-    provider: ProviderList
+    #: The registered provider id the scheme names.
+    provider: str
     bucket: str
     key: str
 
 
 def parse_address(text: str) -> Address | None:
     """``PROVIDER://bucket/key`` as an Address, or None for a local file path."""
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        return None
-    if scheme.lower() not in SCHEMES:
-        raise UserMistake(f"unknown provider {scheme!r} in {text!r}; use one of {', '.join(SCHEMES)}")
-    # "local:///bkt/key" means what "local://bkt/key" does (as file:/// URLs have a third slash).
-    bucket, _, key = rest.lstrip("/").partition("/")
-    return Address(SCHEMES[scheme.lower()], bucket, key)
+    try:
+        parsed = registry_parse_address(text)
+    except InvalidParamException as err:
+        raise UserMistake(str(err)) from None
+    return None if parsed is None else Address(*parsed)
 
 
 class _Context:
     def __init__(self, settings: tuple[str, ...]) -> None:
-        from cloudstore.providers import PROVIDERS
-
-        known = {key for spec in PROVIDERS.values() for key in spec.keys}
+        known = {key for spec in registered().values() for key in spec.keys}
         self.settings: dict[str, str] = {}
         for item in settings:
             key, sep, value = item.partition("=")
@@ -69,17 +67,16 @@ class _Context:
             if key not in known:
                 raise UserMistake(f"unknown config key {key!r} in --config")
             self.settings[key] = value
-        self._providers: dict[ProviderList, CloudProvider] = {}
+        self._providers: dict[str, CloudProvider] = {}
 
-    def settings_for(self, which: ProviderList) -> dict[str, Any]:
-        """The ``--config`` values that belong to ``which``, parsed as the config file's would be."""
+    def settings_for(self, which: str) -> dict[str, Any]:
+        """The ``--config`` values that belong to provider ``which``, parsed as the config file's would be."""
         from cloudstore.config import coerce_value
-        from cloudstore.providers import PROVIDERS
 
-        keys = PROVIDERS[which].keys
+        keys = spec_for(which).keys
         return {k: coerce_value(k, keys[k], v) for k, v in self.settings.items() if k in keys}
 
-    def provider(self, which: ProviderList) -> CloudProvider:
+    def provider(self, which: str) -> CloudProvider:
         if which not in self._providers:
             self._providers[which] = CloudProviderFactory().create_provider(which, self.settings_for(which))
         return self._providers[which]
@@ -128,9 +125,7 @@ def _bucket_address(text: str) -> Address:
     """A ``PROVIDER://bucket`` address: naming an object too is a mistake (rb would delete the whole bucket)."""
     address = _address(text)
     if address.key:
-        raise UserMistake(
-            f"{text!r} names an object; give the bucket alone: {address.provider.value}://{address.bucket}"
-        )
+        raise UserMistake(f"{text!r} names an object; give the bucket alone: {address.provider}://{address.bucket}")
     return address
 
 
@@ -205,7 +200,21 @@ def _finish(report: BulkReport) -> None:
         raise SystemExit(1)
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group, whose help lists the registered providers and their schemes."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        named = [
+            spec.id + (f" (or {', '.join(spec.all_schemes[1:])})" if spec.schemes else "")
+            for spec in registered().values()
+        ]
+        with formatter.indentation():
+            formatter.write_paragraph()
+            formatter.write_text(f"PROVIDER is {', '.join(named)}.")
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config",
     "-c",
@@ -219,7 +228,7 @@ def _finish(report: BulkReport) -> None:
 def main(ctx: click.Context, settings: tuple[str, ...]) -> None:
     """Work with object storage on any cloud: PROVIDER://bucket/key.
 
-    PROVIDER is local, aws (or s3), openstack (or swift), azure, or gcp (or gs).
+    `cloudstore providers` lists the providers, with their config keys.
     """
     ctx.obj = _Context(settings)
 
@@ -360,7 +369,7 @@ def copy(
         total = status.st_size if stat.S_ISREG(status.st_mode) and status.st_blocks else None
         with _progress_bar(0 if quiet else total, "upload") as bar:
             obj.upload_from_file(path, content_type=content_type, progress=None if quiet else bar.update)
-        click.echo(f"{source} -> {dst.provider.value}://{dst.bucket}/{key}")
+        click.echo(f"{source} -> {dst.provider}://{dst.bucket}/{key}")
         return
     assert src is not None
     if not src.key:
@@ -382,35 +391,31 @@ def copy(
     key = dst.key or src.key
     if key.endswith("/"):
         key += src.key.rsplit("/", 1)[-1]
-    if dst.provider is src.provider:
+    if dst.provider == src.provider:
         obj.copy_to(ctx.bucket(dst), key)
     else:
         ctx.bucket(dst).objects.create(key).upload(
-            _IterStream(obj.iter_content()), content_type=obj.content_type, metadata=obj.metadata
+            ChunkStream(obj.iter_content()), content_type=obj.content_type, metadata=obj.metadata
         )
     click.echo(f"{source} -> {destination}")
 
 
-class _IterStream:
-    """A readable binary stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()  # grows in place: a part is not re-copied per chunk
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0 or size >= len(self._buffer):
-            data = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            data = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return data
+@main.command("providers")
+@click.option("--keys", "-k", "show_keys", is_flag=True, help="List each provider's config keys too.")
+def providers_command(show_keys: bool) -> None:
+    """List the registered providers: schemes, whether their SDK is installed, and config keys."""
+    installed = set(list_providers())
+    for spec in registered().values():
+        state = "installed" if spec.id in installed else f'needs pip install "cloudstore[{spec.extra}]"'
+        if spec.id not in installed and not spec.extra:
+            state = f"needs {', '.join(spec.sdk_modules)}"
+        click.echo(f"{spec.id:<10} {', '.join(s + '://' for s in spec.all_schemes):<24} {state}")
+        if spec.description:
+            click.echo(f"{'':<10} {spec.description}")
+        if show_keys:
+            for name, key in spec.keys.items():
+                where = f" [{key.env}]" if key.env else ""
+                click.echo(f"{'':<12}{name}{where}: {key.help}{' (secret)' if key.secret else ''}")
 
 
 @main.command("sync")
@@ -505,7 +510,7 @@ def serve_command(
         raise UserMistake(f"--port {port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if max_connections < 1 or not timeout > 0:
         raise UserMistake("--max-connections and --timeout must be positive")
-    config = resolve_config(SPEC, ctx.settings_for(ProviderList.LOCAL))
+    config = resolve_config(SPEC, ctx.settings_for(SPEC.id))
     secret = secret or config.get("local_secret")
     if not secret:
         raise UserMistake("give --secret (or set local_secret / CLOUDSTORE_LOCAL_SECRET)")

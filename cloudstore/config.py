@@ -16,14 +16,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cloudstore.exceptions import InvalidParamException
 
+if TYPE_CHECKING:
+    from cloudstore.registry import ProviderSpec
+
 
 class ProviderList(str, Enum):
-    """The providers cloudstore knows (values are also accepted as plain strings)."""
+    """The built-in cloud providers (values are also accepted as plain strings; any registered
+    provider id is, see :mod:`cloudstore.registry`)."""
 
     AWS = "aws"
     OPENSTACK = "openstack"
@@ -49,20 +53,26 @@ class ConfigKey:
     #: any of them (the dict, then the environment, then the file) gives all of them, so a
     #: password on the command line is never mixed with a token left in the environment.
     group: str | None = None
+    #: One line saying what the key is, shown by ``cloudstore providers`` and in the docs.
+    help: str = ""
 
 
 #: Keys every provider accepts besides its own (objects, so only from the dict).
 COMMON_KEYS: dict[str, ConfigKey] = {
-    "transfer_config": ConfigKey(kind=object),
-    "retry_policy": ConfigKey(kind=object),
-    # Seconds to open a connection, and to wait for each read of an answer; applied to every
-    # provider's transport. The read timeout must stay well inside the retry deadline, so that a
-    # stalled request is abandoned and tried again.
-    "connect_timeout": ConfigKey(env="CLOUDSTORE_CONNECT_TIMEOUT", kind=float),
-    "read_timeout": ConfigKey(env="CLOUDSTORE_READ_TIMEOUT", kind=float),
-    # The longest expires_in a signed URL may have (seconds; default 7 days). It may be raised
-    # only where the service itself allows longer (Features.max_url_expiry is None or larger).
-    "max_url_expiry": ConfigKey(env="CLOUDSTORE_MAX_URL_EXPIRY", kind=int),
+    "transfer_config": ConfigKey(kind=object, help="A cloudstore.TransferConfig: part sizes and parallelism."),
+    "retry_policy": ConfigKey(kind=object, help="A cloudstore.RetryPolicy: attempts, backoff and deadline."),
+    # Applied to every provider's transport. The read timeout must stay well inside the retry
+    # deadline, so that a stalled request is abandoned and tried again.
+    "connect_timeout": ConfigKey(
+        env="CLOUDSTORE_CONNECT_TIMEOUT", kind=float, help="Seconds to wait for a connection (default 10)."
+    ),
+    "read_timeout": ConfigKey(
+        env="CLOUDSTORE_READ_TIMEOUT", kind=float, help="Seconds to wait for each read of an answer (default 60)."
+    ),
+    # It may be raised only where the service itself allows longer (Features.max_url_expiry).
+    "max_url_expiry": ConfigKey(
+        env="CLOUDSTORE_MAX_URL_EXPIRY", kind=int, help="Longest life of a signed URL, seconds (default 7 days)."
+    ),
 }
 
 #: The default cap on a signed URL's life: S3's and GCS's own limit, kept on every provider (on
@@ -106,23 +116,6 @@ class Timeouts:
                     f"({deadline:g} s), so that a stalled request can be tried again"
                 )
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class ProviderSpec:
-    """How to build one provider: its keys, its SDK extra and where its backend lives."""
-
-    id: ProviderList
-    #: ``module:Class`` of the :class:`~cloudstore.backend.Backend`; imported only when used.
-    backend: str
-    keys: Mapping[str, ConfigKey]
-    #: Top-level modules the backend imports; all must be installed for the provider to work.
-    sdk_modules: tuple[str, ...] = ()
-    #: The ``pip install "cloudstore[extra]"`` that brings the SDK.
-    extra: str | None = None
-
-    def all_keys(self) -> dict[str, ConfigKey]:
-        return {**COMMON_KEYS, **self.keys}
 
 
 class Config(Mapping[str, Any]):
@@ -250,13 +243,13 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
     unknown = sorted(set(given) - set(keys))
     if unknown:
         raise InvalidParamException(
-            f"unknown config key(s) for {spec.id.value}: {', '.join(unknown)}; known keys: {', '.join(sorted(keys))}"
+            f"unknown config key(s) for {spec.id}: {', '.join(unknown)}; known keys: {', '.join(sorted(keys))}"
         )
-    ini = _read_ini_section(spec.id.value)
+    ini = _read_ini_section(spec.id)
     unknown_ini = sorted(set(ini) - set(keys))
     if unknown_ini:
         raise InvalidParamException(
-            f"unknown key(s) in section [{spec.id.value}] of {config_file_path()}: {', '.join(unknown_ini)}"
+            f"unknown key(s) in section [{spec.id}] of {config_file_path()}: {', '.join(unknown_ini)}"
         )
     sources: list[Mapping[str, Any]] = [
         given,

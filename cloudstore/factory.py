@@ -8,21 +8,10 @@ from importlib.machinery import all_suffixes
 from pathlib import Path
 from typing import Any
 
-from cloudstore.config import ProviderList, ProviderSpec, resolve_config
-from cloudstore.exceptions import InvalidParamException, NotSupportedException
-from cloudstore.model import CloudProvider
-
-
-def _spec(provider: ProviderList | str) -> ProviderSpec:
-    from cloudstore.providers import PROVIDERS
-
-    try:
-        # Any case, as the CLI's schemes: "AWS", "Local".
-        key = ProviderList(provider.lower() if isinstance(provider, str) else provider)
-    except ValueError:
-        choices = ", ".join(p.value for p in ProviderList)
-        raise InvalidParamException(f"unknown provider {provider!r}; choose one of {choices}") from None
-    return PROVIDERS[key]
+from cloudstore.config import ProviderList, resolve_config
+from cloudstore.exceptions import NotSupportedException
+from cloudstore.model import CloudProvider, provider_id
+from cloudstore.registry import ProviderSpec, registered, spec_for
 
 
 def _module_available(dotted: str) -> bool:
@@ -53,11 +42,12 @@ def _installed(spec: ProviderSpec) -> bool:
     return all(_module_available(module) for module in spec.sdk_modules)
 
 
-def list_providers() -> list[ProviderList]:
-    """The providers whose SDK is installed here (LOCAL always is)."""
-    from cloudstore.providers import PROVIDERS
+def list_providers() -> list[str]:
+    """The registered providers whose SDK is installed here (LOCAL and memory always are).
 
-    return [pid for pid, spec in PROVIDERS.items() if _installed(spec)]
+    Built-in cloud providers are given as :class:`ProviderList` members, others by their id.
+    """
+    return [provider_id(spec) for spec in registered().values() if _installed(spec)]
 
 
 class CloudProviderFactory:
@@ -66,16 +56,21 @@ class CloudProviderFactory:
     def create_provider(self, name: ProviderList | str, config: Mapping[str, Any] | None = None) -> CloudProvider:
         """A provider for ``name`` configured by ``config``, then the environment, then the config file.
 
+        ``name`` is a registered provider id or scheme (any case, e.g. ``"AWS"``, ``"s3"``) or a
+        :class:`ProviderList` member; an unknown one raises :class:`InvalidParamException`.
+
         Makes no network call. Raises :class:`NotSupportedException` naming the
         ``pip install "cloudstore[extra]"`` to run when the provider's SDK is missing.
         """
-        spec = _spec(name)
+        spec = spec_for(name)
         if not _installed(spec):
-            raise NotSupportedException(
-                f'the {spec.id.value} provider needs its SDK: pip install "cloudstore[{spec.extra}]"'
-            )
+            if spec.extra:
+                raise NotSupportedException(
+                    f'the {spec.id} provider needs its SDK: pip install "cloudstore[{spec.extra}]"'
+                )
+            raise NotSupportedException(f"the {spec.id} provider needs {', '.join(spec.sdk_modules)} installed")
         return CloudProvider(spec, resolve_config(spec, config))
 
-    def list_providers(self) -> list[ProviderList]:
+    def list_providers(self) -> list[str]:
         """The providers whose SDK is installed here."""
         return list_providers()

@@ -18,24 +18,27 @@ from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+from cloudstore._checksums import PART_LAYOUT_KEY
+from cloudstore._engine import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
 from cloudstore._logging import protect
+from cloudstore._pagination import DEFAULT_PAGE_SIZE, PageFetcher, ResultList, fetch_page, iterate, paged_on_client
+from cloudstore._retry import RetryPolicy
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
-from cloudstore.checksums import PART_LAYOUT_KEY
-from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderSpec, Timeouts
+from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
     InvalidParamException,
     NotFoundException,
+    NotSupportedException,
 )
-from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
-from cloudstore.retry import RetryPolicy
-from cloudstore.transfer import ProgressCallback, Readable, TransferConfig, TransferEngine, open_source
+from cloudstore.registry import ProviderSpec
 
 if TYPE_CHECKING:
     from cloudstore.bulk import BulkReport
 
 T = TypeVar("T")
+N = TypeVar("N", BucketInfo, ObjectInfo)
 
 
 class CloudProvider:
@@ -45,10 +48,11 @@ class CloudProvider:
     """
 
     def __init__(self, spec: ProviderSpec, config: Config) -> None:
-        self.PROVIDER_ID = spec.id
+        #: The provider's id: a :class:`~cloudstore.ProviderList` member for a built-in cloud provider.
+        self.PROVIDER_ID: str = provider_id(spec)
         self.config = config
         self._spec = spec
-        self._backend: Backend | None = None
+        self._backend_instance: Backend[Any] | None = None
         transfer_config = config.get("transfer_config") or TransferConfig()
         retry_policy = config.get("retry_policy") or RetryPolicy()
         if not isinstance(transfer_config, TransferConfig):
@@ -61,14 +65,14 @@ class CloudProvider:
         self.storage = StorageService(self)
 
     @property
-    def backend(self) -> Backend:
+    def _backend(self) -> Backend[Any]:
         """The provider's translation layer (its SDK is imported on first access)."""
-        if self._backend is None:
+        if self._backend_instance is None:
             module_name, _, class_name = self._spec.backend.partition(":")
             backend_class = getattr(importlib.import_module(module_name), class_name)
-            self._backend = backend_class(self.config)
+            self._backend_instance = backend_class(self.config)
             protect(self.config.secret_values())  # the SDK's loggers exist now; keep secrets out of them
-        return self._backend
+        return self._backend_instance
 
     @property
     def max_url_expiry(self) -> int:
@@ -93,21 +97,25 @@ class CloudProvider:
     @property
     def features(self) -> Features:
         """The optional capabilities of this provider."""
-        return self.backend.features
+        return self._backend.features
 
     @property
-    def engine(self) -> TransferEngine:
-        return TransferEngine(self.backend, self.retry_policy, self.transfer_config)
+    def _engine(self) -> TransferEngine:
+        return TransferEngine(self._backend, self.retry_policy, self.transfer_config)
 
-    def call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T]) -> T:
         """Run one request under the retry policy, translating its errors."""
-        return self.retry_policy.call(fn, self.backend.map_error)
+        return self.retry_policy.call(fn, self._backend.map_error)
+
+    def _pager(self, fetch: PageFetcher[N]) -> PageFetcher[N]:
+        """``fetch`` as the shared pager uses it: cut into pages here where the service cannot."""
+        return fetch if self.features.server_paging else paged_on_client(fetch)
 
     def close(self) -> None:
         """Release the SDK client and its connections."""
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        if self._backend_instance is not None:
+            self._backend_instance.close()
+            self._backend_instance = None
 
     def __enter__(self) -> CloudProvider:
         return self
@@ -116,7 +124,15 @@ class CloudProvider:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<CloudProvider {self.PROVIDER_ID.value} config={self.config!r}>"
+        return f"<CloudProvider {self.PROVIDER_ID} config={self.config!r}>"
+
+
+def provider_id(spec: ProviderSpec) -> str:
+    """The id of ``spec``: a :class:`~cloudstore.ProviderList` member for a built-in cloud provider."""
+    try:
+        return ProviderList(spec.id)
+    except ValueError:
+        return spec.id
 
 
 class StorageService:
@@ -127,7 +143,7 @@ class StorageService:
         self.buckets = BucketService(provider)
 
     def __repr__(self) -> str:
-        return f"<StorageService of {self.provider.PROVIDER_ID.value}>"
+        return f"<StorageService of {self.provider.PROVIDER_ID}>"
 
 
 class BucketService:
@@ -137,18 +153,18 @@ class BucketService:
         self.provider = provider
 
     def _check(self, name: str) -> None:
-        self.provider.backend.check_bucket_name(name)
+        self.provider._backend.check_bucket_name(name)
 
     def create(self, name: str, location: str | None = None) -> Bucket:
         """Create a bucket; :class:`DuplicateResourceException` if the name is taken."""
         self._check(name)
-        info = self.provider.call(lambda: self.provider.backend.create_bucket(name, location))
+        info = self.provider._call(lambda: self.provider._backend.create_bucket(name, location))
         return Bucket(self.provider, info)
 
     def get(self, name: str) -> Bucket | None:
         """The bucket, or ``None`` if it does not exist (other failures raise)."""
         self._check(name)
-        info = self.provider.call(lambda: self.provider.backend.head_bucket(name))
+        info = self.provider._call(lambda: self.provider._backend.head_bucket(name))
         return None if info is None else Bucket(self.provider, info)
 
     def find(self, **filters: Any) -> list[Bucket]:
@@ -162,24 +178,21 @@ class BucketService:
             return []
         return [] if bucket is None else [bucket]
 
+    def _fetcher(self) -> PageFetcher[BucketInfo]:
+        backend = self.provider._backend
+        return self.provider._pager(lambda size, mark: self.provider._call(lambda: backend.list_buckets(size, mark)))
+
     def list(self, limit: int | None = None, marker: str | None = None) -> ResultList[Bucket]:
         """One page of buckets (``limit`` at most), continuing after ``marker``."""
         _check_limit(limit)
-        backend = self.provider.backend
-        return fetch_page(
-            lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark)),
-            limit,
-            marker,
-            lambda info: Bucket(self.provider, info),
-        )
+        return fetch_page(self._fetcher(), limit, marker, lambda info: Bucket(self.provider, info))
 
     def __iter__(self) -> Iterator[Bucket]:
-        backend = self.provider.backend
-        for info in iterate(lambda size, mark: self.provider.call(lambda: backend.list_buckets(size, mark))):
+        for info in iterate(self._fetcher()):
             yield Bucket(self.provider, info)
 
     def __repr__(self) -> str:
-        return f"<BucketService of {self.provider.PROVIDER_ID.value}>"
+        return f"<BucketService of {self.provider.PROVIDER_ID}>"
 
 
 class Bucket:
@@ -212,7 +225,7 @@ class Bucket:
             with ThreadPoolExecutor(self.provider.transfer_config.max_concurrency) as pool:
                 # list() drains each delete's result, so the first failure is raised here.
                 list(pool.map(BucketObject.delete, self.objects))
-        self.provider.call(lambda: self.provider.backend.delete_bucket(self.name))
+        self.provider._call(lambda: self.provider._backend.delete_bucket(self.name))
 
     def upload_dir(
         self,
@@ -257,7 +270,7 @@ class Bucket:
         return hash((id(self.provider), self.name))
 
     def __repr__(self) -> str:
-        return f"<Bucket {self.provider.PROVIDER_ID.value}://{self.name}>"
+        return f"<Bucket {self.provider.PROVIDER_ID}://{self.name}>"
 
 
 class BucketObjectService:
@@ -268,7 +281,7 @@ class BucketObjectService:
         self.provider = bucket.provider
 
     def _check(self, name: str) -> None:
-        self.provider.backend.check_object_name(name)
+        self.provider._backend.check_object_name(name)
 
     def create(self, name: str) -> BucketObject:
         """A handle for a new object; nothing is stored until an upload."""
@@ -278,7 +291,7 @@ class BucketObjectService:
     def get(self, name: str) -> BucketObject | None:
         """The object, or ``None`` if it does not exist."""
         self._check(name)
-        info = self.provider.call(lambda: self.provider.backend.head_object(self.bucket.name, name))
+        info = self.provider._call(lambda: self.provider._backend.head_object(self.bucket.name, name))
         return None if info is None else BucketObject(self.bucket, info)
 
     def find(self, **filters: Any) -> list[BucketObject]:
@@ -308,24 +321,18 @@ class BucketObjectService:
         _check_limit(limit)
         if delimiter == "":
             raise InvalidParamException("delimiter must not be empty")
-        backend = self.provider.backend
+        fetcher = self._fetcher(prefix or None, delimiter)
+        return fetch_page(fetcher, limit, marker, lambda info: BucketObject(self.bucket, info))
+
+    def _fetcher(self, prefix: str | None, delimiter: str | None) -> PageFetcher[ObjectInfo]:
+        backend = self.provider._backend
         bucket = self.bucket.name
-        return fetch_page(
-            lambda size, mark: self.provider.call(
-                lambda: backend.list_objects(bucket, prefix or None, delimiter, size, mark)
-            ),
-            limit,
-            marker,
-            lambda info: BucketObject(self.bucket, info),
+        return self.provider._pager(
+            lambda size, mark: self.provider._call(lambda: backend.list_objects(bucket, prefix, delimiter, size, mark))
         )
 
     def _iterate(self, prefix: str | None, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[BucketObject]:
-        backend = self.provider.backend
-        bucket = self.bucket.name
-        for info in iterate(
-            lambda size, mark: self.provider.call(lambda: backend.list_objects(bucket, prefix, None, size, mark)),
-            page_size,
-        ):
+        for info in iterate(self._fetcher(prefix, None), page_size):
             yield BucketObject(self.bucket, info)
 
     def __iter__(self) -> Iterator[BucketObject]:
@@ -401,11 +408,11 @@ class BucketObject:
 
     # --- state ----------------------------------------------------------------
     def exists(self) -> bool:
-        return self.provider.call(lambda: self._backend.head_object(self.bucket.name, self.name)) is not None
+        return self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.name)) is not None
 
     def refresh(self) -> None:
         """Reload the properties from the service; :class:`NotFoundException` if it is gone."""
-        info = self.provider.call(lambda: self._backend.head_object(self.bucket.name, self.name))
+        info = self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.name))
         if info is None:
             raise NotFoundException(f"object {self.name!r} not found in bucket {self.bucket.name!r}")
         self._info = info
@@ -414,12 +421,12 @@ class BucketObject:
 
     def delete(self) -> None:
         """Delete the object (:class:`NotFoundException` if it does not exist)."""
-        self.provider.call(lambda: self._backend.delete_object(self.bucket.name, self.name))
+        self.provider._call(lambda: self._backend.delete_object(self.bucket.name, self.name))
         self._stored = False
 
     @property
-    def _backend(self) -> Backend:
-        return self.provider.backend
+    def _backend(self) -> Backend[Any]:
+        return self.provider._backend
 
     # --- upload ---------------------------------------------------------------
     def upload(
@@ -467,7 +474,7 @@ class BucketObject:
     ) -> None:
         content_type = _check_content_type(content_type)
         metadata = _check_metadata(metadata)
-        self.provider.engine.upload(self.bucket.name, self.name, source, size, content_type, metadata, progress)
+        self.provider._engine.upload(self.bucket.name, self.name, source, size, content_type, metadata, progress)
         self._stored = True
         self._complete = False
         self._info = ObjectInfo(
@@ -487,7 +494,7 @@ class BucketObject:
         """
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InvalidParamException("chunk_size must be a positive whole number")
-        return self.provider.engine.stream(self.bucket.name, self.name, None, chunk_size, on_described=self._seen)
+        return self.provider._engine.stream(self.bucket.name, self.name, None, chunk_size, on_described=self._seen)
 
     def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
         """Write the content into a writable binary stream, verified at the end.
@@ -521,7 +528,7 @@ class BucketObject:
         """
         target, mode = _download_target(path)
         try:
-            info = self.provider.engine.download_to_path(self.bucket.name, self.name, target, progress, mode)
+            info = self.provider._engine.download_to_path(self.bucket.name, self.name, target, progress, mode)
         except OSError as err:  # the temporary file beside the target could not be made or written
             kind = InvalidParamException if err.errno in _NOT_WRITABLE else CloudStoreException
             raise kind(f"cannot write {os.fspath(path)!r}: {err.strerror}") from None
@@ -538,12 +545,12 @@ class BucketObject:
         if start is not None and end is not None and end < start:
             raise InvalidParamException("end must be >= start")
         if start is None and end is None:
-            return self.provider.engine.read_whole(self.bucket.name, self.name, on_described=self._seen)
+            return self.provider._engine.read_whole(self.bucket.name, self.name, on_described=self._seen)
 
         def opened(reader: RangeReader) -> None:
             self._seen(reader.info)
 
-        chunks = self.provider.engine.chunks(self.bucket.name, self.name, start or 0, end, on_open=opened)
+        chunks = self.provider._engine.chunks(self.bucket.name, self.name, start or 0, end, on_open=opened)
         try:
             return b"".join(chunks)
         except CloudStoreException as err:
@@ -566,6 +573,8 @@ class BucketObject:
 
         Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
         """
+        if not self._backend.features.signed_urls:
+            raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise InvalidParamException("expires_in must be a positive whole number of seconds")
         limit = self.provider.max_url_expiry
@@ -574,13 +583,15 @@ class BucketObject:
                 f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
             )
         method = "PUT" if writable else "GET"
-        return self.provider.call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
+        return self.provider._call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
 
     def copy_to(self, bucket: Bucket | str, name: str | None = None) -> BucketObject:
         """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side.
 
         Content type and metadata are kept. An object larger than the service copies in one
         request (5 GiB on S3) is copied in parallel parts, still without passing through here.
+        A provider without server-side copies (``features.server_side_copy``) streams the
+        object through this machine instead (downloaded, verified and uploaded in parts).
         """
         if not isinstance(bucket, Bucket):
             self._backend.check_bucket_name(bucket)
@@ -589,7 +600,7 @@ class BucketObject:
             raise InvalidParamException("copy_to needs a bucket of the same provider")
         dst_name = name or self.name
         self._backend.check_object_name(dst_name)
-        self.provider.engine.copy(self.bucket.name, self.name, target.name, dst_name)
+        self.provider._engine.copy(self.bucket.name, self.name, target.name, dst_name)
         copied = BucketObject(target, ObjectInfo(name=dst_name, size=0), exists=True)
         copied.refresh()
         return copied
@@ -601,7 +612,7 @@ class BucketObject:
         return hash((self.bucket, self.name))
 
     def __repr__(self) -> str:
-        return f"<BucketObject {self.provider.PROVIDER_ID.value}://{self.bucket.name}/{self.name}>"
+        return f"<BucketObject {self.provider.PROVIDER_ID}://{self.bucket.name}/{self.name}>"
 
 
 def _fully_described(info: ObjectInfo) -> bool:

@@ -1,7 +1,8 @@
 """Fixtures shared by every test: real servers, started once per session, and providers on them.
 
-``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated ``ProviderList`` values) selects
-the providers the conformance suite runs against; the default is all of them.
+``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated registered provider ids) selects
+the providers the conformance suite runs against; the default is every registered
+provider that has a test server here (``SERVER_MODULES``).
 A selected provider whose server cannot start fails its tests: it is never
 skipped silently.
 """
@@ -18,15 +19,19 @@ from typing import Any
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, ProviderList, TransferConfig
+from cloudstore import Bucket, CloudProvider, CloudProviderFactory, TransferConfig
+from cloudstore.backend import Features
+from cloudstore.registry import registered, spec_for
 from tests.servers.base import RunningServer
 
+#: How to start a test server for each provider id of the registry (the module's ``start(workdir)``).
 SERVER_MODULES = {
     "local": "tests.servers.local",
     "aws": "tests.servers.seaweedfs",
     "openstack": "tests.servers.swift",
     "azure": "tests.servers.azurite",
     "gcp": "tests.servers.fakegcs",
+    "memory": "tests.servers.memory",
 }
 
 #: Small parts so the conformance suite exercises multipart paths with small objects
@@ -36,11 +41,49 @@ TEST_TRANSFER = TransferConfig(threshold=6 * 1024 * 1024, part_size=5 * 1024 * 1
 
 def selected_providers() -> list[str]:
     chosen = os.environ.get("CLOUDSTORE_TEST_PROVIDERS", "")
-    names = [n.strip() for n in chosen.split(",") if n.strip()] or list(SERVER_MODULES)
-    unknown = set(names) - set(SERVER_MODULES)
+    testable = [provider_id for provider_id in registered() if provider_id in SERVER_MODULES]
+    names = [n.strip().lower() for n in chosen.split(",") if n.strip()] or testable
+    unknown = set(names) - set(testable)
     if unknown:
-        raise pytest.UsageError(f"CLOUDSTORE_TEST_PROVIDERS names unknown providers: {sorted(unknown)}")
+        raise pytest.UsageError(
+            f"CLOUDSTORE_TEST_PROVIDERS names providers without a test server: {sorted(unknown)}; "
+            f"choose from {', '.join(testable)}"
+        )
     return names
+
+
+def provider_features(provider_id: str) -> Features:
+    """The capabilities the provider's backend declares or implements (imports its SDK)."""
+    module, _, class_name = spec_for(provider_id).backend.partition(":")
+    features: Features = getattr(importlib.import_module(module), class_name).features
+    return features
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(*capabilities): run only on providers whose features have every named capability "
+        "(e.g. signed_urls); deselected on the others",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cases a provider's declared capabilities rule out (``@pytest.mark.needs``)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("needs")
+        callspec = getattr(item, "callspec", None)
+        provider_id = callspec.params.get("server") if callspec is not None else None
+        if marker is not None and isinstance(provider_id, str):
+            features = provider_features(provider_id)
+            if not all(getattr(features, capability) for capability in marker.args):
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class Servers:
@@ -77,7 +120,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 def make_provider(server: RunningServer, **overrides: Any) -> CloudProvider:
     config = {"transfer_config": TEST_TRANSFER, **server.config, **overrides}
-    return CloudProviderFactory().create_provider(ProviderList(server.name), config)
+    return CloudProviderFactory().create_provider(server.name, config)
 
 
 @pytest.fixture(scope="session", params=selected_providers())

@@ -316,10 +316,10 @@ def test_copy_between_providers_streams_through(cli: Run, root: Path, servers: S
 
 @pytest.mark.parametrize("sizes", [[5, -1], [1, 1, 1, 100], [3, 3, 3, 3, 3], [-1]])
 def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
-    from cloudstore.cli import _IterStream
+    from cloudstore._engine import ChunkStream
 
     chunks = [b"abc", b"", b"defgh", b"ij"]
-    stream = _IterStream(iter(chunks))
+    stream = ChunkStream(iter(chunks))
     got = b"".join(stream.read(size) for size in sizes) + stream.read()
     assert got == b"abcdefghij"
     assert stream.read(4) == b"" and stream.read() == b""
@@ -345,6 +345,13 @@ def test_help_names_the_provider_schemes(cli: Run) -> None:
     text = ok(cli("--help"))
     for scheme in ("local", "aws", "s3", "openstack", "swift", "azure", "gcp", "gs"):
         assert scheme in text
+
+
+def test_providers_lists_the_registry_with_keys_and_help(cli: Run) -> None:
+    text = ok(cli("providers", "--keys"))
+    assert "gcp        gcp://, gs://" in text
+    assert "local_root [CLOUDSTORE_LOCAL_ROOT]: Directory holding the buckets." in text
+    assert "local_secret [CLOUDSTORE_LOCAL_SECRET]: HMAC key of signed URLs. (secret)" in text
 
 
 def test_an_address_with_three_slashes_names_the_bucket(cli: Run, root: Path) -> None:

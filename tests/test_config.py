@@ -23,16 +23,16 @@ from cloudstore import (
     list_providers,
 )
 from cloudstore.config import config_file_path, resolve_config
-from cloudstore.providers import PROVIDERS
+from cloudstore.registry import registered, spec_for
 
-LOCAL = PROVIDERS[ProviderList.LOCAL]
-AWS = PROVIDERS[ProviderList.AWS]
+LOCAL = spec_for("local")
+AWS = spec_for(ProviderList.AWS)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No provider variable from the machine, and no config file unless a test writes one."""
-    for spec in PROVIDERS.values():
+    for spec in registered().values():
         for key in spec.keys.values():
             if key.env:
                 monkeypatch.delenv(key.env, raising=False)
@@ -231,7 +231,7 @@ def test_creation_makes_no_network_call_and_hides_secrets(case: str, listener: s
     port = listener.getsockname()[1]
     config, secrets = SECRET_CONFIGS[case]
     provider = CloudProviderFactory().create_provider(case.split("-")[0], filled(config, port))
-    backend = provider.backend  # the SDK client is built lazily: still nothing on the wire
+    backend = provider._backend  # the SDK client is built lazily: still nothing on the wire
     shown = [repr(provider), str(provider), repr(provider.config), str(provider.config), repr(backend)]
     shown += [repr(provider.storage), repr(provider.storage.buckets)]
     for secret in secrets:
@@ -260,7 +260,7 @@ def test_aws_on_a_closed_port_is_created_and_fails_only_on_use(listener: socket.
     listener.close()  # nothing listens there any more
     config = {**filled(SECRET_CONFIGS["aws"][0], port), "retry_policy": RetryPolicy(max_attempts=1)}
     provider = CloudProviderFactory().create_provider(ProviderList.AWS, config)
-    assert provider.backend is not None
+    assert provider._backend is not None
     with pytest.raises(ProviderConnectionException) as info:
         provider.storage.buckets.list()
     assert "aws-secret-value-123" not in str(info.value)
@@ -270,7 +270,7 @@ def test_aws_on_a_closed_port_is_created_and_fails_only_on_use(listener: socket.
 
 
 def test_every_provider_is_installed_here() -> None:
-    assert set(list_providers()) == set(ProviderList)
+    assert set(list_providers()) == set(registered()) >= set(ProviderList)
     assert CloudProviderFactory().list_providers() == list_providers()
 
 
@@ -331,7 +331,7 @@ def test_credentials_come_from_one_place(monkeypatch: pytest.MonkeyPatch, tmp_pa
     """Alternative credentials are taken together from the first place naming any of them: the
     command line's account key is not overridden by a connection string in the environment, and a
     session token in the environment is not mixed with keys given in the dict."""
-    azure = PROVIDERS[ProviderList.AZURE]
+    azure = spec_for("azure")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=env;AccountKey=ZW52;")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "envaccount")
     config = resolve_config(azure, {"azure_account_key": "a2V5"})
@@ -355,8 +355,8 @@ def test_a_connection_string_with_an_endpoint_of_its_own(monkeypatch: pytest.Mon
         "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
     )
     provider = CloudProviderFactory().create_provider("azure", {"azure_blob_endpoint": "http://127.0.0.1:2/acct"})
-    assert "127.0.0.1:2" in repr(provider.backend)  # the dict's endpoint, the environment's credential
-    assert "a2V5a2V5" not in repr(provider.backend)
+    assert "127.0.0.1:2" in repr(provider._backend)  # the dict's endpoint, the environment's credential
+    assert "a2V5a2V5" not in repr(provider._backend)
 
 
 @pytest.mark.parametrize(("given", "expected"), [(5, 5.0), (2.5, 2.5), ("7.5", 7.5)])

@@ -42,7 +42,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloudstore.cli import main as cli_main
-from cloudstore.providers import PROVIDERS
+from cloudstore.registry import registered
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -287,7 +287,7 @@ def test_cli_page_examples_run(workdir: Path) -> None:
 # --- the pages as a whole ----------------------------------------------------------------
 def test_every_config_key_and_variable_is_documented() -> None:
     text = (DOCS / "configuration.rst").read_text(encoding="utf-8")
-    for spec in PROVIDERS.values():
+    for spec in registered().values():
         for name, key in spec.all_keys().items():
             assert f"``{name}``" in text, f"configuration.rst does not document {name}"
             if key.env:

@@ -19,7 +19,7 @@ import pytest
 from cloudstore import CloudProvider, InvalidParamException, NotSupportedException, ProviderList
 from cloudstore._logging import MASK, RedactingFilter
 from cloudstore.config import resolve_config
-from cloudstore.providers import PROVIDERS
+from cloudstore.registry import spec_for
 from tests.conftest import Servers, fresh_bucket, make_provider
 from tests.servers.base import RunningServer
 
@@ -58,7 +58,7 @@ def debug_log() -> Iterator[Capture]:
 
 def secrets_of(server: RunningServer) -> list[str]:
     """The credentials in a server's provider config (and its extras), as text."""
-    keys = PROVIDERS[ProviderList(server.name)].all_keys()
+    keys = spec_for(server.name).all_keys()
     found: list[str] = []
     for name, value in server.config.items():
         if isinstance(value, Mapping):
@@ -170,7 +170,7 @@ def test_a_malformed_config_line_is_reported_by_number_only(
     path.write_text(content)
     monkeypatch.setenv("CLOUDSTORE_CONFIG", str(path))
     with pytest.raises(InvalidParamException) as caught:
-        resolve_config(PROVIDERS[ProviderList.LOCAL], {})
+        resolve_config(spec_for(ProviderList.LOCAL), {})
     assert re.search(r"line \d", str(caught.value))
     shown = "".join(traceback.format_exception(caught.value))
     assert "TOPSECRETVALUE" not in shown

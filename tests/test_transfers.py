@@ -7,6 +7,7 @@ The part-logic tests drive the engine with an in-memory backend (pure logic, no 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -30,11 +31,11 @@ from cloudstore import (
     ThrottledException,
     TransferConfig,
 )
+from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
+from cloudstore._engine import TransferEngine
+from cloudstore._names import s3_bucket_name
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
-from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
 from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
-from cloudstore.names import s3_bucket_name
-from cloudstore.transfer import TransferEngine
 from tests.conftest import make_provider, unique_name
 from tests.streams import BreakingStream
 
@@ -241,7 +242,7 @@ def test_large_upload_goes_in_parts_known_or_unknown_length(known_size: bool) ->
 @pytest.mark.parametrize("known_size", [True, False])
 def test_multipart_upload_hands_the_whole_md5_to_providers_that_keep_it(known_size: bool) -> None:
     backend = MemoryBackend()
-    backend.features = Features(min_part_size=1, stores_content_md5=True)
+    backend.features = dataclasses.replace(backend.features, stores_content_md5=True)
     data = os.urandom(1000)
     _upload(_engine(backend), data, len(data) if known_size else None)
     assert backend.objects["key"] == data
@@ -289,7 +290,7 @@ def test_source_error_aborts_the_upload() -> None:
 
 def test_part_size_grows_to_stay_within_the_part_limit() -> None:
     backend = MemoryBackend()
-    backend.features = Features(min_part_size=1, max_parts=10)
+    backend.features = dataclasses.replace(backend.features, max_parts=10)
     data = os.urandom(1000)
     _upload(_engine(backend), data, len(data))
     assert len([1 for call, _ in backend.calls if call == "part"]) <= 10
@@ -298,7 +299,7 @@ def test_part_size_grows_to_stay_within_the_part_limit() -> None:
 
 def test_unknown_length_stream_grows_parts_beyond_the_limit() -> None:
     backend = MemoryBackend()
-    backend.features = Features(min_part_size=1, max_parts=20)
+    backend.features = dataclasses.replace(backend.features, max_parts=20)
     data = os.urandom(64 * 60)  # 60 parts at the configured size: more than 20
     _upload(_engine(backend), data, None)
     assert backend.objects["key"] == data
@@ -406,7 +407,7 @@ def test_every_put_and_part_carries_the_md5_of_its_own_body(size: int) -> None:
 @pytest.mark.parametrize("known_size", [True, False])
 def test_part_layout_is_recorded_so_the_multipart_etag_can_be_verified(known_size: bool) -> None:
     backend = MemoryBackend()
-    backend.features = Features(min_part_size=1, max_parts=20, records_part_layout=True)
+    backend.features = dataclasses.replace(backend.features, max_parts=20, records_part_layout=True)
     data = os.urandom(5000)  # 79 parts of 64 bytes would pass 20: parts grow (known) or double (unknown)
     _upload(_engine(backend), data, len(data) if known_size else None)
     assert backend.objects["key"] == data

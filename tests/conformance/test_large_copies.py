@@ -9,7 +9,6 @@ object is copied as three parts. Providers without a limit copy any size in one 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import threading
 from collections.abc import Iterator
@@ -18,26 +17,22 @@ from typing import Any
 import pytest
 
 from cloudstore import Bucket, CloudProvider, NotFoundException, PreconditionFailedException
-from tests.conftest import Servers, fresh_bucket, make_provider, selected_providers
+from tests.conftest import Servers, fresh_bucket, make_provider, provider_features, selected_providers
 
 MiB = 1024 * 1024
 LIMIT = 6 * MiB
 
 
-def _with_copy_limit(provider_id: str) -> bool:
-    spec = importlib.import_module(f"cloudstore.providers.{provider_id}").SPEC
-    module, _, backend_class = spec.backend.partition(":")
-    return getattr(importlib.import_module(module), backend_class).features.max_copy_size is not None
-
-
-@pytest.fixture(scope="module", params=[p for p in selected_providers() if _with_copy_limit(p)])
+@pytest.fixture(
+    scope="module", params=[p for p in selected_providers() if provider_features(p).max_copy_size is not None]
+)
 def limited(request: pytest.FixtureRequest, servers: Servers) -> CloudProvider:
     return make_provider(servers.get(request.param))
 
 
 @pytest.fixture
 def copy_bucket(limited: CloudProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
-    backend = limited.backend
+    backend = limited._backend
     monkeypatch.setattr(backend, "features", dataclasses.replace(backend.features, max_copy_size=LIMIT))
     with fresh_bucket(limited, "copy") as bucket:
         yield bucket
@@ -45,7 +40,7 @@ def copy_bucket(limited: CloudProvider, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def _count_part_copies(provider: CloudProvider, monkeypatch: pytest.MonkeyPatch, before: Any = None) -> list[int]:
     """Wrap ``upload_part_copy``; the returned list grows by one per call. ``before(n)`` runs first."""
-    backend = provider.backend
+    backend = provider._backend
     real = backend.upload_part_copy
     calls: list[int] = []
     lock = threading.Lock()
@@ -100,7 +95,7 @@ def test_copy_of_a_source_replaced_midway_fails_and_leaves_nothing(
 
     def replace_before_the_second_part(number: int) -> None:
         if number == 2:
-            limited.backend.put_object(copy_bucket.name, "moving.bin", b"replaced", None, {})
+            limited._backend.put_object(copy_bucket.name, "moving.bin", b"replaced", None, {})
 
     _count_part_copies(limited, monkeypatch, replace_before_the_second_part)
     with pytest.raises(PreconditionFailedException):

@@ -93,14 +93,27 @@ def test_seed_examples(provider: CloudProvider, server: RunningServer, tmp_path:
         run(TOKEN_BUCKET, namespace, tmp_path)
         assert provider.storage.buckets.get("my-bucket").objects.get("my_object.txt").read() == b"my file's bytes"  # type: ignore[union-attr]
 
-        provider.storage.buckets.get("my-bucket").objects.create("my-file.txt").upload(b"signed")  # type: ignore[union-attr]
+    finally:
+        leftover = provider.storage.buckets.get("my-bucket")
+        if leftover is not None:
+            leftover.delete(delete_contents=True)
+
+
+@pytest.mark.needs("signed_urls")
+def test_seed_signed_url_examples(provider: CloudProvider, server: RunningServer, tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {"provider": provider}
+    existing = provider.storage.buckets.get("my-bucket")
+    if existing is not None:
+        existing.delete(delete_contents=True)
+    try:
+        provider.storage.buckets.create("my-bucket").objects.create("my-file.txt").upload(b"signed")
         run(SIGNED_GET, namespace, tmp_path)
         assert requests.get(namespace["url"], timeout=30).content == b"signed"
 
         run(SIGNED_PUT, namespace, tmp_path)
         run(PUT_WITH_REQUESTS, namespace, tmp_path)
         stored = provider.storage.buckets.get("my-bucket").objects.get("my-file.txt").read()  # type: ignore[union-attr]
-        if provider.PROVIDER_ID.value == "azure":
+        if provider.PROVIDER_ID == "azure":
             # The example builds the header but does not pass it; Azure refuses a PUT without it.
             assert stored == b"signed"
             sent = requests.put(namespace["url"], data=namespace["content"], headers=namespace["headers"], timeout=30)

@@ -38,7 +38,7 @@ def test_awkward_names_round_trip_or_are_refused_by_the_rules(
     """A name the provider's rules accept is stored, read and listed back exactly; one they refuse
     is refused before any request. Each name gets a fresh bucket: some break theirs."""
     try:
-        provider.backend.check_object_name(name)
+        provider._backend.check_object_name(name)
     except InvalidNameException:
         with fresh_bucket(provider) as bucket, pytest.raises(InvalidNameException):
             bucket.objects.create(name)

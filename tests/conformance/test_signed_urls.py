@@ -8,9 +8,12 @@ import urllib.request
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, InvalidParamException
+from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, NotSupportedException
 from tests.conftest import make_provider, servers_checking_signatures
 from tests.servers.base import RunningServer
+
+#: Providers without signed URLs (``features.signed_urls`` false) are deselected.
+pytestmark = pytest.mark.needs("signed_urls")
 
 #: The rejection cases need a server that checks signatures (fake-gcs-server does through its gateway).
 CHECKING_SERVERS = pytest.mark.parametrize("server", servers_checking_signatures(), indirect=True)
@@ -110,3 +113,14 @@ def test_expiry_limit_can_be_raised_only_where_the_service_allows(server: Runnin
             _ = provider.max_url_expiry
     else:
         assert provider.max_url_expiry == month
+
+
+def test_a_provider_without_signed_urls_refuses_before_any_request() -> None:
+    """``features.signed_urls`` false: NotSupportedException, and the backend is never asked."""
+    provider = CloudProviderFactory().create_provider("memory")
+    assert provider.features.signed_urls is False
+    bucket = provider.storage.buckets.create("no-urls")
+    obj = bucket.objects.create("k")
+    obj.upload(b"v")
+    with pytest.raises(NotSupportedException, match="no signed URLs"):
+        obj.generate_url(expires_in=600)

@@ -22,7 +22,7 @@ MiB = 1024 * 1024
 
 
 def test_every_response_reports_the_version_it_belongs_to(provider: CloudProvider, bucket: Bucket) -> None:
-    backend = provider.backend
+    backend = provider._backend
     small = bucket.objects.create("small.bin")
     small.upload(os.urandom(1000))
     large = bucket.objects.create("large.bin")
@@ -41,11 +41,11 @@ class _Interposer:
     """Wraps the provider's ``get_object``: ``before_call(n)`` runs before the n-th call (1-based)."""
 
     def __init__(self, provider: CloudProvider, monkeypatch: pytest.MonkeyPatch, before_call: Any) -> None:
-        self._real = provider.backend.get_object
+        self._real = provider._backend.get_object
         self._before_call = before_call
         self._calls = 0
         self._lock = threading.Lock()
-        monkeypatch.setattr(provider.backend, "get_object", self)
+        monkeypatch.setattr(provider._backend, "get_object", self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> RangeReader:
         with self._lock:
@@ -64,7 +64,7 @@ def test_parallel_download_refuses_an_object_replaced_midway(
 
     def replace_before_the_second_range(number: int, real: Any, *args: Any, **kwargs: Any) -> RangeReader:
         if number == 2 and not replaced.is_set():
-            provider.backend.put_object(bucket.name, obj.name, os.urandom(size), None, {})  # same size
+            provider._backend.put_object(bucket.name, obj.name, os.urandom(size), None, {})  # same size
             replaced.set()
         return real(*args, **kwargs)
 
@@ -107,7 +107,7 @@ def test_resumed_stream_refuses_an_object_replaced_midway(
         if number == 1:
             return _BreakAfterFirstChunk(real(*args, **kwargs))
         if number == 2:
-            provider.backend.put_object(bucket.name, obj.name, os.urandom(len(original)), None, {})
+            provider._backend.put_object(bucket.name, obj.name, os.urandom(len(original)), None, {})
         return real(*args, **kwargs)
 
     _Interposer(provider, monkeypatch, break_then_replace)

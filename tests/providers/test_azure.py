@@ -254,13 +254,13 @@ def test_configuration_errors_are_clear() -> None:
     combined = create(
         {"azure_connection_string": "AccountName=a;AccountKey=a2V5", "azure_blob_endpoint": "http://127.0.0.1:1/a"}
     )
-    assert "127.0.0.1:1/a" in repr(combined.backend)
+    assert "127.0.0.1:1/a" in repr(combined._backend)
 
 
 def test_constructor_makes_no_network_call_and_secrets_stay_hidden(azurite: RunningServer) -> None:
     dead = f"http://127.0.0.1:{free_port()}/{azurite.extra['account_name']}"
     provider = create({**azurite.extra["sas_config"], "azure_blob_endpoint": dead, "retry_policy": NO_RETRY})
-    backend = provider.backend  # builds the SDK client: nothing listens there, and nothing fails yet
+    backend = provider._backend  # builds the SDK client: nothing listens there, and nothing fails yet
     signature = azurite.extra["sas_token"].split("sig=")[1].split("&")[0]
     assert signature not in repr(provider) and signature not in repr(backend)
     with pytest.raises(ProviderConnectionException) as caught:
@@ -286,7 +286,7 @@ def test_container_rules_and_errors(key_provider: CloudProvider, container: Buck
     with pytest.raises(NotFoundException):
         gone.objects.create("x").upload(b"x")
     with pytest.raises(NotFoundException) as blob_missing:
-        key_provider.call(lambda: key_provider.backend.get_object(container.name, "absent.txt"))
+        key_provider._call(lambda: key_provider._backend.get_object(container.name, "absent.txt"))
     assert (blob_missing.value.status, blob_missing.value.code) == (404, "BlobNotFound")
 
 
@@ -323,11 +323,11 @@ def test_single_put_has_md5_checksum_and_is_one_request(azurite: RunningServer, 
         proxy.reset_stats()
         bucket.objects.create("one.bin").upload(data)
         assert [r.method for r in proxy.requests] == ["PUT"]
-        info = provider.backend.head_object(container.name, "one.bin")
+        info = provider._backend.head_object(container.name, "one.bin")
         assert info is not None
         assert info.checksum == ("md5", hashlib.md5(data).hexdigest())
         proxy.reset_stats()
-        with provider.backend.get_object(container.name, "one.bin", 10, 19) as ranged:
+        with provider._backend.get_object(container.name, "one.bin", 10, 19) as ranged:
             assert ranged.read() == data[10:20]
             assert ranged.info == info  # the whole blob's properties, its size and MD5 too
         assert [r.method for r in proxy.requests] == ["GET"]
@@ -372,7 +372,7 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
     assert (got.size, got.content_type, got.metadata) == (len(data), "application/x-test", {"m": "1"})
     # The engine's MD5 of the whole upload went into Put Block List: block blobs are verified too.
     assert blob.get_blob_properties().content_settings.content_md5 == bytearray(hashlib.md5(data).digest())
-    assert got.etag and container.provider.backend.head_object(container.name, "blocks.bin") == ObjectInfo(
+    assert got.etag and container.provider._backend.head_object(container.name, "blocks.bin") == ObjectInfo(
         "blocks.bin",
         len(data),
         got.last_modified,
@@ -385,7 +385,7 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
 
 
 def test_aborted_block_upload_commits_nothing(key_provider: CloudProvider, container: Bucket) -> None:
-    backend = key_provider.backend
+    backend = key_provider._backend
     upload = backend.create_multipart_upload(container.name, "aborted.bin", None, {})
     backend.upload_part(upload, 1, 0, b"x" * 1024)
     backend.abort_multipart_upload(upload)
@@ -420,7 +420,7 @@ def test_failed_upload_leaves_no_blob_and_keeps_the_old_one(container: Bucket) -
 
 
 def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, container: Bucket) -> None:
-    backend = key_provider.backend
+    backend = key_provider._backend
     first = backend.create_multipart_upload(container.name, "race.bin", None, {})
     second = backend.create_multipart_upload(container.name, "race.bin", None, {})
     parts_first = [backend.upload_part(first, 1, 0, b"1" * 10)]
@@ -430,7 +430,7 @@ def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, co
     # The first upload's block was discarded by the second commit: it fails (a lost race, the
     # block list names blocks no longer staged) instead of mixing.
     with pytest.raises(PreconditionFailedException) as lost:
-        key_provider.call(lambda: backend.complete_multipart_upload(first, parts_first))
+        key_provider._call(lambda: backend.complete_multipart_upload(first, parts_first))
     assert lost.value.code == "InvalidBlockList"
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
 
@@ -594,17 +594,17 @@ def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
     azurite: RunningServer, container: Bucket
 ) -> None:
     provider = make_provider(azurite, retry_policy=NO_RETRY)
-    backend = provider.backend
+    backend = provider._backend
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as refused:
-        provider.call(lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong))
+        provider._call(lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong))
     # Azure's code is Md5Mismatch; Azurite says InvalidOperation, "Provided contentMD5 doesn't match."
     assert refused.value.retryable and refused.value.status == 400
     assert backend.head_object(container.name, "put.bin") is None
 
     upload = backend.create_multipart_upload(container.name, "block.bin", None, {})
     with pytest.raises(ChecksumMismatchException) as refused_block:
-        provider.call(lambda: backend.upload_part(upload, 1, 0, b"block one", content_md5=wrong))
+        provider._call(lambda: backend.upload_part(upload, 1, 0, b"block one", content_md5=wrong))
     assert refused_block.value.retryable
     backend.upload_part(upload, 2, 9, b"block two", content_md5=hashlib.md5(b"block two").digest())
     blob = raw_client(azurite).get_container_client(container.name).get_blob_client("block.bin")
@@ -724,7 +724,7 @@ def test_a_body_broken_off_fails_its_request_once_and_cloudstore_retries(
 def test_an_sdk_error_without_a_status_is_a_retryable_connection_error(key_provider: CloudProvider) -> None:
     # What the SDK raises when it gave up without an answer to show (e.g. its own re-reads).
     for error in (HttpResponseError(message="Download failed"), AzureError("no answer")):
-        mapped = key_provider.backend.map_error(error)
+        mapped = key_provider._backend.map_error(error)
         assert isinstance(mapped, ProviderConnectionException) and mapped.retryable, error
 
 

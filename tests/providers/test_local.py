@@ -124,7 +124,7 @@ def test_escaping_names_are_refused_everywhere(
     with pytest.raises(InvalidNameException):
         bucket.objects.find(name=name)
     # The backend's own rule says the same.
-    backend: Any = local.backend
+    backend: Any = local._backend
     with pytest.raises(InvalidNameException):
         backend.check_object_name(name)
     assert snapshot(root) == before_root
@@ -152,9 +152,9 @@ def test_escapes_are_refused_by_the_backend_itself(
     good = bucket.objects.create("good")
     good.upload(b"good")
     with pytest.raises(InvalidNameException):
-        local.call(lambda: local.backend.copy_object("bkt", "good", "bkt", name))
+        local._call(lambda: local._backend.copy_object("bkt", "good", "bkt", name))
     with pytest.raises(InvalidNameException):
-        local.call(lambda: local.backend.copy_object("bkt", name, "bkt", "copy"))
+        local._call(lambda: local._backend.copy_object("bkt", name, "bkt", "copy"))
     before_root["bkt/good"] = b"good"
     assert {k: v for k, v in snapshot(root).items() if not k.startswith(".cloudstore")} == before_root
     assert temp_files(root) == []
@@ -172,9 +172,9 @@ def test_bucket_names_are_checked_by_the_backend_too(
     with pytest.raises(InvalidNameException):
         bucket.objects.get("good").copy_to(bucket_name, "tmp/planted")  # type: ignore[union-attr]
     with pytest.raises(InvalidNameException):
-        local.call(lambda: local.backend.put_object(bucket_name, "meta/x.json", b"{}", None, {}))
+        local._call(lambda: local._backend.put_object(bucket_name, "meta/x.json", b"{}", None, {}))
     with pytest.raises(InvalidNameException):
-        local.call(lambda: local.backend.list_objects(bucket_name, None, None, None, None))
+        local._call(lambda: local._backend.list_objects(bucket_name, None, None, None, None))
     assert temp_files(root) == []
     assert not (root / ".cloudstore" / "tmp" / "planted").exists()
     assert snapshot(outside) == before_outside
@@ -216,11 +216,11 @@ def test_symlinks_out_of_the_bucket_are_refused(
     with pytest.raises(InvalidNameException):
         handle.delete()
     with pytest.raises(InvalidNameException):
-        local.backend.get_object("bkt", name)
+        local._backend.get_object("bkt", name)
     with pytest.raises(InvalidNameException):
-        local.backend.head_object("bkt", name)
+        local._backend.head_object("bkt", name)
     with pytest.raises(InvalidNameException):
-        local.backend.put_object("bkt", name, b"x", None, {})
+        local._backend.put_object("bkt", name, b"x", None, {})
     good = linked.objects.create("good.txt")
     good.upload(b"good")
     with pytest.raises(InvalidNameException):
@@ -247,7 +247,7 @@ def test_symlinked_bucket_is_not_a_bucket(local: CloudProvider, root: Path, outs
     assert local.storage.buckets.get("evil") is None
     assert "evil" not in [b.name for b in local.storage.buckets]
     with pytest.raises(NotFoundException):
-        local.backend.put_object("evil", "x", b"x", None, {})
+        local._backend.put_object("evil", "x", b"x", None, {})
     assert snapshot(outside) == {"secret.txt": b"outside bytes"}
 
 
@@ -348,7 +348,7 @@ def test_failed_upload_keeps_the_previous_version(bucket: Bucket, root: Path) ->
 
 
 def test_failed_multipart_part_leaves_nothing(local: CloudProvider, bucket: Bucket, root: Path) -> None:
-    backend: Any = local.backend
+    backend: Any = local._backend
     original = backend.upload_part
     calls = 0
 
@@ -465,12 +465,12 @@ def test_parallel_uploads_and_deletes_in_one_folder(bucket: Bucket, root: Path) 
 
 def test_upload_into_a_bucket_deleted_meanwhile_does_not_recreate_it(local: CloudProvider, root: Path) -> None:
     local.storage.buckets.create("brief")
-    backend: Any = local.backend
+    backend: Any = local._backend
     upload = backend.create_multipart_upload("brief", "x/y", None, {})
     part = backend.upload_part(upload, 1, 0, b"data")
     local.storage.buckets.get("brief").delete()  # type: ignore[union-attr]
     with pytest.raises(NotFoundException):
-        local.call(lambda: backend.complete_multipart_upload(upload, [part]))
+        local._call(lambda: backend.complete_multipart_upload(upload, [part]))
     assert not (root / "brief").exists()
     assert temp_files(root) == []
 
@@ -503,8 +503,8 @@ def test_fifo_in_a_bucket_is_not_an_object_and_never_blocks(local: CloudProvider
     assert bucket.objects.get("pipe") is None
     assert list(bucket.objects) == []
     with pytest.raises(NotFoundException):
-        local.backend.get_object("bkt", "pipe")
-    assert local.backend.open_object("bkt", "pipe") is None  # type: ignore[attr-defined]
+        local._backend.get_object("bkt", "pipe")
+    assert local._backend.open_object("bkt", "pipe") is None  # type: ignore[attr-defined]
 
 
 def test_file_dropped_into_a_bucket_is_an_object(bucket: Bucket, root: Path) -> None:

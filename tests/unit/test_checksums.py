@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudstore.checksums import (
+from cloudstore._checksums import (
     PART_LAYOUT_KEY,
     Checksum,
     as_checksum,

@@ -1,11 +1,11 @@
-"""The name rules of cloudstore/names.py: what each service accepts and refuses (pure logic)."""
+"""The name rules of cloudstore/_names.py: what each service accepts and refuses (pure logic)."""
 
 from __future__ import annotations
 
 import pytest
 
 from cloudstore import InvalidNameException
-from cloudstore.names import (
+from cloudstore._names import (
     azure_blob_name,
     azure_container_name,
     gcs_bucket_name,

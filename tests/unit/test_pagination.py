@@ -1,12 +1,12 @@
-"""cloudstore/pagination.py against a small in-memory paged service (pure logic)."""
+"""cloudstore/_pagination.py against a small in-memory paged service (pure logic)."""
 
 from __future__ import annotations
 
 import pytest
 
 from cloudstore import ProviderConnectionException
+from cloudstore._pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 from cloudstore.backend import Page
-from cloudstore.pagination import DEFAULT_PAGE_SIZE, ResultList, fetch_page, iterate
 
 
 class FakeService:
@@ -150,8 +150,8 @@ def test_marker_equal_to_the_one_passed_in_raises() -> None:
 
 
 def test_result_list_is_a_list_with_paging_fields() -> None:
-    page: ResultList[int] = ResultList([1, 2], marker="2", supports_total=True, total=7)
+    page: ResultList[int] = ResultList([1, 2], marker="2")
     assert isinstance(page, list) and page == [1, 2]
-    assert page.is_truncated and page.total_results == 7 and page.supports_total
+    assert page.is_truncated and repr(page) == "<ResultList items=[1, 2] marker='2'>"
     last: ResultList[int] = ResultList([3])
-    assert not last.is_truncated and last.total_results is None and last.prefixes == []
+    assert not last.is_truncated and last.prefixes == []

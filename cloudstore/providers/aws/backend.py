@@ -18,8 +18,10 @@ import boto3
 import botocore.exceptions as boto_errors
 from botocore.config import Config as BotoConfig
 
+from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore import names
+from cloudstore._checksums import Checksum, combine_part_digests, multipart_etag_checksum
+from cloudstore._http import byte_range, content_range_total, md5_base64, pool_size, strip_etag
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -29,17 +31,13 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
-    content_range_total,
 )
-from cloudstore.checksums import Checksum, combine_part_digests, md5_base64, multipart_etag_checksum
 from cloudstore.config import Config, Timeouts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_REGION = "us-east-1"
-#: Connections kept open to the service: enough for the transfer engine's workers.
-MIN_POOL_CONNECTIONS = 32
 #: S3 returns at most this many keys per ListObjectsV2 page.
 MAX_KEYS_PER_PAGE = 1000
 #: The largest MaxBuckets S3 accepts.
@@ -208,10 +206,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _strip_etag(etag: str | None) -> str | None:
-    return etag.strip('"') if etag else None
-
-
 def _etag_checksum(
     etag: str | None, size: int, metadata: Mapping[str, str], encryption: str | None, customer_key: str | None
 ) -> Checksum | tuple[str, str] | None:
@@ -232,7 +226,7 @@ def _composite_etag(parts: list[UploadPart]) -> str | None:
     """The multipart ETag S3 must give the object assembled from ``parts`` (None: not computable)."""
     digests = []
     for part in parts:
-        etag = _strip_etag(part.token)
+        etag = strip_etag(part.token)
         if etag is None or not _PLAIN_MD5.match(etag):
             return None
         digests.append(bytes.fromhex(etag))
@@ -243,12 +237,6 @@ def _total_size(response: Mapping[str, Any]) -> int:
     """The whole object's size: from ``Content-Range`` ("bytes 0-9/1234") for a ranged GET."""
     total = content_range_total(response.get("ContentRange"))
     return total if total is not None else int(response.get("ContentLength", 0))
-
-
-def _byte_range(start: int | None, end: int | None) -> str | None:
-    if start is None and end is None:
-        return None
-    return f"bytes={start or 0}-{'' if end is None else end}"
 
 
 def _as_verify(value: Any) -> bool | str | None:
@@ -274,7 +262,7 @@ class S3Upload:
     upload_id: str
 
 
-class S3Backend(Backend):
+class S3Backend(Backend[S3Upload]):
     """S3 primitives on boto3's client; see :mod:`cloudstore.backend`."""
 
     features = Features(
@@ -320,8 +308,7 @@ class S3Backend(Backend):
         self.timeouts = Timeouts.from_config(config)
         self._verify = _as_verify(config.get("s3_verify"))
         self.kms_key_id: str | None = config.get("s3_kms_key_id") or None
-        concurrency = getattr(config.get("transfer_config"), "max_concurrency", 0)
-        self._pool_size = max(MIN_POOL_CONNECTIONS, int(concurrency or 0) + 4)
+        self._pool_size = pool_size(config)
         self._client: S3Client | None = None
         self._client_lock = threading.Lock()
 
@@ -481,7 +468,7 @@ class S3Backend(Backend):
                 name=entry["Key"],
                 size=int(entry.get("Size", 0)),
                 last_modified=_utc(entry.get("LastModified")),
-                etag=_strip_etag(entry.get("ETag")),
+                etag=strip_etag(entry.get("ETag")),
             )
             for entry in response.get("Contents", [])
         ]
@@ -518,7 +505,7 @@ class S3Backend(Backend):
     @staticmethod
     def _object_info(name: str, response: Mapping[str, Any]) -> ObjectInfo:
         """The object's properties from the headers of a HEAD or GET response."""
-        etag = _strip_etag(response.get("ETag"))
+        etag = strip_etag(response.get("ETag"))
         size = _total_size(response)
         metadata = dict(response.get("Metadata", {}))
         encryption = response.get("ServerSideEncryption")
@@ -564,11 +551,11 @@ class S3Backend(Backend):
         )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        byte_range = _byte_range(start, end)
-        if byte_range is None:
+        requested = byte_range(start, end)
+        if requested is None:
             response = self.client.get_object(Bucket=bucket, Key=name)
         else:
-            response = self.client.get_object(Bucket=bucket, Key=name, Range=byte_range)
+            response = self.client.get_object(Bucket=bucket, Key=name, Range=requested)
         # The GET's headers describe the whole object, so a full read needs no HEAD first.
         return FileRangeReader(response["Body"], self._object_info(name, response))
 
@@ -684,7 +671,7 @@ class S3Backend(Backend):
             MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.token} for p in parts]},
         )
         # The ETag of what the service assembled must be the one of the parts we sent, in order.
-        etag = (_strip_etag(response.get("ETag")) or "").lower()
+        etag = (strip_etag(response.get("ETag")) or "").lower()
         expected = None if self.kms_key_id else _composite_etag(parts)
         if expected is not None and _MULTIPART_ETAG.match(etag) and etag != expected:
             raise exc.ChecksumMismatchException(

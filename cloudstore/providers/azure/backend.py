@@ -47,7 +47,9 @@ from azure.storage.blob import (
 )
 from urllib3.util.retry import Retry
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._engine import TransferConfig
+from cloudstore._http import content_range_total, md5_base64, pool_size, strip_etag
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -56,9 +58,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
-    content_range_total,
 )
-from cloudstore.checksums import md5_base64
 from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
     AuthenticationException,
@@ -75,14 +75,11 @@ from cloudstore.exceptions import (
     ThrottledException,
     class_for_status,
 )
-from cloudstore.transfer import TransferConfig
 
 MiB = 1024 * 1024
 
 #: Put Blob takes up to 5000 MiB in one request; the transfer engine decides what goes up whole.
 _MAX_SINGLE_PUT = 5000 * MiB
-#: Pooled connections per host at least (more when TransferConfig.max_concurrency is larger).
-_MIN_POOL_SIZE = 16
 #: The longest a user delegation key (and so a user-delegation SAS) may live.
 _MAX_DELEGATION = timedelta(days=7)
 #: How long a server-side copy may stay "pending" before copy_object gives up.
@@ -269,7 +266,7 @@ def blob_sas_url(
     return f"{blob_url}?{token}"
 
 
-class AzureBackend(Backend):
+class AzureBackend(Backend[AzureUpload]):
     """Azure Blob Storage: containers are buckets, block blobs are objects."""
 
     # Signed URLs: at most 7 days (the default), though a service SAS could last longer: the only
@@ -294,9 +291,7 @@ class AzureBackend(Backend):
             # A ranged read of one part is one Get Blob request, and a whole-object stream buffers
             # one part, not the SDK's default 32 MiB.
             "max_single_get_size": transfer.part_size,
-            "transport": _pooled_transport(
-                max(_MIN_POOL_SIZE, transfer.max_concurrency + 4), Timeouts.from_config(config)
-            ),
+            "transport": _pooled_transport(pool_size(config), Timeouts.from_config(config)),
         }
         self._client = self._make_client(config, client_options)
         # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
@@ -668,7 +663,7 @@ def _object_info(properties: Any) -> ObjectInfo:
         name=properties.name,
         size=int(properties.size or 0),
         last_modified=properties.last_modified,
-        etag=etag.strip('"') if etag else None,
+        etag=strip_etag(etag),
         content_type=settings.content_type if settings is not None else None,
         metadata=dict(properties.metadata or {}),
         checksum=("md5", bytes(md5).hex()) if md5 else None,

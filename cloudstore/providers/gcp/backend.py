@@ -40,20 +40,18 @@ import requests
 import requests.adapters
 from google.cloud import storage
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, md5_base64, pool_size, request_timeout
 from cloudstore.backend import (
     Backend,
     BucketInfo,
     Features,
-    HTTPBodyReader,
     ObjectInfo,
     Page,
     RangeReader,
     UploadPart,
-    content_range_total,
 )
-from cloudstore.checksums import md5_base64
-from cloudstore.config import Config, Timeouts
+from cloudstore.config import Config
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -73,8 +71,6 @@ from cloudstore.providers.gcp.compose import (
 from cloudstore.providers.gcp.errors import error_from_response, map_gcs_error, raise_for_response
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 
-#: Connections kept per host: enough for the transfer engine's parallel parts.
-CONNECTION_POOL_SIZE = 32
 #: V4 signed URLs live at most seven days.
 MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
 
@@ -98,7 +94,7 @@ def gcs_object_name(name: str) -> None:
 MAX_BATCH_DELETE = 100
 
 
-class GCSBackend(Backend):
+class GCSBackend(Backend[ComposeUpload]):
     """Google Cloud Storage (and emulators such as fake-gcs-server)."""
 
     # Compose would accept parts of any size, but the engine's 5 MiB floor keeps the number
@@ -113,9 +109,9 @@ class GCSBackend(Backend):
     def __init__(self, config: Config) -> None:
         self._endpoint = auth.normalize_endpoint(config.get("gcp_endpoint_url"))
         self._auth = auth.resolve(config, self._endpoint)
-        timeouts = Timeouts.from_config(config)
         #: ``(connect, read)`` seconds, given to every request (the SDK's and the provider's own).
-        self._timeout = (timeouts.connect, timeouts.read)
+        self._timeout = request_timeout(config)
+        self._pool_size = pool_size(config)
         self._lock = threading.Lock()
         self._client_instance: storage.Client | None = None
         #: Whether the server takes batch requests (fake-gcs-server has no batch endpoint).
@@ -141,7 +137,10 @@ class GCSBackend(Backend):
             project = project or found_project
         options = {"api_endpoint": self._endpoint} if self._endpoint else None
         client = storage.Client(
-            project=project, credentials=credentials, client_options=options, _http=_session_for(credentials)
+            project=project,
+            credentials=credentials,
+            client_options=options,
+            _http=_session_for(credentials, self._pool_size),
         )
         # The SDK would otherwise fetch each bucket's metadata in a background thread (for tracing
         # attributes): an extra request per bucket that nobody asked for.
@@ -296,7 +295,7 @@ class GCSBackend(Backend):
         # match the stored checksum.
         headers = {"Accept-Encoding": "gzip"}
         if (start or 0) > 0 or end is not None:
-            headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
+            headers["Range"] = str(byte_range(start, end))
         session: requests.Session = client._http
         response = session.request("GET", url, headers=headers, stream=True, timeout=self._timeout)
         raise_for_response(response)
@@ -460,7 +459,7 @@ def _mismatch(name: str, sent: bytes, stored: Mapping[str, Any]) -> ChecksumMism
     )
 
 
-def _session_for(credentials: google.auth.credentials.Credentials) -> requests.Session:
+def _session_for(credentials: google.auth.credentials.Credentials, pool: int) -> requests.Session:
     """The HTTP session: a connection pool as wide as the transfer engine's parallel parts, no
     transport retries, and on a 401 one token refresh and retry only where a refresh can give
     a new token (not for a fixed access token or anonymous access)."""
@@ -470,7 +469,7 @@ def _session_for(credentials: google.auth.credentials.Credentials) -> requests.S
     session = google.auth.transport.requests.AuthorizedSession(
         credentials, max_refresh_attempts=1 if refreshable else 0
     )
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # As the SDK does for its own session (a client certificate only when the environment asks).

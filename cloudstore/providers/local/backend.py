@@ -36,7 +36,9 @@ from stat import S_ISDIR, S_ISREG
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._engine import Readable
+from cloudstore._signing import canonical, expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
 from cloudstore.config import Config
 from cloudstore.exceptions import (
@@ -50,8 +52,6 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
     ProviderConnectionException,
 )
-from cloudstore.signing import canonical, expiry_timestamp, hmac_sha256_hex
-from cloudstore.transfer import Readable
 
 DEFAULT_ROOT = "~/.local/share/cloudstore"
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -93,7 +93,7 @@ class _FileReader(RangeReader):
         self._handle.close()
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[_Upload]):
     """Object storage in a directory on this machine."""
 
     # Signed URLs: no limit of its own (cloudstore caps at 7 days). Deletes are local file

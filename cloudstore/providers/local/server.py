@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
-from cloudstore import names
+from cloudstore import _names as names
+from cloudstore._signing import signature_matches
 from cloudstore.backend import ObjectInfo
 from cloudstore.config import Config
 from cloudstore.exceptions import (
@@ -45,9 +46,8 @@ from cloudstore.exceptions import (
 )
 from cloudstore.providers.local import SPEC
 from cloudstore.providers.local.backend import LocalBackend, sign_request
-from cloudstore.signing import signature_matches
 
-log = logging.getLogger("cloudstore.serve")
+log = logging.getLogger("cloudstore.providers.local")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -50,24 +50,23 @@ import urllib3.exceptions
 from keystoneauth1 import exceptions as ks_exc
 from requests.adapters import HTTPAdapter
 
+from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore import names
+from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
+from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, pool_size, request_timeout, strip_etag
+from cloudstore._retry import RetryPolicy
+from cloudstore._signing import expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
     Backend,
     BucketInfo,
     Features,
-    HTTPBodyReader,
     ObjectInfo,
     Page,
     RangeReader,
     UploadPart,
-    content_range_total,
 )
-from cloudstore.checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
-from cloudstore.config import Config, Timeouts
+from cloudstore.config import Config
 from cloudstore.providers.openstack.auth import auth_mode, connect
-from cloudstore.retry import RetryPolicy
-from cloudstore.signing import expiry_timestamp, hmac_sha256_hex
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
 SEGMENTS_SUFFIX = "+segments"
@@ -76,8 +75,6 @@ MAX_CONTAINER_BYTES = 256
 #: Swift's default ``container_listing_limit``: the most names one listing returns.
 MAX_LISTING = 10_000
 DEFAULT_PAGE = 1000
-#: Connections kept open to the proxy: enough for the transfer engine's workers.
-POOL_CONNECTIONS = 32
 
 _OBJECT_META = "x-object-meta-"
 #: The header the part layout travels in (``-`` reads back as ``_`` for user keys, not for this one).
@@ -137,7 +134,7 @@ class SloUpload:
         return self.bucket + SEGMENTS_SUFFIX
 
 
-class SwiftBackend(Backend):
+class SwiftBackend(Backend[SloUpload]):
     """OpenStack Swift (any auth: Keystone, Swift v1 auth, or a storage URL and token)."""
 
     features = Features(
@@ -163,8 +160,8 @@ class SwiftBackend(Backend):
         self._auth_mode = auth_mode(config)
         self._connection: Any = None
         self._lock = threading.Lock()
-        timeouts = Timeouts.from_config(config)
-        self._timeout = (timeouts.connect, timeouts.read)
+        self._timeout = request_timeout(config)
+        self._pool_size = pool_size(config)
         self._retry_policy: RetryPolicy = config.get("retry_policy") or RetryPolicy()
 
     def __repr__(self) -> str:
@@ -177,7 +174,7 @@ class SwiftBackend(Backend):
         with self._lock:
             if self._connection is None:
                 connection = connect(self._config)
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_CONNECTIONS)
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size)
                 for scheme in ("http://", "https://"):
                     connection.session.session.mount(scheme, adapter)
                 self._connection = connection
@@ -387,7 +384,7 @@ class SwiftBackend(Backend):
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         headers = {}
         if start is not None or end is not None:
-            headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
+            headers["Range"] = str(byte_range(start, end))
         response = self._request("GET", quote_path(bucket, name), headers=headers, stream=True)
         info = _get_info(name, response)
         if info is not None and info.checksum is None and not start and _is_slo(response.headers):
@@ -548,7 +545,7 @@ class SwiftBackend(Backend):
         if etag:
             headers["If-Match"] = etag  # evaluated against the source: 412 if it was replaced
         response = self._request("PUT", quote_path(upload.segments_container, segment), headers=headers, data=b"")
-        return _segment_part(upload, number, segment, response.headers["Etag"].strip('"'), end - start + 1)
+        return _segment_part(upload, number, segment, strip_etag(response.headers["Etag"]) or "", end - start + 1)
 
     def complete_multipart_upload(
         self, upload: SloUpload, parts: list[UploadPart], content_md5: bytes | None = None
@@ -756,7 +753,7 @@ def _is_slo(headers: Mapping[str, str]) -> bool:
 
 def _head_info(name: str, headers: Mapping[str, str], size: int | None = None) -> ObjectInfo:
     """The object's properties from a HEAD or GET response (``size``: the whole object's, for a 206)."""
-    etag = headers.get("Etag", "").strip('"') or None
+    etag = strip_etag(headers.get("Etag"))
     size = int(headers.get("Content-Length", 0)) if size is None else size
     metadata = _user_metadata(headers)
     return ObjectInfo(
@@ -807,7 +804,7 @@ def _get_info(name: str, response: requests.Response) -> ObjectInfo | None:
 
 def _listing_info(entry: Mapping[str, Any]) -> ObjectInfo:
     slo_etag = entry.get("slo_etag")
-    etag = str(slo_etag).strip('"') if slo_etag else entry.get("hash")
+    etag = strip_etag(str(slo_etag)) if slo_etag else entry.get("hash")
     checksum = ("md5", etag) if not slo_etag and etag and _PLAIN_MD5.match(etag) else None
     return ObjectInfo(
         name=entry["name"],

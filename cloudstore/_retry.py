@@ -71,10 +71,6 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_backoff, self.initial_backoff * 2 ** (failed_attempt - 1)))
 
 
-#: Retries nothing: for callers that retry a larger unit themselves.
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
 def _translated(fn: Callable[[], T], translate: Translator | None) -> T:
     try:
         return fn()

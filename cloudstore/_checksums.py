@@ -15,7 +15,6 @@ splits the bytes at those boundaries, so a multipart object is verified exactly.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
@@ -193,11 +192,6 @@ def _hash_span(fd: int, offset: int, size: int, hex_text: bool) -> bytes:
         md5.update(chunk)
         offset += len(chunk)
     return part_digest(md5, hex_text)
-
-
-def md5_base64(digest: bytes) -> str:
-    """A binary MD5 digest as HTTP's ``Content-MD5`` spells it."""
-    return base64.b64encode(digest).decode("ascii")
 
 
 def part_sizes(total: int, first: int, double_every: int) -> Iterator[int]:

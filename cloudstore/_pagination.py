@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from cloudstore.backend import Page
+from cloudstore.backend import BucketInfo, ObjectInfo, Page
 from cloudstore.exceptions import ProviderConnectionException
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: What a listing holds: buckets or objects (each with a ``name`` to page by).
+N = TypeVar("N", BucketInfo, ObjectInfo)
 
 #: Items asked for per request when the caller gives no limit (S3's own page size).
 DEFAULT_PAGE_SIZE = 1000
@@ -30,16 +32,10 @@ class ResultList(list[T], Generic[T]):
         items: list[T],
         marker: str | None = None,
         prefixes: list[str] | None = None,
-        supports_total: bool = False,
-        total: int | None = None,
-        supports_server_paging: bool = True,
     ) -> None:
         super().__init__(items)
         self.marker = marker
         self.prefixes = prefixes or []
-        self.supports_total = supports_total
-        self.total_results = total if supports_total else None
-        self.supports_server_paging = supports_server_paging
 
     @property
     def is_truncated(self) -> bool:
@@ -47,7 +43,7 @@ class ResultList(list[T], Generic[T]):
         return self.marker is not None
 
     def __repr__(self) -> str:
-        return f"ResultList({list.__repr__(self)}, marker={self.marker!r})"
+        return f"<ResultList items={list.__repr__(self)} marker={self.marker!r}>"
 
 
 def fetch_page(fetch: PageFetcher[T], limit: int | None, marker: str | None, wrap: Callable[[T], R]) -> ResultList[R]:
@@ -67,6 +63,30 @@ def iterate(fetch: PageFetcher[T], page_size: int = DEFAULT_PAGE_SIZE) -> Iterat
     """Every item, fetched page by page as the iteration reaches it (each page once)."""
     for page in _pages(fetch, None, lambda: page_size):
         yield from page.items
+
+
+def paged_on_client(fetch: PageFetcher[N]) -> PageFetcher[N]:
+    """A fetcher that pages a listing the service returns whole (``features.server_paging`` off).
+
+    Each call fetches the whole listing once (``fetch(None, None)``) and returns the entries
+    (items and prefixes, in name order) after ``marker``, ``limit`` at most; the marker of the
+    next page is the last name returned, so a page is found again without state kept here.
+    """
+
+    def page(limit: int | None, marker: str | None) -> Page[N]:
+        whole = fetch(None, None)
+        entries: list[tuple[str, N | None]] = [(item.name, item) for item in whole.items]
+        entries += [(prefix, None) for prefix in whole.prefixes]
+        entries = sorted((e for e in entries if marker is None or e[0] > marker), key=lambda e: e[0])
+        shown = entries if limit is None else entries[:limit]
+        more = len(shown) < len(entries)
+        return Page(
+            [item for _, item in shown if item is not None],
+            next_marker=shown[-1][0] if more and shown else None,
+            prefixes=[name for name, item in shown if item is None],
+        )
+
+    return page
 
 
 def _pages(fetch: PageFetcher[T], marker: str | None, room: Callable[[], int]) -> Iterator[Page[T]]:

@@ -1,0 +1,371 @@
+"""Downloads: ranged reads in parallel, verified, written by position into a temporary file.
+
+Ranged reads are written by position into a temporary file beside the destination, verified
+against the service's whole-object checksum when there is one, then renamed into place. A reader
+that breaks is reopened where it stopped: a retried part is that part alone. Every response of
+one download must come from the same version of the object (same ETag or generation, same
+size): an object replaced mid-download raises
+:class:`~cloudstore.exceptions.PreconditionFailedException` instead of splicing two versions
+together, even where no checksum would catch it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import secrets
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from pathlib import Path
+
+from cloudstore._checksums import (
+    Checksum,
+    Hasher,
+    as_checksum,
+    hex_parts,
+    new_hasher,
+    part_digest,
+    verify,
+    verify_file,
+    verify_part_digests,
+)
+from cloudstore._engine.parts import Context, Progress, ProgressCallback, run_all
+from cloudstore.backend import ObjectInfo, RangeReader
+from cloudstore.exceptions import (
+    ChecksumMismatchException,
+    CloudStoreException,
+    NotFoundException,
+    PreconditionFailedException,
+    ProviderConnectionException,
+)
+
+
+class _Version:
+    """The one version of an object that every response of a download must come from."""
+
+    def __init__(self, name: str, size: int | None) -> None:
+        self._name = name
+        self._size = size
+        self._etag: str | None = None
+        self._lock = threading.Lock()
+
+    def check(self, reader: RangeReader) -> None:
+        """Pin the version (ETag and size) the first response reports; refuse any other."""
+        size = reader.info.size if reader.info is not None else None
+        etag = reader.etag
+        with self._lock:
+            if self._size is None:
+                self._size = size
+            elif size is not None and size != self._size:
+                self._changed(f"its size went from {self._size} to {size} bytes")
+            if self._etag is None:
+                self._etag = etag
+            elif etag is not None and etag != self._etag:
+                self._changed(f"its version went from {self._etag!r} to {etag!r}")
+
+    def _changed(self, how: str) -> None:
+        raise PreconditionFailedException(f"{self._name!r} was replaced while it was being read ({how}); read it again")
+
+
+class _ResumingRead:
+    """One ranged read that reopens the body where it broke (each attempt one ``next_chunk``)."""
+
+    def __init__(
+        self,
+        context: Context,
+        bucket: str,
+        name: str,
+        start: int | None,
+        end: int | None,
+        expected_size: int | None,
+        on_open: Callable[[RangeReader], None] | None,
+        version: _Version,
+    ) -> None:
+        self._context = context
+        self._bucket = bucket
+        self._name = name
+        self._start = start
+        self._end = end
+        self._on_open = on_open
+        self._version = version
+        #: The next byte to read, and the last one wanted (``None``: unknown until a response says).
+        self.position = start or 0
+        self.stop = None if expected_size is None else (end if end is not None else expected_size - 1)
+        self._reader: RangeReader | None = None
+        self._opened = False
+
+    def next_chunk(self, chunk_size: int) -> bytes:
+        """The next chunk (``b""`` at the end), opening the body first if it is not open."""
+        try:
+            if self._reader is None:
+                self._reader = self._open()
+            chunk = self._reader.read(chunk_size)
+            if not chunk and self.stop is not None and self.position <= self.stop:
+                raise ProviderConnectionException(f"the body of {self._name!r} ended early at byte {self.position}")
+            return chunk
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> RangeReader:
+        first = self.position if (self.position or self._start is not None) else None
+        reader = self._context.backend.get_object(self._bucket, self._name, first, self._end)
+        self._reader = reader  # closed by next_chunk if the checks below fail
+        self._version.check(reader)
+        if not self._opened:
+            self._opened = True
+            if self.stop is None and reader.info is not None:
+                last = reader.info.size - 1
+                self.stop = last if self._end is None else min(self._end, last)
+            if self._on_open is not None:
+                self._on_open(reader)
+        return reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.close()
+            self._reader = None
+
+
+class Downloader:
+    """Reads objects: as a stream of chunks, whole, or into a file."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def chunks(
+        self,
+        bucket: str,
+        name: str,
+        start: int | None = None,
+        end: int | None = None,
+        expected_size: int | None = None,
+        chunk_size: int | None = None,
+        on_open: Callable[[RangeReader], None] | None = None,
+        version: _Version | None = None,
+    ) -> Generator[bytes, None, None]:
+        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke.
+
+        ``on_open`` sees the first reader opened (and so its ``info``) before any byte is yielded.
+        Every reader opened must come from ``version`` (by default: the version the first reports).
+        """
+        version = version or _Version(name, expected_size)
+        read = _ResumingRead(self._context, bucket, name, start, end, expected_size, on_open, version)
+        chunk_size = chunk_size or self._context.config.chunk_size
+        try:
+            while True:
+                chunk = self._context.call(lambda: read.next_chunk(chunk_size))
+                if not chunk:
+                    return
+                read.position += len(chunk)
+                yield chunk
+                if read.stop is not None and read.position > read.stop:
+                    return  # all of it: no request-wrapped read just to see the end
+        finally:
+            read.close()
+
+    def stream(
+        self,
+        bucket: str,
+        name: str,
+        info: ObjectInfo | None = None,
+        chunk_size: int | None = None,
+        on_described: Callable[[ObjectInfo], None] | None = None,
+    ) -> Iterator[bytes]:
+        """The whole object, verified at the end against the service's checksum when it has one.
+
+        Without ``info`` the properties come from the GET response itself (no HEAD first), and
+        ``on_described`` is told them before the first byte.
+        """
+        known: list[ObjectInfo] = [info] if info is not None else []
+
+        def opened(reader: RangeReader) -> None:
+            if known:
+                return
+            described = self._described(bucket, name, reader)
+            if described is not None:
+                known.append(described)
+                if on_described is not None:
+                    on_described(described)
+
+        hasher: Hasher | None = None
+        checksum: Checksum | None = None
+        started = False
+        for chunk in self.chunks(
+            bucket,
+            name,
+            expected_size=info.size if info else None,
+            chunk_size=chunk_size,
+            on_open=opened,
+        ):
+            if not started:
+                started = True
+                checksum = as_checksum(known[0].checksum) if known else None
+                hasher = new_hasher(checksum) if checksum else None
+            if hasher is not None:
+                hasher.update(chunk)
+            yield chunk
+        if not started and known and known[0].checksum:  # an empty object
+            checksum = as_checksum(known[0].checksum)
+            hasher = new_hasher(checksum) if checksum else None
+        if hasher is not None and checksum is not None:
+            verify(hasher, checksum, f"download of {name!r}")
+
+    def _described(self, bucket: str, name: str, reader: RangeReader) -> ObjectInfo | None:
+        """The object's properties (size, checksum) for a read: from its GET response, or from a
+        HEAD where the provider's response tells none (``None``: no such object any more)."""
+        return reader.info or self._context.backend.head_object(bucket, name)
+
+    def download_to_path(
+        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None, mode: int | None = None
+    ) -> ObjectInfo:
+        """Write the object to ``path`` atomically: all of it, verified, or nothing.
+
+        The first request asks for the first part (``min(part_size, threshold)`` bytes), and its
+        response tells the object's size: a small object takes that one request (no HEAD first);
+        the rest of a larger one comes in parallel ranges of ``part_size`` while the first
+        response is still streaming (the same size, so that none of them lags behind).
+        Returns the properties of the version written. ``mode`` (the permission bits of the
+        file being replaced) is given to the new file; by default it gets the umask's.
+        """
+        report = Progress(progress)
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode & 0o700)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            try:
+                info = self._download_verified(fd, bucket, name, report)
+            except ChecksumMismatchException:
+                # Damage in transit (or a bad disk read) rarely strikes twice: fetch it all once more.
+                os.ftruncate(fd, 0)
+                info = self._download_verified(fd, bucket, name, report)
+            os.close(fd)
+            fd = -1
+            os.replace(temp, path)
+            return info
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    def _download_verified(self, fd: int, bucket: str, name: str, report: Progress) -> ObjectInfo:
+        info, part_digests = self._download_into(fd, bucket, name, report)
+        checksum = as_checksum(info.checksum)
+        if checksum is None:
+            return info
+        what = f"download of {name!r}"
+        if part_digests is not None:
+            verify_part_digests(part_digests, checksum, what)
+        else:
+            verify_file(fd, checksum, what)
+        return info
+
+    def _download_spans(self, size: int, head_size: int, checksum: Checksum | None) -> list[tuple[int, int]]:
+        """The ``(start, length)`` ranges a download of ``size`` bytes fetches, the first one first.
+
+        Where the object's checksum is made of per-part digests and its first part is the head's
+        size, the ranges are those parts, so that each is hashed as it arrives (no pass over the
+        file afterwards).
+        """
+        parts = checksum.parts if checksum is not None and hex_parts(checksum) is not None else None
+        if parts and parts[0] == head_size and sum(parts) == size:
+            return list(zip(itertools.accumulate(parts, initial=0), parts, strict=False))
+        part = max(self._context.config.part_size, -(-size // 10_000))
+        rest = [(start, min(part, size - start)) for start in range(head_size, size, part)]
+        return [(0, min(head_size, size)), *rest]
+
+    def _download_into(
+        self, fd: int, bucket: str, name: str, report: Progress
+    ) -> tuple[ObjectInfo, list[bytes] | None]:
+        """Write the object into ``fd``; its properties, and its parts' digests where its checksum
+        is made of them and they were hashed on the way."""
+        described: list[ObjectInfo] = []
+        version = _Version(name, None)
+
+        def opened(reader: RangeReader) -> None:
+            info = self._described(bucket, name, reader)
+            if info is None:
+                raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404)
+            described.append(info)
+
+        head_size = min(self._context.config.part_size, self._context.config.threshold)
+        head = self.chunks(bucket, name, 0, head_size - 1, on_open=opened, version=version)
+        try:
+            first = next(head, b"")
+        except CloudStoreException as err:
+            if err.status != 416:
+                raise
+            # Only an empty object has no byte 0 to serve: read it whole instead.
+            head = self.chunks(bucket, name, on_open=opened, version=version)
+            first = next(head, b"")
+        info = described[0]
+        checksum = as_checksum(info.checksum)
+        spans = self._download_spans(info.size, head_size, checksum)
+        hex_text = hex_parts(checksum) if checksum is not None else None
+        hashed = hex_text is not None and checksum is not None and checksum.parts == tuple(n for _, n in spans)
+        digests: list[bytes] = [b""] * len(spans)
+        failed = threading.Event()
+
+        def write(chunks: Iterable[bytes], index: int) -> None:
+            """Write ``chunks`` as span ``index``, hashing them if the parts are the spans."""
+            offset, length = spans[index]
+            md5 = hashlib.md5(usedforsecurity=False) if hashed else None
+            for chunk in chunks:
+                if failed.is_set():  # another part failed: the download is lost anyway
+                    return
+                _pwrite_all(fd, chunk, offset)
+                if md5 is not None:
+                    md5.update(chunk)
+                offset += len(chunk)
+                report(len(chunk))
+            if offset != spans[index][0] + length:
+                raise ProviderConnectionException(f"the body of {name!r} ended early at byte {offset}")
+            if md5 is not None:
+                digests[index] = part_digest(md5, bool(hex_text))
+
+        def fetch(index: int) -> Callable[[], None]:
+            start, length = spans[index]
+
+            def run() -> None:
+                write(
+                    self.chunks(bucket, name, start, start + length - 1, expected_size=info.size, version=version),
+                    index,
+                )
+
+            return run
+
+        def write_head() -> None:
+            write(itertools.chain([first], head), 0)
+
+        try:
+            if len(spans) == 1:
+                write_head()
+            else:
+                os.ftruncate(fd, info.size)
+                tasks = [write_head, *(fetch(index) for index in range(1, len(spans)))]
+                run_all(tasks, self._context.config.max_concurrency, "cloudstore-down", failed)
+        finally:
+            head.close()
+        return info, (digests if hashed else None)
+
+    def read_whole(self, bucket: str, name: str, on_described: Callable[[ObjectInfo], None] | None = None) -> bytes:
+        """The whole object, verified; a checksum mismatch is read once more before it is raised."""
+        try:
+            return b"".join(self.stream(bucket, name, on_described=on_described))
+        except ChecksumMismatchException:
+            return b"".join(self.stream(bucket, name, on_described=on_described))
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written

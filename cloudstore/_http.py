@@ -1,0 +1,77 @@
+"""HTTP plumbing the providers share: streamed bodies, ranges, ETags, digests, pools, timeouts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from cloudstore.backend import ObjectInfo, RangeReader
+from cloudstore.config import Timeouts
+
+#: Connections kept per host at least: the transfer engine's workers and a few more.
+MIN_POOL_CONNECTIONS = 32
+
+
+def pool_size(config: Mapping[str, Any]) -> int:
+    """Connections to keep open to the service: enough for the engine's parallel parts."""
+    concurrency = getattr(config.get("transfer_config"), "max_concurrency", 0)
+    return max(MIN_POOL_CONNECTIONS, int(concurrency or 0) + 4)
+
+
+def request_timeout(config: Mapping[str, Any]) -> tuple[float, float]:
+    """The ``(connect, read)`` seconds requests and urllib3 take, from the config's timeouts."""
+    timeouts = Timeouts.from_config(config)
+    return (timeouts.connect, timeouts.read)
+
+
+def byte_range(start: int | None, end: int | None) -> str | None:
+    """The ``Range`` header for the inclusive bytes ``start``..``end`` (``None``: the whole body)."""
+    if start is None and end is None:
+        return None
+    return f"bytes={start or 0}-{'' if end is None else end}"
+
+
+def strip_etag(etag: str | None) -> str | None:
+    """An ETag without its quotes (``None`` for none)."""
+    return etag.strip('"') if etag else None
+
+
+def md5_base64(digest: bytes) -> str:
+    """A binary MD5 digest as HTTP's ``Content-MD5`` spells it."""
+    return base64.b64encode(digest).decode("ascii")
+
+
+def content_range_total(content_range: str | None) -> int | None:
+    """The whole object's size from a ``Content-Range`` value ("bytes 0-9/1234"), if it tells it."""
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else None
+
+
+class HTTPBodyReader(RangeReader):
+    """A streamed ``requests`` response body, read as stored (no content decoding).
+
+    ``version_header`` names the response header identifying the object version, where that is
+    not ``info.etag``.
+    """
+
+    def __init__(self, response: Any, info: ObjectInfo | None = None, version_header: str | None = None) -> None:
+        self._response = response
+        self.info = info
+        self._version_header = version_header
+
+    @property
+    def etag(self) -> str | None:
+        if self._version_header is None:
+            return self.info.etag if self.info is not None else None
+        value = self._response.headers.get(self._version_header)
+        return strip_etag(str(value)) if value else None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._response.raw.read(None if size < 0 else size, decode_content=False)
+        return bytes(data or b"")
+
+    def close(self) -> None:
+        self._response.close()
