@@ -9,6 +9,7 @@ that provider is first used.
 
 from __future__ import annotations
 
+from cloudstore._files import open_address as open
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
     AuthenticationException,
@@ -56,4 +57,5 @@ __all__ = [
     "ThrottledException",
     "TransferConfig",
     "list_providers",
+    "open",
 ]
