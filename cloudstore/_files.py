@@ -406,7 +406,7 @@ def open_object(
     if binary == "rb":
         if content_type is not None or metadata is not None:
             raise InvalidParamException("content_type and metadata are for writing ('wb', 'w')")
-        file: io.BufferedIOBase = ObjectReader(obj, block_size, cache_blocks, on_close)
+        file: ObjectReader | ObjectWriter = ObjectReader(obj, block_size, cache_blocks, on_close)
     else:
         file = ObjectWriter(obj, content_type, metadata, on_close)
     if not text:
