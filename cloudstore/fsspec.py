@@ -25,6 +25,7 @@ from fsspec.spec import AbstractFileSystem
 from fsspec.utils import isfilelike, stringify_path
 
 from cloudstore._files import DEFAULT_BLOCK_SIZE, _TextFile, open_object
+from cloudstore.backend import BucketInfo
 from cloudstore.exceptions import (
     DuplicateResourceException,
     NotFoundException,
@@ -32,7 +33,7 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
 )
 from cloudstore.factory import CloudProviderFactory
-from cloudstore.model import Bucket, BucketInfo, BucketObject, CloudProvider
+from cloudstore.model import Bucket, BucketObject, CloudProvider
 
 PROTOCOL = "cloudstore"
 
