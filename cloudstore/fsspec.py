@@ -294,6 +294,13 @@ class CloudStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     return
                 raise
 
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
+        """Store an empty object (objects have no timestamp to update: ``truncate=False`` on an
+        existing one raises ``NotImplementedError``)."""
+        if not truncate and self.exists(path):
+            raise NotImplementedError("an object's modification time cannot be updated without rewriting it")
+        self.pipe_file(path, b"", **kwargs)
+
     def rm_file(self, path: str) -> None:
         obj = self._object(path)
         with _as_os_errors(path):
