@@ -20,9 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
-from fsspec.spec import AbstractFileSystem
-from fsspec.utils import isfilelike, stringify_path
+try:
+    from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+    from fsspec.spec import AbstractFileSystem
+    from fsspec.utils import isfilelike, stringify_path
+except ImportError as err:  # pragma: no cover - the bare install
+    raise ImportError('cloudstore.fsspec needs fsspec: pip install "cloudstore[fsspec]"') from err
 
 from cloudstore._files import DEFAULT_BLOCK_SIZE, _TextFile, open_object
 from cloudstore.backend import BucketInfo

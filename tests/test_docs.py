@@ -46,7 +46,15 @@ from cloudstore.providers import PROVIDERS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
-EXECUTED_PAGES = ["index.rst", "quickstart.rst", "model.rst", "configuration.rst", "transfers.rst", "local.rst"]
+EXECUTED_PAGES = [
+    "index.rst",
+    "quickstart.rst",
+    "model.rst",
+    "configuration.rst",
+    "transfers.rst",
+    "dataframes.rst",
+    "local.rst",
+]
 
 _DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block::\s*(?P<lang>\S+)\s*$")
 _MARKER = re.compile(r"^\s*\.\. (?P<name>not-tested|output):")
@@ -217,12 +225,18 @@ def _transfers(ns: dict[str, Any], workdir: Path) -> None:
     assert not (workdir / "broken.txt").exists()
 
 
+def _dataframes(ns: dict[str, Any], workdir: Path) -> None:
+    assert ns["table"].num_rows == 3
+    assert not (workdir / "store" / "analytics").exists()  # the page cleans up
+
+
 EXPECTATIONS = {
     "index.rst": _index,
     "quickstart.rst": _quickstart,
     "model.rst": _model,
     "configuration.rst": _configuration,
     "transfers.rst": _transfers,
+    "dataframes.rst": _dataframes,
 }
 
 
