@@ -10,6 +10,7 @@ that provider is first used.
 from __future__ import annotations
 
 from cloudstore._engine import TransferConfig
+from cloudstore._files import open_address as open
 from cloudstore._pagination import ResultList
 from cloudstore._retry import RetryPolicy
 from cloudstore.bulk import BulkReport, Failure, sync
@@ -59,5 +60,6 @@ __all__ = [
     "ThrottledException",
     "TransferConfig",
     "list_providers",
+    "open",
     "sync",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,7 +33,7 @@ from cloudstore.exceptions import (
     NotFoundException,
     NotSupportedException,
 )
-from cloudstore.registry import ProviderSpec
+from cloudstore.registry import ProviderSpec, spec_for
 
 if TYPE_CHECKING:
     from cloudstore.bulk import BulkReport
@@ -63,6 +64,16 @@ class CloudProvider:
         self.retry_policy: RetryPolicy = retry_policy
         Timeouts.from_config(config)  # refuse unusable timeouts before any request
         self.storage = StorageService(self)
+        _LIVE_PROVIDERS.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its provider id and resolved config, never a client: each process makes its
+        own on first use. The config includes any secrets it holds (docs: "Pickling")."""
+        return _rebuild_provider, (self.PROVIDER_ID, dict(self.config))
+
+    def _forget_backend(self) -> None:
+        """Drop the client without closing it (after ``fork``: its connections are the parent's)."""
+        self._backend_instance = None
 
     @property
     def _backend(self) -> Backend[Any]:
@@ -133,6 +144,24 @@ def provider_id(spec: ProviderSpec) -> str:
         return ProviderList(spec.id)
     except ValueError:
         return spec.id
+
+
+def _rebuild_provider(provider_id: str, values: dict[str, Any]) -> CloudProvider:
+    """A provider unpickled: built from the resolved config as it was (no new lookup)."""
+    spec = spec_for(provider_id)
+    return CloudProvider(spec, Config(spec, values))
+
+
+#: Every provider alive in this process, so that a forked child drops the clients it inherited.
+_LIVE_PROVIDERS: weakref.WeakSet[CloudProvider] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for provider in list(_LIVE_PROVIDERS):
+        provider._forget_backend()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StorageService:
@@ -262,6 +291,9 @@ class Bucket:
         from cloudstore import bulk
 
         return bulk.download_dir(self, prefix, local_dir, include, exclude, progress, **options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Bucket, (self.provider, self._info)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Bucket) and other.provider is self.provider and other.name == self.name
@@ -604,6 +636,23 @@ class BucketObject:
         copied = BucketObject(target, ObjectInfo(name=dst_name, size=0), exists=True)
         copied.refresh()
         return copied
+
+    def open(self, mode: str = "rb", **options: Any) -> Any:
+        """The object as a file: ``"rb"``/``"r"`` to read, ``"wb"``/``"w"`` to write (text modes
+        through :class:`io.TextIOWrapper`, UTF-8 unless ``encoding`` says otherwise).
+
+        Reading is seekable and fetches byte ranges of one version of the object, a block
+        (``block_size``, 2 MiB) at a time, keeping at most ``cache_blocks`` (4) of them; an object
+        replaced meanwhile raises :class:`PreconditionFailedException`. Writing uploads as it
+        goes (``content_type`` and ``metadata`` may be given); the object appears on a clean
+        ``close()``, and an exception inside ``with`` (or ``discard()``) stores nothing.
+        """
+        from cloudstore._files import open_object
+
+        return open_object(self, mode, **options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return BucketObject, (self.bucket, self._info, self._stored)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BucketObject) and other.bucket == self.bucket and other.name == self.name

@@ -227,6 +227,12 @@ KEY_AND_KEYS_UNDER_IT: dict[str, str] = {
     "gcp": "fake-gcs-server (filesystem backend) answers 500: 'mkdir .../a: not a directory'",
 }
 
+#: Servers that keep listing a prefix (a pseudo-folder) after the last object under it is deleted,
+#: where the real service lists only prefixes that objects are under.
+PREFIX_OUTLIVES_ITS_OBJECTS: dict[str, str] = {
+    "aws": "SeaweedFS keeps the filer folder of a deleted object: the emptied prefix is still listed",
+}
+
 #: Servers that store another content type than the one sent (none so far: cloudstore always
 #: sends one, application/octet-stream by default, so SeaweedFS has nothing to sniff).
 CONTENT_TYPE_DIFFERENCES: dict[str, str] = {}

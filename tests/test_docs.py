@@ -53,6 +53,7 @@ EXECUTED_PAGES = [
     "configuration.rst",
     "transfers.rst",
     "bulk.rst",
+    "dataframes.rst",
     "local.rst",
 ]
 
@@ -236,6 +237,11 @@ def _bulk(ns: dict[str, Any], workdir: Path) -> None:
     ]
 
 
+def _dataframes(ns: dict[str, Any], workdir: Path) -> None:
+    assert ns["table"].num_rows == 3
+    assert not (workdir / "store" / "analytics").exists()  # the page cleans up
+
+
 EXPECTATIONS = {
     "index.rst": _index,
     "quickstart.rst": _quickstart,
@@ -243,6 +249,7 @@ EXPECTATIONS = {
     "configuration.rst": _configuration,
     "transfers.rst": _transfers,
     "bulk.rst": _bulk,
+    "dataframes.rst": _dataframes,
 }
 
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 SDKS = ("boto3", "botocore", "azure", "google", "openstack", "swiftclient")
 
+#: The data tools cloudstore.fsspec serves: the fsspec extra (and the test extra) installs them.
+DATA_TOOLS = ("fsspec", "pandas", "pyarrow", "numpy", "dask", "distributed")
+
 #: Installed with the cloud extras (or the test extra), never by the bare install.
-BLOCKED = (*SDKS, "google_crc32c", "keystoneauth1", "s3transfer", "requests", "urllib3")
+BLOCKED = (*SDKS, *DATA_TOOLS, "google_crc32c", "keystoneauth1", "s3transfer", "requests", "urllib3")
 
 BLOCKER = textwrap.dedent(
     f"""
@@ -48,7 +51,7 @@ def test_import_cloudstore_loads_no_sdk(tmp_path: Path) -> None:
         f"""
         import sys
         import cloudstore
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {SDKS!r})
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {(*SDKS, *DATA_TOOLS)!r})
         assert not loaded, loaded
         print("ok")
         """
@@ -90,7 +93,7 @@ def test_bare_package_works_with_every_sdk_blocked(tmp_path: Path) -> None:
             parts = info.name.split(".")
             if len(parts) > 3 and parts[1] == "providers" and parts[2] != "local":
                 continue
-            if info.name == "cloudstore.__main__":
+            if info.name in ("cloudstore.__main__", "cloudstore.fsspec"):  # fsspec: its extra's part
                 continue
             importlib.import_module(info.name)
 
@@ -123,6 +126,19 @@ def test_bare_package_works_with_every_sdk_blocked(tmp_path: Path) -> None:
         assert out.getvalue() == b"small"
         assert obj.generate_url(expires_in=60).startswith("http://127.0.0.1:8765/bare/big/one?")
         assert [o.name for o in bucket.objects] == ["big/one", "from-file", "small"]
+        with obj.open("rb") as handle:  # file objects need no data tool either
+            handle.seek(10)
+            assert handle.read(10) == data[10:20]
+        with cloudstore.open("local://bare/text.txt", "w", config={"local_root": "root"}) as handle:
+            handle.write("text")
+        assert bucket.objects.get("text.txt").read() == b"text"
+        bucket.objects.get("text.txt").delete()
+        try:
+            import cloudstore.fsspec
+        except ImportError as err:
+            assert 'pip install "cloudstore[fsspec]"' in str(err), err
+        else:
+            raise AssertionError("cloudstore.fsspec imported without fsspec")
 
         # The CLI too, in process.
         cloudstore.cli.main(["-c", "local_root=root", "cp", "-q", "source.bin", "local://bare/cli.bin"],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudstore._engine.copy import Copier
-from cloudstore._engine.download import Downloader
+from cloudstore._engine.download import Downloader, PinnedVersion
 from cloudstore._engine.parts import Context, MiB, ProgressCallback, Readable
 from cloudstore._engine.upload import ChunkStream, Uploader, open_source
 from cloudstore._retry import RetryPolicy
@@ -23,6 +23,7 @@ from cloudstore.exceptions import InvalidParamException
 
 __all__ = [
     "ChunkStream",
+    "PinnedVersion",
     "ProgressCallback",
     "Readable",
     "TransferConfig",
@@ -90,9 +91,11 @@ class TransferEngine:
         expected_size: int | None = None,
         chunk_size: int | None = None,
         on_open: Callable[[RangeReader], None] | None = None,
+        version: PinnedVersion | None = None,
     ) -> Generator[bytes, None, None]:
-        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke."""
-        return self._downloader.chunks(bucket, name, start, end, expected_size, chunk_size, on_open)
+        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke; every
+        response must come from ``version`` (by default, the version the first one reports)."""
+        return self._downloader.chunks(bucket, name, start, end, expected_size, chunk_size, on_open, version)
 
     def stream(
         self,

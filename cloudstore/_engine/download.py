@@ -42,7 +42,7 @@ from cloudstore.exceptions import (
 )
 
 
-class _Version:
+class PinnedVersion:
     """The one version of an object that every response of a download must come from."""
 
     def __init__(self, name: str, size: int | None) -> None:
@@ -81,7 +81,7 @@ class _ResumingRead:
         end: int | None,
         expected_size: int | None,
         on_open: Callable[[RangeReader], None] | None,
-        version: _Version,
+        version: PinnedVersion,
     ) -> None:
         self._context = context
         self._bucket = bucket
@@ -145,14 +145,14 @@ class Downloader:
         expected_size: int | None = None,
         chunk_size: int | None = None,
         on_open: Callable[[RangeReader], None] | None = None,
-        version: _Version | None = None,
+        version: PinnedVersion | None = None,
     ) -> Generator[bytes, None, None]:
         """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke.
 
         ``on_open`` sees the first reader opened (and so its ``info``) before any byte is yielded.
         Every reader opened must come from ``version`` (by default: the version the first reports).
         """
-        version = version or _Version(name, expected_size)
+        version = version or PinnedVersion(name, expected_size)
         read = _ResumingRead(self._context, bucket, name, start, end, expected_size, on_open, version)
         chunk_size = chunk_size or self._context.config.chunk_size
         try:
@@ -287,7 +287,7 @@ class Downloader:
         """Write the object into ``fd``; its properties, and its parts' digests where its checksum
         is made of them and they were hashed on the way."""
         described: list[ObjectInfo] = []
-        version = _Version(name, None)
+        version = PinnedVersion(name, None)
 
         def opened(reader: RangeReader) -> None:
             info = self._described(bucket, name, reader)
