@@ -9,6 +9,7 @@ one bounded HTTP connection pool with the response parsed by the C parsers?
   cloudstore AWS provider does) and puts carry ``Content-MD5`` so the server checks the body;
 - transport: one ``urllib3.HTTPConnectionPool`` (``maxsize`` connections, ``block=True``: never
   more sockets than that, however many threads), no retries (the caller's retry layer owns them);
+  or, to measure what urllib3 itself costs, one keep-alive ``http.client.HTTPConnection`` per thread;
 - parsing: ``xml.etree.ElementTree`` (the C ``_elementtree``) for ListObjectsV2 and errors;
 - integrity: a GET of a whole object is checked against its ETag when that is a plain MD5.
 
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -58,8 +61,11 @@ def _quote_key(key: str) -> str:
 class LeanS3:
     """put / get / head / list on one bucket over one bounded connection pool."""
 
-    def __init__(self, client: Any, bucket: str, pool_size: int = 32) -> None:
-        """``client``: a boto3 S3 client; its endpoint, region and credentials are reused."""
+    def __init__(self, client: Any, bucket: str, pool_size: int = 32, transport: str = "urllib3") -> None:
+        """``client``: a boto3 S3 client; its endpoint, region and credentials are reused.
+
+        ``transport``: ``"urllib3"`` (one bounded pool) or ``"http.client"`` (a connection per thread).
+        """
         endpoint = urllib.parse.urlsplit(client.meta.endpoint_url)
         if endpoint.scheme != "http":
             raise ValueError("this prototype speaks plain http to a test server only")
@@ -74,6 +80,9 @@ class LeanS3:
             block=True,
             retries=False,
         )
+        self._transport = transport
+        self._local = threading.local()
+        self._host, self._port = endpoint.hostname or "127.0.0.1", endpoint.port or 80
 
     def _signed(self, method: str, path: str, query: str = "", headers: dict[str, str] | None = None) -> dict[str, str]:
         url = self._origin + path + ("?" + query if query else "")
@@ -85,34 +94,52 @@ class LeanS3:
 
     def _send(
         self, method: str, path: str, key: str, query: str = "", body: bytes | None = None, **headers: str
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """(status, headers, body) of one signed request; an error answer raises."""
         signed = self._signed(method, path, query, headers)
         target = path + ("?" + query if query else "")
-        response = self._pool.urlopen(method, target, body=body, headers=signed, redirect=False)
-        if response.status >= 300:
-            raise LeanS3Error(response.status, _error_code(response.data), key)
-        return response
+        if self._transport == "http.client":
+            status, answer, data = self._send_http_client(method, target, body, signed)
+        else:
+            response = self._pool.urlopen(method, target, body=body, headers=signed, redirect=False)
+            status, answer, data = response.status, response.headers, response.data
+        if status >= 300:
+            raise LeanS3Error(status, _error_code(data), key)
+        return status, answer, data
+
+    def _send_http_client(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(self._host, self._port)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()  # a broken keep-alive connection is not reused
+            self._local.conn = None
+            raise
 
     def put(self, key: str, data: bytes) -> str:
         """Store ``data``; the server checks it against the Content-MD5 sent. Returns the ETag."""
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
         path = f"{self._bucket_path}/{_quote_key(key)}"
-        response = self._send("PUT", path, key, body=data, **{"Content-MD5": md5})
-        return response.headers.get("ETag", "").strip('"')
+        _, headers, _ = self._send("PUT", path, key, body=data, **{"Content-MD5": md5})
+        return headers.get("ETag", "").strip('"')
 
     def get(self, key: str) -> bytes:
         """The whole object, checked against its ETag when that is a plain MD5."""
-        response = self._send("GET", f"{self._bucket_path}/{_quote_key(key)}", key)
-        data: bytes = response.data
-        etag = response.headers.get("ETag", "").strip('"')
+        status, headers, data = self._send("GET", f"{self._bucket_path}/{_quote_key(key)}", key)
+        etag = headers.get("ETag", "").strip('"')
         if len(etag) == 32 and "-" not in etag and hashlib.md5(data).hexdigest() != etag:
-            raise LeanS3Error(response.status, "ChecksumMismatch", key)
+            raise LeanS3Error(status, "ChecksumMismatch", key)
         return data
 
     def head(self, key: str) -> dict[str, Any]:
         """Size, ETag, last modified, content type and user metadata of one object."""
-        response = self._send("HEAD", f"{self._bucket_path}/{_quote_key(key)}", key)
-        h = response.headers
+        _, h, _ = self._send("HEAD", f"{self._bucket_path}/{_quote_key(key)}", key)
         return {
             "size": int(h.get("Content-Length", "0")),
             "etag": h.get("ETag", "").strip('"'),
@@ -131,7 +158,7 @@ class LeanS3:
             if token:
                 params["continuation-token"] = token
             query = urllib.parse.urlencode(sorted(params.items()), quote_via=urllib.parse.quote, safe="-_.~")
-            root = ET.fromstring(self._send("GET", self._bucket_path, prefix, query).data)
+            root = ET.fromstring(self._send("GET", self._bucket_path, prefix, query)[2])
             for item in root.iterfind(_NS + "Contents"):
                 yield Listed(
                     item.findtext(_NS + "Key", ""),
@@ -145,6 +172,9 @@ class LeanS3:
 
     def close(self) -> None:
         self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
 
 
 def _error_code(body: bytes) -> str:

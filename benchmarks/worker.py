@@ -432,11 +432,12 @@ def small_operations(
     """The per-request rows for the lean prototype and obstore's async API (sequential awaits)."""
     c, w, spec = job.contender, job.workload, job.spec
     data = os.urandom(spec.get("small_size", 16 * 1024))
-    if c == "lean":
+    if c.startswith("lean"):
         from benchmarks.lean_s3 import LeanS3
 
         client = boto3_client(job)
-        lean = LeanS3(client, job.bucket)
+        transport = "http.client" if c == "lean http.client" else "urllib3"
+        lean = LeanS3(client, job.bucket, transport=transport)
         if w == "put":
             return (lambda i: [lean.put(small_key(i, n), data) for n in n_ops(i)]), lean.close
         if w == "get":
@@ -444,7 +445,7 @@ def small_operations(
         if w == "head":
             return (lambda i: [lean.head(k) for k in keys_for(i)]), lean.close
         if w == "walk_iter":
-            walker = LeanS3(client, spec["list_bucket"])
+            walker = LeanS3(client, spec["list_bucket"], transport=transport)
             return (lambda i: sum(1 for _ in itertools.islice(walker.walk(), None if i else 1000))), walker.close
     if c == "obstore async":
         import obstore
@@ -527,7 +528,7 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
         return peer_tool_operations(job, source, out)
     if w in ("dir_upload", "dir_download"):
         return dir_operations(job)
-    if c in ("lean", "obstore async"):
+    if c in ("lean", "lean http.client", "obstore async"):
         return small_operations(job, small_key, n_ops, keys_for)
 
     if c.startswith("cloudstore"):
