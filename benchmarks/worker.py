@@ -153,7 +153,10 @@ class Job:
         self.spec = spec
         self.contender: str = spec["contender"]
         self.workload: str = spec["workload"]
-        self.s3: dict[str, Any] = spec["s3"]
+        self.s3: dict[str, Any] = spec.get("s3", {})
+        #: The cloud of the cloudstore and obstore contenders (lean_compare.py also measures azure and gcp).
+        self.provider: str = spec.get("provider", "aws")
+        self.config: dict[str, Any] = spec.get("provider_config") or self.s3
         self.bucket: str = spec["bucket"]
         self.work = Path(spec["workdir"])
 
@@ -413,6 +416,28 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
 
 
 def obstore_store(job: Job, bucket: str) -> Any:
+    """obstore's store for ``bucket`` on the job's server (SeaweedFS, Azurite or fake-gcs-server)."""
+    if job.provider == "azure":
+        from obstore.store import AzureStore
+
+        return AzureStore(
+            bucket,
+            account_name=job.config["azure_storage_account"],
+            account_key=job.config["azure_account_key"],
+            endpoint=job.config["azure_blob_endpoint"],
+            client_options={"allow_http": True},
+        )
+    if job.provider == "gcp":
+        from obstore.store import GCSStore
+
+        # fake-gcs-server checks no token: a key file that names the endpoint and turns OAuth off.
+        key = {
+            "gcs_base_url": job.config["gcp_endpoint_url"],
+            "disable_oauth": True,
+            "client_email": "",
+            "private_key": "",
+        }
+        return GCSStore(bucket, service_account_key=json.dumps(key), client_options={"allow_http": True})
     from obstore.store import S3Store
 
     return S3Store(
@@ -535,7 +560,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
         from cloudstore import CloudProviderFactory, ProviderList, TransferConfig
 
         provider = CloudProviderFactory().create_provider(
-            ProviderList.AWS, dict(job.s3) | {"transfer_config": TransferConfig(**spec.get("transfer", {}))}
+            ProviderList(job.provider),
+            dict(job.config) | {"transfer_config": TransferConfig(**spec.get("transfer", {}))},
         )
         b = provider.storage.buckets.get(bucket)
         assert b is not None
