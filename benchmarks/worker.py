@@ -436,6 +436,7 @@ def obstore_store(job: Job, bucket: str) -> Any:
             "disable_oauth": True,
             "client_email": "",
             "private_key": "",
+            "private_key_id": "",
         }
         return GCSStore(bucket, service_account_key=json.dumps(key), client_options={"allow_http": True})
     from obstore.store import S3Store
