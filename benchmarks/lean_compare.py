@@ -60,7 +60,7 @@ TARGET_MS = 0.5
 def requests_in(workload: str, settings: dict[str, Any]) -> int:
     """HTTP requests one timed run makes: one per object, or one per page of a walk."""
     if workload == "walk_iter":
-        return math.ceil(settings["walk_keys"] / settings["page_size"])
+        return math.ceil(int(settings["walk_keys"]) / int(settings["page_size"]))
     return int(settings["small_count"])
 
 
@@ -204,12 +204,9 @@ def prepare_cloud(cloud: str, work: Path, small_count: int) -> run.Bench:
     from concurrent.futures import ThreadPoolExecutor
 
     from cloudstore import CloudProviderFactory, ProviderList
+    from tests.servers import azurite, fakegcs
 
-    if cloud == "azure":
-        from tests.servers import azurite as server_module
-    else:
-        from tests.servers import fakegcs as server_module
-    server = server_module.start(work)
+    server = (azurite if cloud == "azure" else fakegcs).start(work)
     bench = run.Bench([server], None, {}, {})
     try:
         provider = CloudProviderFactory().create_provider(ProviderList(cloud), server.config)

@@ -116,7 +116,8 @@ class LeanS3:
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
-            return response.status, response.headers, response.read()
+            data: bytes = response.read()
+            return int(response.status), dict(response.headers.items()), data
         except (OSError, http.client.HTTPException):
             conn.close()  # a broken keep-alive connection is not reused
             self._local.conn = None

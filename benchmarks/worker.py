@@ -310,6 +310,15 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
     """cloudstore, boto3 (32 threads) and obstore (async, 64 in flight) on the directory workloads."""
     c, w, bucket, spec = job.contender, job.workload, job.bucket, job.spec
 
+    def cleaning(close: Callable[[], None]) -> Callable[[], None]:
+        """``close`` after removing the downloaded folders."""
+
+        def both() -> None:
+            clean_dir_targets(job)
+            close()
+
+        return both
+
     def up_prefix(i: int) -> str:
         return f"dirup/{safe(c)}/{i}/"
 
@@ -343,7 +352,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
                 b.download_dir(dir_prefix(spec, i), target)
                 return counted(target)
 
-            return cs_bulk_down, lambda: (clean_dir_targets(job), provider.close())[0]
+            return cs_bulk_down, cleaning(provider.close)
         VARIANT["cloudstore"] = f"{DIR_THREADS} threads over download_to_file"
 
         def cs_down(i: int) -> int:
@@ -351,7 +360,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
             pooled(lambda o: o.download_to_file(target / o.name[len(prefix) :]), b.objects.find(prefix=prefix))
             return counted(target)
 
-        return cs_down, lambda: (clean_dir_targets(job), provider.close())[0]
+        return cs_down, cleaning(provider.close)
 
     if c.startswith("boto3"):
         from botocore.config import Config
@@ -378,7 +387,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
             pooled(lambda k: client.download_file(bucket, k, str(target / k[len(prefix) :])), keys)
             return counted(target)
 
-        return boto_down, lambda: (clean_dir_targets(job), client.close())[0]
+        return boto_down, cleaning(client.close)
 
     if c == "obstore async":
         import obstore
@@ -867,7 +876,7 @@ def main() -> None:
     cpu = sum((a.ru_utime - u.ru_utime) + (a.ru_stime - u.ru_stime) for a, u in zip(after, usage, strict=True))
     count = answer if isinstance(answer, int) else None
     cleanup()
-    result = {"seconds": seconds, "cpu": cpu, "count": count, "threads": threading.active_count()}
+    result: dict[str, Any] = {"seconds": seconds, "cpu": cpu, "count": count, "threads": threading.active_count()}
     if job.contender in VARIANT:
         result["variant"] = VARIANT[job.contender]
     say("result " + json.dumps(result))
