@@ -72,6 +72,9 @@ class Features:
     #: Parts copied on the server (``upload_part_copy``) get the same per-part digests as
     #: uploaded ones, so a copy made in parts records its layout too (SeaweedFS's do not).
     part_copies_keep_digests: bool = True
+    #: What one process stores, another process with the same config sees (false only for
+    #: in-process stores such as ``memory``).
+    shared_between_processes: bool = True
     #: The most names one :meth:`Backend.delete_objects` call takes (one batch request where the
     #: service has a batch API; 1: the shared layer deletes one object per request, in parallel).
     max_batch_delete: int = 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -314,6 +313,8 @@ class CloudStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
         A bucket itself is not deleted here: :meth:`rmdir` deletes an empty bucket.
         """
+        if isinstance(path, str) and not self.exists(path):
+            raise FileNotFoundError(2, "no such object or prefix", path)  # as a local rm would
         names = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
         parents = {name.rpartition("/")[0] for name in names}
         for name in list(parents):  # every ancestor of a listed name is a directory
@@ -330,13 +331,10 @@ class CloudStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 self._delete_many(self._bucket(bucket), keys)
 
     def _delete_many(self, bucket: Bucket, keys: list[str]) -> None:
-        batch = getattr(bucket.objects, "delete_many", None)
-        if batch is not None:  # cloudstore's bulk delete (one request per 1000 keys where the service can)
-            batch(keys)
-            return
-        with ThreadPoolExecutor(self.provider.transfer_config.max_concurrency) as pool:
-            # list() drains the results, so the first failure is raised here.
-            list(pool.map(lambda key: bucket.objects.create(key).delete(), keys))
+        # cloudstore's bulk delete: one request per batch where the service has a batch API.
+        report = bucket.objects.delete_many(keys)
+        if report.failed:
+            raise report.failed[0].error
 
     # --- directories ----------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:

@@ -45,7 +45,7 @@ def stored(bucket: Bucket, prefix: str = "") -> dict[str, bytes]:
 
 
 def address(bucket: Bucket, prefix: str = "") -> str:
-    return f"{bucket.provider.PROVIDER_ID.value}://{bucket.name}/{prefix}"
+    return f"{bucket.provider.PROVIDER_ID}://{bucket.name}/{prefix}"
 
 
 def on(bucket: Bucket) -> dict[ProviderList, CloudProvider]:

@@ -7,22 +7,24 @@ import multiprocessing
 import os
 import pickle
 
+import pytest
+
 from cloudstore import Bucket, BucketObject, CloudProvider
 
 
 def test_pickle_round_trip(provider: CloudProvider, bucket: Bucket) -> None:
     bucket.objects.create("k").upload(b"value")
     obj = bucket.objects.get("k")
-    assert provider._backend is not None  # the client exists here: it must not travel
+    assert provider._backend_instance is not None  # the client exists here: it must not travel
     copied = pickle.loads(pickle.dumps(obj))
     assert copied.provider is not provider
-    assert copied.provider._backend is None  # no client until first use
+    assert copied.provider._backend_instance is None  # no client until first use
     assert copied.provider.PROVIDER_ID == provider.PROVIDER_ID
     assert dict(copied.provider.config) == dict(provider.config)
     assert repr(copied.provider) == repr(provider)  # secrets still hidden
     assert (copied.bucket.name, copied.name) == (bucket.name, "k")
     assert copied.read() == b"value"
-    assert copied.provider._backend is not None
+    assert copied.provider._backend_instance is not None
     bucket_copy = pickle.loads(pickle.dumps(bucket))
     assert [o.name for o in bucket_copy.objects] == ["k"]
     provider_copy = pickle.loads(pickle.dumps(provider))
@@ -43,6 +45,7 @@ def _write(task: tuple[Bucket, str]) -> str:
     return name
 
 
+@pytest.mark.needs("shared_between_processes")
 def test_spawned_workers_use_pickled_objects(bucket: Bucket) -> None:
     for i in range(4):
         bucket.objects.create(f"in/{i}").upload(f"content {i}")
@@ -56,6 +59,7 @@ def test_spawned_workers_use_pickled_objects(bucket: Bucket) -> None:
         assert bucket.objects.get(name).read() == f"written by a worker: {name}".encode()  # type: ignore[union-attr]
 
 
+@pytest.mark.needs("shared_between_processes")
 def test_forked_child_makes_its_own_client(provider: CloudProvider, bucket: Bucket) -> None:
     bucket.objects.create("shared").upload(b"before the fork")
     assert bucket.objects.get("shared").read() == b"before the fork"  # type: ignore[union-attr]
@@ -66,7 +70,7 @@ def test_forked_child_makes_its_own_client(provider: CloudProvider, bucket: Buck
     if pid == 0:  # the child: report, never return into pytest
         status = 1
         try:
-            fresh = provider._backend is None
+            fresh = provider._backend_instance is None
             data = bucket.objects.get("shared").read()  # type: ignore[union-attr]
             bucket.objects.create("from-child").upload(b"child wrote this")
             os.write(write_end, b"%d|" % fresh + data)

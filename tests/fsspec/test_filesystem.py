@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import pickle
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def test_registered_through_the_entry_point() -> None:
 def test_urls_with_storage_options(bucket: Bucket, server: RunningServer) -> None:
     options = storage_options(server)
     fs = fsspec.filesystem("cloudstore", **options)
-    assert isinstance(fs, CloudStoreFileSystem) and fs.provider.PROVIDER_ID.value == server.name
+    assert isinstance(fs, CloudStoreFileSystem) and server.name == fs.provider.PROVIDER_ID
     url = f"cloudstore://{bucket.name}/through/a/url.txt"
     with fsspec.open(url, "w", **options) as f:
         f.write("hello from fsspec.open")
@@ -168,8 +169,15 @@ def test_open_modified_and_sign(fs: CloudStoreFileSystem, bucket: Bucket, server
         raise RuntimeError("stop")
     assert not fs.exists(f"{bucket.name}/never.txt")
     assert fs.modified(path) == bucket.objects.get("file.txt").last_modified  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("signed_urls")
+def test_sign_gives_a_url_that_reads_the_object(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
+    path = f"{bucket.name}/signed.txt"
+    fs.pipe_file(path, b"signed content")
     url = fs.sign(path, expiration=300)
-    assert url.startswith("http")
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"signed content"
 
 
 def test_makedirs_of_a_bucket_creates_it(fs: CloudStoreFileSystem, provider: CloudProvider) -> None:

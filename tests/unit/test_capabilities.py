@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from cloudstore import (
 )
 from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, UploadPart
 from cloudstore.exceptions import CloudStoreException
+from cloudstore.providers.memory import SPEC as MEMORY
 from cloudstore.providers.memory.backend import MemoryBackend
 from cloudstore.registry import ProviderSpec, register
 
@@ -37,10 +39,12 @@ def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def provider_with(backend: type[Backend], transfer: TransferConfig = SMALL) -> CloudProvider:
-    """A provider whose backend is ``backend`` (registered under its class name)."""
+    """A provider whose backend is ``backend`` (registered under its class name), on a memory
+    store of its own."""
     provider_id = backend.__name__.lower()
-    register(ProviderSpec(id=provider_id, backend=f"{__name__}:{backend.__name__}"))
-    return CloudProviderFactory().create_provider(provider_id, {"transfer_config": transfer})
+    register(ProviderSpec(id=provider_id, backend=f"{__name__}:{backend.__name__}", keys=MEMORY.keys))
+    config = {"transfer_config": transfer, "memory_store": uuid.uuid4().hex}
+    return CloudProviderFactory().create_provider(provider_id, config)
 
 
 # --- derived from the class (rclone's Features.Fill) ---------------------------------------------

@@ -1,4 +1,8 @@
-"""MEMORY: buckets and objects in dicts of one provider instance, behind one lock.
+"""MEMORY: buckets and objects in dicts in this process, behind one lock.
+
+Providers configured with the same ``memory_store`` name (default ``"default"``) share one store,
+as fsspec's memory filesystem does: a provider rebuilt from its config (unpickled, or made again
+from an address) sees the same objects. Other processes do not.
 
 Everything the shared layer offers works on it (multipart uploads, server-side copies, paging,
 checksums) except signed URLs: no server could answer them. It needs no SDK, so unit tests of
@@ -52,17 +56,35 @@ class MemoryUpload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
+@dataclass
+class _Store:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+    uploads: dict[str, MemoryUpload] = field(default_factory=dict)
+
+
+#: The stores of this process, by ``memory_store`` name.
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
 class MemoryBackend(Backend[MemoryUpload]):
     """Buckets and objects in memory; see the module's docstring."""
 
-    features = Features(signed_urls=False, min_part_size=1)
+    features = Features(signed_urls=False, min_part_size=1, shared_between_processes=False)
     check_bucket_name = staticmethod(names.s3_bucket_name)
 
     def __init__(self, config: Config | None = None) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[str, _Bucket] = {}
+        name = config.get("memory_store") if config is not None else None
+        name = name or "default"
+        if not isinstance(name, str):
+            raise InvalidParamException(f"memory_store must be a name (str), not {type(name).__name__}")
+        with _STORES_LOCK:
+            store = _STORES.setdefault(name, _Store())
+        self._lock = store.lock
+        self._buckets = store.buckets
         #: Multipart uploads started and neither completed nor aborted, by id.
-        self.uploads: dict[str, MemoryUpload] = {}
+        self.uploads = store.uploads
 
     def __repr__(self) -> str:
         return f"<MemoryBackend buckets={len(self._buckets)}>"
