@@ -181,7 +181,7 @@ def test_page_examples_run(page: str, workdir: Path) -> None:
 
 
 def test_local_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
-    from tests.servers import local
+    from tests.support.servers import local
 
     server = local.start(tmp_path / "serve")
     try:

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from cloudstore import CloudProvider
 from tests.conftest import make_provider
-from tests.faults.proxy import Dialect, FaultProxy, FaultRule
-from tests.servers.base import RunningServer
+from tests.support.proxy import Dialect, FaultProxy, FaultRule
+from tests.support.servers.base import RunningServer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
 from tests.conftest import PREFIX_OUTLIVES_ITS_OBJECTS, fresh_bucket, known_difference
-from tests.servers.base import RunningServer
+from tests.support.servers.base import RunningServer
 
 #: The cases that look for a directory to be gone once its last object is deleted.
 EMPTIED_DIRECTORY_CASES = {

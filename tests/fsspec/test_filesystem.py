@@ -15,7 +15,7 @@ from fsspec.callbacks import Callback
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
 from tests.conftest import PREFIX_OUTLIVES_ITS_OBJECTS, TEST_TRANSFER, known_difference, unique_name
-from tests.servers.base import RunningServer
+from tests.support.servers.base import RunningServer
 
 
 @pytest.fixture

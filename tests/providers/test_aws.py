@@ -50,8 +50,8 @@ from cloudstore._checksums import Checksum
 from cloudstore.backend import BucketInfo, FileRangeReader
 from cloudstore.providers.aws.backend import S3Backend
 from tests.conftest import Servers, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
 
 MiB = 1024 * 1024
 ONE_TRY = RetryPolicy(max_attempts=1)

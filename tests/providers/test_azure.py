@@ -50,9 +50,9 @@ from cloudstore import (
 from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.backend import blob_sas_url
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers import azurite as azurite_server
-from tests.servers.base import RunningServer, free_port
+from tests.support.proxy import FaultProxy
+from tests.support.servers import azurite as azurite_server
+from tests.support.servers.base import RunningServer, free_port
 
 MiB = 1024 * 1024
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -513,7 +513,7 @@ class RequestBodyFlipper:
     """A minimal reverse proxy that inverts one byte of the body of the first ``flips`` requests
     whose target matches ``path``, and records every answer.
 
-    tests/faults/proxy.py flips response bodies only; this is the upload direction. Requests are
+    tests/support/proxy.py flips response bodies only; this is the upload direction. Requests are
     relayed whole (the bodies here are a few MiB), one upstream connection each.
     """
 

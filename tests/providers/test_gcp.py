@@ -3,7 +3,7 @@ checksums, error mapping and request counts (the conformance suite covers the co
 
 fake-gcs-server checks no credentials, so the tests check what the provider *sends* (the
 bearer token of each mode) as well as what the server does; URL signatures are checked by
-the gateway in front of the server (tests/servers/gcs_gateway.py), with the throwaway key's
+the gateway in front of the server (tests/support/servers/gcs_gateway.py), with the throwaway key's
 public key.
 Faults (503, 429, 401, resets, flipped bytes) come from the fault proxy in front of the server.
 """
@@ -62,10 +62,10 @@ from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 from cloudstore.providers.gcp.errors import map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 from tests.conftest import TEST_TRANSFER, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
-from tests.servers.fakegcs import make_service_account_info
-from tests.servers.gcs_gateway import check_signed_request
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
+from tests.support.servers.fakegcs import make_service_account_info
+from tests.support.servers.gcs_gateway import check_signed_request
 
 FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, deadline=20)
 NO_RETRIES = RetryPolicy(max_attempts=1)
@@ -232,7 +232,7 @@ def test_bad_credentials_config_is_refused_without_leaking(gcs: RunningServer, t
 
 # --- signed URLs -------------------------------------------------------------------------------
 # The gateway in front of the emulator checks every signed URL fetched through it (its own tests:
-# tests/servers/test_gcs_gateway.py; the rejection cases: tests/conformance/test_signed_urls.py).
+# tests/support/servers/test_gcs_gateway.py; the rejection cases: tests/conformance/test_signed_urls.py).
 # Here: the fields the provider puts in its URLs, and URLs for real GCS checked offline.
 def verify_v4(url: str, method: str, public_key: rsa.RSAPublicKey, email: str) -> dict[str, str]:
     """The URL's query parameters, once the gateway's check has accepted its signature."""

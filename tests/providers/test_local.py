@@ -37,8 +37,8 @@ from cloudstore import (
 from cloudstore.backend import ObjectInfo
 from cloudstore.providers.local.backend import sign_request
 from tests.conftest import Servers, unique_name
-from tests.servers.base import RunningServer
-from tests.streams import BreakingStream
+from tests.support.servers.base import RunningServer
+from tests.support.streams import BreakingStream
 
 SMALL_PARTS = TransferConfig(threshold=64 * 1024, part_size=32 * 1024, max_concurrency=4)
 

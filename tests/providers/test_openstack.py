@@ -52,9 +52,9 @@ from cloudstore.backend import BucketInfo
 from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
 from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
-from tests.streams import BreakingStream
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
+from tests.support.streams import BreakingStream
 
 MiB = 1024 * 1024
 ONE_TRY = RetryPolicy(max_attempts=1)

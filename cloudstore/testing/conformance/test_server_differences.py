@@ -1,19 +1,16 @@
-"""Awkward names and content types: what each server does differently is declared in
-tests/conftest.py (NAME_DIFFERENCES and friends), never decided inside a test."""
+"""Awkward names and content types: what each store does differently is declared in its target's
+:class:`~cloudstore.testing.Quirks`, never decided inside a case."""
 
 from __future__ import annotations
 
 import pytest
 
+from collections.abc import Callable
+
 from cloudstore import CloudProvider, InvalidNameException
-from tests.conftest import (
-    CONTENT_TYPE_DIFFERENCES,
-    KEY_AND_KEYS_UNDER_IT,
-    NAME_DIFFERENCES,
-    fresh_bucket,
-    known_difference,
-)
-from tests.servers.base import RunningServer
+from cloudstore.testing import Quirks, backend_of, fresh_bucket
+
+KnownDifference = Callable[[str | None], None]
 
 AWKWARD_NAMES = [
     "folder-with-data/",
@@ -33,17 +30,17 @@ AWKWARD_NAMES = [
 
 @pytest.mark.parametrize("name", AWKWARD_NAMES)
 def test_awkward_names_round_trip_or_are_refused_by_the_rules(
-    request: pytest.FixtureRequest, server: RunningServer, provider: CloudProvider, name: str
+    known_difference: KnownDifference, quirks: Quirks, provider: CloudProvider, name: str
 ) -> None:
     """A name the provider's rules accept is stored, read and listed back exactly; one they refuse
     is refused before any request. Each name gets a fresh bucket: some break theirs."""
     try:
-        provider._backend.check_object_name(name)
+        backend_of(provider).check_object_name(name)
     except InvalidNameException:
         with fresh_bucket(provider) as bucket, pytest.raises(InvalidNameException):
             bucket.objects.create(name)
         return
-    known_difference(request, server, NAME_DIFFERENCES.get(server.name, {}).get(name))
+    known_difference(quirks.name_differences.get(name))
     with fresh_bucket(provider) as bucket:
         bucket.objects.create(name).upload(b"awkward")
         got = bucket.objects.get(name)
@@ -55,9 +52,9 @@ def test_awkward_names_round_trip_or_are_refused_by_the_rules(
 
 
 def test_a_key_and_keys_under_it(
-    request: pytest.FixtureRequest, server: RunningServer, provider: CloudProvider
+    known_difference: KnownDifference, quirks: Quirks, provider: CloudProvider
 ) -> None:
-    known_difference(request, server, KEY_AND_KEYS_UNDER_IT.get(server.name))
+    known_difference(quirks.key_and_keys_under_it)
     with fresh_bucket(provider) as bucket:
         bucket.objects.create("a").upload(b"file")
         bucket.objects.create("a/b").upload(b"under it")
@@ -66,9 +63,9 @@ def test_a_key_and_keys_under_it(
 
 
 def test_content_type_is_stored_as_sent(
-    request: pytest.FixtureRequest, server: RunningServer, provider: CloudProvider
+    known_difference: KnownDifference, quirks: Quirks, provider: CloudProvider
 ) -> None:
-    known_difference(request, server, CONTENT_TYPE_DIFFERENCES.get(server.name))
+    known_difference(quirks.content_type_differs)
     with fresh_bucket(provider) as bucket:
         bucket.objects.create("page").upload(b"<html><body>not sniffed</body></html>")
         bucket.objects.create("typed").upload(b"%PDF-1.4 not a pdf", content_type="application/x-custom")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 #: Where ``scripts/install-servers.sh`` puts the servers (node modules, Swift's venv).
-SERVERS_DIR = Path(os.environ.get("CLOUDSTORE_SERVERS_DIR", Path(__file__).resolve().parents[2] / ".servers"))
+SERVERS_DIR = Path(os.environ.get("CLOUDSTORE_SERVERS_DIR", Path(__file__).resolve().parents[3] / ".servers"))
 
 
 class ServerNotInstalled(RuntimeError):

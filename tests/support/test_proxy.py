@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults.proxy import FaultProxy, FaultRule
-from tests.servers.base import free_port
+from tests.support.proxy import FaultProxy, FaultRule
+from tests.support.servers.base import free_port
 
 _PATTERN = bytes(range(256))
 

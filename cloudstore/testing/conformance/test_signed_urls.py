@@ -5,33 +5,43 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, NotSupportedException
-from tests.conftest import make_provider, servers_checking_signatures
-from tests.servers.base import RunningServer
+from cloudstore import Bucket, CloudProvider, InvalidParamException
+from cloudstore.testing import Quirks, Target
+
+Fetch = Callable[..., tuple[int, bytes]]
 
 #: Providers without signed URLs (``features.signed_urls`` false) are deselected.
 pytestmark = pytest.mark.needs("signed_urls")
 
-#: The rejection cases need a server that checks signatures (fake-gcs-server does through its gateway).
-CHECKING_SERVERS = pytest.mark.parametrize("server", servers_checking_signatures(), indirect=True)
 
-#: Azure needs this header on a PUT; the others ignore it (as seeds/003 says).
-PUT_HEADERS = {"x-ms-blob-type": "BlockBlob"}
+@pytest.fixture
+def fetch(quirks: Quirks) -> Fetch:
+    """``fetch(url, method="GET", data=None)`` with plain urllib: the status and the body."""
+
+    def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+        headers = dict(quirks.signed_put_headers) if method == "PUT" else {}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    return fetch
 
 
-def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method, headers=PUT_HEADERS if method == "PUT" else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+@pytest.fixture
+def checked(quirks: Quirks, cloudstore_target: Target) -> None:
+    """The refusal cases need a store that checks signatures (fake-gcs-server does through its gateway)."""
+    if quirks.unchecked_signatures:
+        pytest.skip(f"{cloudstore_target.provider}: {quirks.unchecked_signatures}")
 
 
-def test_signed_get(bucket: Bucket) -> None:
+def test_signed_get(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("shared/report v1.txt")
     obj.upload(b"share me")
     url = obj.generate_url(expires_in=600)
@@ -39,7 +49,7 @@ def test_signed_get(bucket: Bucket) -> None:
     assert fetch(url) == (200, b"share me")
 
 
-def test_signed_put_then_read_back(bucket: Bucket) -> None:
+def test_signed_put_then_read_back(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("incoming/upload.bin")
     url = obj.generate_url(expires_in=600, writable=True)
     status, _ = fetch(url, "PUT", b"uploaded through a URL")
@@ -48,8 +58,8 @@ def test_signed_put_then_read_back(bucket: Bucket) -> None:
     assert got is not None and got.read() == b"uploaded through a URL"
 
 
-@CHECKING_SERVERS
-def test_writable_url_cannot_read(bucket: Bucket) -> None:
+@pytest.mark.usefixtures("checked")
+def test_writable_url_cannot_read(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("secret.txt")
     obj.upload(b"not for writers")
     url = obj.generate_url(expires_in=600, writable=True)
@@ -58,8 +68,8 @@ def test_writable_url_cannot_read(bucket: Bucket) -> None:
     assert b"not for writers" not in body
 
 
-@CHECKING_SERVERS
-def test_read_url_cannot_write(bucket: Bucket) -> None:
+@pytest.mark.usefixtures("checked")
+def test_read_url_cannot_write(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("readonly.txt")
     obj.upload(b"original")
     status, _ = fetch(obj.generate_url(expires_in=600), "PUT", b"overwritten")
@@ -67,8 +77,8 @@ def test_read_url_cannot_write(bucket: Bucket) -> None:
     assert bucket.objects.get("readonly.txt").read() == b"original"  # type: ignore[union-attr]
 
 
-@CHECKING_SERVERS
-def test_tampered_url_refused(bucket: Bucket) -> None:
+@pytest.mark.usefixtures("checked")
+def test_tampered_url_refused(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("a.txt")
     obj.upload(b"A")
     bucket.objects.create("b.txt").upload(b"B")
@@ -76,8 +86,8 @@ def test_tampered_url_refused(bucket: Bucket) -> None:
     assert fetch(url.replace("/a.txt", "/b.txt"))[0] in (401, 403)
 
 
-@CHECKING_SERVERS
-def test_expired_url_refused(bucket: Bucket) -> None:
+@pytest.mark.usefixtures("checked")
+def test_expired_url_refused(bucket: Bucket, fetch: Fetch) -> None:
     obj = bucket.objects.create("short-lived.txt")
     obj.upload(b"soon gone")
     url = obj.generate_url(expires_in=1)
@@ -105,22 +115,11 @@ def test_expiry_limit(provider: CloudProvider, bucket: Bucket) -> None:
         obj.generate_url(expires_in=limit + 1)
 
 
-def test_expiry_limit_can_be_raised_only_where_the_service_allows(server: RunningServer) -> None:
+def test_expiry_limit_can_be_raised_only_where_the_service_allows(cloudstore_target: Target) -> None:
     month = 30 * 24 * 3600
-    provider = make_provider(server, max_url_expiry=month)
+    provider = cloudstore_target.make_provider(max_url_expiry=month)
     if provider.features.max_url_expiry is not None and provider.features.max_url_expiry < month:
         with pytest.raises(InvalidParamException, match="longer than"):
             _ = provider.max_url_expiry
     else:
         assert provider.max_url_expiry == month
-
-
-def test_a_provider_without_signed_urls_refuses_before_any_request() -> None:
-    """``features.signed_urls`` false: NotSupportedException, and the backend is never asked."""
-    provider = CloudProviderFactory().create_provider("memory")
-    assert provider.features.signed_urls is False
-    bucket = provider.storage.buckets.create("no-urls")
-    obj = bucket.objects.create("k")
-    obj.upload(b"v")
-    with pytest.raises(NotSupportedException, match="no signed URLs"):
-        obj.generate_url(expires_in=600)

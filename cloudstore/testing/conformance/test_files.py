@@ -11,8 +11,7 @@ import pytest
 import cloudstore
 from cloudstore import Bucket, NotFoundException, PreconditionFailedException
 from cloudstore._files import ObjectReader
-from tests.conftest import TEST_TRANSFER
-from tests.servers.base import RunningServer
+from cloudstore.testing import TEST_TRANSFER, Quirks, Target
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -127,13 +126,15 @@ def test_content_type_and_metadata_on_write(bucket: Bucket) -> None:
     assert got is not None and got.content_type == "text/csv" and got.metadata == {"origin": "test"}
 
 
-def test_open_by_address(bucket: Bucket, server: RunningServer) -> None:
-    config = {**server.config, "transfer_config": TEST_TRANSFER}
-    address = f"{server.name}://{bucket.name}/by/address.txt"
+def test_open_by_address(bucket: Bucket, cloudstore_target: Target, quirks: Quirks) -> None:
+    if quirks.state_per_provider:
+        pytest.skip(f"{cloudstore_target.provider}: {quirks.state_per_provider}")
+    config = cloudstore_target.provider_config()
+    address = f"{cloudstore_target.provider}://{bucket.name}/by/address.txt"
     with cloudstore.open(address, "w", config=config) as f:
         f.write("through an address")
     with cloudstore.open(address, "rb", config=config) as f:
         assert isinstance(f, ObjectReader)
         assert f.read() == b"through an address"
     with pytest.raises(NotFoundException):
-        cloudstore.open(f"{server.name}://{bucket.name}/by/nothing", "rb", config=config)
+        cloudstore.open(f"{cloudstore_target.provider}://{bucket.name}/by/nothing", "rb", config=config)

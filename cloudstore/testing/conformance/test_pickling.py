@@ -6,27 +6,46 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+from collections.abc import Iterator
+
+import pytest
 
 from cloudstore import Bucket, BucketObject, CloudProvider
+from cloudstore.testing import Quirks, Spied, Target, backend_of, fresh_bucket
 
 
-def test_pickle_round_trip(provider: CloudProvider, bucket: Bucket) -> None:
-    bucket.objects.create("k").upload(b"value")
-    obj = bucket.objects.get("k")
-    assert provider._backend is not None  # the client exists here: it must not travel
+@pytest.fixture(autouse=True)
+def _shared_state(quirks: Quirks, cloudstore_target: Target) -> None:
+    if quirks.state_per_provider:
+        pytest.skip(f"{cloudstore_target.provider}: {quirks.state_per_provider}")
+
+
+@pytest.fixture
+def spied_bucket(spied: Spied) -> Iterator[Bucket]:
+    with fresh_bucket(spied.provider) as bucket:
+        yield bucket
+
+
+def test_pickle_round_trip(spied: Spied, spied_bucket: Bucket) -> None:
+    provider = spied.provider
+    spied_bucket.objects.create("k").upload(b"value")
+    obj = spied_bucket.objects.get("k")
+    assert obj is not None
     copied = pickle.loads(pickle.dumps(obj))
     assert copied.provider is not provider
-    assert copied.provider._backend is None  # no client until first use
     assert copied.provider.PROVIDER_ID == provider.PROVIDER_ID
     assert dict(copied.provider.config) == dict(provider.config)
     assert repr(copied.provider) == repr(provider)  # secrets still hidden
-    assert (copied.bucket.name, copied.name) == (bucket.name, "k")
+    assert (copied.bucket.name, copied.name) == (spied_bucket.name, "k")
+    reads = spied.backend.count("get_object")
     assert copied.read() == b"value"
-    assert copied.provider._backend is not None
-    bucket_copy = pickle.loads(pickle.dumps(bucket))
+    # The copy made a client of its own: the original's (the spy) did not travel.
+    assert spied.backend.count("get_object") == reads
+    assert backend_of(copied.provider) is not spied.backend
+    bucket_copy = pickle.loads(pickle.dumps(spied_bucket))
     assert [o.name for o in bucket_copy.objects] == ["k"]
     provider_copy = pickle.loads(pickle.dumps(provider))
-    assert provider_copy.storage.buckets.get(bucket.name) is not None
+    assert provider_copy.storage.buckets.get(spied_bucket.name) is not None
     copied.provider.close()
     bucket_copy.provider.close()
     provider_copy.close()
@@ -56,20 +75,21 @@ def test_spawned_workers_use_pickled_objects(bucket: Bucket) -> None:
         assert bucket.objects.get(name).read() == f"written by a worker: {name}".encode()  # type: ignore[union-attr]
 
 
-def test_forked_child_makes_its_own_client(provider: CloudProvider, bucket: Bucket) -> None:
-    bucket.objects.create("shared").upload(b"before the fork")
-    assert bucket.objects.get("shared").read() == b"before the fork"  # type: ignore[union-attr]
-    parent_backend = provider._backend
-    assert parent_backend is not None
+def test_forked_child_makes_its_own_client(spied: Spied, spied_bucket: Bucket) -> None:
+    provider: CloudProvider = spied.provider
+    spied_bucket.objects.create("shared").upload(b"before the fork")
+    assert spied_bucket.objects.get("shared").read() == b"before the fork"  # type: ignore[union-attr]
+    calls_before = len(spied.backend.calls)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, never return into pytest
         status = 1
         try:
-            fresh = provider._backend is None
-            data = bucket.objects.get("shared").read()  # type: ignore[union-attr]
-            bucket.objects.create("from-child").upload(b"child wrote this")
-            os.write(write_end, b"%d|" % fresh + data)
+            data = spied_bucket.objects.get("shared").read()  # type: ignore[union-attr]
+            spied_bucket.objects.create("from-child").upload(b"child wrote this")
+            # The inherited client (the spy) was dropped: it saw none of the child's requests.
+            own = len(spied.backend.calls) == calls_before and backend_of(provider) is not spied.backend
+            os.write(write_end, b"%d|" % own + data)
             status = 0
         finally:
             os._exit(status)
@@ -78,6 +98,6 @@ def test_forked_child_makes_its_own_client(provider: CloudProvider, bucket: Buck
         report = pipe.read()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert report == b"1|before the fork"  # the child dropped the inherited client and made its own
-    assert provider._backend is parent_backend  # the parent's client is untouched and still works
-    assert bucket.objects.get("from-child").read() == b"child wrote this"  # type: ignore[union-attr]
+    assert report == b"1|before the fork"
+    assert backend_of(provider) is spied.backend  # the parent's client is untouched and still works
+    assert spied_bucket.objects.get("from-child").read() == b"child wrote this"  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from cloudstore import (
     InvalidParamException,
     NotFoundException,
 )
-from tests.conftest import unique_name
+from cloudstore.testing import unique_name
 
 NAMES = ["plain.txt", "with space.txt", "nested/deeper/leaf.bin", "unicodé/ファイル-名.txt", "a+b=c&d.txt"]
 

@@ -13,7 +13,7 @@ from cloudstore import (
     PreconditionFailedException,
 )
 from cloudstore.backend import BucketInfo
-from tests.conftest import unique_name
+from cloudstore.testing import unique_name
 
 
 def test_create_get_find_delete(provider: CloudProvider) -> None:

@@ -10,10 +10,9 @@ import pytest
 
 import cloudstore
 from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, ProviderList
+from cloudstore.registry import spec_for
 from cloudstore.bulk import copy_tree
-from tests.conftest import fresh_bucket
-from tests.faults.targets import TARGETS
-from tests.servers.base import RunningServer
+from cloudstore.testing import Target, fresh_bucket
 
 #: A tree with nested folders, an empty folder, an empty file and names in several scripts.
 TREE = {
@@ -45,10 +44,10 @@ def stored(bucket: Bucket, prefix: str = "") -> dict[str, bytes]:
 
 
 def address(bucket: Bucket, prefix: str = "") -> str:
-    return f"{bucket.provider.PROVIDER_ID.value}://{bucket.name}/{prefix}"
+    return f"{spec_for(bucket.provider.PROVIDER_ID).id}://{bucket.name}/{prefix}"
 
 
-def on(bucket: Bucket) -> dict[ProviderList, CloudProvider]:
+def on(bucket: Bucket) -> dict[ProviderList | str, CloudProvider]:
     return {bucket.provider.PROVIDER_ID: bucket.provider}
 
 
@@ -203,15 +202,14 @@ def test_delete_many_and_delete_prefix(bucket: Bucket) -> None:
     assert sorted(o.name for o in bucket.objects) == ["gone-not/x", "keep/0", "keep/1", "keep/2"]
 
 
-def test_delete_prefix_removes_large_objects_whole(server: RunningServer, bucket: Bucket) -> None:
+def test_delete_prefix_removes_large_objects_whole(cloudstore_target: Target, bucket: Bucket) -> None:
     bucket.objects.create("big/multipart").upload(os.urandom(7 * 1024 * 1024))  # parts, with TEST_TRANSFER
     bucket.objects.create("big/small").upload(b"small")
     report = bucket.objects.delete_prefix("big/")
     assert report.ok and report.deleted == 2, report.failed
     assert list(bucket.objects) == []
-    target = TARGETS.get(server.name)
-    if target is not None:  # nothing of the large object is left behind (segments, parts)
-        assert target.leftovers(server, bucket.name) == []
+    if cloudstore_target.leftovers is not None:  # nothing of the large object is left behind (segments, parts)
+        assert cloudstore_target.leftovers(bucket.name) == []
 
 
 def test_bad_arguments_are_refused_before_any_work(bucket: Bucket, tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers.base import RunningServer, ServerNotInstalled, _port_free, free_port, spawn, wait_for_port
+from cloudstore.testing import Quirks, path_segment_order
+from tests.support.servers.base import RunningServer, ServerNotInstalled, _port_free, free_port, spawn, wait_for_port
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::000000000000:role/cloudstore-test"
@@ -132,6 +133,24 @@ def _wait_until_serving(endpoint: str, proc: Any, log: Path, timeout: float = 30
             pass
         time.sleep(0.05)
     raise RuntimeError(f"SeaweedFS S3 gateway at {endpoint} not ready within {timeout}s; see {log}")
+
+
+#: What SeaweedFS does differently from S3 (docs: "Known differences" in aws.rst).
+QUIRKS = Quirks(
+    # It walks its filer's directory tree: keys sort path segment by path segment ("b/1" before
+    # "b-sibling"). Paging must still cover each key exactly once.
+    listing_order=path_segment_order,
+    name_differences={
+        "folder-with-data/": "SeaweedFS keeps a key ending in '/' as a folder: its data reads back empty",
+        "/leading-slash": "SeaweedFS drops a leading '/' (stored and listed as 'leading-slash')",
+        "back\\slash": "SeaweedFS stores '\\' as '/'",
+        "double//slash": "SeaweedFS collapses '//' into '/'",
+        "dot/./segment": "SeaweedFS refuses '.' path segments (InvalidRequest)",
+        "dot-dot/../segment": "SeaweedFS refuses '..' path segments (InvalidRequest)",
+    },
+    prefix_outlives_its_objects="SeaweedFS keeps the filer folder of a deleted object: "
+    "the emptied prefix is still listed",
+)
 
 
 def start(workdir: Path) -> RunningServer:

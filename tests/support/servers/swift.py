@@ -16,7 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.servers.base import SERVERS_DIR, RunningServer, ServerNotInstalled, free_port, spawn, wait_for_port
+from cloudstore.testing import Quirks
+from tests.support.servers.base import SERVERS_DIR, RunningServer, ServerNotInstalled, free_port, spawn, wait_for_port
 
 SWIFT_PYTHON = SERVERS_DIR / "swift-venv" / "bin" / "python"
 LAUNCHER = Path(__file__).with_name("swift") / "launcher.py"
@@ -166,6 +167,10 @@ swift_hash_path_prefix = {prefix}
 name = Policy-0
 default = yes
 """
+
+
+#: The one-node Swift behaves as a real one in everything the suite checks.
+QUIRKS = Quirks()
 
 
 def start(workdir: Path) -> RunningServer:

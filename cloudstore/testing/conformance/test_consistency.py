@@ -20,8 +20,7 @@ from cloudstore import (
     InvalidParamException,
     NotFoundException,
 )
-from tests.conftest import fresh_bucket
-from tests.servers.base import RunningServer
+from cloudstore.testing import Target, fresh_bucket
 
 # --- uploads of files whose size the file system does not know --------------------------------
 
@@ -236,9 +235,9 @@ def test_handles_of_a_deleted_bucket(provider: CloudProvider) -> None:
             handle.upload(b"into nothing")
 
 
-def test_provider_ids_in_any_case(server: RunningServer) -> None:
-    made = CloudProviderFactory().create_provider(server.name.upper(), dict(server.config))
-    assert server.name == made.PROVIDER_ID
+def test_provider_ids_in_any_case(cloudstore_target: Target) -> None:
+    made = CloudProviderFactory().create_provider(cloudstore_target.provider.upper(), cloudstore_target.provider_config())
+    assert cloudstore_target.provider == made.PROVIDER_ID
     made.close()
 
 

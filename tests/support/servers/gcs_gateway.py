@@ -11,7 +11,7 @@ one: the JSON and media API calls) is relayed to the emulator unchanged, bodies 
 ways. Client connections stay open as the emulator's do (keep-alive, so clients behave as
 they do without the gateway); each request gets its own upstream connection.
 
-``tests/servers/fakegcs.py`` runs it as ``python -m tests.servers.gcs_gateway --port P
+``tests/support/servers/fakegcs.py`` runs it as ``python -m tests.support.servers.gcs_gateway --port P
 --upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
 be the gateway's address, since the Host header is relayed as the client sent it.
 """

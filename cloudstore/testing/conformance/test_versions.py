@@ -11,18 +11,19 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from cloudstore import Bucket, CloudProvider, PreconditionFailedException, ProviderConnectionException
 from cloudstore.backend import RangeReader
+from cloudstore.testing import Call, Spied, backend_of, fresh_bucket
 
 MiB = 1024 * 1024
 
 
 def test_every_response_reports_the_version_it_belongs_to(provider: CloudProvider, bucket: Bucket) -> None:
-    backend = provider._backend
+    backend = backend_of(provider)
     small = bucket.objects.create("small.bin")
     small.upload(os.urandom(1000))
     large = bucket.objects.create("large.bin")
@@ -37,38 +38,27 @@ def test_every_response_reports_the_version_it_belongs_to(provider: CloudProvide
             assert replaced.etag is not None and replaced.etag != whole.etag
 
 
-class _Interposer:
-    """Wraps the provider's ``get_object``: ``before_call(n)`` runs before the n-th call (1-based)."""
-
-    def __init__(self, provider: CloudProvider, monkeypatch: pytest.MonkeyPatch, before_call: Any) -> None:
-        self._real = provider._backend.get_object
-        self._before_call = before_call
-        self._calls = 0
-        self._lock = threading.Lock()
-        monkeypatch.setattr(provider._backend, "get_object", self)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RangeReader:
-        with self._lock:
-            self._calls += 1
-            number = self._calls
-        return self._before_call(number, self._real, *args, **kwargs)
+@pytest.fixture
+def spied_bucket(spied: Spied) -> Iterator[Bucket]:
+    """A fresh bucket of the spied provider."""
+    with fresh_bucket(spied.provider) as bucket:
+        yield bucket
 
 
 def test_parallel_download_refuses_an_object_replaced_midway(
-    provider: CloudProvider, bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spied: Spied, spied_bucket: Bucket, tmp_path: Path
 ) -> None:
     size = 11 * MiB  # three ranges of the test part size
-    obj = bucket.objects.create("replaced.bin")
+    obj = spied_bucket.objects.create("replaced.bin")
     obj.upload(os.urandom(size))
     replaced = threading.Event()
 
-    def replace_before_the_second_range(number: int, real: Any, *args: Any, **kwargs: Any) -> RangeReader:
-        if number == 2 and not replaced.is_set():
-            provider._backend.put_object(bucket.name, obj.name, os.urandom(size), None, {})  # same size
+    def replace_before_the_second_range(call: Call) -> None:
+        if call.number == 2 and not replaced.is_set():
+            spied.backend.inner.put_object(spied_bucket.name, obj.name, os.urandom(size), None, {})  # same size
             replaced.set()
-        return real(*args, **kwargs)
 
-    _Interposer(provider, monkeypatch, replace_before_the_second_range)
+    spied.backend.before("get_object", replace_before_the_second_range)
     target = tmp_path / "replaced.bin"
     with pytest.raises(PreconditionFailedException, match="replaced while it was being read"):
         obj.download_to_file(target)
@@ -96,21 +86,21 @@ class _BreakAfterFirstChunk(RangeReader):
         self._reader.close()
 
 
-def test_resumed_stream_refuses_an_object_replaced_midway(
-    provider: CloudProvider, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    obj = bucket.objects.create("resumed.bin")
+def _break_the_first(call: Call, reader: RangeReader) -> RangeReader:
+    return _BreakAfterFirstChunk(reader) if call.number == 1 else reader
+
+
+def test_resumed_stream_refuses_an_object_replaced_midway(spied: Spied, spied_bucket: Bucket) -> None:
+    obj = spied_bucket.objects.create("resumed.bin")
     original = os.urandom(3 * MiB)  # below the threshold: one stream, reopened where it broke
     obj.upload(original)
 
-    def break_then_replace(number: int, real: Any, *args: Any, **kwargs: Any) -> RangeReader:
-        if number == 1:
-            return _BreakAfterFirstChunk(real(*args, **kwargs))
-        if number == 2:
-            provider._backend.put_object(bucket.name, obj.name, os.urandom(len(original)), None, {})
-        return real(*args, **kwargs)
+    def replace_before_the_second(call: Call) -> None:
+        if call.number == 2:
+            spied.backend.inner.put_object(spied_bucket.name, obj.name, os.urandom(len(original)), None, {})
 
-    _Interposer(provider, monkeypatch, break_then_replace)
+    spied.backend.after("get_object", _break_the_first)
+    spied.backend.before("get_object", replace_before_the_second)
     received = b""
     with pytest.raises(PreconditionFailedException, match="replaced while it was being read"):
         for chunk in obj.iter_content(chunk_size=MiB):
@@ -119,16 +109,9 @@ def test_resumed_stream_refuses_an_object_replaced_midway(
     assert 0 < len(received) < len(original)
 
 
-def test_resumed_stream_of_an_unchanged_object_completes(
-    provider: CloudProvider, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    obj = bucket.objects.create("unchanged.bin")
+def test_resumed_stream_of_an_unchanged_object_completes(spied: Spied, spied_bucket: Bucket) -> None:
+    obj = spied_bucket.objects.create("unchanged.bin")
     original = os.urandom(3 * MiB)
     obj.upload(original)
-
-    def break_once(number: int, real: Any, *args: Any, **kwargs: Any) -> RangeReader:
-        reader = real(*args, **kwargs)
-        return _BreakAfterFirstChunk(reader) if number == 1 else reader
-
-    _Interposer(provider, monkeypatch, break_once)
+    spied.backend.after("get_object", _break_the_first)
     assert b"".join(obj.iter_content(chunk_size=MiB)) == original

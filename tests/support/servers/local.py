@@ -6,7 +6,14 @@ import secrets
 import sys
 from pathlib import Path
 
-from tests.servers.base import RunningServer, free_port, spawn, wait_for_port
+from cloudstore.testing import Quirks
+from tests.support.servers.base import RunningServer, free_port, spawn, wait_for_port
+
+#: LOCAL keeps objects as files, by design.
+QUIRKS = Quirks(
+    key_and_keys_under_it="LOCAL keeps objects as files: 'a' cannot be a file and a folder "
+    "(InvalidNameException, by design)",
+)
 
 
 def start(workdir: Path) -> RunningServer:

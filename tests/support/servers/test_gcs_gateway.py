@@ -1,4 +1,4 @@
-"""The signature-checking gateway in front of fake-gcs-server (``tests/servers/gcs_gateway.py``).
+"""The signature-checking gateway in front of fake-gcs-server (``tests/support/servers/gcs_gateway.py``).
 
 First its check alone, on URLs the google-cloud-storage SDK signs offline with a throwaway
 key (a good URL passes; each tampering fails, expiry by an explicit clock); then the running
@@ -24,9 +24,9 @@ from google.cloud import storage
 
 from cloudstore import Bucket, CloudProvider
 from tests.conftest import fresh_bucket, make_provider
-from tests.servers.base import RunningServer
-from tests.servers.fakegcs import make_service_account_info
-from tests.servers.gcs_gateway import MAX_EXPIRES, Rejection, check_signed_request, is_signed
+from tests.support.servers.base import RunningServer
+from tests.support.servers.fakegcs import make_service_account_info
+from tests.support.servers.gcs_gateway import MAX_EXPIRES, Rejection, check_signed_request, is_signed
 
 ENDPOINT = "http://127.0.0.1:4443"
 INFO, PUBLIC_KEY = make_service_account_info()
