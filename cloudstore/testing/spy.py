@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cloudstore.backend import Backend, Features
+from cloudstore.backend import Backend
 from cloudstore.config import Config, resolve_config
 from cloudstore.model import CloudProvider
 from cloudstore.registry import spec_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from fsspec.callbacks import Callback
 
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
-from tests.conftest import PREFIX_OUTLIVES_ITS_OBJECTS, TEST_TRANSFER, known_difference, unique_name
+from cloudstore.testing import Quirks
+from tests.conftest import TEST_TRANSFER, unique_name
 from tests.support.servers.base import RunningServer
 
 
@@ -204,9 +206,9 @@ def test_filesystem_pickles_as_its_options(bucket: Bucket, server: RunningServer
 
 
 def test_a_prefix_is_gone_with_its_last_object(
-    fs: CloudStoreFileSystem, bucket: Bucket, server: RunningServer, request: pytest.FixtureRequest
+    fs: CloudStoreFileSystem, bucket: Bucket, quirks: Quirks, known_difference: Callable[[str | None], None]
 ) -> None:
-    known_difference(request, server, PREFIX_OUTLIVES_ITS_OBJECTS.get(server.name))
+    known_difference(quirks.prefix_outlives_its_objects)
     fs.pipe_file(f"{bucket.name}/folder/only.txt", b"x")
     fs.touch(f"{bucket.name}/kept.txt")
     assert fs.isdir(f"{bucket.name}/folder")

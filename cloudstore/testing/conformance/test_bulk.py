@@ -10,8 +10,8 @@ import pytest
 
 import cloudstore
 from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, ProviderList
-from cloudstore.registry import spec_for
 from cloudstore.bulk import copy_tree
+from cloudstore.registry import spec_for
 from cloudstore.testing import Target, fresh_bucket
 
 #: A tree with nested folders, an empty folder, an empty file and names in several scripts.

@@ -236,7 +236,9 @@ def test_handles_of_a_deleted_bucket(provider: CloudProvider) -> None:
 
 
 def test_provider_ids_in_any_case(cloudstore_target: Target) -> None:
-    made = CloudProviderFactory().create_provider(cloudstore_target.provider.upper(), cloudstore_target.provider_config())
+    made = CloudProviderFactory().create_provider(
+        cloudstore_target.provider.upper(), cloudstore_target.provider_config()
+    )
     assert cloudstore_target.provider == made.PROVIDER_ID
     made.close()
 
@@ -296,11 +298,11 @@ def test_metadata_round_trips_the_same_everywhere(bucket: Bucket) -> None:
 
 def test_text_streams_are_uploaded_as_utf8(bucket: Bucket, tmp_path: Path) -> None:
     text = "héllo wörld ✓\n" * 1000
-    bucket.objects.create("stringio").upload(io.StringIO(text))
+    bucket.objects.create("stringio").upload(io.StringIO(text))  # type: ignore[arg-type]
     source = tmp_path / "text.txt"
     source.write_text(text, encoding="utf-8")
     with open(source, encoding="utf-8") as handle:
-        bucket.objects.create("textfile").upload(handle)
+        bucket.objects.create("textfile").upload(handle)  # type: ignore[arg-type]
     for name in ("stringio", "textfile"):
         got = bucket.objects.get(name)
         assert got is not None and got.read() == text.encode("utf-8") and got.size == len(text.encode("utf-8"))
@@ -325,6 +327,6 @@ def test_long_names_are_not_repeated_in_full(bucket: Bucket) -> None:
     with pytest.raises(InvalidNameException) as info:
         bucket.objects.create(name)
     assert len(str(info.value)) < 200 and "1025" in str(info.value)
-    with pytest.raises(CloudStoreException) as info:
+    with pytest.raises(CloudStoreException) as copy_info:
         bucket.objects.create("ok").copy_to(bucket, "m" * 5000)
-    assert len(str(info.value)) < 200
+    assert len(str(copy_info.value)) < 200

@@ -42,6 +42,7 @@ def test_read_seek_tell_readinto_and_lines(bucket: Bucket) -> None:
             length = rng.randrange(1, 150 * KiB)
             f.seek(start)
             assert f.read(length) == data[start : start + length]
+        assert isinstance(f, ObjectReader)
         assert len(f._blocks) + len(f._ahead) <= 2  # bounded: never more than cache_blocks kept
         f.seek(0)
         assert f.read() == data

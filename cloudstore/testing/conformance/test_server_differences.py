@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from collections.abc import Callable
+
+import pytest
 
 from cloudstore import CloudProvider, InvalidNameException
 from cloudstore.testing import Quirks, backend_of, fresh_bucket
@@ -51,9 +51,7 @@ def test_awkward_names_round_trip_or_are_refused_by_the_rules(
         assert list(bucket.objects) == []
 
 
-def test_a_key_and_keys_under_it(
-    known_difference: KnownDifference, quirks: Quirks, provider: CloudProvider
-) -> None:
+def test_a_key_and_keys_under_it(known_difference: KnownDifference, quirks: Quirks, provider: CloudProvider) -> None:
     known_difference(quirks.key_and_keys_under_it)
     with fresh_bucket(provider) as bucket:
         bucket.objects.create("a").upload(b"file")
