@@ -1,6 +1,6 @@
 """Azure specifics on Azurite: auth modes, SAS tokens, staged blocks, error codes, request counts.
 
-The conformance suite (tests/conformance) covers the common contract; this file covers what only
+The conformance suite (cloudstore/testing/conformance) covers the common contract; this file covers what only
 Azure has. Everything runs against a real Azurite except the user-delegation SAS, which Azurite
 cannot issue over http (see test_user_delegation_sas_shape_offline).
 """

@@ -232,7 +232,7 @@ def test_bad_credentials_config_is_refused_without_leaking(gcs: RunningServer, t
 
 # --- signed URLs -------------------------------------------------------------------------------
 # The gateway in front of the emulator checks every signed URL fetched through it (its own tests:
-# tests/support/servers/test_gcs_gateway.py; the rejection cases: tests/conformance/test_signed_urls.py).
+# tests/support/servers/test_gcs_gateway.py; the rejection cases: cloudstore/testing/conformance/test_signed_urls.py).
 # Here: the fields the provider puts in its URLs, and URLs for real GCS checked offline.
 def verify_v4(url: str, method: str, public_key: rsa.RSAPublicKey, email: str) -> dict[str, str]:
     """The URL's query parameters, once the gateway's check has accepted its signature."""
