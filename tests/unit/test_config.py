@@ -24,6 +24,7 @@ from cloudstore import (
 )
 from cloudstore.config import config_file_path, resolve_config
 from cloudstore.registry import registered, spec_for
+from cloudstore.testing import backend_of
 
 LOCAL = spec_for("local")
 AWS = spec_for(ProviderList.AWS)
@@ -231,7 +232,7 @@ def test_creation_makes_no_network_call_and_hides_secrets(case: str, listener: s
     port = listener.getsockname()[1]
     config, secrets = SECRET_CONFIGS[case]
     provider = CloudProviderFactory().create_provider(case.split("-")[0], filled(config, port))
-    backend = provider._backend  # the SDK client is built lazily: still nothing on the wire
+    backend = backend_of(provider)  # the SDK client is built lazily: still nothing on the wire
     shown = [repr(provider), str(provider), repr(provider.config), str(provider.config), repr(backend)]
     shown += [repr(provider.storage), repr(provider.storage.buckets)]
     for secret in secrets:
@@ -260,7 +261,7 @@ def test_aws_on_a_closed_port_is_created_and_fails_only_on_use(listener: socket.
     listener.close()  # nothing listens there any more
     config = {**filled(SECRET_CONFIGS["aws"][0], port), "retry_policy": RetryPolicy(max_attempts=1)}
     provider = CloudProviderFactory().create_provider(ProviderList.AWS, config)
-    assert provider._backend is not None
+    assert backend_of(provider) is not None
     with pytest.raises(ProviderConnectionException) as info:
         provider.storage.buckets.list()
     assert "aws-secret-value-123" not in str(info.value)
@@ -355,8 +356,8 @@ def test_a_connection_string_with_an_endpoint_of_its_own(monkeypatch: pytest.Mon
         "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
     )
     provider = CloudProviderFactory().create_provider("azure", {"azure_blob_endpoint": "http://127.0.0.1:2/acct"})
-    assert "127.0.0.1:2" in repr(provider._backend)  # the dict's endpoint, the environment's credential
-    assert "a2V5a2V5" not in repr(provider._backend)
+    assert "127.0.0.1:2" in repr(backend_of(provider))  # the dict's endpoint, the environment's credential
+    assert "a2V5a2V5" not in repr(backend_of(provider))
 
 
 @pytest.mark.parametrize(("given", "expected"), [(5, 5.0), (2.5, 2.5), ("7.5", 7.5)])
