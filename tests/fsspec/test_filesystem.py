@@ -25,6 +25,13 @@ def fs(provider: CloudProvider) -> CloudStoreFileSystem:
     return CloudStoreFileSystem(provider=provider)
 
 
+@pytest.fixture
+def shared_state(quirks: Quirks, server: RunningServer) -> None:
+    """A second provider made from the same options must see the first one's buckets."""
+    if quirks.state_per_provider:
+        pytest.skip(f"{server.name}: {quirks.state_per_provider}")
+
+
 def storage_options(server: RunningServer) -> dict[str, Any]:
     return {"provider": server.name, "config": {**server.config, "transfer_config": TEST_TRANSFER}}
 
@@ -35,6 +42,7 @@ def test_registered_through_the_entry_point() -> None:
     assert fsspec.get_filesystem_class("cloudstore") is CloudStoreFileSystem
 
 
+@pytest.mark.usefixtures("shared_state")
 def test_urls_with_storage_options(bucket: Bucket, server: RunningServer) -> None:
     options = storage_options(server)
     fs = fsspec.filesystem("cloudstore", **options)
@@ -154,7 +162,7 @@ def test_rm_batch_and_cp_on_the_server(fs: CloudStoreFileSystem, bucket: Bucket)
         fs.rm(f"{root}/never-there")
 
 
-def test_open_modified_and_sign(fs: CloudStoreFileSystem, bucket: Bucket, server: RunningServer) -> None:
+def test_open_and_modified(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
     path = f"{bucket.name}/file.txt"
     with fs.open(path, "wb") as f:
         f.write(b"opened for writing")
@@ -170,6 +178,12 @@ def test_open_modified_and_sign(fs: CloudStoreFileSystem, bucket: Bucket, server
         raise RuntimeError("stop")
     assert not fs.exists(f"{bucket.name}/never.txt")
     assert fs.modified(path) == bucket.objects.get("file.txt").last_modified  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("signed_urls")
+def test_sign(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
+    path = f"{bucket.name}/file.txt"
+    fs.pipe_file(path, b"signed")
     url = fs.sign(path, expiration=300)
     assert url.startswith("http")
 
@@ -195,6 +209,7 @@ def test_makedirs_of_a_bucket_creates_it(fs: CloudStoreFileSystem, provider: Clo
             bucket.delete(delete_contents=True)
 
 
+@pytest.mark.usefixtures("shared_state")
 def test_filesystem_pickles_as_its_options(bucket: Bucket, server: RunningServer) -> None:
     fs = fsspec.filesystem("cloudstore", skip_instance_cache=True, **storage_options(server))
     fs.pipe_file(f"{bucket.name}/p", b"pickled")
