@@ -48,7 +48,7 @@ class DirBackend(Backend[Any]):
     """Buckets and objects in ``dirstore_root``; see the module's docstring."""
 
     # Declared: no signed URLs, and a listing that is read whole (the shared layer cuts the
-    # pages). Multipart uploads and server-side copies are absent because the methods are.
+    # pages). No multipart uploads and no server-side copy: their methods are not implemented.
     features = Features(signed_urls=False, server_paging=False)
 
     def __init__(self, config: Config) -> None:
