@@ -120,3 +120,11 @@ def cloudstore_targets(servers: Servers) -> Callable[[str], Target]:
 def server(cloudstore_target: Target, servers: Servers) -> RunningServer:
     """The running server of each provider under test in turn."""
     return servers.get(cloudstore_target.provider)
+
+
+@pytest.fixture
+def shared_state(cloudstore_target: Target) -> None:
+    """For tests that make a second provider from the same config and expect it to see the first
+    one's buckets: skipped, with the reason, where the target declares it does not."""
+    if cloudstore_target.quirks.state_per_provider:
+        pytest.skip(f"{cloudstore_target.provider}: {cloudstore_target.quirks.state_per_provider}")

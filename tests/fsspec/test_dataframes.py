@@ -38,6 +38,7 @@ def same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, want.sort_values("id").reset_index(drop=True), check_dtype=False)
 
 
+@pytest.mark.usefixtures("shared_state")
 def test_pandas_csv_and_parquet_through_urls(bucket: Bucket, server: RunningServer) -> None:
     options = storage_options(server)
     df = sample()
@@ -49,6 +50,7 @@ def test_pandas_csv_and_parquet_through_urls(bucket: Bucket, server: RunningServ
     assert sorted(o.name for o in bucket.objects) == ["tables/data.csv", "tables/data.parquet"]
 
 
+@pytest.mark.usefixtures("shared_state")
 def test_pyarrow_reads_a_partitioned_dataset(bucket: Bucket, server: RunningServer) -> None:
     options = storage_options(server)
     df = sample()

@@ -25,13 +25,6 @@ def fs(provider: CloudProvider) -> CloudStoreFileSystem:
     return CloudStoreFileSystem(provider=provider)
 
 
-@pytest.fixture
-def shared_state(quirks: Quirks, server: RunningServer) -> None:
-    """A second provider made from the same options must see the first one's buckets."""
-    if quirks.state_per_provider:
-        pytest.skip(f"{server.name}: {quirks.state_per_provider}")
-
-
 def storage_options(server: RunningServer) -> dict[str, Any]:
     return {"provider": server.name, "config": {**server.config, "transfer_config": TEST_TRANSFER}}
 
