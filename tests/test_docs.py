@@ -302,7 +302,8 @@ def test_cli_page_examples_run(workdir: Path) -> None:
 # --- the pages as a whole ----------------------------------------------------------------
 def test_every_config_key_and_variable_is_documented() -> None:
     text = (DOCS / "configuration.rst").read_text(encoding="utf-8")
-    for spec in registered().values():
+    # The built-in providers' keys (an out-of-tree provider installed here documents its own).
+    for spec in [s for s in registered().values() if s.backend.startswith("cloudstore.providers.")]:
         for name, key in spec.all_keys().items():
             assert f"``{name}``" in text, f"configuration.rst does not document {name}"
             if key.env:

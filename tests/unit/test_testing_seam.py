@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0, max_backoff=0.0)
 
 
 def spied_memory() -> tuple[SpyBackend, object]:
-    plain = CloudProviderFactory().create_provider("memory", {"retry_policy": NO_WAIT})
+    # A store of its own: the tests below reuse bucket names.
+    plain = CloudProviderFactory().create_provider(
+        "memory", {"retry_policy": NO_WAIT, "memory_store": uuid.uuid4().hex}
+    )
     spy = SpyBackend(backend_of(plain))
     return spy, provider_with(spy, plain)
 
