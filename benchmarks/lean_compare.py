@@ -203,8 +203,9 @@ def prepare_cloud(cloud: str, work: Path, small_count: int) -> run.Bench:
     """Azurite or fake-gcs-server with a bucket of ``small_count`` objects of 16 KiB, written by cloudstore."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cloudstore import CloudProviderFactory, ProviderList
     from tests.servers import azurite, fakegcs
+
+    from cloudstore import CloudProviderFactory, ProviderList
 
     server = (azurite if cloud == "azure" else fakegcs).start(work)
     bench = run.Bench([server], None, {}, {})

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
-from tests.servers import local as local_server  # noqa: E402
-from tests.servers import seaweedfs  # noqa: E402
+from tests.support.servers import local as local_server  # noqa: E402
+from tests.support.servers import seaweedfs  # noqa: E402
 
 MiB = 1024 * 1024
 WORKER = ROOT / "benchmarks" / "worker.py"

@@ -316,6 +316,10 @@ class CloudStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if isinstance(path, str) and not self.exists(path):
             raise FileNotFoundError(2, "no such object or prefix", path)  # as a local rm would
         names = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
+        if isinstance(path, str) and not recursive and names == [self._strip_protocol(path)] and not self.exists(path):
+            # One name, no pattern: a missing one is an error, as on a file system (a batch
+            # delete would count it as deleted).
+            raise FileNotFoundError(2, "no such object", path)
         parents = {name.rpartition("/")[0] for name in names}
         for name in list(parents):  # every ancestor of a listed name is a directory
             while "/" in name:

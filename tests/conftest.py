@@ -1,42 +1,43 @@
 """Fixtures shared by every test: real servers, started once per session, and providers on them.
 
-``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated registered provider ids) selects
-the providers the conformance suite runs against; the default is every registered
-provider that has a test server here (``SERVER_MODULES``).
-A selected provider whose server cannot start fails its tests: it is never
-skipped silently.
+The providers under test are those of ``CLOUDSTORE_TEST_PROVIDERS`` (comma-separated registered
+provider ids; default: every registered provider with a test server here, ``SERVER_MODULES``), or
+of ``--cloudstore-provider``. The conformance plugin (:mod:`cloudstore.testing.plugin`) runs each
+case once per provider; ``cloudstore_targets`` below hands it each provider on its started server,
+with the quirks that server's launcher declares (``QUIRKS`` in tests/support/servers/*.py). The
+``server``, ``provider`` and ``bucket`` fixtures of every other per-provider test are the same ones.
+A selected provider whose server cannot start fails its tests: it is never skipped silently.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, TransferConfig
-from cloudstore.backend import Features
-from cloudstore.registry import registered, spec_for
-from tests.servers.base import RunningServer
+from cloudstore import CloudProvider, CloudProviderFactory
+from cloudstore.registry import registered
+from cloudstore.testing import TEST_TRANSFER, Target, fresh_bucket, unique_name
+from tests.support.servers.base import RunningServer
 
-#: How to start a test server for each provider id of the registry (the module's ``start(workdir)``).
+pytest_plugins = ["cloudstore.testing.plugin"]
+
+__all__ = ["TEST_TRANSFER", "Servers", "fresh_bucket", "make_provider", "selected_providers", "unique_name"]
+
+#: How to start a test server for each provider id of the registry (the module's ``start(workdir)``
+#: and its ``QUIRKS``).
 SERVER_MODULES = {
-    "local": "tests.servers.local",
-    "aws": "tests.servers.seaweedfs",
-    "openstack": "tests.servers.swift",
-    "azure": "tests.servers.azurite",
-    "gcp": "tests.servers.fakegcs",
-    "memory": "tests.servers.memory",
+    "local": "tests.support.servers.local",
+    "aws": "tests.support.servers.seaweedfs",
+    "openstack": "tests.support.servers.swift",
+    "azure": "tests.support.servers.azurite",
+    "gcp": "tests.support.servers.fakegcs",
+    "memory": "tests.support.servers.memory",
 }
-
-#: Small parts so the conformance suite exercises multipart paths with small objects
-#: (5 MiB is S3's smallest part).
-TEST_TRANSFER = TransferConfig(threshold=6 * 1024 * 1024, part_size=5 * 1024 * 1024, max_concurrency=4)
 
 
 def selected_providers() -> list[str]:
@@ -52,38 +53,11 @@ def selected_providers() -> list[str]:
     return names
 
 
-def provider_features(provider_id: str) -> Features:
-    """The capabilities the provider's backend declares or implements (imports its SDK)."""
-    module, _, class_name = spec_for(provider_id).backend.partition(":")
-    features: Features = getattr(importlib.import_module(module), class_name).features
-    return features
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "needs(*capabilities): run only on providers whose features have every named capability "
-        "(e.g. signed_urls); deselected on the others",
-    )
+    from cloudstore.testing.plugin import use_providers  # loaded by pytest_plugins (assertions rewritten)
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the cases a provider's declared capabilities rule out (``@pytest.mark.needs``)."""
-    kept: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        marker = item.get_closest_marker("needs")
-        callspec = getattr(item, "callspec", None)
-        provider_id = callspec.params.get("server") if callspec is not None else None
-        if marker is not None and isinstance(provider_id, str):
-            features = provider_features(provider_id)
-            if not all(getattr(features, capability) for capability in marker.args):
-                dropped.append(item)
-                continue
-        kept.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    if not config.getoption("cloudstore_provider"):
+        use_providers(config, selected_providers())
 
 
 class Servers:
@@ -123,122 +97,26 @@ def make_provider(server: RunningServer, **overrides: Any) -> CloudProvider:
     return CloudProviderFactory().create_provider(server.name, config)
 
 
-@pytest.fixture(scope="session", params=selected_providers())
-def server(request: pytest.FixtureRequest, servers: Servers) -> RunningServer:
-    """The running server of each selected provider in turn."""
-    return servers.get(request.param)
+@pytest.fixture(scope="session")
+def cloudstore_targets(servers: Servers) -> Callable[[str], Target]:
+    """Each provider under test on its started server, with the quirks its launcher declares."""
+
+    def target(provider_id: str) -> Target:
+        from tests.faults.targets import TARGETS  # imports this module
+
+        server = servers.get(provider_id)
+        fault_target = TARGETS.get(provider_id)
+        return Target(
+            provider_id,
+            server.config,
+            importlib.import_module(SERVER_MODULES[provider_id]).QUIRKS,
+            leftovers=None if fault_target is None else lambda bucket: fault_target.leftovers(server, bucket),
+        )
+
+    return target
 
 
 @pytest.fixture(scope="session")
-def provider(server: RunningServer) -> CloudProvider:
-    """A provider on a real server, one per selected provider id."""
-    return make_provider(server)
-
-
-#: What a test server does not do that the real service does, with the reason to quote.
-#: Test servers that accept any signed URL, and why that is no gap in the proof.
-#: (fake-gcs-server checks none, but tests/servers/gcs_gateway.py in front of it does.)
-UNCHECKED_SIGNATURES: dict[str, str] = {}
-
-
-def servers_checking_signatures() -> list[Any]:
-    """The selected servers, for ``parametrize("server", ..., indirect=True)`` of tests that need
-    a server to refuse bad signatures: one that cannot is skipped, with the reason why."""
-    return [
-        pytest.param(
-            name,
-            marks=pytest.mark.skipif(name in UNCHECKED_SIGNATURES, reason=UNCHECKED_SIGNATURES.get(name, "")),
-        )
-        for name in selected_providers()
-    ]
-
-
-def _byte_order(key: str) -> Any:
-    return key.encode("utf-8")
-
-
-def _path_segment_order(key: str) -> Any:
-    return [segment.encode("utf-8") for segment in key.split("/")]
-
-
-#: The order each server lists keys in. S3, Swift, Azure, GCS and LOCAL sort by UTF-8 bytes;
-#: SeaweedFS walks its filer's directory tree, so it sorts path segment by segment
-#: ("b/1" before "b-sibling"). Paging must still cover each key exactly once.
-LISTING_ORDER = {"aws": _path_segment_order}
-
-
-@pytest.fixture
-def listing_order(server: RunningServer) -> Any:
-    """The sort key matching the order the current server lists keys in."""
-    return LISTING_ORDER.get(server.name, _byte_order)
-
-
-def unique_name(prefix: str = "cs") -> str:
-    """A bucket name valid on every provider and unused so far."""
-    return f"{prefix}-{uuid.uuid4().hex[:20]}"
-
-
-@contextlib.contextmanager
-def fresh_bucket(provider: CloudProvider, prefix: str = "cs") -> Iterator[Bucket]:
-    """A new empty bucket, deleted with its contents afterwards (if the test left it)."""
-    created = provider.storage.buckets.create(unique_name(prefix))
-    try:
-        yield created
-    finally:
-        if created.exists():
-            created.delete(delete_contents=True)
-
-
-@pytest.fixture
-def bucket(provider: CloudProvider) -> Iterator[Bucket]:
-    """A fresh empty bucket, deleted with its contents afterwards."""
-    with fresh_bucket(provider) as created:
-        yield created
-
-
-#: Object names a test server mishandles although the real service stores and lists them, with
-#: what the server does (docs: "Known differences" on each provider's page). The conformance
-#: tests expect these to fail on that server (strict xfail), so a real cloud runs them all.
-NAME_DIFFERENCES: dict[str, dict[str, str]] = {
-    "aws": {
-        "folder-with-data/": "SeaweedFS keeps a key ending in '/' as a folder: its data reads back empty",
-        "/leading-slash": "SeaweedFS drops a leading '/' (stored and listed as 'leading-slash')",
-        "back\\slash": "SeaweedFS stores '\\' as '/'",
-        "double//slash": "SeaweedFS collapses '//' into '/'",
-        "dot/./segment": "SeaweedFS refuses '.' path segments (InvalidRequest)",
-        "dot-dot/../segment": "SeaweedFS refuses '..' path segments (InvalidRequest)",
-    },
-    "azure": {
-        "back\\slash": "Azurite lists '\\' as '/'",
-        "bell\x07char": "Azurite answers 500 for a name with a control character and the container stops listing",
-    },
-    "gcp": {
-        "folder-with-data/": "fake-gcs-server (filesystem backend) cannot find a key ending in '/' again",
-        "/leading-slash": "fake-gcs-server lists a leading '/' name without it",
-        "double//slash": "fake-gcs-server lists 'a//b' as 'a/b'",
-        "dot/./segment": "fake-gcs-server lists 'a/./b' as 'a/b'",
-        "dot-dot/../segment": "fake-gcs-server lists 'a/../b' as 'b'",
-    },
-}
-
-#: Servers that cannot hold a key and keys under it ("a" and "a/b") at once.
-KEY_AND_KEYS_UNDER_IT: dict[str, str] = {
-    "local": "LOCAL keeps objects as files: 'a' cannot be a file and a folder (InvalidNameException, by design)",
-    "gcp": "fake-gcs-server (filesystem backend) answers 500: 'mkdir .../a: not a directory'",
-}
-
-#: Servers that keep listing a prefix (a pseudo-folder) after the last object under it is deleted,
-#: where the real service lists only prefixes that objects are under.
-PREFIX_OUTLIVES_ITS_OBJECTS: dict[str, str] = {
-    "aws": "SeaweedFS keeps the filer folder of a deleted object: the emptied prefix is still listed",
-}
-
-#: Servers that store another content type than the one sent (none so far: cloudstore always
-#: sends one, application/octet-stream by default, so SeaweedFS has nothing to sniff).
-CONTENT_TYPE_DIFFERENCES: dict[str, str] = {}
-
-
-def known_difference(request: pytest.FixtureRequest, server: RunningServer, reason: str | None) -> None:
-    """Mark the running test as an expected failure on ``server`` when a table above declares one."""
-    if reason is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{server.name}: {reason}"))
+def server(cloudstore_target: Target, servers: Servers) -> RunningServer:
+    """The running server of each provider under test in turn."""
+    return servers.get(cloudstore_target.provider)

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from cloudstore import ProviderList
 from cloudstore.cli import _Context, main
 from tests.conftest import Servers
-from tests.servers.base import free_port, spawn, wait_for_port
+from tests.support.servers.base import free_port, spawn, wait_for_port
 
 Run = Callable[..., Result]
 

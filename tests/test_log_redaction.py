@@ -21,7 +21,7 @@ from cloudstore._logging import MASK, RedactingFilter
 from cloudstore.config import resolve_config
 from cloudstore.registry import spec_for
 from tests.conftest import Servers, fresh_bucket, make_provider
-from tests.servers.base import RunningServer
+from tests.support.servers.base import RunningServer
 
 #: Entries of a service-account dict that are credentials (the rest, like its e-mail, are not).
 SECRET_MEMBERS = ("private_key", "private_key_id", "client_secret", "refresh_token")

@@ -37,7 +37,7 @@ from cloudstore._names import s3_bucket_name
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
 from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
 from tests.conftest import make_provider, unique_name
-from tests.streams import BreakingStream
+from tests.support.streams import BreakingStream
 
 MiB = 1024 * 1024
 BIG = 256 * MiB

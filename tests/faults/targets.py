@@ -22,9 +22,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cloudstore import CloudProvider
+from cloudstore.testing import backend_of
 from tests.conftest import make_provider
-from tests.faults.proxy import Dialect, FaultProxy, FaultRule
-from tests.servers.base import RunningServer
+from tests.support.proxy import Dialect, FaultProxy, FaultRule
+from tests.support.servers.base import RunningServer
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _rehost(url: str, proxy_url: str) -> str:
 
 
 def _s3_leftovers(server: RunningServer, bucket: str) -> list[str]:
-    client = make_provider(server)._backend.client  # type: ignore[attr-defined]
+    client = backend_of(make_provider(server)).client  # type: ignore[attr-defined]
     uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     return [f"upload {u['Key']} {u['UploadId']}" for u in uploads]
 
@@ -212,7 +213,7 @@ def _gcs_leftovers(server: RunningServer, bucket: str) -> list[str]:
     """The hidden part objects of unfinished compose uploads."""
     from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 
-    client = make_provider(server)._backend.client  # type: ignore[attr-defined]
+    client = backend_of(make_provider(server)).client  # type: ignore[attr-defined]
     return [f"part {blob.name}" for blob in client.list_blobs(bucket, prefix=HIDDEN_PREFIX)]
 
 

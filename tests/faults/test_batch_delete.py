@@ -12,9 +12,9 @@ import pytest
 
 from cloudstore import Bucket, RetryPolicy
 from tests.conftest import Servers, make_provider, selected_providers, unique_name
-from tests.faults.proxy import FaultProxy
 from tests.faults.targets import TARGETS, FaultTarget
-from tests.servers.base import RunningServer
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer
 
 #: The most requests deleting ``n`` known names takes on each server.
 REQUESTS_TO_DELETE: dict[str, Callable[[int], int]] = {

@@ -32,9 +32,9 @@ from cloudstore import (
     RetryPolicy,
 )
 from tests.conftest import Servers, make_provider, selected_providers, unique_name
-from tests.faults.proxy import FaultProxy
 from tests.faults.targets import TARGETS, FaultTarget
-from tests.servers.base import RunningServer
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer
 
 T = TypeVar("T")
 

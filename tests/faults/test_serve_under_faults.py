@@ -23,8 +23,8 @@ import pytest
 
 from cloudstore import Bucket, CloudProvider
 from tests.conftest import make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer
 
 T = TypeVar("T")
 

@@ -14,8 +14,7 @@ import pytest
 
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
-from tests.conftest import PREFIX_OUTLIVES_ITS_OBJECTS, fresh_bucket, known_difference
-from tests.servers.base import RunningServer
+from cloudstore.testing import Quirks, fresh_bucket
 
 #: The cases that look for a directory to be gone once its last object is deleted.
 EMPTIED_DIRECTORY_CASES = {
@@ -37,9 +36,11 @@ def shared_bucket(provider: CloudProvider) -> Iterator[Bucket]:
 
 class CloudStoreFixtures(abstract.AbstractFixtures):  # type: ignore[misc]
     @pytest.fixture(autouse=True)
-    def _declared_differences(self, request: pytest.FixtureRequest, server: RunningServer) -> None:
+    def _declared_differences(
+        self, request: pytest.FixtureRequest, quirks: Quirks, known_difference: Callable[[str | None], None]
+    ) -> None:
         if request.node.originalname in EMPTIED_DIRECTORY_CASES:
-            known_difference(request, server, PREFIX_OUTLIVES_ITS_OBJECTS.get(server.name))
+            known_difference(quirks.prefix_outlives_its_objects)
 
     @pytest.fixture
     def fs(self, provider: CloudProvider) -> Iterator[CloudStoreFileSystem]:

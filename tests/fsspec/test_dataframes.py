@@ -15,7 +15,7 @@ import pytest
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
 from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, selected_providers
-from tests.servers.base import RunningServer
+from tests.support.servers.base import RunningServer
 
 
 def storage_options(server: RunningServer) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import pickle
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from fsspec.callbacks import Callback
 
 from cloudstore import Bucket, CloudProvider
 from cloudstore.fsspec import CloudStoreFileSystem
-from tests.conftest import PREFIX_OUTLIVES_ITS_OBJECTS, TEST_TRANSFER, known_difference, unique_name
-from tests.servers.base import RunningServer
+from cloudstore.testing import Quirks
+from tests.conftest import TEST_TRANSFER, unique_name
+from tests.support.servers.base import RunningServer
 
 
 @pytest.fixture
@@ -153,7 +155,7 @@ def test_rm_batch_and_cp_on_the_server(fs: CloudStoreFileSystem, bucket: Bucket)
         fs.rm(f"{root}/never-there")
 
 
-def test_open_modified_and_sign(fs: CloudStoreFileSystem, bucket: Bucket, server: RunningServer) -> None:
+def test_open_and_modified(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
     path = f"{bucket.name}/file.txt"
     with fs.open(path, "wb") as f:
         f.write(b"opened for writing")
@@ -212,9 +214,9 @@ def test_filesystem_pickles_as_its_options(bucket: Bucket, server: RunningServer
 
 
 def test_a_prefix_is_gone_with_its_last_object(
-    fs: CloudStoreFileSystem, bucket: Bucket, server: RunningServer, request: pytest.FixtureRequest
+    fs: CloudStoreFileSystem, bucket: Bucket, quirks: Quirks, known_difference: Callable[[str | None], None]
 ) -> None:
-    known_difference(request, server, PREFIX_OUTLIVES_ITS_OBJECTS.get(server.name))
+    known_difference(quirks.prefix_outlives_its_objects)
     fs.pipe_file(f"{bucket.name}/folder/only.txt", b"x")
     fs.touch(f"{bucket.name}/kept.txt")
     assert fs.isdir(f"{bucket.name}/folder")

@@ -8,7 +8,6 @@ particular to S3.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import io
 import os
@@ -49,9 +48,10 @@ from cloudstore import (
 from cloudstore._checksums import Checksum
 from cloudstore.backend import BucketInfo, FileRangeReader
 from cloudstore.providers.aws.backend import S3Backend
+from cloudstore.testing import backend_of, spy_on
 from tests.conftest import Servers, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
 
 MiB = 1024 * 1024
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -190,7 +190,7 @@ def test_creating_the_provider_makes_no_network_call_and_hides_secrets() -> None
         "retry_policy": ONE_TRY,
     }
     provider = CloudProviderFactory().create_provider(ProviderList.AWS, config)
-    backend = provider._backend  # constructing the backend is still offline
+    backend = backend_of(provider)  # constructing the backend is still offline
     assert isinstance(backend, S3Backend)
     for text in (repr(provider), repr(backend), str(provider.config)):
         assert "secret-value-never-shown" not in text and "token-value-never-shown" not in text
@@ -214,11 +214,11 @@ def test_bad_configuration_is_an_invalid_param(overrides: dict[str, Any]) -> Non
     config = {"aws_access_key": "AKID", "aws_secret_key": "secret", "s3_endpoint_url": "http://127.0.0.1:1"}
     with pytest.raises(InvalidParamException):  # when the provider is made, or its client
         provider = CloudProviderFactory().create_provider(ProviderList.AWS, {**config, **overrides})
-        _ = provider._backend
+        _ = backend_of(provider)
 
 
 def test_client_configuration(aws: CloudProvider) -> None:
-    backend = aws._backend
+    backend = backend_of(aws)
     assert isinstance(backend, S3Backend)
     client = backend.client
     assert client is backend.client, "the client is made once and shared"
@@ -235,30 +235,30 @@ def test_client_configuration(aws: CloudProvider) -> None:
 
 def test_region_and_addressing_defaults_and_switches(server: RunningServer) -> None:
     plain = make_provider(server, aws_region_name=None, s3_endpoint_url=None)
-    client = plain._backend.client  # type: ignore[attr-defined]
+    client = backend_of(plain).client  # type: ignore[attr-defined]
     assert client.meta.region_name == "us-east-1"
     assert client.meta.config.s3["addressing_style"] == "auto"
     assert "payload_signing_enabled" not in client.meta.config.s3
     tuned = make_provider(
         server, s3_checksums="when_supported", s3_addressing_style="virtual", aws_region_name="eu-west-1"
     )
-    config = tuned._backend.client.meta.config  # type: ignore[attr-defined]
+    config = backend_of(tuned).client.meta.config  # type: ignore[attr-defined]
     assert config.request_checksum_calculation == config.response_checksum_validation == "when_supported"
     assert config.s3["addressing_style"] == "virtual"
-    assert tuned._backend.client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
+    assert backend_of(tuned).client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
 
 
 def test_ca_bundle_and_verify_switch_reach_the_client(server: RunningServer) -> None:
     off = make_provider(server, s3_verify=False)
-    assert off._backend.client._endpoint.http_session._verify is False  # type: ignore[attr-defined]
+    assert backend_of(off).client._endpoint.http_session._verify is False  # type: ignore[attr-defined]
     bundle = make_provider(server, s3_verify="/etc/ssl/certs/ca-certificates.crt")
-    assert bundle._backend.client._endpoint.http_session._verify == "/etc/ssl/certs/ca-certificates.crt"  # type: ignore[attr-defined]
+    assert backend_of(bundle).client._endpoint.http_session._verify == "/etc/ssl/certs/ca-certificates.crt"  # type: ignore[attr-defined]
 
 
 # --- objects ------------------------------------------------------------------------------------
 def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_bucket: Bucket) -> None:
     data = os.urandom(16 * 1024)
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
     obj = s3_bucket.objects.create("small.bin")
     with sent_requests(client) as requests:
         obj.upload(data)
@@ -293,7 +293,7 @@ def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bu
     data = os.urandom(16 * 1024)
     s3_bucket.objects.create("small.bin").upload(data, metadata={"kind": "weights"})
     obj = s3_bucket.objects.create("small.bin")  # a bare handle: nothing known about it yet
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
     with sent_requests(client) as requests:
         obj.download_to_file(tmp_path / "small.bin")
     assert [r.method for r in requests] == ["GET"], "size and checksum come from the GET: no HEAD first"
@@ -307,7 +307,7 @@ def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bu
 def test_head_gives_md5_checksum_for_a_single_put(aws: CloudProvider, s3_bucket: Bucket) -> None:
     data = b"checksum me" * 100
     s3_bucket.objects.create("one.txt").upload(data, content_type="text/plain", metadata={"owner": "ml"})
-    info = aws._backend.head_object(s3_bucket.name, "one.txt")
+    info = backend_of(aws).head_object(s3_bucket.name, "one.txt")
     assert info is not None
     md5 = hashlib.md5(data).hexdigest()
     assert info.etag == md5
@@ -325,12 +325,12 @@ def test_default_content_type_is_octet_stream(s3_bucket: Bucket) -> None:
 
 def test_get_object_returns_a_range_reader(aws: CloudProvider, s3_bucket: Bucket) -> None:
     s3_bucket.objects.create("range.bin").upload(b"0123456789")
-    with aws._backend.get_object(s3_bucket.name, "range.bin", 2, 5) as reader:
+    with backend_of(aws).get_object(s3_bucket.name, "range.bin", 2, 5) as reader:
         assert isinstance(reader, FileRangeReader)
         assert reader.read() == b"2345"
         assert reader.info is not None and reader.info.size == 10, "the whole object's size"
         assert reader.info.checksum == ("md5", hashlib.md5(b"0123456789").hexdigest())
-    with aws._backend.get_object(s3_bucket.name, "range.bin", 7, None) as reader:
+    with backend_of(aws).get_object(s3_bucket.name, "range.bin", 7, None) as reader:
         assert reader.read() == b"789"
 
 
@@ -350,7 +350,7 @@ def test_when_supported_checksums_work_on_the_server(server: RunningServer, s3_b
     provider = make_provider(server, s3_checksums="when_supported")
     bucket = provider.storage.buckets.get(s3_bucket.name)
     assert bucket is not None
-    client = provider._backend.client  # type: ignore[attr-defined]
+    client = backend_of(provider).client  # type: ignore[attr-defined]
     with sent_requests(client) as requests:
         bucket.objects.create("crc.txt").upload(b"with a crc32")
     assert any(k.lower() == "x-amz-checksum-crc32" for k in requests[0].headers) or (
@@ -371,12 +371,14 @@ def test_sse_kms_key_goes_with_every_write(server: RunningServer, s3_bucket: Buc
             server, s3_endpoint_url=proxy.url, s3_kms_key_id="alias/cloudstore", retry_policy=ONE_TRY
         )
         bucket = Bucket(provider, BucketInfo(s3_bucket.name))
-        client = provider._backend.client  # type: ignore[attr-defined]
+        client = backend_of(provider).client  # type: ignore[attr-defined]
         with sent_requests(client) as requests:
             with pytest.raises(InvalidParamException) as caught:
                 bucket.objects.create("secret.bin").upload(b"classified")
             with pytest.raises(InvalidParamException):
-                provider._call(lambda: provider._backend.create_multipart_upload(s3_bucket.name, "big.bin", None, {}))
+                provider._call(
+                    lambda: backend_of(provider).create_multipart_upload(s3_bucket.name, "big.bin", None, {})
+                )
         assert caught.value.code == "KMS.NotFoundException"
         for request in requests:
             assert request.headers["x-amz-server-side-encryption"] == b"aws:kms"
@@ -388,7 +390,7 @@ def test_pages_use_opaque_continuation_tokens(aws: CloudProvider, s3_bucket: Buc
     keys = [f"item-{i}" for i in range(5)]
     for key in keys:
         s3_bucket.objects.create(key).upload(key.encode())
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
     with captured_params(client, "ListObjectsV2") as calls:
         first = s3_bucket.objects.list(limit=2)
         second = s3_bucket.objects.list(limit=2, marker=first.marker)
@@ -413,7 +415,7 @@ def test_iterating_2500_objects_fetches_each_page_once(aws: CloudProvider, admin
     bucket = aws.storage.buckets.create(unique_name("aws-many"))
     try:
         keys = [f"obj-{i:05d}" for i in range(2500)]
-        client = aws._backend.client  # type: ignore[attr-defined]
+        client = backend_of(aws).client  # type: ignore[attr-defined]
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda key: client.put_object(Bucket=bucket.name, Key=key, Body=b""), keys))
         with captured_params(client, "ListObjectsV2") as calls:
@@ -429,7 +431,7 @@ def test_iterating_2500_objects_fetches_each_page_once(aws: CloudProvider, admin
 def test_a_repeated_continuation_token_raises_instead_of_looping(aws: CloudProvider, s3_bucket: Bucket) -> None:
     for key in ("a", "b", "c"):
         s3_bucket.objects.create(key).upload(b"-")
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
 
     def stuck_server(parsed: dict[str, Any], **_: Any) -> None:
         parsed["IsTruncated"] = True
@@ -450,7 +452,7 @@ def test_a_repeated_continuation_token_raises_instead_of_looping(aws: CloudProvi
 def test_bucket_listing_pages_on_the_server(aws: CloudProvider) -> None:
     names = sorted(unique_name("aws-list") for _ in range(3))
     made = [aws.storage.buckets.create(n) for n in names]
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
     try:
         everything = [b.name for b in aws.storage.buckets]
         assert everything == sorted(everything) and set(names) <= set(everything)
@@ -468,7 +470,7 @@ def test_bucket_listing_pages_on_the_server(aws: CloudProvider) -> None:
 def test_bucket_pages_are_cut_when_the_server_ignores_max_buckets(aws: CloudProvider) -> None:
     names = sorted(unique_name("aws-cut") for _ in range(3))
     made = [aws.storage.buckets.create(n) for n in names]
-    client = aws._backend.client  # type: ignore[attr-defined]
+    client = backend_of(aws).client  # type: ignore[attr-defined]
 
     def ignore_max_buckets(params: dict[str, Any], **_: Any) -> None:
         params.pop("MaxBuckets", None)
@@ -509,7 +511,7 @@ def test_bare_403_on_head_is_an_authentication_error(
 ) -> None:
     bucket_name, key = existing
     provider = make_provider(server, **_bad_credentials(kind, server, temp_credentials))
-    client = provider._backend.client  # type: ignore[attr-defined]
+    client = backend_of(provider).client  # type: ignore[attr-defined]
     head_codes: list[str] = []
 
     def record(parsed: dict[str, Any], **_: Any) -> None:
@@ -537,7 +539,7 @@ def test_session_token_provider_does_every_operation(
     server: RunningServer, temp_credentials: dict[str, str], tmp_path: Any
 ) -> None:
     provider = make_provider(server, **temp_credentials)
-    client = provider._backend.client  # type: ignore[attr-defined]
+    client = backend_of(provider).client  # type: ignore[attr-defined]
     name = unique_name("aws-sts")
     with sent_requests(client) as requests:
         bucket = provider.storage.buckets.create(name)
@@ -687,7 +689,7 @@ CODE_TABLE: list[tuple[str | None, int, type[CloudStoreException]]] = [
 def test_s3_error_codes_map_onto_the_exception_tree(
     aws: CloudProvider, code: str | None, status: int, expected: type[CloudStoreException]
 ) -> None:
-    mapped = aws._backend.map_error(client_error(code, status))
+    mapped = backend_of(aws).map_error(client_error(code, status))
     assert type(mapped) is expected
     assert mapped.status == status
     assert mapped.code == code
@@ -698,7 +700,7 @@ def test_s3_error_codes_map_onto_the_exception_tree(
 
 def test_a_client_error_without_a_status_is_a_retryable_connection_error(aws: CloudProvider) -> None:
     error = boto_errors.ClientError({"Error": {"Message": "no answer"}}, "PutObject")
-    mapped = aws._backend.map_error(error)
+    mapped = backend_of(aws).map_error(error)
     assert type(mapped) is ProviderConnectionException and mapped.retryable
 
 
@@ -722,14 +724,14 @@ def test_a_client_error_without_a_status_is_a_retryable_connection_error(aws: Cl
 def test_botocore_errors_map_onto_the_exception_tree(
     aws: CloudProvider, error: Exception, expected: type[CloudStoreException]
 ) -> None:
-    mapped = aws._backend.map_error(error)
+    mapped = backend_of(aws).map_error(error)
     assert type(mapped) is expected
     assert mapped.retryable is (expected in (ProviderConnectionException, ChecksumMismatchException))
-    assert aws._backend.map_error(ValueError("not ours")) is None
+    assert backend_of(aws).map_error(ValueError("not ours")) is None
 
 
 def test_real_server_errors(aws: CloudProvider, s3_bucket: Bucket) -> None:
-    backend = aws._backend
+    backend = backend_of(aws)
     with pytest.raises(NotFoundException) as missing_bucket:
         Bucket(aws, BucketInfo(unique_name("aws-gone"))).objects.list()
     assert missing_bucket.value.code == "NoSuchBucket"
@@ -803,7 +805,7 @@ def test_200_with_an_error_body_is_a_retried_server_error(server: RunningServer,
 
 # --- multipart ----------------------------------------------------------------------------------------
 def test_multipart_primitives(aws: CloudProvider, s3_bucket: Bucket, admin: Any) -> None:
-    backend = aws._backend
+    backend = backend_of(aws)
     first, last = os.urandom(5 * MiB), b"the tail"
     upload = backend.create_multipart_upload(s3_bucket.name, "parts.bin", "application/x-test", {"kind": "parts"})
     parts = [backend.upload_part(upload, 2, len(first), last), backend.upload_part(upload, 1, 0, first)]
@@ -908,7 +910,7 @@ def test_every_part_carries_its_content_md5_and_the_switch_turns_it_off(
     data = os.urandom(11 * MiB)
     for switch, sent in ((None, True), (True, True), (False, False), ("false", False)):
         provider = make_provider(server, s3_content_md5=switch)
-        client = provider._backend.client  # type: ignore[attr-defined]
+        client = backend_of(provider).client  # type: ignore[attr-defined]
         bucket = Bucket(provider, BucketInfo(s3_bucket.name))
         with sent_requests(client) as requests:
             bucket.objects.create("small.bin").upload(data[:1000])
@@ -927,7 +929,7 @@ def test_the_server_refuses_a_wrong_content_md5_and_stores_nothing(
     server: RunningServer, s3_bucket: Bucket, admin: Any
 ) -> None:
     provider = make_provider(server, retry_policy=ONE_TRY)
-    backend = provider._backend
+    backend = backend_of(provider)
     data = os.urandom(1000)
     wrong = hashlib.md5(b"something else").digest()
     with pytest.raises(ChecksumMismatchException) as caught:
@@ -950,14 +952,14 @@ def test_a_body_damaged_on_the_way_up_is_refused_and_sent_again(
 ) -> None:
     data = os.urandom(size)
     once = make_provider(server, retry_policy=ONE_TRY)
-    client = once._backend.client  # type: ignore[attr-defined]
+    client = backend_of(once).client  # type: ignore[attr-defined]
     with damaged_bodies(client, operation, times=1), pytest.raises(ChecksumMismatchException):
         Bucket(once, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
     assert s3_bucket.objects.get("damaged.bin") is None, "nothing corrupt is stored"
     assert open_uploads(admin, s3_bucket.name) == []
 
     patient = make_provider(server, retry_policy=RetryPolicy(initial_backoff=0.01))
-    with damaged_bodies(patient._backend.client, operation, times=1) as sent:  # type: ignore[attr-defined]
+    with damaged_bodies(backend_of(patient).client, operation, times=1) as sent:  # type: ignore[attr-defined]
         Bucket(patient, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
     assert len(sent) == (2 if operation == "PutObject" else 3 + 1), "the damaged request alone is sent again"
     assert s3_bucket.objects.get("damaged.bin").read() == data  # type: ignore[union-attr]
@@ -971,7 +973,7 @@ def test_a_multipart_object_is_verified_on_download(aws: CloudProvider, s3_bucke
     # Measured on SeaweedFS: the multipart ETag is S3's, the MD5 of the parts' MD5s and their count.
     assert stored["ETag"].strip('"') == part_md5s_etag(first, second, tail)
     assert stored["Metadata"] == {"kind": "weights", "cloudstore-part-layout": f"{5 * MiB},0"}
-    info = aws._backend.head_object(s3_bucket.name, "parts.bin")
+    info = backend_of(aws).head_object(s3_bucket.name, "parts.bin")
     assert info is not None
     assert info.checksum == Checksum("md5-of-parts", part_md5s_etag(first, second, tail), (5 * MiB, 5 * MiB, MiB))
     got = s3_bucket.objects.get("parts.bin")
@@ -1012,7 +1014,7 @@ def test_a_flipped_byte_in_a_multipart_download_is_fetched_again_once(
 
 
 def test_complete_checks_the_assembled_object_against_the_parts_sent(aws: CloudProvider, s3_bucket: Bucket) -> None:
-    backend = aws._backend
+    backend = backend_of(aws)
     first, tail = os.urandom(5 * MiB), b"the tail"
     client = backend.client  # type: ignore[attr-defined]
 
@@ -1049,7 +1051,7 @@ def test_a_lost_answer_to_create_multipart_upload_leaves_no_second_upload(
         def count_uploads(**_: Any) -> None:
             in_flight.append(len(open_uploads(admin, s3_bucket.name)))
 
-        client = provider._backend.client  # type: ignore[attr-defined]
+        client = backend_of(provider).client  # type: ignore[attr-defined]
         client.meta.events.register("before-send.s3.UploadPart", count_uploads)
         Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("big.bin").upload(data)
         assert proxy.stats["reset"] == 1
@@ -1062,7 +1064,7 @@ def test_a_lost_answer_to_create_multipart_upload_leaves_no_second_upload(
 def test_abort_orphan_uploads_aborts_only_the_same_keys_other_recent_uploads(
     aws: CloudProvider, s3_bucket: Bucket, admin: Any
 ) -> None:
-    backend = aws._backend
+    backend = backend_of(aws)
     before = datetime.now(timezone.utc) - timedelta(minutes=1)
     lost = [backend.create_multipart_upload(s3_bucket.name, "key", None, {}) for _ in range(2)]
     ours = backend.create_multipart_upload(s3_bucket.name, "key", None, {})
@@ -1076,13 +1078,13 @@ def test_abort_orphan_uploads_aborts_only_the_same_keys_other_recent_uploads(
 
 
 def test_timeouts_reach_the_client(server: RunningServer) -> None:
-    config: Any = make_provider(server)._backend.client.meta.config  # type: ignore[attr-defined]
+    config: Any = backend_of(make_provider(server)).client.meta.config  # type: ignore[attr-defined]
     assert (config.connect_timeout, config.read_timeout) == (10.0, 60.0)
     tuned = make_provider(server, connect_timeout=2, read_timeout=7.5, retry_policy=RetryPolicy(deadline=30))
-    config = tuned._backend.client.meta.config  # type: ignore[attr-defined]
+    config = backend_of(tuned).client.meta.config  # type: ignore[attr-defined]
     assert (config.connect_timeout, config.read_timeout) == (2.0, 7.5)
     short = make_provider(server, retry_policy=RetryPolicy(deadline=20))
-    assert short._backend.client.meta.config.read_timeout == 10.0, "half the deadline"  # type: ignore[attr-defined]
+    assert backend_of(short).client.meta.config.read_timeout == 10.0, "half the deadline"  # type: ignore[attr-defined]
 
 
 def test_a_stalled_answer_is_abandoned_and_tried_again(server: RunningServer, s3_bucket: Bucket) -> None:
@@ -1128,16 +1130,14 @@ def test_copy_onto_itself_keeps_content_type_and_metadata(aws: CloudProvider, s3
     copied = obj.copy_to(s3_bucket)
     assert (copied.content_type, copied.metadata) == ("application/x-weights", {"epoch": "3"})
     assert copied.read() == data
-    info = aws._backend.head_object(s3_bucket.name, "self.bin")
+    info = backend_of(aws).head_object(s3_bucket.name, "self.bin")
     assert info is not None and info.checksum is not None, "still verified on download"
 
 
 def test_a_copy_in_parts_claims_no_checksum_seaweedfs_cannot_back(
-    server: RunningServer, s3_bucket: Bucket, admin: Any, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, s3_bucket: Bucket, admin: Any
 ) -> None:
-    provider = make_provider(server)
-    backend = provider._backend
-    monkeypatch.setattr(backend, "features", dataclasses.replace(backend.features, max_copy_size=6 * MiB))
+    provider, backend = spy_on(make_provider(server), max_copy_size=6 * MiB)
     data = os.urandom(13 * MiB)
     bucket = Bucket(provider, BucketInfo(s3_bucket.name))
     source = bucket.objects.create("source.bin")

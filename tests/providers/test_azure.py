@@ -1,6 +1,6 @@
 """Azure specifics on Azurite: auth modes, SAS tokens, staged blocks, error codes, request counts.
 
-The conformance suite (tests/conformance) covers the common contract; this file covers what only
+The conformance suite (cloudstore/testing/conformance) covers the common contract; this file covers what only
 Azure has. Everything runs against a real Azurite except the user-delegation SAS, which Azurite
 cannot issue over http (see test_user_delegation_sas_shape_offline).
 """
@@ -49,10 +49,11 @@ from cloudstore import (
 )
 from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.backend import blob_sas_url
+from cloudstore.testing import backend_of
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers import azurite as azurite_server
-from tests.servers.base import RunningServer, free_port
+from tests.support.proxy import FaultProxy
+from tests.support.servers import azurite as azurite_server
+from tests.support.servers.base import RunningServer, free_port
 
 MiB = 1024 * 1024
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -254,13 +255,13 @@ def test_configuration_errors_are_clear() -> None:
     combined = create(
         {"azure_connection_string": "AccountName=a;AccountKey=a2V5", "azure_blob_endpoint": "http://127.0.0.1:1/a"}
     )
-    assert "127.0.0.1:1/a" in repr(combined._backend)
+    assert "127.0.0.1:1/a" in repr(backend_of(combined))
 
 
 def test_constructor_makes_no_network_call_and_secrets_stay_hidden(azurite: RunningServer) -> None:
     dead = f"http://127.0.0.1:{free_port()}/{azurite.extra['account_name']}"
     provider = create({**azurite.extra["sas_config"], "azure_blob_endpoint": dead, "retry_policy": NO_RETRY})
-    backend = provider._backend  # builds the SDK client: nothing listens there, and nothing fails yet
+    backend = backend_of(provider)  # builds the SDK client: nothing listens there, and nothing fails yet
     signature = azurite.extra["sas_token"].split("sig=")[1].split("&")[0]
     assert signature not in repr(provider) and signature not in repr(backend)
     with pytest.raises(ProviderConnectionException) as caught:
@@ -286,7 +287,7 @@ def test_container_rules_and_errors(key_provider: CloudProvider, container: Buck
     with pytest.raises(NotFoundException):
         gone.objects.create("x").upload(b"x")
     with pytest.raises(NotFoundException) as blob_missing:
-        key_provider._call(lambda: key_provider._backend.get_object(container.name, "absent.txt"))
+        key_provider._call(lambda: backend_of(key_provider).get_object(container.name, "absent.txt"))
     assert (blob_missing.value.status, blob_missing.value.code) == (404, "BlobNotFound")
 
 
@@ -323,11 +324,11 @@ def test_single_put_has_md5_checksum_and_is_one_request(azurite: RunningServer, 
         proxy.reset_stats()
         bucket.objects.create("one.bin").upload(data)
         assert [r.method for r in proxy.requests] == ["PUT"]
-        info = provider._backend.head_object(container.name, "one.bin")
+        info = backend_of(provider).head_object(container.name, "one.bin")
         assert info is not None
         assert info.checksum == ("md5", hashlib.md5(data).hexdigest())
         proxy.reset_stats()
-        with provider._backend.get_object(container.name, "one.bin", 10, 19) as ranged:
+        with backend_of(provider).get_object(container.name, "one.bin", 10, 19) as ranged:
             assert ranged.read() == data[10:20]
             assert ranged.info == info  # the whole blob's properties, its size and MD5 too
         assert [r.method for r in proxy.requests] == ["GET"]
@@ -372,7 +373,7 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
     assert (got.size, got.content_type, got.metadata) == (len(data), "application/x-test", {"m": "1"})
     # The engine's MD5 of the whole upload went into Put Block List: block blobs are verified too.
     assert blob.get_blob_properties().content_settings.content_md5 == bytearray(hashlib.md5(data).digest())
-    assert got.etag and container.provider._backend.head_object(container.name, "blocks.bin") == ObjectInfo(
+    assert got.etag and backend_of(container.provider).head_object(container.name, "blocks.bin") == ObjectInfo(
         "blocks.bin",
         len(data),
         got.last_modified,
@@ -385,7 +386,7 @@ def test_staged_blocks_commit_with_settings_and_fixed_width_ids(
 
 
 def test_aborted_block_upload_commits_nothing(key_provider: CloudProvider, container: Bucket) -> None:
-    backend = key_provider._backend
+    backend = backend_of(key_provider)
     upload = backend.create_multipart_upload(container.name, "aborted.bin", None, {})
     backend.upload_part(upload, 1, 0, b"x" * 1024)
     backend.abort_multipart_upload(upload)
@@ -420,7 +421,7 @@ def test_failed_upload_leaves_no_blob_and_keeps_the_old_one(container: Bucket) -
 
 
 def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, container: Bucket) -> None:
-    backend = key_provider._backend
+    backend = backend_of(key_provider)
     first = backend.create_multipart_upload(container.name, "race.bin", None, {})
     second = backend.create_multipart_upload(container.name, "race.bin", None, {})
     parts_first = [backend.upload_part(first, 1, 0, b"1" * 10)]
@@ -513,7 +514,7 @@ class RequestBodyFlipper:
     """A minimal reverse proxy that inverts one byte of the body of the first ``flips`` requests
     whose target matches ``path``, and records every answer.
 
-    tests/faults/proxy.py flips response bodies only; this is the upload direction. Requests are
+    tests/support/proxy.py flips response bodies only; this is the upload direction. Requests are
     relayed whole (the bodies here are a few MiB), one upstream connection each.
     """
 
@@ -594,7 +595,7 @@ def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
     azurite: RunningServer, container: Bucket
 ) -> None:
     provider = make_provider(azurite, retry_policy=NO_RETRY)
-    backend = provider._backend
+    backend = backend_of(provider)
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as refused:
         provider._call(lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong))
@@ -724,7 +725,7 @@ def test_a_body_broken_off_fails_its_request_once_and_cloudstore_retries(
 def test_an_sdk_error_without_a_status_is_a_retryable_connection_error(key_provider: CloudProvider) -> None:
     # What the SDK raises when it gave up without an answer to show (e.g. its own re-reads).
     for error in (HttpResponseError(message="Download failed"), AzureError("no answer")):
-        mapped = key_provider._backend.map_error(error)
+        mapped = backend_of(key_provider).map_error(error)
         assert isinstance(mapped, ProviderConnectionException) and mapped.retryable, error
 
 

@@ -3,7 +3,7 @@ checksums, error mapping and request counts (the conformance suite covers the co
 
 fake-gcs-server checks no credentials, so the tests check what the provider *sends* (the
 bearer token of each mode) as well as what the server does; URL signatures are checked by
-the gateway in front of the server (tests/servers/gcs_gateway.py), with the throwaway key's
+the gateway in front of the server (tests/support/servers/gcs_gateway.py), with the throwaway key's
 public key.
 Faults (503, 429, 401, resets, flipped bytes) come from the fault proxy in front of the server.
 """
@@ -61,11 +61,12 @@ from cloudstore.providers.gcp.backend import GCSBackend, blob_checksum
 from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 from cloudstore.providers.gcp.errors import map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
+from cloudstore.testing import backend_of
 from tests.conftest import TEST_TRANSFER, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
-from tests.servers.fakegcs import make_service_account_info
-from tests.servers.gcs_gateway import check_signed_request
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
+from tests.support.servers.fakegcs import make_service_account_info
+from tests.support.servers.gcs_gateway import check_signed_request
 
 FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, deadline=20)
 NO_RETRIES = RetryPolicy(max_attempts=1)
@@ -125,7 +126,7 @@ def hidden_parts(gcs: RunningServer, bucket: str) -> list[str]:
 def record_authorization(provider: CloudProvider) -> list[str | None]:
     """The Authorization header of every request the provider's session sends from now on."""
     seen: list[str | None] = []
-    session = provider._backend.client._http  # type: ignore[attr-defined]
+    session = backend_of(provider).client._http  # type: ignore[attr-defined]
 
     def hook(response: Any, *args: Any, **kwargs: Any) -> None:
         seen.append(response.request.headers.get("Authorization"))
@@ -141,7 +142,7 @@ def b64url(segment: str) -> bytes:
 # --- auth modes --------------------------------------------------------------------------------
 def test_creating_a_provider_makes_no_request(gcs: RunningServer, proxy: FaultProxy) -> None:
     made = make_provider(gcs, gcp_endpoint_url=proxy.url)
-    assert made._backend is not None  # the backend (and its credentials) exist now
+    assert backend_of(made) is not None  # the backend (and its credentials) exist now
     assert proxy.stats["requests"] == 0
     made.storage.buckets.get("does-not-matter")
     assert proxy.stats["requests"] == 1
@@ -167,7 +168,7 @@ def test_service_account_sends_a_self_signed_jwt(gcs: RunningServer, tmp_path: P
     key_file = tmp_path / "key.json"
     key_file.write_text(json.dumps(info))
     keyed = make_provider(gcs, gcp_service_creds_dict=None, gcp_service_creds_file=str(key_file), gcp_project_name=None)
-    assert keyed._backend.client.project == "proj-from-key"  # type: ignore[attr-defined]
+    assert backend_of(keyed).client.project == "proj-from-key"  # type: ignore[attr-defined]
     seen = record_authorization(keyed)
     assert keyed.storage.buckets.get(unique_name("nope")) is None
     assert len(seen) == 1 and seen[0] is not None and seen[0].startswith("Bearer ")
@@ -210,7 +211,7 @@ def test_application_default_credentials_are_looked_up_lazily(monkeypatch: pytes
     # NO_GCE_CHECK=true, which google-auth reads at import time: no probe of the metadata server.
     monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
     made = CloudProviderFactory().create_provider(ProviderList.GCP, {})
-    assert made._backend is not None
+    assert backend_of(made) is not None
     with pytest.raises(AuthenticationException, match="gcp_service_creds_file"):
         made.storage.buckets.list()
 
@@ -221,18 +222,20 @@ def test_bad_credentials_config_is_refused_without_leaking(gcs: RunningServer, t
     bad_key = dict(info, private_key="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     for broken in (no_email, bad_key):
         with pytest.raises(InvalidParamException, match="gcp_service_creds_dict") as caught:
-            make_provider(gcs, gcp_service_creds_dict=broken)._backend  # noqa: B018
+            backend_of(make_provider(gcs, gcp_service_creds_dict=broken))
         assert "PRIVATE KEY" not in str(caught.value) and "not a key" not in str(caught.value)
     with pytest.raises(InvalidParamException, match="cannot be read"):
-        make_provider(gcs, gcp_service_creds_dict=None, gcp_service_creds_file=str(tmp_path / "absent.json"))._backend  # noqa: B018
+        backend_of(
+            make_provider(gcs, gcp_service_creds_dict=None, gcp_service_creds_file=str(tmp_path / "absent.json"))
+        )
     with pytest.raises(InvalidParamException, match="http"):
-        make_provider(gcs, gcp_endpoint_url="ftp://example.invalid")._backend  # noqa: B018
+        backend_of(make_provider(gcs, gcp_endpoint_url="ftp://example.invalid"))
     assert "PRIVATE KEY" not in repr(make_provider(gcs))
 
 
 # --- signed URLs -------------------------------------------------------------------------------
 # The gateway in front of the emulator checks every signed URL fetched through it (its own tests:
-# tests/servers/test_gcs_gateway.py; the rejection cases: tests/conformance/test_signed_urls.py).
+# tests/support/servers/test_gcs_gateway.py; the rejection cases: cloudstore/testing/conformance/test_signed_urls.py).
 # Here: the fields the provider puts in its URLs, and URLs for real GCS checked offline.
 def verify_v4(url: str, method: str, public_key: rsa.RSAPublicKey, email: str) -> dict[str, str]:
     """The URL's query parameters, once the gateway's check has accepted its signature."""
@@ -287,7 +290,7 @@ def test_signing_limits(provider: CloudProvider, bucket: Bucket) -> None:
     assert obj.generate_url(expires_in=week)
     with pytest.raises(InvalidParamException):
         obj.generate_url(expires_in=week + 1)
-    backend = provider._backend
+    backend = backend_of(provider)
     assert isinstance(backend, GCSBackend)
     with pytest.raises(InvalidParamException):
         backend.sign_url(bucket.name, "limits.txt", "GET", week + 1)
@@ -332,7 +335,7 @@ def test_large_upload_is_composed_with_type_and_metadata(gcs: RunningServer, buc
     assert blob is not None and blob.size == len(payload)
     assert blob.content_type == "application/x-model" and blob.metadata == {"stage": "final"}
     assert base64.b64decode(blob.crc32c) == google_crc32c.Checksum(payload).digest()
-    info = bucket.provider._backend.head_object(bucket.name, "big/model.bin")
+    info = backend_of(bucket.provider).head_object(bucket.name, "big/model.bin")
     assert info is not None and info.checksum in {
         ("md5", hashlib.md5(payload).hexdigest()),  # fake-gcs-server gives composite objects an MD5 too
         ("crc32c", google_crc32c.Checksum(payload).digest().hex()),  # GCS gives them only CRC32C
@@ -349,7 +352,7 @@ def test_large_upload_is_composed_with_type_and_metadata(gcs: RunningServer, buc
 def test_many_parts_compose_hierarchically_out_of_order(
     gcs: RunningServer, provider: CloudProvider, bucket: Bucket
 ) -> None:
-    backend = provider._backend
+    backend = backend_of(provider)
     chunks = [f"part {n:03d};".encode() * 10 for n in range(1, 71)]  # 70 parts: more than 32 per compose
     upload = backend.create_multipart_upload(bucket.name, "joined.txt", "text/plain", {"parts": "70"})
     results: dict[int, Any] = {}
@@ -388,7 +391,7 @@ def test_many_parts_compose_hierarchically_out_of_order(
 
 
 def test_abort_deletes_parts_and_nothing_appears(gcs: RunningServer, provider: CloudProvider, bucket: Bucket) -> None:
-    backend = provider._backend
+    backend = backend_of(provider)
     upload = backend.create_multipart_upload(bucket.name, "never.bin", None, {})
     for n in (2, 1, 3):
         backend.upload_part(upload, n, (n - 1) * 4, b"data")
@@ -426,7 +429,7 @@ def test_parts_in_flight_are_hidden_from_every_listing(
 ) -> None:
     for name in ("-first", "a/1", "b", "zeta"):
         bucket.objects.create(name).upload(name.encode())
-    backend = provider._backend
+    backend = backend_of(provider)
     upload = backend.create_multipart_upload(bucket.name, "pending", None, {})
     for n in range(1, 4):
         backend.upload_part(upload, n, 0, b"p")
@@ -451,7 +454,7 @@ def test_parts_in_flight_are_hidden_from_every_listing(
 def test_single_put_reports_the_right_md5(gcs: RunningServer, bucket: Bucket) -> None:
     data = b"checksum me " * 1000
     bucket.objects.create("c.txt").upload(data)
-    info = bucket.provider._backend.head_object(bucket.name, "c.txt")
+    info = backend_of(bucket.provider).head_object(bucket.name, "c.txt")
     assert info is not None and info.checksum == ("md5", hashlib.md5(data).hexdigest())
     blob = sdk_client(gcs).bucket(bucket.name).get_blob("c.txt")
     assert blob is not None and base64.b64decode(blob.crc32c) == google_crc32c.Checksum(data).digest()
@@ -577,7 +580,7 @@ def test_sdk_and_transport_errors_map_onto_the_spec() -> None:
 def test_delete_of_non_empty_bucket_is_refused_by_the_emulator(provider: CloudProvider, bucket: Bucket) -> None:
     bucket.objects.create("keep").upload(b"k")
     with pytest.raises(PreconditionFailedException) as caught:
-        provider._call(lambda: provider._backend.delete_bucket(bucket.name))
+        provider._call(lambda: backend_of(provider).delete_bucket(bucket.name))
     assert caught.value.status in (409, 412)  # GCS: 409, fake-gcs-server: 412
     with pytest.raises(PreconditionFailedException):
         bucket.delete()
@@ -606,7 +609,7 @@ def test_unreachable_endpoint_is_a_connection_error(gcs: RunningServer) -> None:
 # --- one request per primitive ------------------------------------------------------------------------------
 def test_each_primitive_is_one_request(gcs: RunningServer, bucket: Bucket, proxy: FaultProxy) -> None:
     via_proxy = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=NO_RETRIES)
-    backend = via_proxy._backend
+    backend = backend_of(via_proxy)
     name = bucket.name
 
     def requests_for(action: Any) -> int:
@@ -643,7 +646,7 @@ def test_whole_reads_take_size_and_checksum_from_the_get(
     obj.download_to_file(tmp_path / "one")
     assert [r.method for r in proxy.requests] == ["GET", "GET"], "no HEAD: the media response tells size and hash"
     assert (tmp_path / "one").read_bytes() == data
-    with via_proxy._backend.get_object(bucket.name, "one", 10, 19) as ranged:
+    with backend_of(via_proxy).get_object(bucket.name, "one", 10, 19) as ranged:
         assert ranged.info is not None
         assert (ranged.info.size, ranged.info.checksum) == (1000, ("md5", hashlib.md5(data).hexdigest()))
         assert ranged.info.metadata is None  # not in a media response: fetched when asked for
@@ -748,7 +751,7 @@ class DamagingAdapter(requests.adapters.HTTPAdapter):
 
 def damage_uploads(provider: CloudProvider, times: int) -> DamagingAdapter:
     adapter = DamagingAdapter(times)
-    provider._backend.client._http.mount("http://", adapter)  # type: ignore[attr-defined]
+    backend_of(provider).client._http.mount("http://", adapter)  # type: ignore[attr-defined]
     return adapter
 
 
@@ -778,7 +781,7 @@ def test_upload_damaged_every_time_stores_nothing(gcs: RunningServer, bucket: Bu
 
 
 def test_a_wrong_md5_is_refused_and_its_object_removed(provider: CloudProvider, bucket: Bucket) -> None:
-    backend = provider._backend
+    backend = backend_of(provider)
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as caught:
         backend.put_object(bucket.name, "wrong.txt", b"the bytes", "text/plain", {}, content_md5=wrong)
@@ -935,7 +938,7 @@ def test_mixed_faults_leave_no_parts_behind(gcs: RunningServer, bucket: Bucket) 
 # --- timeouts (issue 11) --------------------------------------------------------------------------------------------
 def test_configured_timeouts_apply_to_every_request(gcs: RunningServer, bucket: Bucket) -> None:
     made = make_provider(gcs, connect_timeout=2, read_timeout=0.5, retry_policy=FAST_RETRIES)
-    assert made._backend._timeout == (2.0, 0.5)  # type: ignore[attr-defined]
+    assert backend_of(made)._timeout == (2.0, 0.5)  # type: ignore[attr-defined]
     bucket.objects.create("stalled.txt").upload(b"s" * 1000)
     with FaultProxy(upstream=("127.0.0.1", gcs.extra["port"]), stall_seconds=3, seed=3) as stalling:
         via_proxy = make_provider(

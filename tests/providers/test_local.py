@@ -36,9 +36,10 @@ from cloudstore import (
 )
 from cloudstore.backend import ObjectInfo
 from cloudstore.providers.local.backend import sign_request
+from cloudstore.testing import backend_of, spy_on
 from tests.conftest import Servers, unique_name
-from tests.servers.base import RunningServer
-from tests.streams import BreakingStream
+from tests.support.servers.base import RunningServer
+from tests.support.streams import BreakingStream
 
 SMALL_PARTS = TransferConfig(threshold=64 * 1024, part_size=32 * 1024, max_concurrency=4)
 
@@ -124,7 +125,7 @@ def test_escaping_names_are_refused_everywhere(
     with pytest.raises(InvalidNameException):
         bucket.objects.find(name=name)
     # The backend's own rule says the same.
-    backend: Any = local._backend
+    backend: Any = backend_of(local)
     with pytest.raises(InvalidNameException):
         backend.check_object_name(name)
     assert snapshot(root) == before_root
@@ -152,9 +153,9 @@ def test_escapes_are_refused_by_the_backend_itself(
     good = bucket.objects.create("good")
     good.upload(b"good")
     with pytest.raises(InvalidNameException):
-        local._call(lambda: local._backend.copy_object("bkt", "good", "bkt", name))
+        local._call(lambda: backend_of(local).copy_object("bkt", "good", "bkt", name))
     with pytest.raises(InvalidNameException):
-        local._call(lambda: local._backend.copy_object("bkt", name, "bkt", "copy"))
+        local._call(lambda: backend_of(local).copy_object("bkt", name, "bkt", "copy"))
     before_root["bkt/good"] = b"good"
     assert {k: v for k, v in snapshot(root).items() if not k.startswith(".cloudstore")} == before_root
     assert temp_files(root) == []
@@ -172,9 +173,9 @@ def test_bucket_names_are_checked_by_the_backend_too(
     with pytest.raises(InvalidNameException):
         bucket.objects.get("good").copy_to(bucket_name, "tmp/planted")  # type: ignore[union-attr]
     with pytest.raises(InvalidNameException):
-        local._call(lambda: local._backend.put_object(bucket_name, "meta/x.json", b"{}", None, {}))
+        local._call(lambda: backend_of(local).put_object(bucket_name, "meta/x.json", b"{}", None, {}))
     with pytest.raises(InvalidNameException):
-        local._call(lambda: local._backend.list_objects(bucket_name, None, None, None, None))
+        local._call(lambda: backend_of(local).list_objects(bucket_name, None, None, None, None))
     assert temp_files(root) == []
     assert not (root / ".cloudstore" / "tmp" / "planted").exists()
     assert snapshot(outside) == before_outside
@@ -216,11 +217,11 @@ def test_symlinks_out_of_the_bucket_are_refused(
     with pytest.raises(InvalidNameException):
         handle.delete()
     with pytest.raises(InvalidNameException):
-        local._backend.get_object("bkt", name)
+        backend_of(local).get_object("bkt", name)
     with pytest.raises(InvalidNameException):
-        local._backend.head_object("bkt", name)
+        backend_of(local).head_object("bkt", name)
     with pytest.raises(InvalidNameException):
-        local._backend.put_object("bkt", name, b"x", None, {})
+        backend_of(local).put_object("bkt", name, b"x", None, {})
     good = linked.objects.create("good.txt")
     good.upload(b"good")
     with pytest.raises(InvalidNameException):
@@ -247,7 +248,7 @@ def test_symlinked_bucket_is_not_a_bucket(local: CloudProvider, root: Path, outs
     assert local.storage.buckets.get("evil") is None
     assert "evil" not in [b.name for b in local.storage.buckets]
     with pytest.raises(NotFoundException):
-        local._backend.put_object("evil", "x", b"x", None, {})
+        backend_of(local).put_object("evil", "x", b"x", None, {})
     assert snapshot(outside) == {"secret.txt": b"outside bytes"}
 
 
@@ -348,24 +349,12 @@ def test_failed_upload_keeps_the_previous_version(bucket: Bucket, root: Path) ->
 
 
 def test_failed_multipart_part_leaves_nothing(local: CloudProvider, bucket: Bucket, root: Path) -> None:
-    backend: Any = local._backend
-    original = backend.upload_part
-    calls = 0
-
-    def flaky_part(upload: Any, number: int, offset: int, data: bytes, **options: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if number == 3:
-            raise PermissionError("disk says no")  # not retryable: the upload fails
-        return original(upload, number, offset, data, **options)
-
-    backend.upload_part = flaky_part
-    try:
-        with pytest.raises(PermissionDeniedException):
-            bucket.objects.create("multi").upload(b"m" * 300_000)
-    finally:
-        backend.upload_part = original
-    assert calls >= 3
+    spied = spy_on(local)
+    # Not retryable: the upload fails.
+    spied.backend.fail("upload_part", PermissionError("disk says no"), when=lambda call: call.args[1] == 3)
+    with pytest.raises(PermissionDeniedException):
+        spied.provider.storage.buckets.get("bkt").objects.create("multi").upload(b"m" * 300_000)  # type: ignore[union-attr]
+    assert spied.backend.count("upload_part") >= 3
     assert bucket.objects.get("multi") is None
     assert not (root / "bkt" / "multi").exists()
     assert temp_files(root) == []
@@ -465,7 +454,7 @@ def test_parallel_uploads_and_deletes_in_one_folder(bucket: Bucket, root: Path) 
 
 def test_upload_into_a_bucket_deleted_meanwhile_does_not_recreate_it(local: CloudProvider, root: Path) -> None:
     local.storage.buckets.create("brief")
-    backend: Any = local._backend
+    backend: Any = backend_of(local)
     upload = backend.create_multipart_upload("brief", "x/y", None, {})
     part = backend.upload_part(upload, 1, 0, b"data")
     local.storage.buckets.get("brief").delete()  # type: ignore[union-attr]
@@ -503,8 +492,8 @@ def test_fifo_in_a_bucket_is_not_an_object_and_never_blocks(local: CloudProvider
     assert bucket.objects.get("pipe") is None
     assert list(bucket.objects) == []
     with pytest.raises(NotFoundException):
-        local._backend.get_object("bkt", "pipe")
-    assert local._backend.open_object("bkt", "pipe") is None  # type: ignore[attr-defined]
+        backend_of(local).get_object("bkt", "pipe")
+    assert backend_of(local).open_object("bkt", "pipe") is None  # type: ignore[attr-defined]
 
 
 def test_file_dropped_into_a_bucket_is_an_object(bucket: Bucket, root: Path) -> None:

@@ -51,10 +51,11 @@ from cloudstore._checksums import Checksum
 from cloudstore.backend import BucketInfo
 from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
+from cloudstore.testing import backend_of
 from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, unique_name
-from tests.faults.proxy import FaultProxy
-from tests.servers.base import RunningServer, free_port
-from tests.streams import BreakingStream
+from tests.support.proxy import FaultProxy
+from tests.support.servers.base import RunningServer, free_port
+from tests.support.streams import BreakingStream
 
 MiB = 1024 * 1024
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -122,7 +123,7 @@ def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int
 @contextmanager
 def sent_requests(provider: CloudProvider) -> Iterator[list[tuple[str, str]]]:
     """Every HTTP request the provider's session sends meanwhile, as (method, path)."""
-    session = provider._backend.store.session.session  # type: ignore[attr-defined]
+    session = backend_of(provider).store.session.session  # type: ignore[attr-defined]
     seen: list[tuple[str, str]] = []
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -152,7 +153,7 @@ def test_creating_the_provider_makes_no_network_call_and_hides_secrets() -> None
             "retry_policy": ONE_TRY,
         },
     )
-    backend = provider._backend  # constructed, and still nothing was contacted
+    backend = backend_of(provider)  # constructed, and still nothing was contacted
     assert isinstance(backend, SwiftBackend)
     for text in (repr(provider), repr(backend), str(provider.config)):
         assert "hunter2-secret" not in text and "tempkey-secret" not in text
@@ -175,11 +176,11 @@ def test_incomplete_login_is_an_invalid_param(config: dict[str, Any], monkeypatc
     monkeypatch.setenv("CLOUDSTORE_CONFIG", "/nonexistent/config.ini")
     provider = CloudProviderFactory().create_provider(ProviderList.OPENSTACK, config)
     with pytest.raises(InvalidParamException, match="os_auth_url"):
-        _ = provider._backend
+        _ = backend_of(provider)
 
 
 def test_password_login_through_swift_v1_auth(swift: CloudProvider, swift_bucket: Bucket) -> None:
-    assert swift._backend._auth_mode == "v1"  # type: ignore[attr-defined]
+    assert backend_of(swift)._auth_mode == "v1"  # type: ignore[attr-defined]
     assert swift_bucket.name in [b.name for b in swift.storage.buckets]
 
 
@@ -196,7 +197,7 @@ def test_session_token_pair_does_every_operation(server: RunningServer, account:
     provider = CloudProviderFactory().create_provider(
         ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": token}
     )
-    assert provider._backend._auth_mode == "token_pair"  # type: ignore[attr-defined]
+    assert backend_of(provider)._auth_mode == "token_pair"  # type: ignore[attr-defined]
     bucket = provider.storage.buckets.create(unique_name("tok"))
     obj = bucket.objects.create("a/b.txt")
     obj.upload(b"by token", metadata={"who": "token"})
@@ -224,7 +225,7 @@ def test_a_wrong_session_token_is_an_authentication_error(server: RunningServer)
 def test_an_expired_v1_token_is_renewed_once(server: RunningServer) -> None:
     provider = make_provider(server, retry_policy=ONE_TRY)
     provider.storage.buckets.list()
-    plugin = provider._backend.store.session.auth  # type: ignore[attr-defined]
+    plugin = backend_of(provider).store.session.auth  # type: ignore[attr-defined]
     plugin._token = "AUTH_ftk" + "y" * 40  # what the server says of an expired token: 401
     with sent_requests(provider) as seen:
         provider.storage.buckets.list()
@@ -255,7 +256,7 @@ def test_keystone_urls_use_keystone_and_fail_cleanly_when_unreachable() -> None:
             "retry_policy": ONE_TRY,
         },
     )
-    assert provider._backend._auth_mode == "keystone_password"  # type: ignore[attr-defined]
+    assert backend_of(provider)._auth_mode == "keystone_password"  # type: ignore[attr-defined]
     with pytest.raises(ProviderConnectionException):
         provider.storage.buckets.list()
 
@@ -264,7 +265,7 @@ def test_keystone_urls_use_keystone_and_fail_cleanly_when_unreachable() -> None:
 def test_requests_per_plain_put_get_head_delete(swift: CloudProvider, swift_bucket: Bucket) -> None:
     """A put asks first whether it replaces a large object (whose segments must go), a delete lets
     Swift decide (``?multipart-manifest=delete``, refused for a plain object): never a cache."""
-    backend = swift._backend
+    backend = backend_of(swift)
     name = swift_bucket.name
     path = f"/v1/AUTH_test/{name}/one"
     with sent_requests(swift) as seen:
@@ -285,7 +286,7 @@ def test_requests_per_plain_put_get_head_delete(swift: CloudProvider, swift_buck
 
 
 def test_put_sends_the_md5_as_etag_for_swift_to_check(swift: CloudProvider, swift_bucket: Bucket) -> None:
-    session = swift._backend.store.session.session  # type: ignore[attr-defined]
+    session = backend_of(swift).store.session.session  # type: ignore[attr-defined]
     captured: list[requests.PreparedRequest] = []
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -532,7 +533,7 @@ def test_a_failed_large_upload_leaves_no_object_and_no_segments(swift_bucket: Bu
 
 
 def test_abort_removes_uploaded_segments(swift: CloudProvider, swift_bucket: Bucket, account: Account) -> None:
-    backend = swift._backend
+    backend = backend_of(swift)
     upload = backend.create_multipart_upload(swift_bucket.name, "aborted.bin", None, {})
     backend.upload_part(upload, 1, 0, b"a" * 1000)
     backend.upload_part(upload, 2, 1000, b"b" * 10)
@@ -710,7 +711,7 @@ QUICK = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
 def test_a_body_that_does_not_match_its_md5_is_refused_and_not_stored(
     swift: CloudProvider, swift_bucket: Bucket, account: Account, kind: str
 ) -> None:
-    backend = swift._backend
+    backend = backend_of(swift)
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as caught:
         if kind == "object":
@@ -739,7 +740,7 @@ def test_a_refused_body_is_sent_again(through_proxy: tuple[FaultProxy, str, str]
 
 
 def test_the_manifest_carries_the_slo_etag(swift: CloudProvider, swift_bucket: Bucket) -> None:
-    session = swift._backend.store.session.session  # type: ignore[attr-defined]
+    session = backend_of(swift).store.session.session  # type: ignore[attr-defined]
     captured: list[requests.PreparedRequest] = []
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -796,7 +797,7 @@ def test_a_stalled_answer_is_abandoned_at_the_read_timeout_and_retried(
     proxy.stall_seconds = 20
     swift_bucket.objects.create("slow.txt").upload(b"worth the wait")
     provider = proxied(through_proxy, retry_policy=QUICK, connect_timeout=2, read_timeout=1)
-    assert provider._backend.store.session.timeout == (2.0, 1.0)  # type: ignore[attr-defined]  # logins too
+    assert backend_of(provider).store.session.timeout == (2.0, 1.0)  # type: ignore[attr-defined]  # logins too
     proxy.add_rule("stall", methods=["GET"], path=r"/slow\.txt$", limit=1)
     assert Bucket(provider, BucketInfo(swift_bucket.name)).objects.create("slow.txt").read() == b"worth the wait"
     assert proxy.stats["stall"] == 1 and proxy.count_requests("GET", r"/slow\.txt$") == 2
@@ -926,10 +927,10 @@ def test_large_objects_other_tools_wrote_are_verified_from_their_manifest(
     assert account.call("PUT", f"/{container}/ranged.bin?multipart-manifest=put", data=json.dumps(ranged)).ok
     data = b"".join(pieces)
 
-    with swift._backend.get_object(container, "theirs.bin") as reader:
+    with backend_of(swift).get_object(container, "theirs.bin") as reader:
         assert reader.info is not None
         assert reader.info.checksum == Checksum("md5-of-part-hexes", reader.info.etag, tuple(map(len, pieces)))
-    with swift._backend.get_object(container, "ranged.bin") as reader:  # a range's ETag is not its MD5
+    with backend_of(swift).get_object(container, "ranged.bin") as reader:  # a range's ETag is not its MD5
         assert reader.info is not None and reader.info.checksum is None
     assert swift_bucket.objects.get("ranged.bin").read() == pieces[0][:100] + pieces[1]  # type: ignore[union-attr]
     with sent_requests(swift) as seen:

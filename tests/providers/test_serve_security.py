@@ -31,7 +31,7 @@ from cloudstore.config import Config
 from cloudstore.providers.local import SPEC
 from cloudstore.providers.local.backend import LocalBackend, sign_request
 from cloudstore.providers.local.server import is_loopback
-from tests.servers.base import free_port, spawn, wait_for_port
+from tests.support.servers.base import free_port, spawn, wait_for_port
 
 #: The deadlines of the servers under test: short, so that waiting them out stays quick.
 TIMEOUT = 1.5

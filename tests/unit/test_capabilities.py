@@ -27,6 +27,7 @@ from cloudstore.exceptions import CloudStoreException
 from cloudstore.providers.memory import SPEC as MEMORY
 from cloudstore.providers.memory.backend import MemoryBackend
 from cloudstore.registry import ProviderSpec, register
+from cloudstore.testing import backend_of
 
 SMALL = TransferConfig(threshold=10, part_size=4, max_concurrency=2)
 
@@ -253,7 +254,7 @@ def test_more_than_max_parts_is_refused_and_aborted() -> None:
     with pytest.raises(InvalidParamException, match="more than 1 parts"):
         bucket.objects.create("stream").upload(Unseekable(bytes(20)))
     assert bucket.objects.get("stream") is None
-    assert provider._backend is not None and provider._backend.uploads == {}  # type: ignore[attr-defined]
+    assert backend_of(provider) is not None and backend_of(provider).uploads == {}  # type: ignore[attr-defined]
 
 
 def test_features_fill_keeps_declared_values() -> None:

@@ -46,7 +46,7 @@ def test_a_registered_provider_is_made_by_the_factory_and_addressed_by_the_cli(
         id="folder",
         backend="cloudstore.providers.local.backend:LocalBackend",
         keys={"local_root": ConfigKey(help="root")},
-        schemes=("dir",),
+        schemes=("fold",),
     )
     register(spec)
     register(spec)  # the same spec again: nothing happens
@@ -55,7 +55,7 @@ def test_a_registered_provider_is_made_by_the_factory_and_addressed_by_the_cli(
     provider.storage.buckets.create("made-here")
     assert (tmp_path / "made-here").is_dir()
     assert "folder" in list_providers()
-    address = parse_address("dir://made-here/key")
+    address = parse_address("fold://made-here/key")
     assert address is not None and address.provider == "folder"
 
 

@@ -1,0 +1,1 @@
+"""The conformance cases: every provider must pass them (run by :mod:`cloudstore.testing.plugin`)."""
