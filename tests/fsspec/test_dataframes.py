@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cloudstore import Bucket, CloudProvider
+from cloudstore.bulk import copy_tree
 from cloudstore.fsspec import CloudStoreFileSystem
 from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, selected_providers
 from tests.support.servers.base import RunningServer
@@ -114,19 +115,13 @@ def test_dask_writes_and_reads_a_partitioned_parquet_dataset(
         assert len(set(workers.values())) == 2  # two worker processes did the work
 
 
-def _copy_share(task: tuple[Bucket, Bucket, list[str]]) -> int:
-    """Runs in a Dask worker: copies its share of the objects from one provider to another.
-
-    With the public API on a thread pool: cloudstore has no bulk cross-provider copy (yet) to call.
-    """
-    source, target, names = task
-
-    def copy(name: str) -> None:
-        target.objects.create(name).upload(source.objects.create(name).read())
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(copy, names))
-    return len(names)
+def _copy_share(task: tuple[Bucket, Bucket, str]) -> int:
+    """Runs in a Dask worker: copies one prefix from one provider to another with the bulk API
+    (its own bounded pool in the worker), and says how many objects it copied."""
+    source, target, prefix = task
+    report = copy_tree((source, prefix), (target, prefix), concurrency=8)
+    assert report.ok, report.failed
+    return report.copied
 
 
 @pytest.mark.skipif(
@@ -139,7 +134,7 @@ def test_dask_copies_2000_objects_between_providers(dask_client: Any, servers: S
     with fresh_bucket(local) as source, fresh_bucket(aws) as target:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda name: source.objects.create(name).upload(f"content of {name}"), names))
-        shares = [(source, target, names[i::4]) for i in range(4)]
+        shares = [(source, target, f"batch/{n:02d}/") for n in range(20)]
         assert sum(dask_client.gather(dask_client.map(_copy_share, shares))) == 2000
         stored = {o.name: o.size for o in target.objects}
         assert stored == {name: len(f"content of {name}") for name in names}
