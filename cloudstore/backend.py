@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
 from cloudstore._names import object_name_max_bytes
-from cloudstore.exceptions import NotSupportedException
+from cloudstore.exceptions import NotSupportedException, PreconditionFailedException
 
 if TYPE_CHECKING:
     from cloudstore._checksums import Checksum
@@ -75,6 +75,18 @@ class Features:
     #: The most names one :meth:`Backend.delete_objects` call takes (one batch request where the
     #: service has a batch API; 1: the shared layer deletes one object per request, in parallel).
     max_batch_delete: int = 1
+    #: Writes can be made conditional on the object being absent (``if_none_match="*"``): the
+    #: service checks it when it commits the object (the upload's last request).
+    if_none_match: bool = False
+    #: Writes can be made conditional on the object's current ETag (``if_match=etag``).
+    if_match: bool = False
+    #: The service checks a write's condition and stores the object in one step, so of writers
+    #: racing on the same condition exactly one wins. Where it does not (Swift checks before it
+    #: stores), a condition still refuses a write that comes after the other, but not a race.
+    atomic_conditions: bool = True
+    #: ``copy_object`` takes a write condition on its target. Without it a conditional copy is
+    #: made by the engine as a download and a conditional upload.
+    conditional_server_copy: bool = True
 
     @classmethod
     def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
@@ -99,6 +111,40 @@ _MULTIPART_METHODS = (
 def _overrides(backend: type, method: str) -> bool:
     """Whether ``backend`` (or a base class below :class:`Backend`) defines ``method``."""
     return getattr(backend, method, None) is not getattr(Backend, method, None)
+
+
+@dataclass(frozen=True)
+class WriteCondition:
+    """A precondition on the object a write would replace, checked when the write commits.
+
+    ``if_none_match``: only if no object has the name. ``if_match``: only if the object's
+    current ETag is this one. A write whose condition fails stores nothing and raises
+    :class:`~cloudstore.exceptions.PreconditionFailedException`.
+    """
+
+    if_none_match: bool = False
+    if_match: str | None = None
+
+    def check(self, current: ObjectInfo | None, name: str) -> None:
+        """Raise :class:`~cloudstore.exceptions.PreconditionFailedException` unless ``current`` (the
+        object as it is now, ``None`` when absent) meets the condition; for providers that check
+        it themselves, under the lock that also covers the write."""
+        if self.if_none_match and current is not None:
+            raise PreconditionFailedException(f"object {name!r} exists (the write asked for if_none_match='*')")
+        if self.if_match is not None and (current is None or not same_etag(current.etag, self.if_match)):
+            state = "does not exist" if current is None else f"has ETag {current.etag!r}"
+            raise PreconditionFailedException(
+                f"object {name!r} {state}, not {self.if_match!r} (the write asked for if_match)"
+            )
+
+
+def same_etag(first: str | None, second: str | None) -> bool:
+    """Whether two ETags name the same version (quotes and a weak ``W/`` prefix aside)."""
+
+    def bare(etag: str) -> str:
+        return etag.removeprefix("W/").strip('"')
+
+    return first is not None and second is not None and bare(first) == bare(second)
 
 
 @dataclass(frozen=True)
@@ -272,8 +318,12 @@ class Backend(abc.ABC, Generic[U]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         """Store the whole object in one request (replacing any old one).
+
+        ``condition`` (only given where ``features`` declare it) must hold when the object is
+        stored, or nothing is stored and the service's precondition error is raised.
 
         ``content_md5`` is the MD5 digest of ``data`` (the engine always gives it): send it so
         that the service refuses a body damaged on the way, or compare it with what the service
@@ -290,8 +340,16 @@ class Backend(abc.ABC, Generic[U]):
         """Delete the object (and anything the provider keeps for it, e.g. segments)."""
 
     # --- optional: without them, features.server_side_copy / signed_urls are False -------------
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
-        """Copy on the server side, keeping content type and metadata."""
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        """Copy on the server side, keeping content type and metadata; ``condition`` is on the target."""
         raise NotSupportedException("this provider has no server-side copy")
 
     def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
@@ -324,8 +382,15 @@ class Backend(abc.ABC, Generic[U]):
         """
         raise NotImplementedError
 
-    def complete_multipart_upload(self, upload: U, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
-        """Make the object visible from ``parts`` (sorted by number).
+    def complete_multipart_upload(
+        self,
+        upload: U,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        """Make the object visible from ``parts`` (sorted by number), if ``condition`` holds then.
 
         ``content_md5``, the MD5 digest of the whole object, is given only where
         ``features.stores_content_md5`` says the provider keeps it.

@@ -11,6 +11,12 @@ one: the JSON and media API calls) is relayed to the emulator unchanged, bodies 
 ways. Client connections stay open as the emulator's do (keep-alive, so clients behave as
 they do without the gateway); each request gets its own upstream connection.
 
+fake-gcs-server also ignores generation preconditions (``ifGenerationMatch``) on writes: the
+gateway checks them for uploads (the object named by the ``name`` query parameter), composes,
+rewrites and deletes, as GCS does. It holds a lock per object from the check to the end of
+the write, so that of conditional writes racing through it exactly one wins, as on GCS; a 412
+is answered with GCS's JSON error (``conditionNotMet``).
+
 ``tests/servers/fakegcs.py`` runs it as ``python -m tests.servers.gcs_gateway --port P
 --upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
 be the gateway's address, since the Host header is relayed as the client sent it.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import json
 import signal
 import sys
 import threading
@@ -191,7 +198,46 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drain_body()
                 self._send_rejection(rejection)
                 return
-        self._relay()
+        condition = generation_condition(self.command, self.path)
+        if condition is None:
+            self._relay()
+            return
+        bucket, name, wanted = condition
+        with self.server.object_lock(bucket, name):
+            current = self._current_generation(bucket, name)
+            if current != wanted:
+                self._drain_body()
+                self._send_condition_not_met(bucket, name, wanted, current)
+                return
+            self._relay()
+
+    def _current_generation(self, bucket: str, name: str) -> int:
+        """The live generation of the object upstream (0: there is none)."""
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=self.server.upstream_timeout)
+        try:
+            upstream.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+            response = upstream.getresponse()
+            body = response.read()
+        finally:
+            upstream.close()
+        if response.status == 404:
+            return 0
+        return int(json.loads(body)["generation"])
+
+    def _send_condition_not_met(self, bucket: str, name: str, wanted: int, current: int) -> None:
+        self.close_connection = True
+        message = (
+            f"At least one of the pre-conditions you specified did not hold. ({bucket}/{name}: {current} != {wanted})"
+        )
+        body = json.dumps(
+            {"error": {"code": 412, "message": message, "errors": [{"reason": "conditionNotMet", "message": message}]}}
+        ).encode()
+        self.send_response_only(412)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
@@ -299,6 +345,29 @@ class _Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"gcs-gateway: {format % args}\n")
 
 
+def generation_condition(method: str, target: str) -> tuple[str, str, int] | None:
+    """``(bucket, object, generation)`` of a JSON API write carrying ``ifGenerationMatch``: an
+    upload (the object in the ``name`` parameter), a compose, a rewrite (its destination) or a
+    delete; ``None`` for any other request."""
+    parts = urlsplit(target)
+    params = dict(query_pairs(parts.query))
+    wanted = params.get("ifGenerationMatch", "")
+    if not wanted.isdigit():
+        return None
+    segments = [unquote(segment) for segment in parts.path.split("/")]
+    if method == "POST" and segments[1:6] == ["upload", "storage", "v1", "b", segments[5]] and "name" in params:
+        return segments[5], params["name"], int(wanted)
+    if segments[1:4] != ["storage", "v1", "b"] or len(segments) < 7 or segments[5] != "o":
+        return None
+    if method == "POST" and len(segments) == 8 and segments[7] == "compose":
+        return segments[4], segments[6], int(wanted)
+    if method == "POST" and len(segments) == 12 and segments[7] == "rewriteTo":
+        return segments[9], segments[11], int(wanted)
+    if method == "DELETE" and len(segments) == 7:
+        return segments[4], segments[6], int(wanted)
+    return None
+
+
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -312,7 +381,14 @@ class _GatewayServer(ThreadingHTTPServer):
         self.upstream = upstream
         self.keys = dict(keys)
         self.upstream_timeout = upstream_timeout
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def object_lock(self, bucket: str, name: str) -> threading.Lock:
+        """The lock held from checking one object's generation to the end of its write."""
+        with self._locks_lock:
+            return self._locks.setdefault((bucket, name), threading.Lock())
 
 
 def load_key(spec: str) -> tuple[str, rsa.RSAPublicKey]:

@@ -39,7 +39,7 @@ from urllib.parse import quote, urlencode
 from cloudstore import _names as names
 from cloudstore._engine import Readable
 from cloudstore._signing import canonical, expiry_timestamp, hmac_sha256_hex
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart, WriteCondition
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -98,7 +98,8 @@ class LocalBackend(Backend[_Upload]):
 
     # Signed URLs: no limit of its own (cloudstore caps at 7 days). Deletes are local file
     # operations: the shared default runs a thousand of them per call.
-    features = Features(min_part_size=1, max_batch_delete=1000)
+    # Conditions are checked under the key's lock that also covers the switch: atomic.
+    features = Features(min_part_size=1, max_batch_delete=1000, if_none_match=True, if_match=True)
     check_bucket_name = staticmethod(names.local_bucket_name)
     check_object_name = staticmethod(names.local_object_name)
 
@@ -381,8 +382,10 @@ class LocalBackend(Backend[_Upload]):
         content_type: str | None,
         metadata: Mapping[str, str],
         md5: str | None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        """Rename ``temp`` into place as ``name``, with its sidecar: one switch under the key's lock."""
+        """Rename ``temp`` into place as ``name``, with its sidecar: one switch under the key's lock
+        (which ``condition`` is checked under too)."""
         target = self._object_path(bucket, name)
         stat = temp.stat()
         side_temp = self._temp_path()
@@ -397,10 +400,20 @@ class LocalBackend(Backend[_Upload]):
         try:
             side_temp.write_text(json.dumps(side), encoding="utf-8")
             with self._locked(bucket, name, exclusive=True):
+                if condition is not None:
+                    condition.check(self._current(bucket, name, target), name)
                 _place(temp, target, self._bucket_dir(bucket), bucket_folder=True)
                 _place(side_temp, self._sidecar(bucket, name), self._meta)
         finally:
             side_temp.unlink(missing_ok=True)
+
+    def _current(self, bucket: str, name: str, path: Path) -> ObjectInfo | None:
+        """The object at ``path`` as it is (the caller holds its lock), ``None`` if absent."""
+        try:
+            stat = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._describe(bucket, name, stat) if S_ISREG(stat.st_mode) else None
 
     def put_object(
         self,
@@ -411,13 +424,14 @@ class LocalBackend(Backend[_Upload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         self._object_path(bucket, name)
         temp = self._temp_path()
         try:
             temp.write_bytes(data)
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            self._commit(temp, bucket, name, content_type, metadata, md5)
+            self._commit(temp, bucket, name, content_type, metadata, md5, condition)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -507,7 +521,15 @@ class LocalBackend(Backend[_Upload]):
         _prune(path.parent, self._bucket_dir(bucket))
         _prune(self._sidecar(bucket, name).parent, self._meta / bucket)
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         self._object_path(dst_bucket, dst_name)
         opened = self.open_object(src_bucket, src_name)
         if opened is None:
@@ -523,7 +545,7 @@ class LocalBackend(Backend[_Upload]):
                     dst.write(chunk)
                     hasher.update(chunk)
             metadata = dict(info.metadata or {})
-            self._commit(temp, dst_bucket, dst_name, info.content_type, metadata, hasher.hexdigest())
+            self._commit(temp, dst_bucket, dst_name, info.content_type, metadata, hasher.hexdigest(), condition)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -563,7 +585,12 @@ class LocalBackend(Backend[_Upload]):
         return UploadPart(number, len(data))
 
     def complete_multipart_upload(
-        self, upload: _Upload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: _Upload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         expected = sum(int(part.token) for part in parts)
         if upload.temp.stat().st_size != expected:
@@ -575,8 +602,9 @@ class LocalBackend(Backend[_Upload]):
             while chunk := assembled.read(_COPY_CHUNK):
                 hasher.update(chunk)
         try:
+            digest = hasher.hexdigest()
             self._commit(
-                upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, hasher.hexdigest()
+                upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, digest, condition
             )
         finally:
             upload.temp.unlink(missing_ok=True)

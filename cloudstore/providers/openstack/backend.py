@@ -64,6 +64,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    WriteCondition,
 )
 from cloudstore.config import Config
 from cloudstore.providers.openstack.auth import auth_mode, connect
@@ -152,6 +153,13 @@ class SwiftBackend(Backend[SloUpload]):
         records_part_layout=True,
         # The bulk middleware's bulk-delete (max_deletes_per_request is 10,000 by default).
         max_batch_delete=1000,
+        # Swift honours If-None-Match: * on PUT (a plain object, an SLO manifest), but checks it
+        # before it stores the body: of writers racing on an absent name, several can win
+        # (measured). It ignores If-Match on PUT. A COPY applies the conditions to its source
+        # (If-None-Match: * answers 304), so a conditional copy goes through the client.
+        if_none_match=True,
+        atomic_conditions=False,
+        conditional_server_copy=False,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
@@ -373,8 +381,9 @@ class SwiftBackend(Backend[SloUpload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        headers = _object_headers(content_type, metadata)
+        headers = {**_object_headers(content_type, metadata), **_condition_headers(condition)}
         # Swift checks the body against the ETag we send (422 on a mismatch).
         headers["ETag"] = _md5_hex(data, content_md5).encode()
         old_segments = self._segments_of_old_object(bucket, name)
@@ -460,7 +469,18 @@ class SwiftBackend(Backend[SloUpload]):
                 failures.append((name, _from_status(code, f"delete of {name!r} failed: {item_status}")))
         return failures
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        if condition is not None:
+            # The copy middleware sends a COPY's conditional headers with its GET of the source.
+            raise exc.NotSupportedException("Swift cannot make a server-side copy conditional on its target")
         # Swift copies content type and metadata; a large object's content is copied whole.
         old_segments = self._segments_of_old_object(dst_bucket, dst_name)
         headers = {"X-Copy-From": "/" + quote_path(src_bucket, src_name), "Content-Length": "0"}
@@ -548,7 +568,12 @@ class SwiftBackend(Backend[SloUpload]):
         return _segment_part(upload, number, segment, strip_etag(response.headers["Etag"]) or "", end - start + 1)
 
     def complete_multipart_upload(
-        self, upload: SloUpload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: SloUpload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         ordered = sorted(parts, key=lambda p: p.number)
         if upload.replaced is None:
@@ -561,7 +586,7 @@ class SwiftBackend(Backend[SloUpload]):
             "PUT",
             quote_path(upload.bucket, upload.name),
             params={"multipart-manifest": "put"},
-            headers={**upload.headers, "ETag": slo_etag.hexdigest()},
+            headers={**upload.headers, **_condition_headers(condition), "ETag": slo_etag.hexdigest()},
             data=manifest,
         )
         upload.completed = True
@@ -634,6 +659,11 @@ class SwiftBackend(Backend[SloUpload]):
 
 
 # --- helpers ------------------------------------------------------------------
+def _condition_headers(condition: WriteCondition | None) -> dict[str, str]:
+    """``If-None-Match: *`` of a write that must not replace an object (the one condition Swift checks)."""
+    return {"If-None-Match": "*"} if condition is not None and condition.if_none_match else {}
+
+
 def _from_status(status: int, message: str) -> exc.CloudStoreException:
     """The cloudstore error for a Swift HTTP status: Swift's own cases, then the shared table."""
     if status == 422:
