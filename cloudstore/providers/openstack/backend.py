@@ -35,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import secrets
 import threading
 import uuid
 import warnings
@@ -513,7 +514,7 @@ class SwiftBackend(Backend[SloUpload]):
             for key in container_keys:
                 if key:
                     return str(key)
-            raise exc.InvalidParamException(f"no TempURL key on the account or container {bucket!r}: {TEMP_URL_HOWTO}")
+            return self._install_container_key(bucket)
         if configured in container_keys:
             return str(configured)
         for header, key in zip(_TEMP_URL_KEY_HEADERS, account_keys, strict=True):
@@ -524,6 +525,25 @@ class SwiftBackend(Backend[SloUpload]):
             "os_temp_url_key is not one of the account's TempURL keys, and both of its key slots are "
             "taken (cloudstore never replaces a key): configure one of the existing keys as os_temp_url_key"
         )
+
+    def _install_container_key(self, bucket: str) -> str:
+        """A random 256-bit TempURL key set on the container, which has none (nor has the account):
+        signed URLs then work out of the box. The key is read back, so that of two clients
+        installing one at the same moment both sign with the one that stayed."""
+        header = f"X-Container-Meta-{_TEMP_URL_KEY_HEADERS[0]}"
+        try:
+            self._request("POST", quote_path(bucket), headers={header: secrets.token_hex(32)})
+        except SwiftStatusError as error:
+            if error.status not in (401, 403):
+                raise
+            raise exc.InvalidParamException(
+                f"no TempURL key on the account or container {bucket!r}, and this user may not set one: "
+                f"{TEMP_URL_HOWTO}"
+            ) from None
+        installed = self._request("HEAD", quote_path(bucket)).headers.get(header)
+        if not installed:
+            raise exc.ProviderConnectionException(f"the TempURL key set on container {bucket!r} did not stay")
+        return str(installed)
 
     # --- large objects (SLO) ----------------------------------------------
     def create_multipart_upload(
