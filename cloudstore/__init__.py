@@ -13,6 +13,7 @@ from cloudstore._engine import TransferConfig
 from cloudstore._files import open_address as open
 from cloudstore._pagination import ResultList
 from cloudstore._retry import RetryPolicy
+from cloudstore.addresses import open_bucket, open_object
 from cloudstore.bulk import BulkReport, Failure, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
@@ -61,5 +62,7 @@ __all__ = [
     "TransferConfig",
     "list_providers",
     "open",
+    "open_bucket",
+    "open_object",
     "sync",
 ]
