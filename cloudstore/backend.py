@@ -87,6 +87,9 @@ class Features:
     #: ``copy_object`` takes a write condition on its target. Without it a conditional copy is
     #: made by the engine as a download and a conditional upload.
     conditional_server_copy: bool = True
+    #: A writable signed URL can pin the upload's content type, Content-MD5 and metadata: they
+    #: are signed as headers, and the service refuses a request whose headers differ.
+    signed_url_headers: bool = False
 
     @classmethod
     def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
@@ -145,6 +148,41 @@ def same_etag(first: str | None, second: str | None) -> bool:
         return etag.removeprefix("W/").strip('"')
 
     return first is not None and second is not None and bare(first) == bare(second)
+
+
+class SignedURL(str):
+    """A signed URL (a ``str``) that also tells how to use it.
+
+    ``method``: the HTTP method it allows. ``headers``: what the request must carry (Azure's
+    ``x-ms-blob-type``, and each header the URL pins). ``expires_at``: when it stops working.
+    """
+
+    method: str
+    headers: Mapping[str, str]
+    expires_at: datetime
+
+    def __new__(cls, url: str, method: str, headers: Mapping[str, str], expires_at: datetime) -> SignedURL:
+        signed = super().__new__(cls, url)
+        signed.method = method
+        signed.headers = dict(headers)
+        signed.expires_at = expires_at
+        return signed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return SignedURL, (str(self), self.method, dict(self.headers), self.expires_at)
+
+
+@dataclass(frozen=True)
+class UrlPins:
+    """What a writable signed URL fixes about the upload (``None``/empty: left free)."""
+
+    content_type: str | None = None
+    #: The MD5 digest of the body to be uploaded.
+    content_md5: bytes | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.content_type or self.content_md5 or self.metadata)
 
 
 @dataclass(frozen=True)
@@ -352,8 +390,14 @@ class Backend(abc.ABC, Generic[U]):
         """Copy on the server side, keeping content type and metadata; ``condition`` is on the target."""
         raise NotSupportedException("this provider has no server-side copy")
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
-        """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires."""
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
+        """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires,
+        and the headers the request must carry (the URL alone when it needs none).
+
+        ``pins`` (only where ``features.signed_url_headers``) are signed as headers of a PUT.
+        """
         raise NotSupportedException("this provider has no signed URLs")
 
     # --- multipart uploads (used by the transfer engine) --------------------

@@ -14,7 +14,7 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -24,7 +24,17 @@ from cloudstore._engine import ProgressCallback, Readable, TransferConfig, Trans
 from cloudstore._logging import protect
 from cloudstore._pagination import DEFAULT_PAGE_SIZE, PageFetcher, ResultList, fetch_page, iterate, paged_on_client
 from cloudstore._retry import RetryPolicy
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, WriteCondition
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    SignedURL,
+    UrlPins,
+    WriteCondition,
+)
 from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -688,11 +698,25 @@ class BucketObject:
         self._complete = _fully_described(info)
 
     # --- other ----------------------------------------------------------------
-    def generate_url(self, expires_in: int = 3600, writable: bool = False) -> str:
+    def generate_url(
+        self,
+        expires_in: int = 3600,
+        writable: bool = False,
+        *,
+        content_type: str | None = None,
+        content_md5: bytes | str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SignedURL:
         """A URL that anyone can use without credentials until it expires: GET to download,
         or, with ``writable=True``, HTTP PUT of the body to upload (write only: no read).
 
-        Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
+        The result is a :class:`~cloudstore.backend.SignedURL`, a ``str`` that also has
+        ``.method``, ``.headers`` (what the request must carry: Azure's
+        ``x-ms-blob-type: BlockBlob``, and every pinned header) and ``.expires_at``.
+        A writable URL can pin the upload's ``content_type``, ``content_md5`` (the body's MD5,
+        16 bytes or 32 hex digits) and ``metadata``: the service then refuses an upload
+        through it whose headers differ. Only where ``features.signed_url_headers`` (S3, GCS);
+        elsewhere :class:`NotSupportedException`.
         """
         if not self._backend.features.signed_urls:
             raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
@@ -703,8 +727,21 @@ class BucketObject:
             raise InvalidParamException(
                 f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
             )
+        pins = UrlPins(_check_content_type(content_type), _check_md5(content_md5), _check_metadata(metadata))
+        if pins and not writable:
+            raise InvalidParamException("content_type, content_md5 and metadata pin an upload: give writable=True")
+        if pins and not self._backend.features.signed_url_headers:
+            raise NotSupportedException(
+                f"the {self.provider.PROVIDER_ID} provider cannot pin headers in a signed URL (none it would enforce)"
+            )
         method = "PUT" if writable else "GET"
-        return self.provider._call(lambda: self._backend.sign_url(self.bucket.name, self.key, method, expires_in))
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        options: dict[str, Any] = {"pins": pins} if pins else {}
+        signed = self.provider._call(
+            lambda: self._backend.sign_url(self.bucket.name, self.key, method, expires_in, **options)
+        )
+        url, headers = (signed, {}) if isinstance(signed, str) else signed
+        return SignedURL(url, method, headers, expires_at)
 
     def copy_to(
         self,
@@ -935,6 +972,20 @@ def _check_metadata(metadata: object) -> dict[str, str]:
     if sum(len(k) + len(v) for k, v in result.items()) > METADATA_MAX_BYTES:
         raise InvalidParamException(f"metadata may hold at most {METADATA_MAX_BYTES} bytes of keys and values")
     return result
+
+
+def _check_md5(value: object) -> bytes | None:
+    """An MD5 digest given as 16 bytes or 32 hex digits."""
+    if value is None:
+        return None
+    if isinstance(value, bytes) and len(value) == 16:
+        return value
+    if isinstance(value, str) and len(value) == 32:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    raise InvalidParamException("content_md5 must be an MD5 digest: 16 bytes or 32 hex digits")
 
 
 def _check_offset(what: str, value: object) -> int | None:

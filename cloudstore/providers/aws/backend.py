@@ -31,6 +31,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    UrlPins,
     WriteCondition,
 )
 from cloudstore.config import Config, Timeouts
@@ -291,6 +292,7 @@ class S3Backend(Backend[S3Upload]):
         # MD5 of the part ("<hex>-2"), and AWS documents none.
         part_copies_keep_digests=False,
         max_batch_delete=MAX_KEYS_PER_DELETE,
+        signed_url_headers=True,
         # If-None-Match / If-Match on PutObject, CompleteMultipartUpload and CopyObject (S3 since
         # 2024; SeaweedFS honours all three, atomically: measured with racing writers).
         if_none_match=True,
@@ -633,18 +635,29 @@ class S3Backend(Backend[S3Upload]):
             **self._encryption_params(),
         )
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
         operations = {"GET": "get_object", "PUT": "put_object"}
         operation = operations.get(method.upper())
         if operation is None:
             raise exc.InvalidParamException(f"signed URLs support GET and PUT, not {method!r}")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": name}
+        headers: dict[str, str] = {}
+        if pins:
+            # Signed as headers (SigV4 lists them in X-Amz-SignedHeaders): S3 refuses others.
+            if pins.content_type:
+                params["ContentType"] = headers["Content-Type"] = pins.content_type
+            if pins.content_md5:
+                params["ContentMD5"] = headers["Content-MD5"] = md5_base64(pins.content_md5)
+            if pins.metadata:
+                params["Metadata"] = dict(pins.metadata)
+                headers.update({f"x-amz-meta-{key}": value for key, value in pins.metadata.items()})
         # The client signs with SigV4 (signature_version="s3v4") and adds the session token.
-        return self.client.generate_presigned_url(
-            operation,
-            Params={"Bucket": bucket, "Key": name},
-            ExpiresIn=int(expires_in),
-            HttpMethod=method.upper(),
+        url = self.client.generate_presigned_url(
+            operation, Params=params, ExpiresIn=int(expires_in), HttpMethod=method.upper()
         )
+        return (url, headers) if headers else url
 
     # --- multipart uploads --------------------------------------------------
     def create_multipart_upload(

@@ -59,6 +59,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    UrlPins,
     WriteCondition,
 )
 from cloudstore.config import Config, Timeouts
@@ -560,7 +561,14 @@ class AzureBackend(Backend[AzureUpload]):
             raise PreconditionFailedException(f"server-side copy to {dst_name!r} ended with status {status!r}")
 
     # --- signed URLs --------------------------------------------------------
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
+        url = self._sas_url(bucket, name, method, expires_in)
+        # Put Blob through a SAS needs the blob type; a SAS cannot pin request headers.
+        return (url, {"x-ms-blob-type": "BlockBlob"}) if method == "PUT" else url
+
+    def _sas_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
         now = datetime.now(timezone.utc)
         expiry = now + timedelta(seconds=expires_in)
         blob_url = self._container(bucket).get_blob_client(name).url.split("?", 1)[0]

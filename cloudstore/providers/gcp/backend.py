@@ -50,6 +50,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    UrlPins,
     WriteCondition,
 )
 from cloudstore.config import Config
@@ -107,6 +108,7 @@ class GCSBackend(Backend[ComposeUpload]):
         max_parts=10_000,
         max_url_expiry=MAX_SIGNED_URL_SECONDS,
         max_batch_delete=MAX_BATCH_DELETE,
+        signed_url_headers=True,
         if_none_match=True,
         if_match=True,
     )
@@ -384,7 +386,9 @@ class GCSBackend(Backend[ComposeUpload]):
         while token is not None:
             token, _, _ = target.rewrite(source, token=token, retry=None, timeout=self._timeout, **options)
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
         if not 1 <= expires_in <= MAX_SIGNED_URL_SECONDS:
             raise InvalidParamException(
                 f"GCS signed URLs expire after 1 second to 7 days ({MAX_SIGNED_URL_SECONDS} s), not {expires_in} s"
@@ -408,8 +412,17 @@ class GCSBackend(Backend[ComposeUpload]):
                 "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
                 "of a service account (signed through IAM signBlob)"
             )
+        headers: dict[str, str] = {}
+        if pins:
+            # V4 signs these headers (X-Goog-SignedHeaders): GCS refuses a request without them.
+            if pins.content_type:
+                headers["Content-Type"] = pins.content_type
+            if pins.content_md5:
+                headers["Content-MD5"] = md5_base64(pins.content_md5)
+            headers.update({f"x-goog-meta-{key}": value for key, value in pins.metadata.items()})
+            options["headers"] = dict(headers)  # the SDK adds Host to the dict it is given
         blob = client.bucket(bucket).blob(name)
-        return str(
+        url = str(
             blob.generate_signed_url(
                 version="v4",
                 method=method,
@@ -417,6 +430,7 @@ class GCSBackend(Backend[ComposeUpload]):
                 **options,
             )
         )
+        return (url, headers) if headers else url
 
     # --- multipart uploads: parallel parts, then compose ----------------------
     def create_multipart_upload(

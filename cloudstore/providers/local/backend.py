@@ -39,7 +39,17 @@ from urllib.parse import quote, urlencode
 from cloudstore import _names as names
 from cloudstore._engine import Readable
 from cloudstore._signing import canonical, expiry_timestamp, hmac_sha256_hex
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart, WriteCondition
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+    UrlPins,
+    WriteCondition,
+)
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -549,7 +559,7 @@ class LocalBackend(Backend[_Upload]):
         finally:
             temp.unlink(missing_ok=True)
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None) -> str:
         if not self._secret:
             raise InvalidParamException(
                 "LOCAL signed URLs need a secret: set config key 'local_secret' (or CLOUDSTORE_LOCAL_SECRET) "

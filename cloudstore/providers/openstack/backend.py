@@ -65,6 +65,7 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    UrlPins,
     WriteCondition,
 )
 from cloudstore.config import Config
@@ -489,7 +490,7 @@ class SwiftBackend(Backend[SloUpload]):
         self._discard_segments(old_segments)
 
     # --- signed URLs (TempURL) --------------------------------------------
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None) -> str:
         key = self._temp_url_key(bucket)
         account = urlparse(self._account_url())
         path = unquote(account.path).rstrip("/") + "/" + bucket + "/" + name
