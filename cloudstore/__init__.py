@@ -14,7 +14,7 @@ from cloudstore._files import open_address as open
 from cloudstore._pagination import ResultList
 from cloudstore._retry import RetryPolicy
 from cloudstore.addresses import open_bucket, open_object
-from cloudstore.backend import SignedURL
+from cloudstore.backend import SignedPost, SignedURL
 from cloudstore.bulk import BulkReport, Failure, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
@@ -59,6 +59,7 @@ __all__ = [
     "ProviderList",
     "ResultList",
     "RetryPolicy",
+    "SignedPost",
     "SignedURL",
     "ThrottledException",
     "TransferConfig",

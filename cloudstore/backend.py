@@ -90,6 +90,11 @@ class Features:
     #: A writable signed URL can pin the upload's content type, Content-MD5 and metadata: they
     #: are signed as headers, and the service refuses a request whose headers differ.
     signed_url_headers: bool = False
+    #: ``sign_post`` is available (browser form uploads; derived from the class, as above).
+    signed_posts: bool | None = None
+    #: A form upload's content type is part of what the service checks (S3's and GCS's policy
+    #: conditions); Swift's form POST takes it from the form unsigned.
+    signed_post_content_type: bool = True
 
     @classmethod
     def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
@@ -99,6 +104,7 @@ class Features:
             "multipart_upload": all(_overrides(backend, method) for method in _MULTIPART_METHODS),
             "server_side_copy": _overrides(backend, "copy_object"),
             "signed_urls": _overrides(backend, "sign_url"),
+            "signed_posts": _overrides(backend, "sign_post"),
         }
         return replace(declared, **{k: v for k, v in derived.items() if getattr(declared, k) is None})
 
@@ -170,6 +176,37 @@ class SignedURL(str):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return SignedURL, (str(self), self.method, dict(self.headers), self.expires_at)
+
+
+@dataclass(frozen=True)
+class PostForm:
+    """A browser form upload as a provider signs it: where to POST, and the fields to send
+    before the file (the file's field comes last, named ``file_field``)."""
+
+    url: str
+    fields: Mapping[str, str]
+    #: The name the form must give the uploaded file (Swift's form POST appends it to the URL's
+    #: folder); ``None``: any name (the object's name is in the fields).
+    filename: str | None = None
+    file_field: str = "file"
+
+
+@dataclass(frozen=True)
+class SignedPost:
+    """A signed browser form upload (:meth:`~cloudstore.BucketObject.generate_post`).
+
+    POST ``url`` as ``multipart/form-data``: every one of ``fields`` first, then the body as a
+    file in the field ``file_field`` (with the file name ``filename`` where it is not ``None``).
+    The service refuses a body over ``max_size`` bytes, and everything after ``expires_at``.
+    """
+
+    url: str
+    fields: Mapping[str, str]
+    expires_at: datetime
+    max_size: int
+    filename: str | None = None
+    file_field: str = "file"
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -399,6 +436,11 @@ class Backend(abc.ABC, Generic[U]):
         ``pins`` (only where ``features.signed_url_headers``) are signed as headers of a PUT.
         """
         raise NotSupportedException("this provider has no signed URLs")
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        """A form upload that stores at most ``max_size`` bytes as the object until it expires
+        (with ``content_type``, checked where ``features.signed_post_content_type``)."""
+        raise NotSupportedException("this provider has no signed form uploads")
 
     # --- multipart uploads (used by the transfer engine) --------------------
     def create_multipart_upload(

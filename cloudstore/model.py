@@ -31,6 +31,7 @@ from cloudstore.backend import (
     ObjectInfo,
     Page,
     RangeReader,
+    SignedPost,
     SignedURL,
     UrlPins,
     WriteCondition,
@@ -742,6 +743,39 @@ class BucketObject:
         )
         url, headers = (signed, {}) if isinstance(signed, str) else signed
         return SignedURL(url, method, headers, expires_at)
+
+    def generate_post(self, expires_in: int, max_size: int, content_type: str | None = None) -> SignedPost:
+        """A browser form upload of this object, usable without credentials until it expires.
+
+        Returns a :class:`~cloudstore.backend.SignedPost`: the URL to POST as
+        ``multipart/form-data``, the fields to send before the file, and the file field's name.
+        The service refuses a body larger than ``max_size`` bytes and (where
+        ``features.signed_post_content_type``) another ``content_type`` than the one given.
+        :class:`NotSupportedException` where the service has no form uploads (Azure), or
+        cannot check the content type (Swift) and one is given.
+        """
+        features = self._backend.features
+        if not features.signed_posts:
+            raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed form uploads")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise InvalidParamException("expires_in must be a positive whole number of seconds")
+        limit = self.provider.max_url_expiry
+        if expires_in > limit:
+            raise InvalidParamException(
+                f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
+            )
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise InvalidParamException("max_size must be a positive whole number of bytes")
+        content_type = _check_content_type(content_type)
+        if content_type is not None and not features.signed_post_content_type:
+            raise NotSupportedException(
+                f"the {self.provider.PROVIDER_ID} provider's form uploads cannot fix the content type"
+            )
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        form = self.provider._call(
+            lambda: self._backend.sign_post(self.bucket.name, self.key, expires_in, max_size, content_type)
+        )
+        return SignedPost(form.url, dict(form.fields), expires_at, max_size, form.filename, form.file_field)
 
     def copy_to(
         self,

@@ -17,6 +17,11 @@ rewrites and deletes, as GCS does. It holds a lock per object from the check to 
 the write, so that of conditional writes racing through it exactly one wins, as on GCS; a 412
 is answered with GCS's JSON error (``conditionNotMet``).
 
+Browser form uploads (a ``multipart/form-data`` POST to ``/<bucket>``, signed with a V4 POST
+policy) are accepted by the emulator whatever they hold: the gateway reads the form and checks
+it as GCS does (the policy's signature, its expiration, every condition: fields equal to or
+starting with a value, the file's ``content-length-range``) before relaying it.
+
 ``tests/servers/fakegcs.py`` runs it as ``python -m tests.servers.gcs_gateway --port P
 --upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
 be the gateway's address, since the Host header is relayed as the client sent it.
@@ -25,6 +30,9 @@ be the gateway's address, since the Host header is relayed as the client sent it
 from __future__ import annotations
 
 import argparse
+import base64
+import email
+import email.policy
 import hashlib
 import http.client
 import json
@@ -198,6 +206,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drain_body()
                 self._send_rejection(rejection)
                 return
+        if is_form_upload(self.command, self.path, received.get("content-type", "")):
+            self._handle_form(received)
+            return
         condition = generation_condition(self.command, self.path)
         if condition is None:
             self._relay()
@@ -210,6 +221,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_condition_not_met(bucket, name, wanted, current)
                 return
             self._relay()
+
+    def _handle_form(self, received: Mapping[str, str]) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self._chunked or length > _MAX_DRAIN:
+            self._send_rejection(Rejection(400, "InvalidArgument", "Invalid argument.", "form too large or chunked"))
+            return
+        body = self.rfile.read(length)
+        bucket = unquote(urlsplit(self.path).path).strip("/")
+        rejection = check_form(bucket, received["content-type"], body, self.server.keys)
+        if rejection is not None:
+            self._send_rejection(rejection)
+            return
+        self._relay(body)
 
     def _current_generation(self, bucket: str, name: str) -> int:
         """The live generation of the object upstream (0: there is none)."""
@@ -265,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- relaying -------------------------------------------------------------------------------
 
-    def _relay(self) -> None:
+    def _relay(self, body: bytes | None = None) -> None:
+        """Send the request upstream (its body as read from the client, or ``body``) and relay the answer."""
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=self.server.upstream_timeout)
         try:
             try:
@@ -273,11 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
                 for name, value in self.headers.items():
                     if name.lower() not in HOP_BY_HOP:
                         upstream.putheader(name, value)
-                if self._chunked:
+                if self._chunked and body is None:
                     upstream.putheader("Transfer-Encoding", "chunked")
                 upstream.putheader("Connection", "close")
                 upstream.endheaders()
-                self._copy_request_body(upstream.send)
+                if body is None:
+                    self._copy_request_body(upstream.send)
+                else:
+                    upstream.send(body)
                 response = upstream.getresponse()
             except OSError as err:
                 self.log_message("%s %s: upstream failed: %s", self.command, urlsplit(self.path).path, err)
@@ -343,6 +371,71 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"gcs-gateway: {format % args}\n")
+
+
+def is_form_upload(method: str, target: str, content_type: str) -> bool:
+    """A browser form upload: a multipart/form-data POST to ``/<bucket>`` (XML API)."""
+    path = urlsplit(target).path.strip("/")
+    return method == "POST" and bool(path) and "/" not in path and content_type.startswith("multipart/form-data")
+
+
+def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], bytes | None]:
+    """The text fields of a multipart/form-data body and the content of its ``file`` field."""
+    message = email.message_from_bytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body, policy=email.policy.HTTP
+    )
+    fields: dict[str, str] = {}
+    content: bytes | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        if name == "file":
+            content = payload
+        else:
+            fields[name] = payload.decode("utf-8")
+    return fields, content
+
+
+def check_form(
+    bucket: str, content_type: str, body: bytes, keys: Mapping[str, rsa.RSAPublicKey], now: datetime | None = None
+) -> Rejection | None:
+    """None when the V4 POST policy form is valid, else why GCS would refuse it."""
+    fields, content = parse_form(content_type, body)
+    lowered = {name.lower(): value for name, value in fields.items()}
+    denied = Rejection(403, "AccessDenied", "Access denied.", "Invalid according to policy")
+    if content is None or "policy" not in lowered or "x-goog-signature" not in lowered:
+        return _malformed("a form upload needs a policy, its signature and a file")
+    email_address = lowered.get("x-goog-credential", "").partition("/")[0]
+    try:
+        keys[email_address].verify(
+            bytes.fromhex(lowered["x-goog-signature"]),
+            lowered["policy"].encode("ascii"),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        policy = json.loads(base64.b64decode(lowered["policy"]))
+    except (KeyError, ValueError, InvalidSignature):
+        return Rejection(403, "SignatureDoesNotMatch", "Access denied.", "The form's policy signature does not match")
+    expiration = datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
+    if (now or datetime.now(timezone.utc)) > expiration:
+        return Rejection(400, "ExpiredToken", "Invalid argument.", "The policy has expired")
+    values = {**lowered, "bucket": bucket}
+    for condition in policy["conditions"]:
+        if isinstance(condition, dict):
+            checks = [("eq", name, value) for name, value in condition.items()]
+        elif condition[0] == "content-length-range":
+            if not int(condition[1]) <= len(content) <= int(condition[2]):
+                return Rejection(400, "EntityTooLarge", "Invalid argument.", "the file is outside content-length-range")
+            continue
+        else:
+            checks = [(condition[0], condition[1].lstrip("$"), condition[2])]
+        for kind, name, value in checks:
+            given = values.get(name.lower())
+            if given is None or (given != value if kind == "eq" else not given.startswith(value)):
+                return denied
+    return None
 
 
 def generation_condition(method: str, target: str) -> tuple[str, str, int] | None:

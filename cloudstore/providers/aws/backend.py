@@ -29,6 +29,7 @@ from cloudstore.backend import (
     FileRangeReader,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
     UrlPins,
@@ -658,6 +659,18 @@ class S3Backend(Backend[S3Upload]):
             operation, Params=params, ExpiresIn=int(expires_in), HttpMethod=method.upper()
         )
         return (url, headers) if headers else url
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # A POST policy: S3 checks the key, the size range and the content type against it.
+        fields: dict[str, Any] = {}
+        conditions: list[Any] = [["content-length-range", 0, max_size]]
+        if content_type:
+            fields["Content-Type"] = content_type
+            conditions.append({"Content-Type": content_type})
+        post = self.client.generate_presigned_post(
+            bucket, name, Fields=fields, Conditions=conditions, ExpiresIn=int(expires_in)
+        )
+        return PostForm(post["url"], {key: str(value) for key, value in post["fields"].items()})
 
     # --- multipart uploads --------------------------------------------------
     def create_multipart_upload(

@@ -48,6 +48,7 @@ from cloudstore.backend import (
     Features,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
     UrlPins,
@@ -394,24 +395,9 @@ class GCSBackend(Backend[ComposeUpload]):
                 f"GCS signed URLs expire after 1 second to 7 days ({MAX_SIGNED_URL_SECONDS} s), not {expires_in} s"
             )
         client = self.client
-        credentials = client._credentials
-        options: dict[str, Any] = {}
+        options = self._signing_options()
         if self._endpoint:
             options["api_access_endpoint"] = self._endpoint
-        if isinstance(credentials, google.auth.credentials.Signing):
-            pass  # a private key (service account) or a signer of its own (impersonation)
-        elif getattr(credentials, "service_account_email", None):
-            # Compute Engine / workload identity: no key here, so IAM signBlob signs for us.
-            if not credentials.valid:
-                credentials.refresh(google.auth.transport.requests.Request())
-            options["service_account_email"] = credentials.service_account_email
-            options["access_token"] = credentials.token
-        else:
-            raise NotSupportedException(
-                f"cannot sign GCS URLs with {self._auth.mode} credentials: signing needs a service-account "
-                "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
-                "of a service account (signed through IAM signBlob)"
-            )
         headers: dict[str, str] = {}
         if pins:
             # V4 signs these headers (X-Goog-SignedHeaders): GCS refuses a request without them.
@@ -431,6 +417,37 @@ class GCSBackend(Backend[ComposeUpload]):
             )
         )
         return (url, headers) if headers else url
+
+    def _signing_options(self) -> dict[str, Any]:
+        """How the SDK signs for these credentials: a key of its own, or IAM signBlob."""
+        credentials = self.client._credentials
+        if isinstance(credentials, google.auth.credentials.Signing):
+            return {}  # a private key (service account) or a signer of its own (impersonation)
+        if getattr(credentials, "service_account_email", None):
+            # Compute Engine / workload identity: no key here, so IAM signBlob signs for us.
+            if not credentials.valid:
+                credentials.refresh(google.auth.transport.requests.Request())
+            return {"service_account_email": credentials.service_account_email, "access_token": credentials.token}
+        raise NotSupportedException(
+            f"cannot sign GCS URLs with {self._auth.mode} credentials: signing needs a service-account "
+            "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
+            "of a service account (signed through IAM signBlob)"
+        )
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # A V4 POST policy: GCS checks the key, the size range and the content type against it.
+        fields = {"Content-Type": content_type} if content_type else {}
+        policy = self.client.generate_signed_post_policy_v4(
+            bucket,
+            name,
+            expiration=timedelta(seconds=expires_in),
+            conditions=[["content-length-range", 0, max_size]],
+            fields=fields,
+            **self._signing_options(),
+        )
+        # The form's action is the bucket's URL, as GCS documents it (fake-gcs-server wants no "/" after it).
+        url = str(policy["url"]).rstrip("/")
+        return PostForm(url, {key: str(value) for key, value in policy["fields"].items()})
 
     # --- multipart uploads: parallel parts, then compose ----------------------
     def create_multipart_upload(

@@ -63,6 +63,7 @@ from cloudstore.backend import (
     Features,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
     UrlPins,
@@ -162,6 +163,7 @@ class SwiftBackend(Backend[SloUpload]):
         if_none_match=True,
         atomic_conditions=False,
         conditional_server_copy=False,
+        signed_post_content_type=False,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
@@ -498,6 +500,21 @@ class SwiftBackend(Backend[SloUpload]):
         signature = hmac_sha256_hex(key, f"{method}\n{expires}\n{path}")
         url_path = quote_path(*path.split("/"))
         return f"{account.scheme}://{account.netloc}{url_path}?temp_url_sig={signature}&temp_url_expires={expires}"
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # The formpost middleware stores each file as the signed folder plus the file's name, so
+        # the form must name the file with the object's last segment; it signs with the TempURL
+        # keys. The form's content type is not signed (features.signed_post_content_type).
+        key = self._temp_url_key(bucket)
+        account = urlparse(self._account_url())
+        folder, _, filename = name.rpartition("/")
+        path = unquote(account.path).rstrip("/") + "/" + bucket + "/" + (folder + "/" if folder else "")
+        expires = expiry_timestamp(expires_in)
+        fields = {"redirect": "", "max_file_size": str(max_size), "max_file_count": "1", "expires": str(expires)}
+        body = f"{path}\n\n{max_size}\n1\n{expires}"
+        fields["signature"] = hmac_sha256_hex(key, body)
+        url = f"{account.scheme}://{account.netloc}{quote_path(*path.split('/'))}"
+        return PostForm(url if url.endswith("/") else url + "/", fields, filename=filename)
 
     def _temp_url_key(self, bucket: str) -> str:
         """The key to sign with: one the account or container already has (never replaced), or
