@@ -14,16 +14,18 @@ a provider raises its SDK's errors freely and never retries by itself.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
 from cloudstore._names import object_name_max_bytes
-from cloudstore.exceptions import NotSupportedException, PreconditionFailedException
+from cloudstore.exceptions import AuthenticationException, NotSupportedException, PreconditionFailedException
 
 if TYPE_CHECKING:
     from cloudstore._checksums import Checksum
+    from cloudstore._retry import RetryPolicy
+    from cloudstore.credentials import CredentialSource
     from cloudstore.exceptions import CloudStoreException
 
 T = TypeVar("T")
@@ -90,6 +92,11 @@ class Features:
     #: A writable signed URL can pin the upload's content type, Content-MD5 and metadata: they
     #: are signed as headers, and the service refuses a request whose headers differ.
     signed_url_headers: bool = False
+    #: Signed URLs and forms are signed with the credentials themselves (S3's SigV4 with a session
+    #: token), so they stop working when the credentials expire: none may be asked to outlive them.
+    signed_with_credentials: bool = False
+    #: The ``credentials_provider`` config key is honoured (credentials that refresh themselves).
+    refreshing_credentials: bool = False
     #: ``sign_post`` is available (browser form uploads; derived from the class, as above).
     signed_posts: bool | None = None
     #: A form upload's content type is part of what the service checks (S3's and GCS's policy
@@ -330,6 +337,17 @@ class Backend(abc.ABC, Generic[U]):
     #: Optional capabilities: declare what differs from the defaults; what is left ``None`` is
     #: derived from the methods the class implements (:meth:`Features.fill`).
     features: ClassVar[Features] = Features()
+    #: Where the credentials come from when the ``credentials_provider`` config key is set
+    #: (set by a backend that declares ``features.refreshing_credentials``).
+    credentials: CredentialSource | None = None
+    #: When fixed temporary credentials expire (the ``credentials_expiry`` config key).
+    static_expiry: datetime | None = None
+
+    def credentials_expiry(self) -> datetime | None:
+        """When the credentials that sign URLs now stop working (``None``: not known to expire)."""
+        if self.credentials is not None:
+            return self.credentials.current().expires_at
+        return self.static_expiry
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -527,3 +545,15 @@ class Backend(abc.ABC, Generic[U]):
                 if not isinstance(mapped, NotFoundException):
                     failures.append((name, mapped))
         return failures
+
+
+def call_with_credentials(policy: RetryPolicy, backend: Backend[Any], fn: Callable[[], T]) -> T:
+    """``fn`` under ``policy``; refused as unauthenticated while the backend's credentials come
+    from a ``credentials_provider``, it is tried once more with new ones (they expired)."""
+    try:
+        return policy.call(fn, backend.map_error)
+    except AuthenticationException:
+        if backend.credentials is None:
+            raise
+        backend.credentials.renew()
+        return policy.call(fn, backend.map_error)

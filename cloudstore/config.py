@@ -69,6 +69,14 @@ COMMON_KEYS: dict[str, ConfigKey] = {
     "read_timeout": ConfigKey(
         env="CLOUDSTORE_READ_TIMEOUT", kind=float, help="Seconds to wait for each read of an answer (default 60)."
     ),
+    "credentials_provider": ConfigKey(
+        kind=object,
+        help="A callable returning cloudstore.credentials.TemporaryCredentials: refreshed before they expire.",
+    ),
+    "credentials_expiry": ConfigKey(
+        env="CLOUDSTORE_CREDENTIALS_EXPIRY",
+        help="When the configured temporary credentials expire (ISO 8601): no signed URL outlives them.",
+    ),
     # It may be raised only where the service itself allows longer (Features.max_url_expiry).
     "max_url_expiry": ConfigKey(
         env="CLOUDSTORE_MAX_URL_EXPIRY", kind=int, help="Longest life of a signed URL, seconds (default 7 days)."

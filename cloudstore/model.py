@@ -35,6 +35,7 @@ from cloudstore.backend import (
     SignedURL,
     UrlPins,
     WriteCondition,
+    call_with_credentials,
 )
 from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
@@ -93,7 +94,14 @@ class CloudProvider:
         if self._backend_instance is None:
             module_name, _, class_name = self._spec.backend.partition(":")
             backend_class = getattr(importlib.import_module(module_name), class_name)
-            self._backend_instance = backend_class(self.config)
+            if (
+                self.config.get("credentials_provider") is not None
+                and not backend_class.features.refreshing_credentials
+            ):
+                raise NotSupportedException(f"the {self.PROVIDER_ID} provider takes no credentials_provider")
+            backend = backend_class(self.config)
+            backend.static_expiry = _expiry(self.config.get("credentials_expiry"))
+            self._backend_instance = backend
             protect(self.config.secret_values())  # the SDK's loggers exist now; keep secrets out of them
         return self._backend_instance
 
@@ -127,8 +135,8 @@ class CloudProvider:
         return TransferEngine(self._backend, self.retry_policy, self.transfer_config)
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run one request under the retry policy, translating its errors."""
-        return self.retry_policy.call(fn, self._backend.map_error)
+        """Run one request under the retry policy, translating its errors (and renewing expired credentials)."""
+        return call_with_credentials(self.retry_policy, self._backend, fn)
 
     def _pager(self, fetch: PageFetcher[N]) -> PageFetcher[N]:
         """``fetch`` as the shared pager uses it: cut into pages here where the service cannot."""
@@ -148,6 +156,20 @@ class CloudProvider:
 
     def __repr__(self) -> str:
         return f"<CloudProvider {self.PROVIDER_ID} config={self.config!r}>"
+
+
+def _expiry(value: Any) -> datetime | None:
+    """The ``credentials_expiry`` config value as an aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidParamException(f"credentials_expiry must be an ISO 8601 time, not {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidParamException("credentials_expiry must be a timezone-aware datetime or ISO 8601 time")
+    return value
 
 
 def provider_id(spec: ProviderSpec) -> str:
@@ -736,13 +758,33 @@ class BucketObject:
                 f"the {self.provider.PROVIDER_ID} provider cannot pin headers in a signed URL (none it would enforce)"
             )
         method = "PUT" if writable else "GET"
-        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        expires_at = self._expiry_within_credentials(expires_in)
         options: dict[str, Any] = {"pins": pins} if pins else {}
         signed = self.provider._call(
             lambda: self._backend.sign_url(self.bucket.name, self.key, method, expires_in, **options)
         )
         url, headers = (signed, {}) if isinstance(signed, str) else signed
         return SignedURL(url, method, headers, expires_at)
+
+    def _expiry_within_credentials(self, expires_in: int) -> datetime:
+        """When a URL signed now for ``expires_in`` seconds expires; refused (InvalidParamException,
+        naming both times) if the credentials that sign it expire first, even once renewed."""
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        backend = self._backend
+        if not backend.features.signed_with_credentials:
+            return expires_at
+        limit = backend.credentials_expiry()
+        if limit is not None and expires_at > limit and backend.credentials is not None:
+            backend.credentials.renew()  # fresh credentials may last long enough
+            limit = backend.credentials_expiry()
+        if limit is not None and expires_at > limit:
+            left = max(0, int((limit - datetime.now(timezone.utc)).total_seconds()))
+            raise InvalidParamException(
+                f"a URL valid until {expires_at:%Y-%m-%d %H:%M:%S} UTC would outlive the credentials that sign "
+                f"it (they expire at {limit.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC): give expires_in "
+                f"of at most {left} seconds"
+            )
+        return expires_at
 
     def generate_post(self, expires_in: int, max_size: int, content_type: str | None = None) -> SignedPost:
         """A browser form upload of this object, usable without credentials until it expires.
@@ -771,7 +813,7 @@ class BucketObject:
             raise NotSupportedException(
                 f"the {self.provider.PROVIDER_ID} provider's form uploads cannot fix the content type"
             )
-        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        expires_at = self._expiry_within_credentials(expires_in)
         form = self.provider._call(
             lambda: self._backend.sign_post(self.bucket.name, self.key, expires_in, max_size, content_type)
         )

@@ -64,7 +64,7 @@ def _free_base_port() -> int:
     raise RuntimeError("no free port range for SeaweedFS (and its gRPC ports)")
 
 
-def _write_configs(workdir: Path, access_key: str, secret_key: str) -> tuple[Path, Path]:
+def _write_configs(workdir: Path, access_key: str, secret_key: str, token_duration: str) -> tuple[Path, Path]:
     s3_config = {
         "identities": [
             {
@@ -76,7 +76,7 @@ def _write_configs(workdir: Path, access_key: str, secret_key: str) -> tuple[Pat
     }
     iam_config = {
         "sts": {
-            "tokenDuration": "1h",
+            "tokenDuration": token_duration,
             "maxSessionLength": "12h",
             "issuer": "seaweedfs-sts",
             "signingKey": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -134,14 +134,15 @@ def _wait_until_serving(endpoint: str, proc: Any, log: Path, timeout: float = 30
     raise RuntimeError(f"SeaweedFS S3 gateway at {endpoint} not ready within {timeout}s; see {log}")
 
 
-def start(workdir: Path) -> RunningServer:
-    """Start a fresh SeaweedFS on 127.0.0.1 with its own data directory under ``workdir``."""
+def start(workdir: Path, token_duration: str = "1h") -> RunningServer:
+    """Start a fresh SeaweedFS on 127.0.0.1 with its own data directory under ``workdir``; its STS
+    hands out credentials that last ``token_duration`` unless asked otherwise (900 s at least)."""
     weed = weed_binary()
     workdir = Path(workdir) / "seaweedfs"
     workdir.mkdir(parents=True, exist_ok=True)
     access_key = "AK" + secrets.token_hex(8).upper()
     secret_key = secrets.token_urlsafe(30)
-    s3_config, iam_config = _write_configs(workdir, access_key, secret_key)
+    s3_config, iam_config = _write_configs(workdir, access_key, secret_key, token_duration)
     log = workdir / "seaweedfs.log"
     last_error: Exception | None = None
     for attempt in range(3):

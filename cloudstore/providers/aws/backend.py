@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import boto3
 import botocore.exceptions as boto_errors
 from botocore.config import Config as BotoConfig
+from botocore.credentials import CredentialProvider, Credentials, ReadOnlyCredentials
 
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
@@ -36,6 +37,7 @@ from cloudstore.backend import (
     WriteCondition,
 )
 from cloudstore.config import Config, Timeouts
+from cloudstore.credentials import CredentialSource
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -256,6 +258,47 @@ def _as_verify(value: Any) -> bool | str | None:
     raise exc.InvalidParamException("s3_verify must be a bool or the path of a CA bundle")
 
 
+#: The config keys a credentials_provider may return for S3.
+_CREDENTIAL_KEYS = frozenset({"aws_access_key", "aws_secret_key", "aws_session_token"})
+
+
+class _SourceCredentials(Credentials):
+    """botocore credentials read from a :class:`CredentialSource` each time a request is signed."""
+
+    def __init__(self, source: CredentialSource) -> None:
+        self._source = source
+        self.method = "cloudstore-credentials-provider"
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        values = self._source.current().values
+        return ReadOnlyCredentials(values["aws_access_key"], values["aws_secret_key"], values.get("aws_session_token"))
+
+    # Read by parts of botocore that do not freeze the credentials first.
+    @property  # type: ignore[override]
+    def access_key(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().access_key
+
+    @property  # type: ignore[override]
+    def secret_key(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().secret_key
+
+    @property  # type: ignore[override]
+    def token(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().token
+
+
+class _SourceProvider(CredentialProvider):  # type: ignore[misc]
+    METHOD = "cloudstore-credentials-provider"
+    CANONICAL_NAME = "cloudstore"
+
+    def __init__(self, source: CredentialSource) -> None:
+        super().__init__()
+        self._source = source
+
+    def load(self) -> Credentials:
+        return _SourceCredentials(self._source)
+
+
 def _condition_params(condition: WriteCondition | None) -> dict[str, Any]:
     """``IfNoneMatch`` / ``IfMatch`` of a conditional write (S3 checks them as it commits)."""
     if condition is None:
@@ -294,6 +337,9 @@ class S3Backend(Backend[S3Upload]):
         part_copies_keep_digests=False,
         max_batch_delete=MAX_KEYS_PER_DELETE,
         signed_url_headers=True,
+        # SigV4 signs with the credentials: a URL dies with a session token.
+        signed_with_credentials=True,
+        refreshing_credentials=True,
         # If-None-Match / If-Match on PutObject, CompleteMultipartUpload and CopyObject (S3 since
         # 2024; SeaweedFS honours all three, atomically: measured with racing writers).
         if_none_match=True,
@@ -310,6 +356,11 @@ class S3Backend(Backend[S3Upload]):
             raise exc.InvalidParamException("aws_access_key and aws_secret_key must be given together")
         if self._session_token and not self._access_key:
             raise exc.InvalidParamException("aws_session_token needs aws_access_key and aws_secret_key")
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            if self._access_key:
+                raise exc.InvalidParamException("give aws_access_key/aws_secret_key or credentials_provider, not both")
+            self.credentials = CredentialSource(provider, _CREDENTIAL_KEYS)
         self.region: str = config.get("aws_region_name") or DEFAULT_REGION
         self.endpoint_url: str | None = config.get("s3_endpoint_url") or None
         style = config.get("s3_addressing_style") or ("path" if self.endpoint_url else "auto")
@@ -368,6 +419,11 @@ class S3Backend(Backend[S3Upload]):
             aws_session_token=self._session_token,
             region_name=self.region,
         )
+        if self.credentials is not None:
+            # First in botocore's chain: every request (and every presigned URL) is signed with
+            # what the source holds now, renewed before it expires.
+            resolver = session._session.get_component("credential_provider")
+            resolver.insert_before("env", _SourceProvider(self.credentials))
         return session.client(
             "s3",
             endpoint_url=self.endpoint_url,
