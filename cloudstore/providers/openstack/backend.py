@@ -70,6 +70,7 @@ from cloudstore.backend import (
     WriteCondition,
 )
 from cloudstore.config import Config
+from cloudstore.credentials import CredentialSource
 from cloudstore.providers.openstack.auth import auth_mode, connect
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
@@ -164,12 +165,16 @@ class SwiftBackend(Backend[SloUpload]):
         atomic_conditions=False,
         conditional_server_copy=False,
         signed_post_content_type=False,
+        refreshing_credentials=True,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._auth_mode = auth_mode(config)
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            self.credentials = CredentialSource(provider, frozenset({"os_auth_token", "os_storage_url"}))
         self._connection: Any = None
         self._lock = threading.Lock()
         self._timeout = request_timeout(config)
@@ -185,7 +190,7 @@ class SwiftBackend(Backend[SloUpload]):
         """openstacksdk's object-store proxy (made on first use)."""
         with self._lock:
             if self._connection is None:
-                connection = connect(self._config)
+                connection = connect(self._config, self.credentials)
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size)
                 for scheme in ("http://", "https://"):
                     connection.session.session.mount(scheme, adapter)
