@@ -109,12 +109,15 @@ def start(workdir: Path) -> RunningServer:
             public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         gateway_log = workdir / "gcs-gateway.log"
+        token_file = root / "access-tokens"
+        token_file.write_text("")
         gateway = spawn(
             [
                 sys.executable, "-m", "tests.servers.gcs_gateway",
                 "--port", str(gateway_port),
                 "--upstream", f"127.0.0.1:{port}",
                 "--key", f"{info['client_email']}={key_file}",
+                "--tokens", str(token_file),
             ],
             gateway_log,
             cwd=Path(__file__).resolve().parents[2],
@@ -140,5 +143,7 @@ def start(workdir: Path) -> RunningServer:
             "emulator_port": port,
             "data_dir": data,
             "public_key": public_key,
+            # Lines "<token> <unix expiry>": the access tokens the gateway accepts (see gcs_gateway).
+            "token_file": token_file,
         },
     )

@@ -17,6 +17,11 @@ rewrites and deletes, as GCS does. It holds a lock per object from the check to 
 the write, so that of conditional writes racing through it exactly one wins, as on GCS; a 412
 is answered with GCS's JSON error (``conditionNotMet``).
 
+Access tokens: fake-gcs-server accepts any bearer token. With ``--tokens FILE`` the gateway
+checks the tokens that start with ``cs-token-`` (what tests issue as their own OAuth server
+would) against FILE, a line ``<token> <unix expiry>`` each, and answers an unknown or expired
+one 401 as GCS does; other tokens (the service account's self-signed JWTs) pass as before.
+
 Browser form uploads (a ``multipart/form-data`` POST to ``/<bucket>``, signed with a V4 POST
 policy) are accepted by the emulator whatever they hold: the gateway reads the form and checks
 it as GCS does (the policy's signature, its expiration, every condition: fields equal to or
@@ -39,6 +44,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -200,6 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         received = self._header_map()
+        if self.server.tokens is not None and not token_accepted(received.get("authorization", ""), self.server.tokens):
+            self._drain_body()
+            self._send_json_error(401, "Invalid Credentials", "authError")
+            return
         if is_signed(self.path):
             rejection = check_signed_request(self.command, self.path, received, self.server.keys)
             if rejection is not None:
@@ -249,14 +259,17 @@ class _Handler(BaseHTTPRequestHandler):
         return int(json.loads(body)["generation"])
 
     def _send_condition_not_met(self, bucket: str, name: str, wanted: int, current: int) -> None:
-        self.close_connection = True
         message = (
             f"At least one of the pre-conditions you specified did not hold. ({bucket}/{name}: {current} != {wanted})"
         )
+        self._send_json_error(412, message, "conditionNotMet")
+
+    def _send_json_error(self, status: int, message: str, reason: str) -> None:
+        self.close_connection = True
         body = json.dumps(
-            {"error": {"code": 412, "message": message, "errors": [{"reason": "conditionNotMet", "message": message}]}}
+            {"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}}
         ).encode()
-        self.send_response_only(412)
+        self.send_response_only(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
@@ -373,6 +386,24 @@ class _Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"gcs-gateway: {format % args}\n")
 
 
+#: The prefix of the access tokens the gateway checks against its token file.
+CHECKED_TOKEN_PREFIX = "cs-token-"
+
+
+def token_accepted(authorization: str, token_file: Path, now: float | None = None) -> bool:
+    """Whether a request's ``Authorization`` passes: not a checked token, or one listed in
+    ``token_file`` whose expiry has not come."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(CHECKED_TOKEN_PREFIX):
+        return True
+    moment = now if now is not None else time.time()
+    for line in token_file.read_text().splitlines():
+        listed, _, expiry = line.partition(" ")
+        if listed == token and float(expiry) > moment:
+            return True
+    return False
+
+
 def is_form_upload(method: str, target: str, content_type: str) -> bool:
     """A browser form upload: a multipart/form-data POST to ``/<bucket>`` (XML API)."""
     path = urlsplit(target).path.strip("/")
@@ -470,8 +501,10 @@ class _GatewayServer(ThreadingHTTPServer):
         upstream: tuple[str, int],
         keys: Mapping[str, rsa.RSAPublicKey],
         upstream_timeout: float = 300.0,
+        tokens: Path | None = None,
     ) -> None:
         self.upstream = upstream
+        self.tokens = tokens
         self.keys = dict(keys)
         self.upstream_timeout = upstream_timeout
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -500,9 +533,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="HOST:PORT of fake-gcs-server")
     parser.add_argument("--key", type=load_key, action="append", required=True, help="EMAIL=PUBLIC_KEY.pem")
+    parser.add_argument("--tokens", type=Path, help="the access tokens accepted: '<token> <unix expiry>' lines")
     args = parser.parse_args(argv)
     host, _, port = args.upstream.rpartition(":")
-    server = _GatewayServer(args.port, (host, int(port)), dict(args.key))
+    server = _GatewayServer(args.port, (host, int(port)), dict(args.key), tokens=args.tokens)
     # SIGTERM (RunningServer.stop) ends serve_forever from another thread, then the process.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:

@@ -55,6 +55,7 @@ from cloudstore.backend import (
     WriteCondition,
 )
 from cloudstore.config import Config
+from cloudstore.credentials import CredentialSource
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -110,6 +111,7 @@ class GCSBackend(Backend[ComposeUpload]):
         max_url_expiry=MAX_SIGNED_URL_SECONDS,
         max_batch_delete=MAX_BATCH_DELETE,
         signed_url_headers=True,
+        refreshing_credentials=True,
         if_none_match=True,
         if_match=True,
     )
@@ -119,7 +121,10 @@ class GCSBackend(Backend[ComposeUpload]):
 
     def __init__(self, config: Config) -> None:
         self._endpoint = auth.normalize_endpoint(config.get("gcp_endpoint_url"))
-        self._auth = auth.resolve(config, self._endpoint)
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            self.credentials = CredentialSource(provider, frozenset({"gcp_access_token"}))
+        self._auth = auth.resolve(config, self._endpoint, self.credentials)
         #: ``(connect, read)`` seconds, given to every request (the SDK's and the provider's own).
         self._timeout = request_timeout(config)
         self._pool_size = pool_size(config)
