@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from cloudstore import CloudProvider, CloudProviderFactory, InvalidParamException, TransferConfig
-from cloudstore.credentials import TemporaryCredentials, aws_assume_role
-from tests.servers import seaweedfs
+from cloudstore.credentials import TemporaryCredentials, aws_assume_role, aws_web_identity
+from tests.servers import oidc, seaweedfs
 from tests.servers.base import RunningServer
 
 LIFETIME = 15.0
@@ -27,8 +27,15 @@ SMALL_PARTS = TransferConfig(threshold=6 * 1024 * 1024, part_size=5 * 1024 * 102
 
 
 @pytest.fixture(scope="module")
-def sts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = seaweedfs.start(tmp_path_factory.mktemp("sts"), token_duration=f"{int(LIFETIME)}s")
+def issuer() -> Iterator[oidc.Issuer]:
+    running = oidc.Issuer()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def sts_server(tmp_path_factory: pytest.TempPathFactory, issuer: oidc.Issuer) -> Iterator[RunningServer]:
+    server = seaweedfs.start(tmp_path_factory.mktemp("sts"), token_duration=f"{int(LIFETIME)}s", oidc=issuer.settings)
     yield server
     server.stop()
 
@@ -151,4 +158,38 @@ def test_fixed_temporary_credentials_with_a_known_expiry(sts_server: RunningServ
     with pytest.raises(InvalidParamException, match="outlive the credentials"):
         obj.generate_url(expires_in=600, writable=True)
     assert obj.generate_url(expires_in=2, writable=True).method == "PUT"
+    provider.close()
+
+
+def test_web_identity_tokens_exchanged_and_refreshed(sts_server: RunningServer, issuer: oidc.Issuer) -> None:
+    """openEO's flow: the user's OIDC token (a callable: it is renewed too) for S3 credentials."""
+    tokens: list[str] = []
+
+    def user_token() -> str:
+        tokens.append(issuer.token(lifetime=60))
+        return tokens[-1]
+
+    fetch = aws_web_identity(
+        sts_server.extra["role_arn"], user_token, sts_endpoint_url=sts_server.extra["endpoint_url"]
+    )
+    config = {
+        "s3_endpoint_url": sts_server.config["s3_endpoint_url"],
+        "aws_access_key": None,
+        "aws_secret_key": None,
+        "aws_session_token": None,
+        "credentials_provider": fetch,
+    }
+    provider = CloudProviderFactory().create_provider("aws", config)
+    bucket = provider.storage.buckets.create("web-identity")
+    bucket.objects.create("first").upload(b"1")
+    time.sleep(LIFETIME + 1)
+    bucket.objects.create("second").upload(b"2")
+    assert sorted(o.name for o in bucket.objects) == ["first", "second"]
+    assert len(tokens) >= 2  # a fresh OIDC token for each exchange
+    # A token the identity provider did not sign is refused by the STS: no credentials.
+    forged = aws_web_identity(
+        sts_server.extra["role_arn"], "e30.e30.c2ln", sts_endpoint_url=sts_server.extra["endpoint_url"]
+    )
+    with pytest.raises(Exception, match="AssumeRoleWithWebIdentity"):
+        forged()
     provider.close()
