@@ -203,9 +203,8 @@ def prepare_cloud(cloud: str, work: Path, small_count: int) -> run.Bench:
     """Azurite or fake-gcs-server with a bucket of ``small_count`` objects of 16 KiB, written by cloudstore."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.servers import azurite, fakegcs
-
     from cloudstore import CloudProviderFactory, ProviderList
+    from tests.support.servers import azurite, fakegcs
 
     server = (azurite if cloud == "azure" else fakegcs).start(work)
     bench = run.Bench([server], None, {}, {})

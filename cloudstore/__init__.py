@@ -13,6 +13,8 @@ from cloudstore._engine import TransferConfig
 from cloudstore._files import open_address as open
 from cloudstore._pagination import ResultList
 from cloudstore._retry import RetryPolicy
+from cloudstore.addresses import open_bucket, open_object
+from cloudstore.backend import SignedPost, SignedURL
 from cloudstore.bulk import BulkReport, Failure, sync
 from cloudstore.config import ProviderList
 from cloudstore.exceptions import (
@@ -57,9 +59,13 @@ __all__ = [
     "ProviderList",
     "ResultList",
     "RetryPolicy",
+    "SignedPost",
+    "SignedURL",
     "ThrottledException",
     "TransferConfig",
     "list_providers",
     "open",
+    "open_bucket",
+    "open_object",
     "sync",
 ]

@@ -57,7 +57,7 @@ class ObjectReader(io.BufferedIOBase):
         if isinstance(cache_blocks, bool) or not isinstance(cache_blocks, int) or cache_blocks < 1:
             raise InvalidParamException("cache_blocks must be a positive whole number")
         obj.refresh()  # its size, and NotFoundException now rather than at the first read
-        self.name = obj.name
+        self.name = obj.key
         self.obj = obj
         self.size = obj.size
         self._bucket = obj.bucket.name
@@ -300,7 +300,7 @@ class ObjectWriter(io.BufferedIOBase):
         on_close: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self.name = obj.name
+        self.name = obj.key
         self.obj = obj
         self._on_close = on_close
         self._written = 0

@@ -14,16 +14,18 @@ a provider raises its SDK's errors freely and never retries by itself.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
 from cloudstore._names import object_name_max_bytes
-from cloudstore.exceptions import NotSupportedException
+from cloudstore.exceptions import AuthenticationException, NotSupportedException, PreconditionFailedException
 
 if TYPE_CHECKING:
     from cloudstore._checksums import Checksum
+    from cloudstore._retry import RetryPolicy
+    from cloudstore.credentials import CredentialSource
     from cloudstore.exceptions import CloudStoreException
 
 T = TypeVar("T")
@@ -78,6 +80,31 @@ class Features:
     #: The most names one :meth:`Backend.delete_objects` call takes (one batch request where the
     #: service has a batch API; 1: the shared layer deletes one object per request, in parallel).
     max_batch_delete: int = 1
+    #: Writes can be made conditional on the object being absent (``if_none_match="*"``): the
+    #: service checks it when it commits the object (the upload's last request).
+    if_none_match: bool = False
+    #: Writes can be made conditional on the object's current ETag (``if_match=etag``).
+    if_match: bool = False
+    #: The service checks a write's condition and stores the object in one step, so of writers
+    #: racing on the same condition exactly one wins. Where it does not (Swift checks before it
+    #: stores), a condition still refuses a write that comes after the other, but not a race.
+    atomic_conditions: bool = True
+    #: ``copy_object`` takes a write condition on its target. Without it a conditional copy is
+    #: made by the engine as a download and a conditional upload.
+    conditional_server_copy: bool = True
+    #: A writable signed URL can pin the upload's content type, Content-MD5 and metadata: they
+    #: are signed as headers, and the service refuses a request whose headers differ.
+    signed_url_headers: bool = False
+    #: Signed URLs and forms are signed with the credentials themselves (S3's SigV4 with a session
+    #: token), so they stop working when the credentials expire: none may be asked to outlive them.
+    signed_with_credentials: bool = False
+    #: The ``credentials_provider`` config key is honoured (credentials that refresh themselves).
+    refreshing_credentials: bool = False
+    #: ``sign_post`` is available (browser form uploads; derived from the class, as above).
+    signed_posts: bool | None = None
+    #: A form upload's content type is part of what the service checks (S3's and GCS's policy
+    #: conditions); Swift's form POST takes it from the form unsigned.
+    signed_post_content_type: bool = True
 
     @classmethod
     def fill(cls, backend: type[Backend[Any]], declared: Features | None = None) -> Features:
@@ -87,6 +114,7 @@ class Features:
             "multipart_upload": all(_overrides(backend, method) for method in _MULTIPART_METHODS),
             "server_side_copy": _overrides(backend, "copy_object"),
             "signed_urls": _overrides(backend, "sign_url"),
+            "signed_posts": _overrides(backend, "sign_post"),
         }
         return replace(declared, **{k: v for k, v in derived.items() if getattr(declared, k) is None})
 
@@ -102,6 +130,106 @@ _MULTIPART_METHODS = (
 def _overrides(backend: type, method: str) -> bool:
     """Whether ``backend`` (or a base class below :class:`Backend`) defines ``method``."""
     return getattr(backend, method, None) is not getattr(Backend, method, None)
+
+
+@dataclass(frozen=True)
+class WriteCondition:
+    """A precondition on the object a write would replace, checked when the write commits.
+
+    ``if_none_match``: only if no object has the name. ``if_match``: only if the object's
+    current ETag is this one. A write whose condition fails stores nothing and raises
+    :class:`~cloudstore.exceptions.PreconditionFailedException`.
+    """
+
+    if_none_match: bool = False
+    if_match: str | None = None
+
+    def check(self, current: ObjectInfo | None, name: str) -> None:
+        """Raise :class:`~cloudstore.exceptions.PreconditionFailedException` unless ``current`` (the
+        object as it is now, ``None`` when absent) meets the condition; for providers that check
+        it themselves, under the lock that also covers the write."""
+        if self.if_none_match and current is not None:
+            raise PreconditionFailedException(f"object {name!r} exists (the write asked for if_none_match='*')")
+        if self.if_match is not None and (current is None or not same_etag(current.etag, self.if_match)):
+            state = "does not exist" if current is None else f"has ETag {current.etag!r}"
+            raise PreconditionFailedException(
+                f"object {name!r} {state}, not {self.if_match!r} (the write asked for if_match)"
+            )
+
+
+def same_etag(first: str | None, second: str | None) -> bool:
+    """Whether two ETags name the same version (quotes and a weak ``W/`` prefix aside)."""
+
+    def bare(etag: str) -> str:
+        return etag.removeprefix("W/").strip('"')
+
+    return first is not None and second is not None and bare(first) == bare(second)
+
+
+class SignedURL(str):
+    """A signed URL (a ``str``) that also tells how to use it.
+
+    ``method``: the HTTP method it allows. ``headers``: what the request must carry (Azure's
+    ``x-ms-blob-type``, and each header the URL pins). ``expires_at``: when it stops working.
+    """
+
+    method: str
+    headers: Mapping[str, str]
+    expires_at: datetime
+
+    def __new__(cls, url: str, method: str, headers: Mapping[str, str], expires_at: datetime) -> SignedURL:
+        signed = super().__new__(cls, url)
+        signed.method = method
+        signed.headers = dict(headers)
+        signed.expires_at = expires_at
+        return signed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return SignedURL, (str(self), self.method, dict(self.headers), self.expires_at)
+
+
+@dataclass(frozen=True)
+class PostForm:
+    """A browser form upload as a provider signs it: where to POST, and the fields to send
+    before the file (the file's field comes last, named ``file_field``)."""
+
+    url: str
+    fields: Mapping[str, str]
+    #: The name the form must give the uploaded file (Swift's form POST appends it to the URL's
+    #: folder); ``None``: any name (the object's name is in the fields).
+    filename: str | None = None
+    file_field: str = "file"
+
+
+@dataclass(frozen=True)
+class SignedPost:
+    """A signed browser form upload (:meth:`~cloudstore.BucketObject.generate_post`).
+
+    POST ``url`` as ``multipart/form-data``: every one of ``fields`` first, then the body as a
+    file in the field ``file_field`` (with the file name ``filename`` where it is not ``None``).
+    The service refuses a body over ``max_size`` bytes, and everything after ``expires_at``.
+    """
+
+    url: str
+    fields: Mapping[str, str]
+    expires_at: datetime
+    max_size: int
+    filename: str | None = None
+    file_field: str = "file"
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class UrlPins:
+    """What a writable signed URL fixes about the upload (``None``/empty: left free)."""
+
+    content_type: str | None = None
+    #: The MD5 digest of the body to be uploaded.
+    content_md5: bytes | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.content_type or self.content_md5 or self.metadata)
 
 
 @dataclass(frozen=True)
@@ -212,6 +340,17 @@ class Backend(abc.ABC, Generic[U]):
     #: Optional capabilities: declare what differs from the defaults; what is left ``None`` is
     #: derived from the methods the class implements (:meth:`Features.fill`).
     features: ClassVar[Features] = Features()
+    #: Where the credentials come from when the ``credentials_provider`` config key is set
+    #: (set by a backend that declares ``features.refreshing_credentials``).
+    credentials: CredentialSource | None = None
+    #: When fixed temporary credentials expire (the ``credentials_expiry`` config key).
+    static_expiry: datetime | None = None
+
+    def credentials_expiry(self) -> datetime | None:
+        """When the credentials that sign URLs now stop working (``None``: not known to expire)."""
+        if self.credentials is not None:
+            return self.credentials.current().expires_at
+        return self.static_expiry
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -275,8 +414,12 @@ class Backend(abc.ABC, Generic[U]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         """Store the whole object in one request (replacing any old one).
+
+        ``condition`` (only given where ``features`` declare it) must hold when the object is
+        stored, or nothing is stored and the service's precondition error is raised.
 
         ``content_md5`` is the MD5 digest of ``data`` (the engine always gives it): send it so
         that the service refuses a body damaged on the way, or compare it with what the service
@@ -293,13 +436,32 @@ class Backend(abc.ABC, Generic[U]):
         """Delete the object (and anything the provider keeps for it, e.g. segments)."""
 
     # --- optional: without them, features.server_side_copy / signed_urls are False -------------
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
-        """Copy on the server side, keeping content type and metadata."""
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        """Copy on the server side, keeping content type and metadata; ``condition`` is on the target."""
         raise NotSupportedException("this provider has no server-side copy")
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
-        """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires."""
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
+        """A URL that lets anyone do ``method`` (``"GET"`` or ``"PUT"``) on the object until it expires,
+        and the headers the request must carry (the URL alone when it needs none).
+
+        ``pins`` (only where ``features.signed_url_headers``) are signed as headers of a PUT.
+        """
         raise NotSupportedException("this provider has no signed URLs")
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        """A form upload that stores at most ``max_size`` bytes as the object until it expires
+        (with ``content_type``, checked where ``features.signed_post_content_type``)."""
+        raise NotSupportedException("this provider has no signed form uploads")
 
     # --- multipart uploads (used by the transfer engine) --------------------
     def create_multipart_upload(
@@ -327,8 +489,15 @@ class Backend(abc.ABC, Generic[U]):
         """
         raise NotImplementedError
 
-    def complete_multipart_upload(self, upload: U, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
-        """Make the object visible from ``parts`` (sorted by number).
+    def complete_multipart_upload(
+        self,
+        upload: U,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        """Make the object visible from ``parts`` (sorted by number), if ``condition`` holds then.
 
         ``content_md5``, the MD5 digest of the whole object, is given only where
         ``features.stores_content_md5`` says the provider keeps it.
@@ -379,3 +548,15 @@ class Backend(abc.ABC, Generic[U]):
                 if not isinstance(mapped, NotFoundException):
                     failures.append((name, mapped))
         return failures
+
+
+def call_with_credentials(policy: RetryPolicy, backend: Backend[Any], fn: Callable[[], T]) -> T:
+    """``fn`` under ``policy``; refused as unauthenticated while the backend's credentials come
+    from a ``credentials_provider``, it is tried once more with new ones (they expired)."""
+    try:
+        return policy.call(fn, backend.map_error)
+    except AuthenticationException:
+        if backend.credentials is None:
+            raise
+        backend.credentials.renew()
+        return policy.call(fn, backend.map_error)

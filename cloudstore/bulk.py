@@ -798,7 +798,8 @@ class _Sides:
             location = (location, "")
         if isinstance(location, tuple):
             given, prefix = location
-            return _Remote(self._store(given.provider), given.name, _folder(prefix))
+            # A scoped view (Bucket.scoped) stands for the folder of its prefix.
+            return _Remote(self._store(given.provider), given.name, _folder(given._prefix(prefix)))
         text = os.fspath(location)
         address = parse_address(text)
         if address is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -68,6 +68,14 @@ COMMON_KEYS: dict[str, ConfigKey] = {
     ),
     "read_timeout": ConfigKey(
         env="CLOUDSTORE_READ_TIMEOUT", kind=float, help="Seconds to wait for each read of an answer (default 60)."
+    ),
+    "credentials_provider": ConfigKey(
+        kind=object,
+        help="A callable returning cloudstore.credentials.TemporaryCredentials: refreshed before they expire.",
+    ),
+    "credentials_expiry": ConfigKey(
+        env="CLOUDSTORE_CREDENTIALS_EXPIRY",
+        help="When the configured temporary credentials expire (ISO 8601): no signed URL outlives them.",
     ),
     # It may be raised only where the service itself allows longer (Features.max_url_expiry).
     "max_url_expiry": ConfigKey(
@@ -184,10 +192,11 @@ def config_file_path() -> Path:
     return Path("~/.config/cloudstore/config.ini").expanduser()
 
 
-def _read_ini_section(section: str) -> dict[str, str]:
+def _read_ini() -> configparser.ConfigParser | None:
+    """The config file parsed (``None`` when there is none)."""
     path = config_file_path()
     if not path.is_file():
-        return {}
+        return None
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
@@ -199,7 +208,19 @@ def _read_ini_section(section: str) -> dict[str, str]:
         raise InvalidParamException(
             f"cannot parse config file {path}: line {where} is not 'key = value' under a [section] header"
         ) from None
-    return dict(parser[section]) if parser.has_section(section) else {}
+    return parser
+
+
+def read_ini_section(section: str) -> dict[str, str]:
+    """The keys of one section of the config file (``{}`` when it or the file is missing)."""
+    parser = _read_ini()
+    return dict(parser[section]) if parser is not None and parser.has_section(section) else {}
+
+
+def ini_sections() -> list[str]:
+    """The section names of the config file, in file order."""
+    parser = _read_ini()
+    return [] if parser is None else parser.sections()
 
 
 def _check_given(name: str, key: ConfigKey, value: Any) -> Any:
@@ -234,8 +255,17 @@ def _check_url(name: str, value: Any) -> None:
         raise InvalidParamException(f"config key {name!r} has an invalid port: {value!r}") from None
 
 
-def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Config:
-    """Merge the dict, the environment and the config file for ``spec`` (in that order)."""
+def resolve_config(
+    spec: ProviderSpec,
+    given: Mapping[str, Any] | None,
+    bucket_sources: Sequence[tuple[Mapping[str, Any], bool]] = (),
+) -> Config:
+    """Merge the dict, the environment and the config file for ``spec`` (in that order).
+
+    ``bucket_sources`` (each a mapping and whether its values are typed, as from a dict, or
+    text, as from the environment or a file) come before all three: the settings of one bucket
+    address (:mod:`cloudstore.addresses`).
+    """
     if given is not None and not isinstance(given, Mapping):
         raise InvalidParamException(f"the config must be a dict of keys to values, not a {type(given).__name__}")
     given = dict(given or {})
@@ -245,13 +275,15 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
         raise InvalidParamException(
             f"unknown config key(s) for {spec.id}: {', '.join(unknown)}; known keys: {', '.join(sorted(keys))}"
         )
-    ini = _read_ini_section(spec.id)
+    ini = read_ini_section(spec.id)
     unknown_ini = sorted(set(ini) - set(keys))
     if unknown_ini:
         raise InvalidParamException(
             f"unknown key(s) in section [{spec.id}] of {config_file_path()}: {', '.join(unknown_ini)}"
         )
+    typed = [source for source, is_typed in bucket_sources if is_typed]
     sources: list[Mapping[str, Any]] = [
+        *(source for source, _ in bucket_sources),
         given,
         {name: os.environ[key.env] for name, key in keys.items() if key.env and key.env in os.environ},
         ini,
@@ -268,7 +300,8 @@ def resolve_config(spec: ProviderSpec, given: Mapping[str, Any] | None) -> Confi
         for source in sources:
             if name in source and (key.group is None or group_source[key.group] is source):
                 raw = source[name]
-                values[name] = _check_given(name, key, raw) if source is given else coerce_value(name, key, raw)
+                checked = source is given or any(source is t for t in typed)
+                values[name] = _check_given(name, key, raw) if checked else coerce_value(name, key, raw)
                 break
         if key.url:
             _check_url(name, values.get(name))

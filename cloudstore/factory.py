@@ -63,13 +63,17 @@ class CloudProviderFactory:
         ``pip install "cloudstore[extra]"`` to run when the provider's SDK is missing.
         """
         spec = spec_for(name)
-        if not _installed(spec):
-            if spec.extra:
-                raise NotSupportedException(
-                    f'the {spec.id} provider needs its SDK: pip install "cloudstore[{spec.extra}]"'
-                )
-            raise NotSupportedException(f"the {spec.id} provider needs {', '.join(spec.sdk_modules)} installed")
+        self.check_installed(spec)
         return CloudProvider(spec, resolve_config(spec, config))
+
+    @staticmethod
+    def check_installed(spec: ProviderSpec) -> None:
+        """Raise :class:`NotSupportedException` naming what to install when the provider's SDK is missing."""
+        if _installed(spec):
+            return
+        if spec.extra:
+            raise NotSupportedException(f'the {spec.id} provider needs its SDK: pip install "cloudstore[{spec.extra}]"')
+        raise NotSupportedException(f"the {spec.id} provider needs {', '.join(spec.sdk_modules)} installed")
 
     def list_providers(self) -> list[str]:
         """The providers whose SDK is installed here."""

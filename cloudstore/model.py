@@ -14,7 +14,7 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -24,11 +24,24 @@ from cloudstore._engine import ProgressCallback, Readable, TransferConfig, Trans
 from cloudstore._logging import protect
 from cloudstore._pagination import DEFAULT_PAGE_SIZE, PageFetcher, ResultList, fetch_page, iterate, paged_on_client
 from cloudstore._retry import RetryPolicy
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, RangeReader
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    SignedPost,
+    SignedURL,
+    UrlPins,
+    WriteCondition,
+    call_with_credentials,
+)
 from cloudstore.config import DEFAULT_MAX_URL_EXPIRY, Config, ProviderList, Timeouts
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
+    InvalidNameException,
     InvalidParamException,
     NotFoundException,
     NotSupportedException,
@@ -81,7 +94,14 @@ class CloudProvider:
         if self._backend_instance is None:
             module_name, _, class_name = self._spec.backend.partition(":")
             backend_class = getattr(importlib.import_module(module_name), class_name)
-            self._backend_instance = backend_class(self.config)
+            if (
+                self.config.get("credentials_provider") is not None
+                and not backend_class.features.refreshing_credentials
+            ):
+                raise NotSupportedException(f"the {self.PROVIDER_ID} provider takes no credentials_provider")
+            backend = backend_class(self.config)
+            backend.static_expiry = _expiry(self.config.get("credentials_expiry"))
+            self._backend_instance = backend
             protect(self.config.secret_values())  # the SDK's loggers exist now; keep secrets out of them
         return self._backend_instance
 
@@ -115,8 +135,8 @@ class CloudProvider:
         return TransferEngine(self._backend, self.retry_policy, self.transfer_config)
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run one request under the retry policy, translating its errors."""
-        return self.retry_policy.call(fn, self._backend.map_error)
+        """Run one request under the retry policy, translating its errors (and renewing expired credentials)."""
+        return call_with_credentials(self.retry_policy, self._backend, fn)
 
     def _pager(self, fetch: PageFetcher[N]) -> PageFetcher[N]:
         """``fetch`` as the shared pager uses it: cut into pages here where the service cannot."""
@@ -136,6 +156,20 @@ class CloudProvider:
 
     def __repr__(self) -> str:
         return f"<CloudProvider {self.PROVIDER_ID} config={self.config!r}>"
+
+
+def _expiry(value: Any) -> datetime | None:
+    """The ``credentials_expiry`` config value as an aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidParamException(f"credentials_expiry must be an ISO 8601 time, not {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidParamException("credentials_expiry must be a timezone-aware datetime or ISO 8601 time")
+    return value
 
 
 def provider_id(spec: ProviderSpec) -> str:
@@ -225,12 +259,42 @@ class BucketService:
 
 
 class Bucket:
-    """A bucket (an Azure or Swift container)."""
+    """A bucket (an Azure or Swift container), or a view of the objects under one prefix of it
+    (:meth:`scoped`)."""
 
-    def __init__(self, provider: CloudProvider, info: BucketInfo) -> None:
+    def __init__(self, provider: CloudProvider, info: BucketInfo, scope: str = "") -> None:
         self.provider = provider
         self._info = info
+        #: The prefix every name of this view stands under ("" for the whole bucket).
+        self.scope = scope
         self.objects = BucketObjectService(self)
+
+    def scoped(self, prefix: str) -> Bucket:
+        """A view of this bucket in which every name is relative to the folder ``prefix``.
+
+        Listing, reading, uploading, deleting, copying, signed URLs and bulk operations of the
+        view all act under ``prefix`` ("tenant-a" and "tenant-a/" alike), and nothing in it can
+        reach outside: names that start with "/" or have a "." or ".." segment raise
+        :class:`InvalidNameException`. A view of a view nests the prefixes.
+        """
+        return Bucket(self.provider, self._info, self.scope + _folder_prefix(prefix))
+
+    def _key(self, name: str) -> str:
+        """The whole key of ``name`` of this view (checked to stay inside the view)."""
+        if self.scope:
+            _check_relative_name(name)
+        return self.scope + name
+
+    def _prefix(self, prefix: str) -> str:
+        """The whole key prefix of ``prefix`` of this view ("" stands for the view itself)."""
+        if self.scope and prefix:
+            _check_relative_prefix(prefix)
+        return self.scope + prefix
+
+    @property
+    def _root(self) -> Bucket:
+        """The whole bucket this view is of."""
+        return self if not self.scope else Bucket(self.provider, self._info)
 
     @property
     def id(self) -> str:
@@ -249,7 +313,13 @@ class Bucket:
 
     def delete(self, delete_contents: bool = False) -> None:
         """Delete the bucket; a non-empty one only with ``delete_contents=True``
-        (otherwise :class:`PreconditionFailedException`, and nothing is deleted)."""
+        (otherwise :class:`PreconditionFailedException`, and nothing is deleted).
+        A scoped view cannot delete its bucket (:class:`InvalidParamException`)."""
+        if self.scope:
+            raise InvalidParamException(
+                f"a view of {self.scope!r} cannot delete bucket {self.name!r}; delete its objects with "
+                "objects.delete_prefix('')"
+            )
         if delete_contents:
             with ThreadPoolExecutor(self.provider.transfer_config.max_concurrency) as pool:
                 # list() drains each delete's result, so the first failure is raised here.
@@ -275,7 +345,7 @@ class Bucket:
         """
         from cloudstore import bulk
 
-        return bulk.upload_dir(self, local_dir, prefix, include, exclude, progress, **options)
+        return bulk.upload_dir(self._root, local_dir, self._prefix(prefix), include, exclude, progress, **options)
 
     def download_dir(
         self,
@@ -290,19 +360,25 @@ class Bucket:
         making the folders of the files it writes; as :meth:`upload_dir` otherwise."""
         from cloudstore import bulk
 
-        return bulk.download_dir(self, prefix, local_dir, include, exclude, progress, **options)
+        return bulk.download_dir(self._root, self._prefix(prefix), local_dir, include, exclude, progress, **options)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Bucket, (self.provider, self._info)
+        return Bucket, (self.provider, self._info, self.scope)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Bucket) and other.provider is self.provider and other.name == self.name
+        return (
+            isinstance(other, Bucket)
+            and other.provider is self.provider
+            and other.name == self.name
+            and other.scope == self.scope
+        )
 
     def __hash__(self) -> int:
-        return hash((id(self.provider), self.name))
+        return hash((id(self.provider), self.name, self.scope))
 
     def __repr__(self) -> str:
-        return f"<Bucket {self.provider.PROVIDER_ID}://{self.name}>"
+        view = f"/{self.scope}" if self.scope else ""
+        return f"<Bucket {self.provider.PROVIDER_ID}://{self.name}{view}>"
 
 
 class BucketObjectService:
@@ -312,18 +388,20 @@ class BucketObjectService:
         self.bucket = bucket
         self.provider = bucket.provider
 
-    def _check(self, name: str) -> None:
-        self.provider._backend.check_object_name(name)
+    def _check(self, name: str) -> str:
+        """The whole key of ``name`` (of this bucket or view), checked before any request."""
+        key = self.bucket._key(name)
+        self.provider._backend.check_object_name(key)
+        return key
 
     def create(self, name: str) -> BucketObject:
         """A handle for a new object; nothing is stored until an upload."""
-        self._check(name)
-        return BucketObject(self.bucket, ObjectInfo(name=name, size=0), exists=False)
+        return BucketObject(self.bucket, ObjectInfo(name=self._check(name), size=0), exists=False)
 
     def get(self, name: str) -> BucketObject | None:
         """The object, or ``None`` if it does not exist."""
-        self._check(name)
-        info = self.provider._call(lambda: self.provider._backend.head_object(self.bucket.name, name))
+        key = self._check(name)
+        info = self.provider._call(lambda: self.provider._backend.head_object(self.bucket.name, key))
         return None if info is None else BucketObject(self.bucket, info)
 
     def find(self, **filters: Any) -> list[BucketObject]:
@@ -359,9 +437,20 @@ class BucketObjectService:
     def _fetcher(self, prefix: str | None, delimiter: str | None) -> PageFetcher[ObjectInfo]:
         backend = self.provider._backend
         bucket = self.bucket.name
-        return self.provider._pager(
-            lambda size, mark: self.provider._call(lambda: backend.list_objects(bucket, prefix, delimiter, size, mark))
+        scope = self.bucket.scope
+        wanted = self.bucket._prefix(prefix or "") or None
+        pager = self.provider._pager(
+            lambda size, mark: self.provider._call(lambda: backend.list_objects(bucket, wanted, delimiter, size, mark))
         )
+        if not scope:
+            return pager
+
+        def relative(size: int | None, mark: str | None) -> Page[ObjectInfo]:
+            # Pseudo-folders are names too: relative to the view (markers pass through as they are).
+            page = pager(size, mark)
+            return Page(page.items, page.next_marker, [p[len(scope) :] for p in page.prefixes])
+
+        return relative
 
     def _iterate(self, prefix: str | None, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[BucketObject]:
         for info in iterate(self._fetcher(prefix, None), page_size):
@@ -373,17 +462,20 @@ class BucketObjectService:
     def delete_many(self, names: Iterable[str], **options: Any) -> BulkReport:
         """Delete the objects ``names`` (any iterable, consumed as it goes) in the service's
         batch requests; a name that does not exist counts as deleted. Failures are listed in the
-        returned :class:`~cloudstore.bulk.BulkReport`, not raised."""
+        returned :class:`~cloudstore.bulk.BulkReport`, not raised (by whole key)."""
         from cloudstore import bulk
 
-        return bulk.delete_many(self.bucket, names, **options)
+        view = self.bucket
+        if view.scope and not isinstance(names, (str, bytes)):  # a str is refused by bulk as it is
+            names = (view._key(name) for name in names)
+        return bulk.delete_many(view._root, names, **options)
 
     def delete_prefix(self, prefix: str, **options: Any) -> BulkReport:
         """Delete every object whose name starts with ``prefix`` ("" deletes them all), listing
         and deleting a page at a time; as :meth:`delete_many` otherwise."""
         from cloudstore import bulk
 
-        return bulk.delete_prefix(self.bucket, prefix, **options)
+        return bulk.delete_prefix(self.bucket._root, self.bucket._prefix(prefix), **options)
 
     def __repr__(self) -> str:
         return f"<BucketObjectService of {self.bucket!r}>"
@@ -404,10 +496,16 @@ class BucketObject:
     # --- properties -----------------------------------------------------------
     @property
     def id(self) -> str:
-        return self._info.name
+        return self.name
 
     @property
     def name(self) -> str:
+        """The object's name in its bucket, or in the bucket view it came from (:meth:`Bucket.scoped`)."""
+        return self._info.name[len(self.bucket.scope) :]
+
+    @property
+    def key(self) -> str:
+        """The object's whole key in the bucket (a scoped view's prefix included)."""
         return self._info.name
 
     @property
@@ -440,20 +538,20 @@ class BucketObject:
 
     # --- state ----------------------------------------------------------------
     def exists(self) -> bool:
-        return self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.name)) is not None
+        return self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.key)) is not None
 
     def refresh(self) -> None:
         """Reload the properties from the service; :class:`NotFoundException` if it is gone."""
-        info = self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.name))
+        info = self.provider._call(lambda: self._backend.head_object(self.bucket.name, self.key))
         if info is None:
-            raise NotFoundException(f"object {self.name!r} not found in bucket {self.bucket.name!r}")
+            raise NotFoundException(f"object {self.key!r} not found in bucket {self.bucket.name!r}")
         self._info = info
         self._stored = True
         self._complete = True
 
     def delete(self) -> None:
         """Delete the object (:class:`NotFoundException` if it does not exist)."""
-        self.provider._call(lambda: self._backend.delete_object(self.bucket.name, self.name))
+        self.provider._call(lambda: self._backend.delete_object(self.bucket.name, self.key))
         self._stored = False
 
     @property
@@ -467,11 +565,23 @@ class BucketObject:
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
     ) -> None:
         """Store ``data`` as this object: bytes, a str or a text stream (encoded as UTF-8), or a
-        readable binary stream (read to its end)."""
+        readable binary stream (read to its end).
+
+        ``if_none_match="*"`` stores it only if no object has the name yet; ``if_match=etag``
+        only if the object's current ETag is ``etag``. The service checks the condition when
+        the object is committed (the last request of an upload in parts): when it fails, nothing
+        is stored and :class:`PreconditionFailedException` is raised. A provider that cannot
+        check a condition (``features.if_none_match`` / ``features.if_match``) raises
+        :class:`NotSupportedException` before any request.
+        """
+        condition = self._condition(if_none_match, if_match)
         source, size = open_source(data)
-        self._upload(source, size, content_type, metadata, progress)
+        self._upload(source, size, content_type, metadata, progress, condition)
 
     def upload_from_file(
         self,
@@ -479,12 +589,17 @@ class BucketObject:
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
     ) -> None:
         """Store the file at ``path``; large files go up in parallel parts.
 
         A file whose size the file system does not know (a FIFO, a device, ``/proc`` and ``/sys``
-        files) is read to its end as a stream of unknown length.
+        files) is read to its end as a stream of unknown length. ``if_none_match`` and
+        ``if_match`` make the write conditional, as for :meth:`upload`.
         """
+        condition = self._condition(if_none_match, if_match)
         try:
             source: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as err:
@@ -494,7 +609,11 @@ class BucketObject:
             # /proc files report size 0 and /sys files 4096 whatever they hold: only a regular file
             # with bytes on disk has a size to trust (one that reports 0 is read to its end anyway).
             size = status.st_size if S_ISREG(status.st_mode) and status.st_blocks else None
-            self._upload(source, size, content_type, metadata, progress)
+            self._upload(source, size, content_type, metadata, progress, condition)
+
+    def _condition(self, if_none_match: str | None, if_match: str | None) -> WriteCondition | None:
+        """The write condition the arguments ask for (checked before any request)."""
+        return write_condition(self.provider, if_none_match, if_match)
 
     def _upload(
         self,
@@ -503,14 +622,17 @@ class BucketObject:
         content_type: str | None,
         metadata: Mapping[str, str] | None,
         progress: ProgressCallback | None,
+        condition: WriteCondition | None = None,
     ) -> None:
         content_type = _check_content_type(content_type)
         metadata = _check_metadata(metadata)
-        self.provider._engine.upload(self.bucket.name, self.name, source, size, content_type, metadata, progress)
+        self.provider._engine.upload(
+            self.bucket.name, self.key, source, size, content_type, metadata, progress, condition
+        )
         self._stored = True
         self._complete = False
         self._info = ObjectInfo(
-            name=self.name,
+            name=self.key,
             size=size if size is not None else self._info.size,
             content_type=content_type,
             metadata=metadata,
@@ -526,7 +648,7 @@ class BucketObject:
         """
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InvalidParamException("chunk_size must be a positive whole number")
-        return self.provider._engine.stream(self.bucket.name, self.name, None, chunk_size, on_described=self._seen)
+        return self.provider._engine.stream(self.bucket.name, self.key, None, chunk_size, on_described=self._seen)
 
     def save_content(self, target_stream: BinaryIO, progress: ProgressCallback | None = None) -> None:
         """Write the content into a writable binary stream, verified at the end.
@@ -560,7 +682,7 @@ class BucketObject:
         """
         target, mode = _download_target(path)
         try:
-            info = self.provider._engine.download_to_path(self.bucket.name, self.name, target, progress, mode)
+            info = self.provider._engine.download_to_path(self.bucket.name, self.key, target, progress, mode)
         except OSError as err:  # the temporary file beside the target could not be made or written
             kind = InvalidParamException if err.errno in _NOT_WRITABLE else CloudStoreException
             raise kind(f"cannot write {os.fspath(path)!r}: {err.strerror}") from None
@@ -577,12 +699,12 @@ class BucketObject:
         if start is not None and end is not None and end < start:
             raise InvalidParamException("end must be >= start")
         if start is None and end is None:
-            return self.provider._engine.read_whole(self.bucket.name, self.name, on_described=self._seen)
+            return self.provider._engine.read_whole(self.bucket.name, self.key, on_described=self._seen)
 
         def opened(reader: RangeReader) -> None:
             self._seen(reader.info)
 
-        chunks = self.provider._engine.chunks(self.bucket.name, self.name, start or 0, end, on_open=opened)
+        chunks = self.provider._engine.chunks(self.bucket.name, self.key, start or 0, end, on_open=opened)
         try:
             return b"".join(chunks)
         except CloudStoreException as err:
@@ -599,11 +721,25 @@ class BucketObject:
         self._complete = _fully_described(info)
 
     # --- other ----------------------------------------------------------------
-    def generate_url(self, expires_in: int = 3600, writable: bool = False) -> str:
+    def generate_url(
+        self,
+        expires_in: int = 3600,
+        writable: bool = False,
+        *,
+        content_type: str | None = None,
+        content_md5: bytes | str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> SignedURL:
         """A URL that anyone can use without credentials until it expires: GET to download,
         or, with ``writable=True``, HTTP PUT of the body to upload (write only: no read).
 
-        Azure needs the header ``x-ms-blob-type: BlockBlob`` on that PUT.
+        The result is a :class:`~cloudstore.backend.SignedURL`, a ``str`` that also has
+        ``.method``, ``.headers`` (what the request must carry: Azure's
+        ``x-ms-blob-type: BlockBlob``, and every pinned header) and ``.expires_at``.
+        A writable URL can pin the upload's ``content_type``, ``content_md5`` (the body's MD5,
+        16 bytes or 32 hex digits) and ``metadata``: the service then refuses an upload
+        through it whose headers differ. Only where ``features.signed_url_headers`` (S3, GCS);
+        elsewhere :class:`NotSupportedException`.
         """
         if not self._backend.features.signed_urls:
             raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
@@ -614,26 +750,101 @@ class BucketObject:
             raise InvalidParamException(
                 f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
             )
+        pins = UrlPins(_check_content_type(content_type), _check_md5(content_md5), _check_metadata(metadata))
+        if pins and not writable:
+            raise InvalidParamException("content_type, content_md5 and metadata pin an upload: give writable=True")
+        if pins and not self._backend.features.signed_url_headers:
+            raise NotSupportedException(
+                f"the {self.provider.PROVIDER_ID} provider cannot pin headers in a signed URL (none it would enforce)"
+            )
         method = "PUT" if writable else "GET"
-        return self.provider._call(lambda: self._backend.sign_url(self.bucket.name, self.name, method, expires_in))
+        expires_at = self._expiry_within_credentials(expires_in)
+        options: dict[str, Any] = {"pins": pins} if pins else {}
+        signed = self.provider._call(
+            lambda: self._backend.sign_url(self.bucket.name, self.key, method, expires_in, **options)
+        )
+        url, headers = (signed, {}) if isinstance(signed, str) else signed
+        return SignedURL(url, method, headers, expires_at)
 
-    def copy_to(self, bucket: Bucket | str, name: str | None = None) -> BucketObject:
+    def _expiry_within_credentials(self, expires_in: int) -> datetime:
+        """When a URL signed now for ``expires_in`` seconds expires; refused (InvalidParamException,
+        naming both times) if the credentials that sign it expire first, even once renewed."""
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        backend = self._backend
+        if not backend.features.signed_with_credentials:
+            return expires_at
+        limit = backend.credentials_expiry()
+        if limit is not None and expires_at > limit and backend.credentials is not None:
+            backend.credentials.renew()  # fresh credentials may last long enough
+            limit = backend.credentials_expiry()
+        if limit is not None and expires_at > limit:
+            left = max(0, int((limit - datetime.now(timezone.utc)).total_seconds()))
+            raise InvalidParamException(
+                f"a URL valid until {expires_at:%Y-%m-%d %H:%M:%S} UTC would outlive the credentials that sign "
+                f"it (they expire at {limit.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC): give expires_in "
+                f"of at most {left} seconds"
+            )
+        return expires_at
+
+    def generate_post(self, expires_in: int, max_size: int, content_type: str | None = None) -> SignedPost:
+        """A browser form upload of this object, usable without credentials until it expires.
+
+        Returns a :class:`~cloudstore.backend.SignedPost`: the URL to POST as
+        ``multipart/form-data``, the fields to send before the file, and the file field's name.
+        The service refuses a body larger than ``max_size`` bytes and (where
+        ``features.signed_post_content_type``) another ``content_type`` than the one given.
+        :class:`NotSupportedException` where the service has no form uploads (Azure), or
+        cannot check the content type (Swift) and one is given.
+        """
+        features = self._backend.features
+        if not features.signed_posts:
+            raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed form uploads")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise InvalidParamException("expires_in must be a positive whole number of seconds")
+        limit = self.provider.max_url_expiry
+        if expires_in > limit:
+            raise InvalidParamException(
+                f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
+            )
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise InvalidParamException("max_size must be a positive whole number of bytes")
+        content_type = _check_content_type(content_type)
+        if content_type is not None and not features.signed_post_content_type:
+            raise NotSupportedException(
+                f"the {self.provider.PROVIDER_ID} provider's form uploads cannot fix the content type"
+            )
+        expires_at = self._expiry_within_credentials(expires_in)
+        form = self.provider._call(
+            lambda: self._backend.sign_post(self.bucket.name, self.key, expires_in, max_size, content_type)
+        )
+        return SignedPost(form.url, dict(form.fields), expires_at, max_size, form.filename, form.file_field)
+
+    def copy_to(
+        self,
+        bucket: Bucket | str,
+        name: str | None = None,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
+    ) -> BucketObject:
         """Copy to ``bucket`` (same provider) as ``name`` (default: the same name), on the server side.
 
         Content type and metadata are kept. An object larger than the service copies in one
         request (5 GiB on S3) is copied in parallel parts, still without passing through here.
         A provider without server-side copies (``features.server_side_copy``) streams the
         object through this machine instead (downloaded, verified and uploaded in parts).
+        ``if_none_match`` and ``if_match`` are conditions on the target, as for :meth:`upload`.
         """
+        condition = self._condition(if_none_match, if_match)
         if not isinstance(bucket, Bucket):
             self._backend.check_bucket_name(bucket)
         target = bucket if isinstance(bucket, Bucket) else Bucket(self.provider, BucketInfo(name=bucket))
         if target.provider is not self.provider:
             raise InvalidParamException("copy_to needs a bucket of the same provider")
-        dst_name = name or self.name
-        self._backend.check_object_name(dst_name)
-        self.provider._engine.copy(self.bucket.name, self.name, target.name, dst_name)
-        copied = BucketObject(target, ObjectInfo(name=dst_name, size=0), exists=True)
+        dst_key = target._key(name or self.name)
+        self._backend.check_object_name(dst_key)
+        self.provider._engine.copy(self.bucket.name, self.key, target.name, dst_key, condition)
+        copied = BucketObject(target, ObjectInfo(name=dst_key, size=0), exists=True)
         copied.refresh()
         return copied
 
@@ -655,13 +866,57 @@ class BucketObject:
         return BucketObject, (self.bucket, self._info, self._stored)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, BucketObject) and other.bucket == self.bucket and other.name == self.name
+        return isinstance(other, BucketObject) and other.bucket == self.bucket and other.key == self.key
 
     def __hash__(self) -> int:
-        return hash((self.bucket, self.name))
+        return hash((self.bucket, self.key))
 
     def __repr__(self) -> str:
-        return f"<BucketObject {self.provider.PROVIDER_ID}://{self.bucket.name}/{self.name}>"
+        return f"<BucketObject {self.provider.PROVIDER_ID}://{self.bucket.name}/{self.key}>"
+
+
+def write_condition(provider: CloudProvider, if_none_match: str | None, if_match: str | None) -> WriteCondition | None:
+    """The :class:`WriteCondition` of a write's ``if_none_match`` / ``if_match`` arguments, refused
+    (no request made) when malformed or when the provider cannot check it."""
+    if if_none_match is None and if_match is None:
+        return None
+    if if_none_match is not None and if_none_match != "*":
+        raise InvalidParamException(f"if_none_match takes only '*' (create only if absent), not {if_none_match!r}")
+    if if_match is not None and (not isinstance(if_match, str) or not if_match.strip()):
+        raise InvalidParamException(f"if_match must be an ETag (a non-empty str), not {if_match!r}")
+    if if_none_match is not None and if_match is not None:
+        raise InvalidParamException("give if_none_match or if_match, not both")
+    features = provider.features
+    wanted = "if_none_match" if if_none_match is not None else "if_match"
+    if not getattr(features, wanted):
+        raise NotSupportedException(f"the {provider.PROVIDER_ID} provider cannot make a write conditional on {wanted}")
+    return WriteCondition(if_none_match=if_none_match is not None, if_match=if_match)
+
+
+def _check_relative_name(name: str) -> None:
+    """Refuse a name that would leave a scoped view: absolute, or with a "." or ".." segment."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameException(f"invalid object name {name!r}: give a non-empty str")
+    if name.startswith("/") or any(segment in (".", "..") for segment in name.split("/")):
+        raise InvalidNameException(
+            f"invalid object name {name!r} in a scoped view: no leading '/' and no '.' or '..' segments"
+        )
+
+
+def _check_relative_prefix(prefix: str) -> None:
+    """A listing prefix inside a view: as a name, but it may end with "/"."""
+    _check_relative_name(prefix.rstrip("/") or "x")
+    if prefix.startswith("/"):
+        raise InvalidNameException(f"invalid prefix {prefix!r} in a scoped view: no leading '/'")
+
+
+def _folder_prefix(prefix: str) -> str:
+    """``prefix`` as the folder a view stands in ("a/b" and "a/b/" give "a/b/")."""
+    if not isinstance(prefix, str) or not prefix.strip("/"):
+        raise InvalidParamException(f"a scoped view needs a non-empty prefix, not {prefix!r}")
+    folder = prefix if prefix.endswith("/") else prefix + "/"
+    _check_relative_name(folder.rstrip("/"))
+    return folder
 
 
 def _fully_described(info: ObjectInfo) -> bool:
@@ -793,6 +1048,20 @@ def _check_metadata(metadata: object) -> dict[str, str]:
     if sum(len(k) + len(v) for k, v in result.items()) > METADATA_MAX_BYTES:
         raise InvalidParamException(f"metadata may hold at most {METADATA_MAX_BYTES} bytes of keys and values")
     return result
+
+
+def _check_md5(value: object) -> bytes | None:
+    """An MD5 digest given as 16 bytes or 32 hex digits."""
+    if value is None:
+        return None
+    if isinstance(value, bytes) and len(value) == 16:
+        return value
+    if isinstance(value, str) and len(value) == 32:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    raise InvalidParamException("content_md5 must be an MD5 digest: 16 bytes or 32 hex digits")
 
 
 def _check_offset(what: str, value: object) -> int | None:

@@ -54,9 +54,14 @@ EXECUTED_PAGES = [
     "transfers.rst",
     "bulk.rst",
     "dataframes.rst",
+    "model-store.rst",
+    "tenants.rst",
     "local.rst",
     "writing-a-provider.rst",
+    "sharing.rst",
 ]
+#: Pages whose examples need ``cloudstore serve`` running (its settings in the environment).
+SERVED_PAGES = ("local.rst", "sharing.rst")
 
 _DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block::\s*(?P<lang>\S+)\s*$")
 _MARKER = re.compile(r"^\s*\.\. (?P<name>not-tested|output):")
@@ -174,11 +179,28 @@ def workdir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("page", [p for p in EXECUTED_PAGES if p != "local.rst"])
+@pytest.mark.parametrize("page", [p for p in EXECUTED_PAGES if p not in SERVED_PAGES])
 def test_page_examples_run(page: str, workdir: Path) -> None:
     with sandbox(workdir):
         namespace = run_page(page)
     EXPECTATIONS[page](namespace, workdir)
+
+
+def test_sharing_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
+    from tests.support.servers import local
+
+    server = local.start(tmp_path / "serve")
+    try:
+        env = {
+            "CLOUDSTORE_LOCAL_ROOT": server.config["local_root"],
+            "CLOUDSTORE_LOCAL_SECRET": server.config["local_secret"],
+            "CLOUDSTORE_LOCAL_URL": server.config["local_url"],
+        }
+        with sandbox(workdir, env):
+            namespace = run_page("sharing.rst")
+    finally:
+        server.stop()
+    assert namespace["artifacts"].objects.get("run-7/report.txt").read() == b"accuracy: 0.93\n"
 
 
 def test_local_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
@@ -249,7 +271,17 @@ def _dataframes(ns: dict[str, Any], workdir: Path) -> None:
     assert not (workdir / "store" / "analytics").exists()  # the page cleans up
 
 
+def _model_store(ns: dict[str, Any], workdir: Path) -> None:
+    assert ns["store"].objects.get("sentiment/1.0/weights.bin").read() == b"weights one"
+
+
+def _tenants(ns: dict[str, Any], workdir: Path) -> None:
+    assert ns["tenant_b"].objects.get("model.bin").read() == b"b's model"
+
+
 EXPECTATIONS = {
+    "model-store.rst": _model_store,
+    "tenants.rst": _tenants,
     "index.rst": _index,
     "quickstart.rst": _quickstart,
     "model.rst": _model,

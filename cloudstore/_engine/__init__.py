@@ -18,7 +18,7 @@ from cloudstore._engine.download import Downloader, PinnedVersion
 from cloudstore._engine.parts import Context, MiB, ProgressCallback, Readable
 from cloudstore._engine.upload import ChunkStream, Uploader, open_source
 from cloudstore._retry import RetryPolicy
-from cloudstore.backend import Backend, ObjectInfo, RangeReader
+from cloudstore.backend import Backend, ObjectInfo, RangeReader, WriteCondition
 from cloudstore.exceptions import InvalidParamException
 
 __all__ = [
@@ -74,13 +74,16 @@ class TransferEngine:
         content_type: str | None,
         metadata: Mapping[str, str],
         progress: ProgressCallback | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        """Store everything ``source`` yields as the object ``name``."""
-        self._uploader.upload(bucket, name, source, size, content_type, metadata, progress)
+        """Store everything ``source`` yields as the object ``name``, if ``condition`` holds."""
+        self._uploader.upload(bucket, name, source, size, content_type, metadata, progress, condition)
 
-    def copy(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy(
+        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, condition: WriteCondition | None = None
+    ) -> None:
         """Copy an object, keeping content type and metadata (see :meth:`.copy.Copier.copy`)."""
-        self._copier.copy(src_bucket, src_name, dst_bucket, dst_name)
+        self._copier.copy(src_bucket, src_name, dst_bucket, dst_name, condition)
 
     def chunks(
         self,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from cloudstore._checksums import PART_LAYOUT_KEY, part_layout
 from cloudstore._engine.download import Downloader
 from cloudstore._engine.parts import Context, run_all
 from cloudstore._engine.upload import ChunkStream, Uploader
-from cloudstore.backend import ObjectInfo, UploadPart
+from cloudstore.backend import ObjectInfo, UploadPart, WriteCondition
 from cloudstore.exceptions import NotFoundException
 
 
@@ -22,18 +23,22 @@ class Copier:
         self._uploader = uploader
         self._downloader = downloader
 
-    def copy(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy(
+        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, condition: WriteCondition | None = None
+    ) -> None:
         """Copy on the server side, keeping content type and metadata, whatever the object's size.
 
         An object larger than one copy request allows (``features.max_copy_size``) is copied as a
         multipart upload whose parts are ranges copied on the server, ``max_concurrency`` at a time,
         all from the same source version; a failure aborts it and leaves the target untouched.
         Without server-side copies (``features.server_side_copy``) the bytes stream through here.
+        ``condition`` is on the target, checked when the copy commits.
         """
         context = self._context
         backend = context.backend
-        if not context.features.server_side_copy:
-            self._copy_through(src_bucket, src_name, dst_bucket, dst_name)
+        conditional_copy = condition is None or context.features.conditional_server_copy
+        if not context.features.server_side_copy or not conditional_copy:
+            self._copy_through(src_bucket, src_name, dst_bucket, dst_name, condition)
             return
         limit = context.features.max_copy_size
         if limit is not None:
@@ -41,11 +46,14 @@ class Copier:
             if source is None:
                 raise NotFoundException(f"object {src_name!r} not found in bucket {src_bucket!r}", status=404)
             if source.size > limit:
-                self._copy_parts(src_bucket, src_name, dst_bucket, dst_name, source, limit)
+                self._copy_parts(src_bucket, src_name, dst_bucket, dst_name, source, limit, condition)
                 return
-        context.call(lambda: backend.copy_object(src_bucket, src_name, dst_bucket, dst_name))
+        options: dict[str, Any] = {} if condition is None else {"condition": condition}
+        context.call(lambda: backend.copy_object(src_bucket, src_name, dst_bucket, dst_name, **options))
 
-    def _copy_through(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def _copy_through(
+        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, condition: WriteCondition | None
+    ) -> None:
         """Download (verified) and upload in parts, as it streams."""
         described: list[ObjectInfo] = []
         chunks = self._downloader.stream(src_bucket, src_name, on_described=described.append)
@@ -58,10 +66,19 @@ class Copier:
         source = described[0]
         metadata = {key: value for key, value in (source.metadata or {}).items() if key != PART_LAYOUT_KEY}
         body = ChunkStream(itertools.chain([first], chunks))
-        self._uploader.upload(dst_bucket, dst_name, body, source.size, source.content_type, metadata)
+        self._uploader.upload(
+            dst_bucket, dst_name, body, source.size, source.content_type, metadata, condition=condition
+        )
 
     def _copy_parts(
-        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, source: ObjectInfo, limit: int
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        source: ObjectInfo,
+        limit: int,
+        condition: WriteCondition | None,
     ) -> None:
         context = self._context
         backend = context.backend
@@ -85,7 +102,8 @@ class Copier:
                 context.config.max_concurrency,
                 "cloudstore-copy",
             )
-            context.call(lambda: backend.complete_multipart_upload(upload, parts))
+            options: dict[str, Any] = {} if condition is None else {"condition": condition}
+            context.call(lambda: backend.complete_multipart_upload(upload, parts, **options))
         except BaseException as err:
             self._uploader.abort(upload, err)
             raise

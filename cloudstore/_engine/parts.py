@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cloudstore._retry import RetryPolicy
-from cloudstore.backend import Backend, Features
+from cloudstore.backend import Backend, Features, call_with_credentials
 
 if TYPE_CHECKING:
     from cloudstore._engine import TransferConfig
@@ -44,8 +44,8 @@ class Context:
         return self.backend.features
 
     def call(self, fn: Callable[[], T]) -> T:
-        """One request under the retry policy, its errors translated."""
-        return self.policy.call(fn, self.backend.map_error)
+        """One request under the retry policy, its errors translated (and expired credentials renewed)."""
+        return call_with_credentials(self.policy, self.backend, fn)
 
 
 class Progress:

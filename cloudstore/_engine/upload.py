@@ -30,8 +30,13 @@ from cloudstore._engine.parts import (
     read_all,
     read_exactly,
 )
-from cloudstore.backend import UploadPart
-from cloudstore.exceptions import CleanupWarning, CloudStoreException, InvalidParamException
+from cloudstore.backend import UploadPart, WriteCondition
+from cloudstore.exceptions import (
+    CleanupWarning,
+    CloudStoreException,
+    InvalidParamException,
+    PreconditionFailedException,
+)
 
 #: How far the service's clock may be behind ours when we ask what it started "since" a moment.
 _CLOCK_SKEW = timedelta(seconds=30)
@@ -52,25 +57,27 @@ class Uploader:
         content_type: str | None,
         metadata: Mapping[str, str],
         progress: ProgressCallback | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        """Store everything ``source`` yields as the object ``name``."""
+        """Store everything ``source`` yields as the object ``name`` (if ``condition`` holds when
+        it is committed: the one request of a small object, the commit of a multipart upload)."""
         report = Progress(progress)
         threshold = self._context.config.threshold
         if not self._context.features.multipart_upload:
             # Without parts every upload is one request: a stream is read whole first.
             data = read_exactly(source, size) if size is not None else read_all(source)
-            self._put(bucket, name, data, content_type, metadata, report)
+            self._put(bucket, name, data, content_type, metadata, report, condition)
             return
         if size is not None and size > threshold:
             head = b""  # known to be large: straight to parts, no read-ahead buffer
         else:
             head = read_exactly(source, threshold + 1 if size is None else size)
         if (size is None or size <= threshold) and len(head) <= threshold:
-            self._put(bucket, name, head, content_type, metadata, report)
+            self._put(bucket, name, head, content_type, metadata, report, condition)
             return
         parts_source = _PartReader(source, head)
         del head  # the reader frees it once its bytes are sent
-        self._upload_parts(bucket, name, parts_source, size, content_type, metadata, report)
+        self._upload_parts(bucket, name, parts_source, size, content_type, metadata, report, condition)
 
     def _put(
         self,
@@ -80,12 +87,34 @@ class Uploader:
         content_type: str | None,
         metadata: Mapping[str, str],
         report: Progress,
+        condition: WriteCondition | None = None,
     ) -> None:
         """Store ``data`` in one request, with its MD5 for the service to check."""
         backend = self._context.backend
         md5 = hashlib.md5(data, usedforsecurity=False).digest()
-        self._context.call(lambda: backend.put_object(bucket, name, data, content_type, metadata, content_md5=md5))
+        options: dict[str, Any] = {} if condition is None else {"condition": condition}
+        attempts = 0
+
+        def put() -> None:
+            nonlocal attempts
+            attempts += 1
+            backend.put_object(bucket, name, data, content_type, metadata, content_md5=md5, **options)
+
+        try:
+            self._context.call(put)
+        except PreconditionFailedException:
+            # A retried conditional write is refused when an earlier attempt stored the object
+            # but its answer was lost: the object holding exactly these bytes is that success.
+            if attempts < 2 or not self._holds(bucket, name, md5):
+                raise
         report(len(data))
+
+    def _holds(self, bucket: str, name: str, md5: bytes) -> bool:
+        """Whether the object ``name`` now has the MD5 ``md5``."""
+        backend = self._context.backend
+        info = self._context.call(lambda: backend.head_object(bucket, name))
+        checksum = info.checksum if info is not None else None
+        return checksum is not None and tuple(checksum[:2]) == ("md5", md5.hex())
 
     def _upload_parts(
         self,
@@ -96,6 +125,7 @@ class Uploader:
         content_type: str | None,
         metadata: Mapping[str, str],
         report: Progress,
+        condition: WriteCondition | None,
     ) -> None:
         context = self._context
         features = context.features
@@ -115,7 +145,8 @@ class Uploader:
                     raise
             parts = sender.results()
             digest = content_md5.digest() if content_md5 is not None else None
-            context.call(lambda: context.backend.complete_multipart_upload(upload, parts, digest))
+            options: dict[str, Any] = {} if condition is None else {"condition": condition}
+            context.call(lambda: context.backend.complete_multipart_upload(upload, parts, digest, **options))
         except BaseException as err:
             sender.failed.set()
             self.abort(upload, err)

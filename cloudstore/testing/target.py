@@ -52,6 +52,8 @@ class Quirks:
     content_type_differs: str | None = None
     #: Why the store accepts signed URLs without checking them (the refusal cases are skipped).
     unchecked_signatures: str | None = None
+    #: Why the store keeps a signed upload without checking its Content-MD5.
+    unchecked_content_md5: str | None = None
     #: Headers a plain HTTP PUT to a signed URL must carry (Azure: ``x-ms-blob-type``).
     signed_put_headers: Mapping[str, str] = field(default_factory=dict)
 

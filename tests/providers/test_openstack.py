@@ -390,17 +390,23 @@ def test_configured_key_that_differs_never_replaces_the_existing_one(
         account.call("POST", headers={"X-Remove-Account-Meta-Temp-URL-Key-2": "x"})
 
 
-def test_no_key_anywhere_says_how_to_set_one(server: RunningServer) -> None:
+def test_no_key_anywhere_sets_a_random_container_key(server: RunningServer) -> None:
+    """Signed URLs out of the box: a 256-bit key on the container, the account left alone."""
     keyless = make_provider(server, os_username=server.extra["keyless_user"], os_password=server.extra["keyless_key"])
+    owner = Account(server, server.extra["keyless_user"], server.extra["keyless_key"])
     bucket = keyless.storage.buckets.create(unique_name("nokey"))
     try:
         obj = bucket.objects.create("x")
         obj.upload(b"x")
-        with pytest.raises(InvalidParamException) as caught:
-            obj.generate_url(60)
-        assert "Temp-URL-Key" in str(caught.value) and "os_temp_url_key" in str(caught.value)
-        meta = Account(server, server.extra["keyless_user"], server.extra["keyless_key"]).meta()
-        assert "X-Account-Meta-Temp-Url-Key" not in meta
+        assert fetch(obj.generate_url(60)) == (200, b"x")
+        key = owner.meta(f"/{bucket.name}")["X-Container-Meta-Temp-Url-Key"]
+        assert len(bytes.fromhex(key)) == 32
+        assert "X-Account-Meta-Temp-Url-Key" not in owner.meta()
+        # The key stays: the next URL is signed with it, the first one still works.
+        status, _ = fetch(bucket.objects.create("new.txt").generate_url(60, writable=True), "PUT", b"put")
+        assert status == 201
+        assert owner.meta(f"/{bucket.name}")["X-Container-Meta-Temp-Url-Key"] == key
+        assert fetch(obj.generate_url(60)) == (200, b"x")
     finally:
         bucket.delete(delete_contents=True)
 

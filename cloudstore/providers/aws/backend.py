@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import boto3
 import botocore.exceptions as boto_errors
 from botocore.config import Config as BotoConfig
+from botocore.credentials import CredentialProvider, Credentials, ReadOnlyCredentials
 
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
@@ -29,10 +30,14 @@ from cloudstore.backend import (
     FileRangeReader,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
+    UrlPins,
+    WriteCondition,
 )
 from cloudstore.config import Config, Timeouts
+from cloudstore.credentials import CredentialSource
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -253,6 +258,56 @@ def _as_verify(value: Any) -> bool | str | None:
     raise exc.InvalidParamException("s3_verify must be a bool or the path of a CA bundle")
 
 
+#: The config keys a credentials_provider may return for S3.
+_CREDENTIAL_KEYS = frozenset({"aws_access_key", "aws_secret_key", "aws_session_token"})
+
+
+class _SourceCredentials(Credentials):
+    """botocore credentials read from a :class:`CredentialSource` each time a request is signed."""
+
+    def __init__(self, source: CredentialSource) -> None:
+        self._source = source
+        self.method = "cloudstore-credentials-provider"
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        values = self._source.current().values
+        return ReadOnlyCredentials(values["aws_access_key"], values["aws_secret_key"], values.get("aws_session_token"))
+
+    # Read by parts of botocore that do not freeze the credentials first.
+    @property  # type: ignore[override]
+    def access_key(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().access_key
+
+    @property  # type: ignore[override]
+    def secret_key(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().secret_key
+
+    @property  # type: ignore[override]
+    def token(self) -> str | None:  # type: ignore[override]
+        return self.get_frozen_credentials().token
+
+
+class _SourceProvider(CredentialProvider):  # type: ignore[misc]
+    METHOD = "cloudstore-credentials-provider"
+    CANONICAL_NAME = "cloudstore"
+
+    def __init__(self, source: CredentialSource) -> None:
+        super().__init__()
+        self._source = source
+
+    def load(self) -> Credentials:
+        return _SourceCredentials(self._source)
+
+
+def _condition_params(condition: WriteCondition | None) -> dict[str, Any]:
+    """``IfNoneMatch`` / ``IfMatch`` of a conditional write (S3 checks them as it commits)."""
+    if condition is None:
+        return {}
+    if condition.if_none_match:
+        return {"IfNoneMatch": "*"}
+    return {"IfMatch": f'"{strip_etag(condition.if_match)}"'}
+
+
 @dataclass(frozen=True)
 class S3Upload:
     """Handle of one multipart upload."""
@@ -281,6 +336,14 @@ class S3Backend(Backend[S3Upload]):
         # MD5 of the part ("<hex>-2"), and AWS documents none.
         part_copies_keep_digests=False,
         max_batch_delete=MAX_KEYS_PER_DELETE,
+        signed_url_headers=True,
+        # SigV4 signs with the credentials: a URL dies with a session token.
+        signed_with_credentials=True,
+        refreshing_credentials=True,
+        # If-None-Match / If-Match on PutObject, CompleteMultipartUpload and CopyObject (S3 since
+        # 2024; SeaweedFS honours all three, atomically: measured with racing writers).
+        if_none_match=True,
+        if_match=True,
     )
 
     check_bucket_name = staticmethod(names.s3_bucket_name)
@@ -293,6 +356,11 @@ class S3Backend(Backend[S3Upload]):
             raise exc.InvalidParamException("aws_access_key and aws_secret_key must be given together")
         if self._session_token and not self._access_key:
             raise exc.InvalidParamException("aws_session_token needs aws_access_key and aws_secret_key")
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            if self._access_key:
+                raise exc.InvalidParamException("give aws_access_key/aws_secret_key or credentials_provider, not both")
+            self.credentials = CredentialSource(provider, _CREDENTIAL_KEYS)
         self.region: str = config.get("aws_region_name") or DEFAULT_REGION
         self.endpoint_url: str | None = config.get("s3_endpoint_url") or None
         style = config.get("s3_addressing_style") or ("path" if self.endpoint_url else "auto")
@@ -351,6 +419,11 @@ class S3Backend(Backend[S3Upload]):
             aws_session_token=self._session_token,
             region_name=self.region,
         )
+        if self.credentials is not None:
+            # First in botocore's chain: every request (and every presigned URL) is signed with
+            # what the source holds now, renewed before it expires.
+            resolver = session._session.get_component("credential_provider")
+            resolver.insert_before("env", _SourceProvider(self.credentials))
         return session.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -539,8 +612,10 @@ class S3Backend(Backend[S3Upload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         self.client.put_object(
+            **_condition_params(condition),
             Bucket=bucket,
             Key=name,
             Body=data,
@@ -586,7 +661,15 @@ class S3Backend(Backend[S3Upload]):
                 failures.append((str(entry.get("Key", "")), mapped))
         return failures
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         # MetadataDirective COPY (the default) keeps content type and user metadata.
         params: dict[str, Any] = {}
         if (src_bucket, src_name) == (dst_bucket, dst_name):
@@ -605,21 +688,45 @@ class S3Backend(Backend[S3Upload]):
             Key=dst_name,
             CopySource={"Bucket": src_bucket, "Key": src_name},
             **params,
+            **_condition_params(condition),
             **self._encryption_params(),
         )
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
         operations = {"GET": "get_object", "PUT": "put_object"}
         operation = operations.get(method.upper())
         if operation is None:
             raise exc.InvalidParamException(f"signed URLs support GET and PUT, not {method!r}")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": name}
+        headers: dict[str, str] = {}
+        if pins:
+            # Signed as headers (SigV4 lists them in X-Amz-SignedHeaders): S3 refuses others.
+            if pins.content_type:
+                params["ContentType"] = headers["Content-Type"] = pins.content_type
+            if pins.content_md5:
+                params["ContentMD5"] = headers["Content-MD5"] = md5_base64(pins.content_md5)
+            if pins.metadata:
+                params["Metadata"] = dict(pins.metadata)
+                headers.update({f"x-amz-meta-{key}": value for key, value in pins.metadata.items()})
         # The client signs with SigV4 (signature_version="s3v4") and adds the session token.
-        return self.client.generate_presigned_url(
-            operation,
-            Params={"Bucket": bucket, "Key": name},
-            ExpiresIn=int(expires_in),
-            HttpMethod=method.upper(),
+        url = self.client.generate_presigned_url(
+            operation, Params=params, ExpiresIn=int(expires_in), HttpMethod=method.upper()
         )
+        return (url, headers) if headers else url
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # A POST policy: S3 checks the key, the size range and the content type against it.
+        fields: dict[str, Any] = {}
+        conditions: list[Any] = [["content-length-range", 0, max_size]]
+        if content_type:
+            fields["Content-Type"] = content_type
+            conditions.append({"Content-Type": content_type})
+        post = self.client.generate_presigned_post(
+            bucket, name, Fields=fields, Conditions=conditions, ExpiresIn=int(expires_in)
+        )
+        return PostForm(post["url"], {key: str(value) for key, value in post["fields"].items()})
 
     # --- multipart uploads --------------------------------------------------
     def create_multipart_upload(
@@ -662,9 +769,15 @@ class S3Backend(Backend[S3Upload]):
         return UploadPart(number, response["CopyPartResult"]["ETag"])
 
     def complete_multipart_upload(
-        self, upload: S3Upload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: S3Upload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         response = self.client.complete_multipart_upload(
+            **_condition_params(condition),
             Bucket=upload.bucket,
             Key=upload.name,
             UploadId=upload.upload_id,

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -58,6 +59,8 @@ from cloudstore.backend import (
     Page,
     RangeReader,
     UploadPart,
+    UrlPins,
+    WriteCondition,
 )
 from cloudstore.config import Config, Timeouts
 from cloudstore.exceptions import (
@@ -92,7 +95,8 @@ _ERROR_CODES: dict[str, type[CloudStoreException]] = {
     "ResourceNotFound": NotFoundException,
     "CannotVerifyCopySource": NotFoundException,
     "ContainerAlreadyExists": DuplicateResourceException,
-    "BlobAlreadyExists": DuplicateResourceException,
+    # Only a write with If-None-Match: * meets it (every other write overwrites): its condition failed.
+    "BlobAlreadyExists": PreconditionFailedException,
     "ResourceAlreadyExists": DuplicateResourceException,
     # Azure keeps a deleted container's name for a while; trying again later succeeds.
     "ContainerBeingDeleted": ThrottledException,
@@ -271,7 +275,15 @@ class AzureBackend(Backend[AzureUpload]):
 
     # Signed URLs: at most 7 days (the default), though a service SAS could last longer: the only
     # way to revoke one is rotating the account key.
-    features = Features(min_part_size=1, max_parts=50_000, stores_content_md5=True, max_batch_delete=256)
+    # Put Blob, Put Block List and Copy Blob take If-None-Match / If-Match on the target.
+    features = Features(
+        min_part_size=1,
+        max_parts=50_000,
+        stores_content_md5=True,
+        max_batch_delete=256,
+        if_none_match=True,
+        if_match=True,
+    )
 
     check_bucket_name = staticmethod(names.azure_container_name)
     check_object_name = staticmethod(names.azure_blob_name)
@@ -482,6 +494,7 @@ class AzureBackend(Backend[AzureUpload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         # One Put Blob request (max_single_put_size is above anything the engine sends whole).
         # Its Content-MD5 makes Azure refuse a body damaged on the way (Md5Mismatch); Azure
@@ -494,6 +507,7 @@ class AzureBackend(Backend[AzureUpload]):
             metadata=dict(metadata),
             max_concurrency=1,
             headers=_content_md5_header(content_md5),
+            **_condition_options(condition),
         )
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
@@ -518,12 +532,20 @@ class AzureBackend(Backend[AzureUpload]):
             failures.append((name, self._map_response_error(HttpResponseError(response=response))))
         return failures
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         # Within one account Copy Blob is authorised by the caller's own credential (a SAS client's
         # URL carries its token); content settings and metadata are copied with the bytes.
         source_url = self._container(src_bucket).get_blob_client(src_name).url
         target = self._container(dst_bucket).get_blob_client(dst_name)
-        result = target.start_copy_from_url(source_url)
+        result = target.start_copy_from_url(source_url, **_condition_options(condition))
         status = result.get("copy_status")
         deadline = time.monotonic() + _COPY_WAIT_SECONDS
         delay = 0.05
@@ -539,7 +561,14 @@ class AzureBackend(Backend[AzureUpload]):
             raise PreconditionFailedException(f"server-side copy to {dst_name!r} ended with status {status!r}")
 
     # --- signed URLs --------------------------------------------------------
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
+        url = self._sas_url(bucket, name, method, expires_in)
+        # Put Blob through a SAS needs the blob type; a SAS cannot pin request headers.
+        return (url, {"x-ms-blob-type": "BlockBlob"}) if method == "PUT" else url
+
+    def _sas_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
         now = datetime.now(timezone.utc)
         expiry = now + timedelta(seconds=expires_in)
         blob_url = self._container(bucket).get_blob_client(name).url.split("?", 1)[0]
@@ -583,7 +612,12 @@ class AzureBackend(Backend[AzureUpload]):
         return UploadPart(number=number, token=block_id)
 
     def complete_multipart_upload(
-        self, upload: AzureUpload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: AzureUpload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         blob = self._container(upload.container).get_blob_client(upload.blob)
         try:
@@ -596,6 +630,7 @@ class AzureBackend(Backend[AzureUpload]):
                 metadata=dict(upload.metadata),
                 # The list's own Content-MD5 (the SDK hashes the few bytes of XML it sends).
                 validate_content=True,
+                **_condition_options(condition),
             )
         except HttpResponseError as err:
             if _error_code(err) in _BLOCK_LIST_REFUSED and self._all_staged(blob, parts):
@@ -653,6 +688,15 @@ def _one_page(listing: ItemPaged[Any], marker: str | None) -> tuple[list[Any], s
     pages: Any = listing.by_page(continuation_token=marker)
     items = list(next(pages))
     return items, pages.continuation_token or None
+
+
+def _condition_options(condition: WriteCondition | None) -> dict[str, Any]:
+    """The SDK's access conditions on the target of a write (Azure checks them as it commits)."""
+    if condition is None:
+        return {}
+    if condition.if_none_match:
+        return {"match_condition": MatchConditions.IfMissing}
+    return {"etag": f'"{strip_etag(condition.if_match)}"', "match_condition": MatchConditions.IfNotModified}
 
 
 def _object_info(properties: Any) -> ObjectInfo:

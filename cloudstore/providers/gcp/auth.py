@@ -4,6 +4,8 @@
 
 Modes, in order of precedence:
 
+0. ``credentials_provider``: a callable returning ``gcp_access_token`` and its expiry, renewed
+   before it expires and when GCS answers 401 (:class:`SourceCredentials`).
 1. ``gcp_access_token``: an OAuth 2.0 bearer token used as it is (the session-token style).
 2. ``gcp_service_creds_dict``: a service-account key (or any google-auth credentials file
    content) as a dict or a JSON string.
@@ -29,6 +31,7 @@ import google.auth.exceptions
 import google.oauth2.credentials
 import google.oauth2.service_account
 
+from cloudstore.credentials import CredentialSource, TemporaryCredentials
 from cloudstore.exceptions import AuthenticationException, InvalidParamException
 
 #: Full control: the provider creates and deletes buckets as well as objects.
@@ -63,9 +66,38 @@ def normalize_endpoint(value: Any) -> str | None:
     return url
 
 
-def resolve(config: Mapping[str, Any], endpoint: str | None) -> ResolvedAuth:
+class SourceCredentials(google.auth.credentials.Credentials):  # type: ignore[misc]
+    """Bearer tokens from a :class:`~cloudstore.credentials.CredentialSource`: the current one on
+    every request; a refresh (google-auth's answer to a 401) renews it."""
+
+    def __init__(self, source: CredentialSource) -> None:
+        super().__init__()
+        self._source = source
+        self._used: TemporaryCredentials | None = None
+
+    def refresh(self, request: Any) -> None:
+        self._used = self._source.renew(self._used)
+        self.token = self._used.values["gcp_access_token"]
+
+    @property
+    def expired(self) -> bool:
+        return False  # the source renews ahead of expiry
+
+    @property
+    def valid(self) -> bool:
+        return True
+
+    def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
+        self._used = self._source.current()
+        self.token = self._used.values["gcp_access_token"]
+        self.apply(headers)
+
+
+def resolve(config: Mapping[str, Any], endpoint: str | None, source: CredentialSource | None = None) -> ResolvedAuth:
     """Build the credentials the configuration asks for (reads files, never the network)."""
     project = config.get("gcp_project_name") or None
+    if source is not None:
+        return ResolvedAuth("credentials-provider", SourceCredentials(source), project or EMULATOR_PROJECT)
     token = config.get("gcp_access_token")
     info = config.get("gcp_service_creds_dict")
     path = config.get("gcp_service_creds_file")

@@ -48,10 +48,14 @@ from cloudstore.backend import (
     Features,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
+    UrlPins,
+    WriteCondition,
 )
 from cloudstore.config import Config
+from cloudstore.credentials import CredentialSource
 from cloudstore.exceptions import (
     ChecksumMismatchException,
     CloudStoreException,
@@ -99,8 +103,17 @@ class GCSBackend(Backend[ComposeUpload]):
 
     # Compose would accept parts of any size, but the engine's 5 MiB floor keeps the number
     # of part uploads and compose calls sensible; 10,000 parts fit through nested composes.
+    # Conditional writes are generation preconditions (ifGenerationMatch, 0: absent) on the
+    # upload, the final compose and the rewrite; an ETag condition is first turned into the
+    # generation that has it, and that generation is the write's precondition.
     features: ClassVar[Features] = Features(
-        max_parts=10_000, max_url_expiry=MAX_SIGNED_URL_SECONDS, max_batch_delete=MAX_BATCH_DELETE
+        max_parts=10_000,
+        max_url_expiry=MAX_SIGNED_URL_SECONDS,
+        max_batch_delete=MAX_BATCH_DELETE,
+        signed_url_headers=True,
+        refreshing_credentials=True,
+        if_none_match=True,
+        if_match=True,
     )
 
     check_bucket_name = staticmethod(names.gcs_bucket_name)
@@ -108,7 +121,10 @@ class GCSBackend(Backend[ComposeUpload]):
 
     def __init__(self, config: Config) -> None:
         self._endpoint = auth.normalize_endpoint(config.get("gcp_endpoint_url"))
-        self._auth = auth.resolve(config, self._endpoint)
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            self.credentials = CredentialSource(provider, frozenset({"gcp_access_token"}))
+        self._auth = auth.resolve(config, self._endpoint, self.credentials)
         #: ``(connect, read)`` seconds, given to every request (the SDK's and the provider's own).
         self._timeout = request_timeout(config)
         self._pool_size = pool_size(config)
@@ -240,9 +256,11 @@ class GCSBackend(Backend[ComposeUpload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
-        stored = self._upload(bucket, name, data, content_type or "application/octet-stream", metadata, md5)
+        generation = self._required_generation(bucket, name, condition)
+        stored = self._upload(bucket, name, data, content_type or "application/octet-stream", metadata, md5, generation)
         if _stored_md5(stored) not in (None, md5):
             # The server stored other bytes than we sent (an emulator that does not check the hash
             # we sent): remove exactly that generation, never a newer one, so that no corrupt
@@ -250,11 +268,31 @@ class GCSBackend(Backend[ComposeUpload]):
             self._remove_generation(bucket, name, stored.get("generation"))
             raise _mismatch(name, md5, stored)
 
+    def _required_generation(self, bucket: str, name: str, condition: WriteCondition | None) -> int | None:
+        """The generation the object must have for ``condition`` to hold (0: none), as the
+        write's ``ifGenerationMatch``; ``None`` without a condition."""
+        if condition is None:
+            return None
+        if condition.if_none_match:
+            return 0
+        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=self._timeout)
+        condition.check(None if blob is None else _object_info(blob), name)
+        assert blob is not None and blob.generation is not None  # check() refused an absent object
+        return int(blob.generation)
+
     def _upload(
-        self, bucket: str, name: str, data: bytes, content_type: str, metadata: Mapping[str, str], md5: bytes
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        md5: bytes,
+        generation: int | None = None,
     ) -> dict[str, Any]:
         """One multipart upload request (the object's JSON resource, then the body); returns the
-        resource the service stored. GCS refuses the body if it does not match ``md5``."""
+        resource the service stored. GCS refuses the body if it does not match ``md5``, and
+        refuses the write (412) unless the object's generation is ``generation`` (0: absent)."""
         if "\r" in content_type or "\n" in content_type:
             # It is also the body part's header (fake-gcs-server takes the type from there).
             raise InvalidParamException(f"content type {content_type!r} contains a line break")
@@ -263,6 +301,10 @@ class GCSBackend(Backend[ComposeUpload]):
             resource["metadata"] = dict(metadata)
         body = _MultipartBody(resource, data, content_type)
         url = f"{self.client.api_endpoint}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=multipart"
+        if generation is not None:
+            # The name is in the resource too; in the query it names the object the
+            # precondition is on (fake-gcs-server's gateway in the tests reads it there).
+            url += f"&name={quote(name, safe='')}&ifGenerationMatch={generation}"
         session: requests.Session = self.client._http
         response = session.request(
             "POST", url, data=body, headers={"Content-Type": body.content_type}, timeout=self._timeout
@@ -331,41 +373,47 @@ class GCSBackend(Backend[ComposeUpload]):
             if not 200 <= response.status_code < 300 and response.status_code != 404
         ]
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         source = self.client.bucket(src_bucket).blob(src_name)
         target = self.client.bucket(dst_bucket).blob(dst_name)
+        generation = self._required_generation(dst_bucket, dst_name, condition)
+        options: dict[str, Any] = {} if generation is None else {"if_generation_match": generation}
         # rewrite works across locations and storage classes for any size; each call copies a
         # slice on the server and hands back a token until it is done.
-        token, _, _ = target.rewrite(source, retry=None, timeout=self._timeout)
+        token, _, _ = target.rewrite(source, retry=None, timeout=self._timeout, **options)
         while token is not None:
-            token, _, _ = target.rewrite(source, token=token, retry=None, timeout=self._timeout)
+            token, _, _ = target.rewrite(source, token=token, retry=None, timeout=self._timeout, **options)
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
         if not 1 <= expires_in <= MAX_SIGNED_URL_SECONDS:
             raise InvalidParamException(
                 f"GCS signed URLs expire after 1 second to 7 days ({MAX_SIGNED_URL_SECONDS} s), not {expires_in} s"
             )
         client = self.client
-        credentials = client._credentials
-        options: dict[str, Any] = {}
+        options = self._signing_options()
         if self._endpoint:
             options["api_access_endpoint"] = self._endpoint
-        if isinstance(credentials, google.auth.credentials.Signing):
-            pass  # a private key (service account) or a signer of its own (impersonation)
-        elif getattr(credentials, "service_account_email", None):
-            # Compute Engine / workload identity: no key here, so IAM signBlob signs for us.
-            if not credentials.valid:
-                credentials.refresh(google.auth.transport.requests.Request())
-            options["service_account_email"] = credentials.service_account_email
-            options["access_token"] = credentials.token
-        else:
-            raise NotSupportedException(
-                f"cannot sign GCS URLs with {self._auth.mode} credentials: signing needs a service-account "
-                "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
-                "of a service account (signed through IAM signBlob)"
-            )
+        headers: dict[str, str] = {}
+        if pins:
+            # V4 signs these headers (X-Goog-SignedHeaders): GCS refuses a request without them.
+            if pins.content_type:
+                headers["Content-Type"] = pins.content_type
+            if pins.content_md5:
+                headers["Content-MD5"] = md5_base64(pins.content_md5)
+            headers.update({f"x-goog-meta-{key}": value for key, value in pins.metadata.items()})
+            options["headers"] = dict(headers)  # the SDK adds Host to the dict it is given
         blob = client.bucket(bucket).blob(name)
-        return str(
+        url = str(
             blob.generate_signed_url(
                 version="v4",
                 method=method,
@@ -373,6 +421,38 @@ class GCSBackend(Backend[ComposeUpload]):
                 **options,
             )
         )
+        return (url, headers) if headers else url
+
+    def _signing_options(self) -> dict[str, Any]:
+        """How the SDK signs for these credentials: a key of its own, or IAM signBlob."""
+        credentials = self.client._credentials
+        if isinstance(credentials, google.auth.credentials.Signing):
+            return {}  # a private key (service account) or a signer of its own (impersonation)
+        if getattr(credentials, "service_account_email", None):
+            # Compute Engine / workload identity: no key here, so IAM signBlob signs for us.
+            if not credentials.valid:
+                credentials.refresh(google.auth.transport.requests.Request())
+            return {"service_account_email": credentials.service_account_email, "access_token": credentials.token}
+        raise NotSupportedException(
+            f"cannot sign GCS URLs with {self._auth.mode} credentials: signing needs a service-account "
+            "key (gcp_service_creds_file or gcp_service_creds_dict) or Application Default Credentials "
+            "of a service account (signed through IAM signBlob)"
+        )
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # A V4 POST policy: GCS checks the key, the size range and the content type against it.
+        fields = {"Content-Type": content_type} if content_type else {}
+        policy = self.client.generate_signed_post_policy_v4(
+            bucket,
+            name,
+            expiration=timedelta(seconds=expires_in),
+            conditions=[["content-length-range", 0, max_size]],
+            fields=fields,
+            **self._signing_options(),
+        )
+        # The form's action is the bucket's URL, as GCS documents it (fake-gcs-server wants no "/" after it).
+        url = str(policy["url"]).rstrip("/")
+        return PostForm(url, {key: str(value) for key, value in policy["fields"].items()})
 
     # --- multipart uploads: parallel parts, then compose ----------------------
     def create_multipart_upload(
@@ -394,13 +474,19 @@ class GCSBackend(Backend[ComposeUpload]):
         return UploadPart(number, part_name)
 
     def complete_multipart_upload(
-        self, upload: ComposeUpload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: ComposeUpload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         names = [str(p.token) for p in sorted(parts, key=lambda p: p.number)]
         if names:
-            compose_parts(self.client, upload, names, self._timeout)
+            generation = self._required_generation(upload.bucket, upload.name, condition)
+            compose_parts(self.client, upload, names, self._timeout, generation)
         else:
-            self.put_object(upload.bucket, upload.name, b"", upload.content_type, upload.metadata)
+            self.put_object(upload.bucket, upload.name, b"", upload.content_type, upload.metadata, condition=condition)
 
     def abort_multipart_upload(self, upload: ComposeUpload) -> None:
         delete_upload_objects(self.client, upload, self._timeout)

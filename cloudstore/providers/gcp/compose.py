@@ -50,8 +50,15 @@ class ComposeUpload:
         return f"{self.prefix}compose-{level}-{index:05d}"
 
 
-def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: list[str], timeout: Timeout) -> None:
-    """Compose ``part_names`` (in order, at least one) into the upload's target.
+def compose_parts(
+    client: storage.Client,
+    upload: ComposeUpload,
+    part_names: list[str],
+    timeout: Timeout,
+    generation: int | None = None,
+) -> None:
+    """Compose ``part_names`` (in order, at least one) into the upload's target, only if the
+    target's generation is then ``generation`` (0: absent; ``None``: any).
 
     The temporary objects stay; :func:`delete_upload_objects` removes them.
     """
@@ -73,7 +80,8 @@ def compose_parts(client: storage.Client, upload: ComposeUpload, part_names: lis
     target = bucket.blob(upload.name)
     target.content_type = upload.content_type or "application/octet-stream"
     target.metadata = dict(upload.metadata) or None
-    target.compose([bucket.blob(n) for n in sources], retry=None, timeout=timeout)
+    options = {} if generation is None else {"if_generation_match": generation}
+    target.compose([bucket.blob(n) for n in sources], retry=None, timeout=timeout, **options)
 
 
 def delete_upload_objects(client: storage.Client, upload: ComposeUpload, timeout: Timeout) -> None:

@@ -16,6 +16,7 @@ writer's data with that writer's properties: the last switch wins as a whole.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import errno
@@ -39,7 +40,18 @@ from urllib.parse import quote, urlencode
 from cloudstore import _names as names
 from cloudstore._engine import Readable
 from cloudstore._signing import canonical, expiry_timestamp, hmac_sha256_hex
-from cloudstore.backend import Backend, BucketInfo, Features, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    ObjectInfo,
+    Page,
+    PostForm,
+    RangeReader,
+    UploadPart,
+    UrlPins,
+    WriteCondition,
+)
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -59,9 +71,31 @@ _INTERNAL = ".cloudstore"
 _COPY_CHUNK = 1024 * 1024
 
 
-def sign_request(secret: str, method: str, bucket: str, name: str, expires: int) -> str:
-    """The signature of a LOCAL signed URL (checked by ``cloudstore serve``)."""
-    return hmac_sha256_hex(secret, canonical(method, bucket, name, expires))
+#: Query parameters of a signed URL that pin something about the request; signed with it.
+PINNED_PARAMETERS = ("content_type", "content_md5", "meta", "max_size")
+#: The header a LOCAL upload sets a metadata key with (``x-cloudstore-meta-<key>``).
+META_HEADER = "x-cloudstore-meta-"
+
+
+def sign_request(
+    secret: str, method: str, bucket: str, name: str, expires: int, pinned: Mapping[str, str] | None = None
+) -> str:
+    """The signature of a LOCAL signed URL (checked by ``cloudstore serve``), with the values it
+    pins (``PINNED_PARAMETERS``) when there are any."""
+    extra = [f"{key}={pinned[key]}" for key in PINNED_PARAMETERS if pinned and key in pinned]
+    return hmac_sha256_hex(secret, canonical(method, bucket, name, expires, *extra))
+
+
+def pins_query(pins: UrlPins) -> dict[str, str]:
+    """The query parameters a PUT URL pins, as ``cloudstore serve`` reads them back."""
+    query = {}
+    if pins.content_type:
+        query["content_type"] = pins.content_type
+    if pins.content_md5:
+        query["content_md5"] = base64.b64encode(pins.content_md5).decode("ascii")
+    if pins.metadata:
+        query["meta"] = json.dumps(dict(sorted(pins.metadata.items())), separators=(",", ":"))
+    return query
 
 
 @dataclass
@@ -98,7 +132,15 @@ class LocalBackend(Backend[_Upload]):
 
     # Signed URLs: no limit of its own (cloudstore caps at 7 days). Deletes are local file
     # operations: the shared default runs a thousand of them per call.
-    features = Features(min_part_size=1, max_batch_delete=1000)
+    # Conditions are checked under the key's lock that also covers the switch: atomic.
+    # ``cloudstore serve`` checks what a signed URL pins and a form's size and content type.
+    features = Features(
+        min_part_size=1,
+        max_batch_delete=1000,
+        if_none_match=True,
+        if_match=True,
+        signed_url_headers=True,
+    )
     check_bucket_name = staticmethod(names.local_bucket_name)
     check_object_name = staticmethod(names.local_object_name)
 
@@ -381,8 +423,10 @@ class LocalBackend(Backend[_Upload]):
         content_type: str | None,
         metadata: Mapping[str, str],
         md5: str | None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        """Rename ``temp`` into place as ``name``, with its sidecar: one switch under the key's lock."""
+        """Rename ``temp`` into place as ``name``, with its sidecar: one switch under the key's lock
+        (which ``condition`` is checked under too)."""
         target = self._object_path(bucket, name)
         stat = temp.stat()
         side_temp = self._temp_path()
@@ -397,10 +441,20 @@ class LocalBackend(Backend[_Upload]):
         try:
             side_temp.write_text(json.dumps(side), encoding="utf-8")
             with self._locked(bucket, name, exclusive=True):
+                if condition is not None:
+                    condition.check(self._current(bucket, name, target), name)
                 _place(temp, target, self._bucket_dir(bucket), bucket_folder=True)
                 _place(side_temp, self._sidecar(bucket, name), self._meta)
         finally:
             side_temp.unlink(missing_ok=True)
+
+    def _current(self, bucket: str, name: str, path: Path) -> ObjectInfo | None:
+        """The object at ``path`` as it is (the caller holds its lock), ``None`` if absent."""
+        try:
+            stat = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._describe(bucket, name, stat) if S_ISREG(stat.st_mode) else None
 
     def put_object(
         self,
@@ -411,13 +465,14 @@ class LocalBackend(Backend[_Upload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         self._object_path(bucket, name)
         temp = self._temp_path()
         try:
             temp.write_bytes(data)
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            self._commit(temp, bucket, name, content_type, metadata, md5)
+            self._commit(temp, bucket, name, content_type, metadata, md5, condition)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -429,6 +484,7 @@ class LocalBackend(Backend[_Upload]):
         length: int,
         content_type: str | None,
         content_md5: bytes | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Store exactly ``length`` bytes read from ``stream`` (used by ``cloudstore serve``).
 
@@ -450,9 +506,22 @@ class LocalBackend(Backend[_Upload]):
                     left -= len(chunk)
             if content_md5 is not None and hasher.digest() != content_md5:
                 raise ChecksumMismatchException("the body does not match its Content-MD5", retryable=True)
-            self._commit(temp, bucket, name, content_type, {}, hasher.hexdigest())
+            self._commit(temp, bucket, name, content_type, metadata or {}, hasher.hexdigest())
         finally:
             temp.unlink(missing_ok=True)
+
+    def store_file(self, bucket: str, name: str, temp: Path, content_type: str | None) -> None:
+        """Make the temporary file ``temp`` (from :meth:`temp_file`) the object (form uploads)."""
+        self._object_path(bucket, name)
+        hasher = hashlib.md5(usedforsecurity=False)
+        with open(temp, "rb") as written:
+            while chunk := written.read(_COPY_CHUNK):
+                hasher.update(chunk)
+        self._commit(temp, bucket, name, content_type, {}, hasher.hexdigest())
+
+    def temp_file(self) -> Path:
+        """A fresh temporary file's path, on the same file system as the objects."""
+        return self._temp_path()
 
     def open_object(self, bucket: str, name: str) -> tuple[BinaryIO, ObjectInfo] | None:
         """The object's open file and its properties, both of the same version (``None``: no such object).
@@ -507,7 +576,15 @@ class LocalBackend(Backend[_Upload]):
         _prune(path.parent, self._bucket_dir(bucket))
         _prune(self._sidecar(bucket, name).parent, self._meta / bucket)
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         self._object_path(dst_bucket, dst_name)
         opened = self.open_object(src_bucket, src_name)
         if opened is None:
@@ -523,19 +600,39 @@ class LocalBackend(Backend[_Upload]):
                     dst.write(chunk)
                     hasher.update(chunk)
             metadata = dict(info.metadata or {})
-            self._commit(temp, dst_bucket, dst_name, info.content_type, metadata, hasher.hexdigest())
+            self._commit(temp, dst_bucket, dst_name, info.content_type, metadata, hasher.hexdigest(), condition)
         finally:
             temp.unlink(missing_ok=True)
 
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(
+        self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None
+    ) -> str | tuple[str, Mapping[str, str]]:
+        pinned = pins_query(pins) if pins else {}
+        url = self._signed(bucket, name, method, expires_in, pinned)
+        if not pins:
+            return url
+        headers = {META_HEADER + key: value for key, value in pins.metadata.items()}
+        if pins.content_type:
+            headers["Content-Type"] = pins.content_type
+        if pins.content_md5:
+            headers["Content-MD5"] = pinned["content_md5"]
+        return url, headers
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # The policy is in the URL (signed); the form carries the content type (as on S3) and the file.
+        pinned = {"max_size": str(max_size), **({"content_type": content_type} if content_type else {})}
+        fields = {"Content-Type": content_type} if content_type else {}
+        return PostForm(self._signed(bucket, name, "POST", expires_in, pinned), fields)
+
+    def _signed(self, bucket: str, name: str, method: str, expires_in: int, pinned: Mapping[str, str]) -> str:
         if not self._secret:
             raise InvalidParamException(
                 "LOCAL signed URLs need a secret: set config key 'local_secret' (or CLOUDSTORE_LOCAL_SECRET) "
                 "to the same value given to 'cloudstore serve --secret'"
             )
         expires = expiry_timestamp(expires_in)
-        signature = sign_request(self._secret, method, bucket, name, expires)
-        query = urlencode({"method": method, "expires": expires, "signature": signature})
+        signature = sign_request(self._secret, method, bucket, name, expires, pinned)
+        query = urlencode({"method": method, "expires": expires, **pinned, "signature": signature})
         return f"{self.url}/{quote(bucket)}/{quote(name, safe='/')}?{query}"
 
     # --- multipart: parts are written by position into one temporary file -----------
@@ -563,7 +660,12 @@ class LocalBackend(Backend[_Upload]):
         return UploadPart(number, len(data))
 
     def complete_multipart_upload(
-        self, upload: _Upload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: _Upload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         expected = sum(int(part.token) for part in parts)
         if upload.temp.stat().st_size != expected:
@@ -575,8 +677,9 @@ class LocalBackend(Backend[_Upload]):
             while chunk := assembled.read(_COPY_CHUNK):
                 hasher.update(chunk)
         try:
+            digest = hasher.hexdigest()
             self._commit(
-                upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, hasher.hexdigest()
+                upload.temp, upload.bucket, upload.name, upload.content_type, upload.metadata, digest, condition
             )
         finally:
             upload.temp.unlink(missing_ok=True)

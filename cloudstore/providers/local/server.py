@@ -20,6 +20,7 @@ import base64
 import binascii
 import errno
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
@@ -45,7 +47,7 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
 )
 from cloudstore.providers.local import SPEC
-from cloudstore.providers.local.backend import LocalBackend, sign_request
+from cloudstore.providers.local.backend import META_HEADER, PINNED_PARAMETERS, LocalBackend, sign_request
 
 log = logging.getLogger("cloudstore.providers.local")
 
@@ -308,18 +310,21 @@ class SignedURLApp:
         # Ambiguous framing is refused before anything else (a proxy in front may frame it otherwise).
         if "transfer-encoding" in request.headers and "content-length" in request.headers:
             raise _Answer(400, "both Content-Length and Transfer-Encoding", close=True)
-        if method not in ("GET", "HEAD", "PUT"):
-            raise _Answer(403, "only GET, HEAD and PUT are served")
+        if method not in ("GET", "HEAD", "PUT", "POST"):
+            raise _Answer(403, "only GET, HEAD, PUT and POST are served")
         if method in ("GET", "HEAD") and request.has_body:
             raise _Answer(400, f"a {method} request carries no body", close=True)
-        bucket, name = self._authorised(request, "GET" if method == "HEAD" else method)
+        bucket, name, pinned = self._authorised(request, "GET" if method == "HEAD" else method)
         if method == "PUT":
-            await self._put(request, bucket, name)
+            await self._put(request, bucket, name, pinned)
+        elif method == "POST":
+            await self._post(request, bucket, name, pinned)
         else:
             await self._get(request, bucket, name)
 
-    def _authorised(self, request: _Request, method: str) -> tuple[str, str]:
-        """The (bucket, name) this request may act on; raises the 400/403 answer otherwise."""
+    def _authorised(self, request: _Request, method: str) -> tuple[str, str, dict[str, str]]:
+        """The (bucket, name) this request may act on and what its URL pins (signed with it);
+        raises the 400/403 answer otherwise."""
         bucket, _, name = request.scope["path"].lstrip("/").partition("/")
         try:
             names.local_bucket_name(bucket)
@@ -332,14 +337,15 @@ class SignedURLApp:
         signature = query.get("signature", [""])[0]
         if expires is None or expires >= 10**_MAX_DIGITS or not signature:
             raise _Answer(403, "missing or malformed signature")
-        expected = sign_request(self.secret, signed_method, bucket, name, expires)
+        pinned = {key: query[key][0] for key in PINNED_PARAMETERS if key in query}
+        expected = sign_request(self.secret, signed_method, bucket, name, expires, pinned)
         if not signature_matches(expected, signature):
             raise _Answer(403, "signature does not match")
         if signed_method != method:
             raise _Answer(403, f"this URL is signed for {signed_method}, not {method}")
         if expires < time.time():
             raise _Answer(403, "this URL has expired")
-        return bucket, name
+        return bucket, name, pinned
 
     # --- GET and HEAD ---------------------------------------------------------------
     async def _get(self, request: _Request, bucket: str, name: str) -> None:
@@ -422,7 +428,7 @@ class SignedURLApp:
             watcher.cancel()
 
     # --- PUT --------------------------------------------------------------------------
-    async def _put(self, request: _Request, bucket: str, name: str) -> None:
+    async def _put(self, request: _Request, bucket: str, name: str, pinned: dict[str, str]) -> None:
         length = _number(request.header("content-length") or "")
         if length is None or "transfer-encoding" in request.headers:
             raise _Answer(411, "Content-Length is required", close=True)
@@ -437,11 +443,20 @@ class SignedURLApp:
                 raise _Answer(400, "Content-Type is not a media type (type/subtype; parameters)", close=True)
             content_type = types[0]
         content_md5 = _content_md5(request.headers.get("content-md5", []))
+        metadata = _check_pins(request, pinned, content_type)
         loop = asyncio.get_running_loop()
         reader = _BodyReader(request.receive, loop, self.limits.timeout)
         try:
             await loop.run_in_executor(
-                self._executor, self.backend.write_stream, bucket, name, reader, length, content_type, content_md5
+                self._executor,
+                self.backend.write_stream,
+                bucket,
+                name,
+                reader,
+                length,
+                content_type,
+                content_md5,
+                metadata,
             )
         except (OSError, CloudStoreException) as error:
             reader.close()
@@ -455,6 +470,154 @@ class SignedURLApp:
         request.body_read = True
         await request.start(200, [(b"content-length", b"0")])
         await request.body(b"")
+
+    # --- POST: a browser form upload --------------------------------------------------
+    async def _post(self, request: _Request, bucket: str, name: str, pinned: dict[str, str]) -> None:
+        max_size = _number(pinned.get("max_size", ""))
+        if max_size is None:
+            raise _Answer(403, "this URL is no form upload")
+        length = _number(request.header("content-length") or "")
+        if length is None or "transfer-encoding" in request.headers:
+            raise _Answer(411, "Content-Length is required", close=True)
+        if length > max_size + _FORM_OVERHEAD:
+            raise _Answer(413, f"the form is larger than its file may be ({max_size} bytes)", close=True)
+        kind = request.header("content-type") or ""
+        boundary = _FORM_BOUNDARY.search(kind)
+        if not kind.lower().startswith("multipart/form-data") or boundary is None:
+            raise _Answer(400, "a form upload is multipart/form-data with a boundary", close=True)
+        loop = asyncio.get_running_loop()
+        reader = _BodyReader(request.receive, loop, self.limits.timeout)
+        form = _FormReader(reader, boundary.group(1).strip('"').encode("latin-1"), length)
+        temp = self.backend.temp_file()
+        try:
+            part_type = await loop.run_in_executor(self._executor, form.save_file, temp, max_size)
+            content_type = pinned.get("content_type")
+            if content_type is not None and part_type != content_type:
+                raise _Answer(403, "the file's content type is not the one this form is signed for", close=True)
+            await loop.run_in_executor(
+                self._executor, self.backend.store_file, bucket, name, temp, content_type or part_type
+            )
+        except (OSError, CloudStoreException) as error:
+            reader.close()
+            raise _classify(error) from None
+        except _Answer:
+            reader.close()
+            raise
+        finally:
+            temp.unlink(missing_ok=True)
+        request.body_read = True
+        await request.start(204, [])
+        await request.body(b"")
+
+
+#: What a form may hold besides its file's bytes (boundaries, part headers, small fields).
+_FORM_OVERHEAD = 64 * 1024
+_FORM_BOUNDARY = re.compile(r";\s*boundary=(\"[^\"]{1,70}\"|[^;\s]{1,70})", re.IGNORECASE)
+
+
+class _FormReader:
+    """Reads a multipart/form-data body in a worker thread: small fields are skipped, the
+    ``file`` field's bytes are written to a file, at most ``max_size`` of them."""
+
+    def __init__(self, reader: _BodyReader, boundary: bytes, length: int) -> None:
+        self._reader = reader
+        self._delimiter = b"\r\n--" + boundary
+        self._left = length
+        self._buffer = b"\r\n"  # the first delimiter has no line break before it
+        #: The form's text fields read so far (only ``content-type`` is kept).
+        self.fields: dict[str, str] = {}
+
+    def _more(self) -> None:
+        if self._left <= 0:
+            raise _Answer(400, "the form ended early", close=True)
+        chunk = self._reader.read(min(self._left, _CHUNK))
+        if not chunk:
+            raise _Answer(408 if self._reader.timed_out else 400, "the form stopped arriving", close=True)
+        self._left -= len(chunk)
+        self._buffer += chunk
+
+    def _until(self, marker: bytes, sink: Callable[[bytes], object], limit: int) -> None:
+        """Hand everything before ``marker`` to ``sink`` (at most ``limit`` bytes) and skip the marker."""
+        passed = 0
+        while True:
+            found = self._buffer.find(marker)
+            if found >= 0:
+                data, self._buffer = self._buffer[:found], self._buffer[found + len(marker) :]
+            else:
+                keep = len(marker) - 1
+                data, self._buffer = self._buffer[: max(0, len(self._buffer) - keep)], self._buffer[-keep:]
+            passed += len(data)
+            if passed > limit:
+                raise _Answer(413, f"the file is larger than {limit} bytes", close=True)
+            if data:
+                sink(data)
+            if found >= 0:
+                return
+            self._more()
+
+    def save_file(self, path: Path, max_size: int) -> str | None:
+        """Write the ``file`` field to ``path``; its content type (``None``: not given)."""
+        self._until(self._delimiter, lambda _: None, _FORM_OVERHEAD)
+        saved = False
+        content_type: str | None = None
+        while True:
+            while len(self._buffer) < 2:
+                self._more()
+            if self._buffer.startswith(b"--"):  # the closing delimiter
+                break
+            head = bytearray()
+            self._until(b"\r\n\r\n", head.extend, _FORM_OVERHEAD)
+            headers = _part_headers(bytes(head))
+            disposition = headers.get("content-disposition", "")
+            field = _FORM_NAME.search(disposition)
+            if field is not None and field.group(1) == "file" and not saved:
+                content_type = headers.get("content-type")
+                given = self.fields.get("content-type", content_type)
+                if given is not None and not _MEDIA_TYPE.fullmatch(given):
+                    raise _Answer(400, "the file's Content-Type is not a media type", close=True)
+                with open(path, "wb") as out:
+                    self._until(self._delimiter, out.write, max_size)
+                saved = True
+            elif field is not None and field.group(1).lower() == "content-type" and not saved:
+                value = bytearray()
+                self._until(self._delimiter, value.extend, 1024)
+                self.fields["content-type"] = value.decode("latin-1")
+            else:
+                self._until(self._delimiter, lambda _: None, _FORM_OVERHEAD)
+        if not saved:
+            raise _Answer(400, "the form has no 'file' field", close=True)
+        # As on S3 and GCS, a Content-Type field (before the file) sets the object's type.
+        return self.fields.get("content-type", content_type)
+
+
+_FORM_NAME = re.compile(r';\s*name="([^"]*)"')
+
+
+def _part_headers(head: bytes) -> dict[str, str]:
+    """A form part's headers (the first line is what followed the delimiter: its line break)."""
+    headers: dict[str, str] = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _check_pins(request: _Request, pinned: dict[str, str], content_type: str | None) -> dict[str, str]:
+    """Refuse (403) a PUT whose headers differ from what its URL pins; the metadata to store."""
+    if "max_size" in pinned:
+        raise _Answer(403, "this URL is a form upload (POST)")
+    if "content_type" in pinned and content_type != pinned["content_type"]:
+        raise _Answer(403, "Content-Type is not the one this URL is signed for")
+    if "content_md5" in pinned and request.header("content-md5") != pinned["content_md5"]:
+        raise _Answer(403, "Content-MD5 is not the one this URL is signed for")
+    sent = {
+        key[len(META_HEADER) :]: values[0] for key, values in request.headers.items() if key.startswith(META_HEADER)
+    }
+    wanted = json.loads(pinned["meta"]) if "meta" in pinned else {}
+    if sent != wanted:
+        raise _Answer(403, "the metadata headers are not the ones this URL is signed for")
+    return sent
 
 
 def _protocol_class(limits: Limits) -> type:

@@ -20,7 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cloudstore import _names as names
-from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
+from cloudstore.backend import (
+    Backend,
+    BucketInfo,
+    Features,
+    FileRangeReader,
+    ObjectInfo,
+    Page,
+    RangeReader,
+    UploadPart,
+    WriteCondition,
+)
 from cloudstore.config import Config
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -71,7 +81,14 @@ _STORES_LOCK = threading.Lock()
 class MemoryBackend(Backend[MemoryUpload]):
     """Buckets and objects in memory; see the module's docstring."""
 
-    features = Features(signed_urls=False, min_part_size=1, shared_between_processes=False)
+    # Conditions are checked under the lock that covers the write: atomic.
+    features = Features(
+        signed_urls=False,
+        min_part_size=1,
+        if_none_match=True,
+        if_match=True,
+        shared_between_processes=False,
+    )
     check_bucket_name = staticmethod(names.s3_bucket_name)
 
     def __init__(self, config: Config | None = None) -> None:
@@ -174,13 +191,20 @@ class MemoryBackend(Backend[MemoryUpload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
         if content_md5 is not None and hashlib.md5(data, usedforsecurity=False).digest() != content_md5:
             raise ChecksumMismatchException(f"the body of {name!r} does not match its MD5", retryable=True)
-        self._store(bucket, name, bytes(data), content_type, metadata)
+        self._store(bucket, name, bytes(data), content_type, metadata, condition)
 
     def _store(
-        self, bucket: str, name: str, data: bytes, content_type: str | None, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        condition: WriteCondition | None = None,
     ) -> None:
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         info = ObjectInfo(
@@ -193,7 +217,11 @@ class MemoryBackend(Backend[MemoryUpload]):
             checksum=("md5", md5),
         )
         with self._lock:
-            self._bucket(bucket).objects[name] = _Object(data, info)
+            objects = self._bucket(bucket).objects
+            if condition is not None:
+                current = objects.get(name)
+                condition.check(current.info if current is not None else None, name)
+            objects[name] = _Object(data, info)
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
         with self._lock:
@@ -210,11 +238,20 @@ class MemoryBackend(Backend[MemoryUpload]):
             self._object(bucket, name)
             del self._bucket(bucket).objects[name]
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
         with self._lock:
             source = self._object(src_bucket, src_name)
             self._bucket(dst_bucket)
-        self._store(dst_bucket, dst_name, source.data, source.info.content_type, source.info.metadata or {})
+        info = source.info
+        self._store(dst_bucket, dst_name, source.data, info.content_type, info.metadata or {}, condition)
 
     # --- multipart uploads --------------------------------------------------
     def create_multipart_upload(
@@ -236,7 +273,12 @@ class MemoryBackend(Backend[MemoryUpload]):
         return UploadPart(number, len(data))
 
     def complete_multipart_upload(
-        self, upload: MemoryUpload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: MemoryUpload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         with self._lock:
             if self.uploads.get(upload.upload_id) is not upload:
@@ -245,8 +287,9 @@ class MemoryBackend(Backend[MemoryUpload]):
             if missing:
                 raise PreconditionFailedException(f"the upload of {upload.name!r} lacks parts {missing}")
             data = b"".join(upload.parts[part.number] for part in sorted(parts, key=lambda p: p.number))
-            del self.uploads[upload.upload_id]
-        self._store(upload.bucket, upload.name, data, upload.content_type, upload.metadata)
+        self._store(upload.bucket, upload.name, data, upload.content_type, upload.metadata, condition)
+        with self._lock:
+            self.uploads.pop(upload.upload_id, None)
 
     def abort_multipart_upload(self, upload: MemoryUpload) -> None:
         with self._lock:

@@ -9,7 +9,9 @@ Four ways, chosen from the configuration (without any network call):
   :class:`TempAuthV1`, since keystoneauth has no plugin for it;
 * any other ``os_auth_url`` + ``os_username`` + ``os_password``: Keystone
   (v3 or v2) through keystoneauth's ``password`` plugin;
-* ``os_auth_url`` + ``os_auth_token``: a Keystone token, scoped to the project.
+* ``os_auth_url`` + ``os_auth_token``: a Keystone token, scoped to the project;
+* ``credentials_provider``: a callable returning ``os_auth_token`` and ``os_storage_url``
+  with their expiry, through :class:`SourceAuth` (renewed before expiry and on a 401).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
 from cloudstore.config import Timeouts
+from cloudstore.credentials import CredentialSource, TemporaryCredentials
 from cloudstore.exceptions import InvalidParamException
 
 DEFAULT_DOMAIN = "Default"
@@ -80,6 +83,27 @@ class TempAuthV1(ks_plugin.BaseAuthPlugin):  # type: ignore[misc]
             return had_token
 
 
+class SourceAuth(ks_plugin.BaseAuthPlugin):  # type: ignore[misc]
+    """keystoneauth plugin over a :class:`~cloudstore.credentials.CredentialSource`: the token and
+    storage URL it holds now; a 401 renews them (keystoneauth then sends the request again)."""
+
+    def __init__(self, source: CredentialSource) -> None:
+        super().__init__()
+        self._source = source
+        self._used: TemporaryCredentials | None = None
+
+    def get_token(self, session: ks_session.Session, **kwargs: Any) -> str:
+        self._used = self._source.current()
+        return str(self._used.values["os_auth_token"])
+
+    def get_endpoint(self, session: ks_session.Session, **kwargs: Any) -> str | None:
+        return str(self._source.current().values["os_storage_url"])
+
+    def invalidate(self) -> bool:
+        self._source.renew(self._used)
+        return True
+
+
 def is_swift_v1_auth_url(url: str) -> bool:
     """Whether ``url`` is Swift's v1 auth (``.../auth/v1.0``) rather than Keystone (``.../v3``)."""
     path = urlparse(url).path.rstrip("/")
@@ -90,6 +114,8 @@ def auth_mode(config: Mapping[str, Any]) -> str:
     """Which login ``config`` asks for: ``"token_pair"``, ``"v1"``, ``"keystone_password"`` or
     ``"keystone_token"``; :class:`InvalidParamException` when it names no complete one."""
     auth_url = config.get("os_auth_url")
+    if config.get("credentials_provider") is not None:
+        return "credentials_provider"
     if config.get("os_auth_token"):
         if config.get("os_storage_url"):
             return "token_pair"
@@ -106,7 +132,7 @@ def auth_mode(config: Mapping[str, Any]) -> str:
     )
 
 
-def connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
+def connect(config: Mapping[str, Any], source: CredentialSource | None = None) -> openstack.connection.Connection:
     """An openstacksdk connection for ``config`` (its first request logs in).
 
     Every request of its session, the logins included, waits at most ``connect_timeout`` to
@@ -116,15 +142,18 @@ def connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
     with warnings.catch_warnings():
         # openstacksdk warns about its InfluxDB metrics support on every connect, used or not.
         warnings.filterwarnings("ignore", message="Support for InfluxDB")
-        connection = _connect(config)
+        connection = _connect(config, source)
     # keystoneauth hands its session's timeout to requests as it is: a (connect, read) pair works
     # (its constructor's float() would not take one).
     connection.session.timeout = (timeouts.connect, timeouts.read)  # type: ignore[assignment]
     return connection
 
 
-def _connect(config: Mapping[str, Any]) -> openstack.connection.Connection:
+def _connect(config: Mapping[str, Any], source: CredentialSource | None) -> openstack.connection.Connection:
     mode = auth_mode(config)
+    if mode == "credentials_provider" and source is not None:
+        session = ks_session.Session(auth=SourceAuth(source))
+        return openstack.connection.Connection(session=session, region_name=config.get("os_region_name") or None)
     storage_url = config.get("os_storage_url") or None
     token = config.get("os_auth_token")
     auth_url = config.get("os_auth_url")

@@ -35,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import secrets
 import threading
 import uuid
 import warnings
@@ -62,10 +63,14 @@ from cloudstore.backend import (
     Features,
     ObjectInfo,
     Page,
+    PostForm,
     RangeReader,
     UploadPart,
+    UrlPins,
+    WriteCondition,
 )
 from cloudstore.config import Config
+from cloudstore.credentials import CredentialSource
 from cloudstore.providers.openstack.auth import auth_mode, connect
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
@@ -152,12 +157,24 @@ class SwiftBackend(Backend[SloUpload]):
         records_part_layout=True,
         # The bulk middleware's bulk-delete (max_deletes_per_request is 10,000 by default).
         max_batch_delete=1000,
+        # Swift honours If-None-Match: * on PUT (a plain object, an SLO manifest), but checks it
+        # before it stores the body: of writers racing on an absent name, several can win
+        # (measured). It ignores If-Match on PUT. A COPY applies the conditions to its source
+        # (If-None-Match: * answers 304), so a conditional copy goes through the client.
+        if_none_match=True,
+        atomic_conditions=False,
+        conditional_server_copy=False,
+        signed_post_content_type=False,
+        refreshing_credentials=True,
     )
     check_bucket_name = staticmethod(swift_bucket_name)
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._auth_mode = auth_mode(config)
+        provider = config.get("credentials_provider")
+        if provider is not None:
+            self.credentials = CredentialSource(provider, frozenset({"os_auth_token", "os_storage_url"}))
         self._connection: Any = None
         self._lock = threading.Lock()
         self._timeout = request_timeout(config)
@@ -173,7 +190,7 @@ class SwiftBackend(Backend[SloUpload]):
         """openstacksdk's object-store proxy (made on first use)."""
         with self._lock:
             if self._connection is None:
-                connection = connect(self._config)
+                connection = connect(self._config, self.credentials)
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size)
                 for scheme in ("http://", "https://"):
                     connection.session.session.mount(scheme, adapter)
@@ -373,8 +390,9 @@ class SwiftBackend(Backend[SloUpload]):
         metadata: Mapping[str, str],
         *,
         content_md5: bytes | None = None,
+        condition: WriteCondition | None = None,
     ) -> None:
-        headers = _object_headers(content_type, metadata)
+        headers = {**_object_headers(content_type, metadata), **_condition_headers(condition)}
         # Swift checks the body against the ETag we send (422 on a mismatch).
         headers["ETag"] = _md5_hex(data, content_md5).encode()
         old_segments = self._segments_of_old_object(bucket, name)
@@ -460,7 +478,18 @@ class SwiftBackend(Backend[SloUpload]):
                 failures.append((name, _from_status(code, f"delete of {name!r} failed: {item_status}")))
         return failures
 
-    def copy_object(self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str) -> None:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        if condition is not None:
+            # The copy middleware sends a COPY's conditional headers with its GET of the source.
+            raise exc.NotSupportedException("Swift cannot make a server-side copy conditional on its target")
         # Swift copies content type and metadata; a large object's content is copied whole.
         old_segments = self._segments_of_old_object(dst_bucket, dst_name)
         headers = {"X-Copy-From": "/" + quote_path(src_bucket, src_name), "Content-Length": "0"}
@@ -468,7 +497,7 @@ class SwiftBackend(Backend[SloUpload]):
         self._discard_segments(old_segments)
 
     # --- signed URLs (TempURL) --------------------------------------------
-    def sign_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
+    def sign_url(self, bucket: str, name: str, method: str, expires_in: int, *, pins: UrlPins | None = None) -> str:
         key = self._temp_url_key(bucket)
         account = urlparse(self._account_url())
         path = unquote(account.path).rstrip("/") + "/" + bucket + "/" + name
@@ -476,6 +505,21 @@ class SwiftBackend(Backend[SloUpload]):
         signature = hmac_sha256_hex(key, f"{method}\n{expires}\n{path}")
         url_path = quote_path(*path.split("/"))
         return f"{account.scheme}://{account.netloc}{url_path}?temp_url_sig={signature}&temp_url_expires={expires}"
+
+    def sign_post(self, bucket: str, name: str, expires_in: int, max_size: int, content_type: str | None) -> PostForm:
+        # The formpost middleware stores each file as the signed folder plus the file's name, so
+        # the form must name the file with the object's last segment; it signs with the TempURL
+        # keys. The form's content type is not signed (features.signed_post_content_type).
+        key = self._temp_url_key(bucket)
+        account = urlparse(self._account_url())
+        folder, _, filename = name.rpartition("/")
+        path = unquote(account.path).rstrip("/") + "/" + bucket + "/" + (folder + "/" if folder else "")
+        expires = expiry_timestamp(expires_in)
+        fields = {"redirect": "", "max_file_size": str(max_size), "max_file_count": "1", "expires": str(expires)}
+        body = f"{path}\n\n{max_size}\n1\n{expires}"
+        fields["signature"] = hmac_sha256_hex(key, body)
+        url = f"{account.scheme}://{account.netloc}{quote_path(*path.split('/'))}"
+        return PostForm(url if url.endswith("/") else url + "/", fields, filename=filename)
 
     def _temp_url_key(self, bucket: str) -> str:
         """The key to sign with: one the account or container already has (never replaced), or
@@ -493,7 +537,7 @@ class SwiftBackend(Backend[SloUpload]):
             for key in container_keys:
                 if key:
                     return str(key)
-            raise exc.InvalidParamException(f"no TempURL key on the account or container {bucket!r}: {TEMP_URL_HOWTO}")
+            return self._install_container_key(bucket)
         if configured in container_keys:
             return str(configured)
         for header, key in zip(_TEMP_URL_KEY_HEADERS, account_keys, strict=True):
@@ -504,6 +548,25 @@ class SwiftBackend(Backend[SloUpload]):
             "os_temp_url_key is not one of the account's TempURL keys, and both of its key slots are "
             "taken (cloudstore never replaces a key): configure one of the existing keys as os_temp_url_key"
         )
+
+    def _install_container_key(self, bucket: str) -> str:
+        """A random 256-bit TempURL key set on the container, which has none (nor has the account):
+        signed URLs then work out of the box. The key is read back, so that of two clients
+        installing one at the same moment both sign with the one that stayed."""
+        header = f"X-Container-Meta-{_TEMP_URL_KEY_HEADERS[0]}"
+        try:
+            self._request("POST", quote_path(bucket), headers={header: secrets.token_hex(32)})
+        except SwiftStatusError as error:
+            if error.status not in (401, 403):
+                raise
+            raise exc.InvalidParamException(
+                f"no TempURL key on the account or container {bucket!r}, and this user may not set one: "
+                f"{TEMP_URL_HOWTO}"
+            ) from None
+        installed = self._request("HEAD", quote_path(bucket)).headers.get(header)
+        if not installed:
+            raise exc.ProviderConnectionException(f"the TempURL key set on container {bucket!r} did not stay")
+        return str(installed)
 
     # --- large objects (SLO) ----------------------------------------------
     def create_multipart_upload(
@@ -548,7 +611,12 @@ class SwiftBackend(Backend[SloUpload]):
         return _segment_part(upload, number, segment, strip_etag(response.headers["Etag"]) or "", end - start + 1)
 
     def complete_multipart_upload(
-        self, upload: SloUpload, parts: list[UploadPart], content_md5: bytes | None = None
+        self,
+        upload: SloUpload,
+        parts: list[UploadPart],
+        content_md5: bytes | None = None,
+        *,
+        condition: WriteCondition | None = None,
     ) -> None:
         ordered = sorted(parts, key=lambda p: p.number)
         if upload.replaced is None:
@@ -561,7 +629,7 @@ class SwiftBackend(Backend[SloUpload]):
             "PUT",
             quote_path(upload.bucket, upload.name),
             params={"multipart-manifest": "put"},
-            headers={**upload.headers, "ETag": slo_etag.hexdigest()},
+            headers={**upload.headers, **_condition_headers(condition), "ETag": slo_etag.hexdigest()},
             data=manifest,
         )
         upload.completed = True
@@ -634,6 +702,11 @@ class SwiftBackend(Backend[SloUpload]):
 
 
 # --- helpers ------------------------------------------------------------------
+def _condition_headers(condition: WriteCondition | None) -> dict[str, str]:
+    """``If-None-Match: *`` of a write that must not replace an object (the one condition Swift checks)."""
+    return {"If-None-Match": "*"} if condition is not None and condition.if_none_match else {}
+
+
 def _from_status(status: int, message: str) -> exc.CloudStoreException:
     """The cloudstore error for a Swift HTTP status: Swift's own cases, then the shared table."""
     if status == 422:

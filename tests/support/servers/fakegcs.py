@@ -73,6 +73,8 @@ def make_service_account_info(
 #: What fake-gcs-server does differently from GCS (docs: "Known differences" in gcp.rst). It checks
 #: no signed URL, but the gateway in front of it (gcs_gateway.py) does.
 QUIRKS = Quirks(
+    unchecked_content_md5="fake-gcs-server stores a signed PUT without checking its Content-MD5 "
+    "(GCS answers 400 BadDigest)",
     name_differences={
         "folder-with-data/": "fake-gcs-server (filesystem backend) cannot find a key ending in '/' again",
         "/leading-slash": "fake-gcs-server lists a leading '/' name without it",
@@ -124,12 +126,15 @@ def start(workdir: Path) -> RunningServer:
             public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         gateway_log = workdir / "gcs-gateway.log"
+        token_file = root / "access-tokens"
+        token_file.write_text("")
         gateway = spawn(
             [
                 sys.executable, "-m", "tests.support.servers.gcs_gateway",
                 "--port", str(gateway_port),
                 "--upstream", f"127.0.0.1:{port}",
                 "--key", f"{info['client_email']}={key_file}",
+                "--tokens", str(token_file),
             ],
             gateway_log,
             cwd=Path(__file__).resolve().parents[3],
@@ -155,5 +160,7 @@ def start(workdir: Path) -> RunningServer:
             "emulator_port": port,
             "data_dir": data,
             "public_key": public_key,
+            # Lines "<token> <unix expiry>": the access tokens the gateway accepts (see gcs_gateway).
+            "token_file": token_file,
         },
     )

@@ -11,6 +11,22 @@ one: the JSON and media API calls) is relayed to the emulator unchanged, bodies 
 ways. Client connections stay open as the emulator's do (keep-alive, so clients behave as
 they do without the gateway); each request gets its own upstream connection.
 
+fake-gcs-server also ignores generation preconditions (``ifGenerationMatch``) on writes: the
+gateway checks them for uploads (the object named by the ``name`` query parameter), composes,
+rewrites and deletes, as GCS does. It holds a lock per object from the check to the end of
+the write, so that of conditional writes racing through it exactly one wins, as on GCS; a 412
+is answered with GCS's JSON error (``conditionNotMet``).
+
+Access tokens: fake-gcs-server accepts any bearer token. With ``--tokens FILE`` the gateway
+checks the tokens that start with ``cs-token-`` (what tests issue as their own OAuth server
+would) against FILE, a line ``<token> <unix expiry>`` each, and answers an unknown or expired
+one 401 as GCS does; other tokens (the service account's self-signed JWTs) pass as before.
+
+Browser form uploads (a ``multipart/form-data`` POST to ``/<bucket>``, signed with a V4 POST
+policy) are accepted by the emulator whatever they hold: the gateway reads the form and checks
+it as GCS does (the policy's signature, its expiration, every condition: fields equal to or
+starting with a value, the file's ``content-length-range``) before relaying it.
+
 ``tests/support/servers/fakegcs.py`` runs it as ``python -m tests.support.servers.gcs_gateway --port P
 --upstream 127.0.0.1:Q --key EMAIL=PUBLIC_KEY.pem``; fake-gcs-server's ``-public-host`` must
 be the gateway's address, since the Host header is relayed as the client sent it.
@@ -19,11 +35,16 @@ be the gateway's address, since the Host header is relayed as the client sent it
 from __future__ import annotations
 
 import argparse
+import base64
+import email
+import email.policy
 import hashlib
 import http.client
+import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -185,13 +206,75 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         received = self._header_map()
+        if self.server.tokens is not None and not token_accepted(received.get("authorization", ""), self.server.tokens):
+            self._drain_body()
+            self._send_json_error(401, "Invalid Credentials", "authError")
+            return
         if is_signed(self.path):
             rejection = check_signed_request(self.command, self.path, received, self.server.keys)
             if rejection is not None:
                 self._drain_body()
                 self._send_rejection(rejection)
                 return
-        self._relay()
+        if is_form_upload(self.command, self.path, received.get("content-type", "")):
+            self._handle_form(received)
+            return
+        condition = generation_condition(self.command, self.path)
+        if condition is None:
+            self._relay()
+            return
+        bucket, name, wanted = condition
+        with self.server.object_lock(bucket, name):
+            current = self._current_generation(bucket, name)
+            if current != wanted:
+                self._drain_body()
+                self._send_condition_not_met(bucket, name, wanted, current)
+                return
+            self._relay()
+
+    def _handle_form(self, received: Mapping[str, str]) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self._chunked or length > _MAX_DRAIN:
+            self._send_rejection(Rejection(400, "InvalidArgument", "Invalid argument.", "form too large or chunked"))
+            return
+        body = self.rfile.read(length)
+        bucket = unquote(urlsplit(self.path).path).strip("/")
+        rejection = check_form(bucket, received["content-type"], body, self.server.keys)
+        if rejection is not None:
+            self._send_rejection(rejection)
+            return
+        self._relay(body)
+
+    def _current_generation(self, bucket: str, name: str) -> int:
+        """The live generation of the object upstream (0: there is none)."""
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=self.server.upstream_timeout)
+        try:
+            upstream.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+            response = upstream.getresponse()
+            body = response.read()
+        finally:
+            upstream.close()
+        if response.status == 404:
+            return 0
+        return int(json.loads(body)["generation"])
+
+    def _send_condition_not_met(self, bucket: str, name: str, wanted: int, current: int) -> None:
+        message = (
+            f"At least one of the pre-conditions you specified did not hold. ({bucket}/{name}: {current} != {wanted})"
+        )
+        self._send_json_error(412, message, "conditionNotMet")
+
+    def _send_json_error(self, status: int, message: str, reason: str) -> None:
+        self.close_connection = True
+        body = json.dumps(
+            {"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}}
+        ).encode()
+        self.send_response_only(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
@@ -219,7 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- relaying -------------------------------------------------------------------------------
 
-    def _relay(self) -> None:
+    def _relay(self, body: bytes | None = None) -> None:
+        """Send the request upstream (its body as read from the client, or ``body``) and relay the answer."""
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=self.server.upstream_timeout)
         try:
             try:
@@ -227,11 +311,14 @@ class _Handler(BaseHTTPRequestHandler):
                 for name, value in self.headers.items():
                     if name.lower() not in HOP_BY_HOP:
                         upstream.putheader(name, value)
-                if self._chunked:
+                if self._chunked and body is None:
                     upstream.putheader("Transfer-Encoding", "chunked")
                 upstream.putheader("Connection", "close")
                 upstream.endheaders()
-                self._copy_request_body(upstream.send)
+                if body is None:
+                    self._copy_request_body(upstream.send)
+                else:
+                    upstream.send(body)
                 response = upstream.getresponse()
             except OSError as err:
                 self.log_message("%s %s: upstream failed: %s", self.command, urlsplit(self.path).path, err)
@@ -299,6 +386,112 @@ class _Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"gcs-gateway: {format % args}\n")
 
 
+#: The prefix of the access tokens the gateway checks against its token file.
+CHECKED_TOKEN_PREFIX = "cs-token-"
+
+
+def token_accepted(authorization: str, token_file: Path, now: float | None = None) -> bool:
+    """Whether a request's ``Authorization`` passes: not a checked token, or one listed in
+    ``token_file`` whose expiry has not come."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(CHECKED_TOKEN_PREFIX):
+        return True
+    moment = now if now is not None else time.time()
+    for line in token_file.read_text().splitlines():
+        listed, _, expiry = line.partition(" ")
+        if listed == token and float(expiry) > moment:
+            return True
+    return False
+
+
+def is_form_upload(method: str, target: str, content_type: str) -> bool:
+    """A browser form upload: a multipart/form-data POST to ``/<bucket>`` (XML API)."""
+    path = urlsplit(target).path.strip("/")
+    return method == "POST" and bool(path) and "/" not in path and content_type.startswith("multipart/form-data")
+
+
+def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], bytes | None]:
+    """The text fields of a multipart/form-data body and the content of its ``file`` field."""
+    message = email.message_from_bytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body, policy=email.policy.HTTP
+    )
+    fields: dict[str, str] = {}
+    content: bytes | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        if name == "file":
+            content = payload
+        else:
+            fields[name] = payload.decode("utf-8")
+    return fields, content
+
+
+def check_form(
+    bucket: str, content_type: str, body: bytes, keys: Mapping[str, rsa.RSAPublicKey], now: datetime | None = None
+) -> Rejection | None:
+    """None when the V4 POST policy form is valid, else why GCS would refuse it."""
+    fields, content = parse_form(content_type, body)
+    lowered = {name.lower(): value for name, value in fields.items()}
+    denied = Rejection(403, "AccessDenied", "Access denied.", "Invalid according to policy")
+    if content is None or "policy" not in lowered or "x-goog-signature" not in lowered:
+        return _malformed("a form upload needs a policy, its signature and a file")
+    email_address = lowered.get("x-goog-credential", "").partition("/")[0]
+    try:
+        keys[email_address].verify(
+            bytes.fromhex(lowered["x-goog-signature"]),
+            lowered["policy"].encode("ascii"),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        policy = json.loads(base64.b64decode(lowered["policy"]))
+    except (KeyError, ValueError, InvalidSignature):
+        return Rejection(403, "SignatureDoesNotMatch", "Access denied.", "The form's policy signature does not match")
+    expiration = datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
+    if (now or datetime.now(timezone.utc)) > expiration:
+        return Rejection(400, "ExpiredToken", "Invalid argument.", "The policy has expired")
+    values = {**lowered, "bucket": bucket}
+    for condition in policy["conditions"]:
+        if isinstance(condition, dict):
+            checks = [("eq", name, value) for name, value in condition.items()]
+        elif condition[0] == "content-length-range":
+            if not int(condition[1]) <= len(content) <= int(condition[2]):
+                return Rejection(400, "EntityTooLarge", "Invalid argument.", "the file is outside content-length-range")
+            continue
+        else:
+            checks = [(condition[0], condition[1].lstrip("$"), condition[2])]
+        for kind, name, value in checks:
+            given = values.get(name.lower())
+            if given is None or (given != value if kind == "eq" else not given.startswith(value)):
+                return denied
+    return None
+
+
+def generation_condition(method: str, target: str) -> tuple[str, str, int] | None:
+    """``(bucket, object, generation)`` of a JSON API write carrying ``ifGenerationMatch``: an
+    upload (the object in the ``name`` parameter), a compose, a rewrite (its destination) or a
+    delete; ``None`` for any other request."""
+    parts = urlsplit(target)
+    params = dict(query_pairs(parts.query))
+    wanted = params.get("ifGenerationMatch", "")
+    if not wanted.isdigit():
+        return None
+    segments = [unquote(segment) for segment in parts.path.split("/")]
+    if method == "POST" and segments[1:6] == ["upload", "storage", "v1", "b", segments[5]] and "name" in params:
+        return segments[5], params["name"], int(wanted)
+    if segments[1:4] != ["storage", "v1", "b"] or len(segments) < 7 or segments[5] != "o":
+        return None
+    if method == "POST" and len(segments) == 8 and segments[7] == "compose":
+        return segments[4], segments[6], int(wanted)
+    if method == "POST" and len(segments) == 12 and segments[7] == "rewriteTo":
+        return segments[9], segments[11], int(wanted)
+    if method == "DELETE" and len(segments) == 7:
+        return segments[4], segments[6], int(wanted)
+    return None
+
+
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -308,11 +501,20 @@ class _GatewayServer(ThreadingHTTPServer):
         upstream: tuple[str, int],
         keys: Mapping[str, rsa.RSAPublicKey],
         upstream_timeout: float = 300.0,
+        tokens: Path | None = None,
     ) -> None:
         self.upstream = upstream
+        self.tokens = tokens
         self.keys = dict(keys)
         self.upstream_timeout = upstream_timeout
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def object_lock(self, bucket: str, name: str) -> threading.Lock:
+        """The lock held from checking one object's generation to the end of its write."""
+        with self._locks_lock:
+            return self._locks.setdefault((bucket, name), threading.Lock())
 
 
 def load_key(spec: str) -> tuple[str, rsa.RSAPublicKey]:
@@ -331,9 +533,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="HOST:PORT of fake-gcs-server")
     parser.add_argument("--key", type=load_key, action="append", required=True, help="EMAIL=PUBLIC_KEY.pem")
+    parser.add_argument("--tokens", type=Path, help="the access tokens accepted: '<token> <unix expiry>' lines")
     args = parser.parse_args(argv)
     host, _, port = args.upstream.rpartition(":")
-    server = _GatewayServer(args.port, (host, int(port)), dict(args.key))
+    server = _GatewayServer(args.port, (host, int(port)), dict(args.key), tokens=args.tokens)
     # SIGTERM (RunningServer.stop) ends serve_forever from another thread, then the process.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:

@@ -26,6 +26,8 @@ from tests.support.servers.base import RunningServer, ServerNotInstalled, _port_
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::000000000000:role/cloudstore-test"
+#: The name of the OpenID Connect provider ``start(oidc=...)`` configures.
+OIDC_PROVIDER = "cloudstore-oidc"
 #: weed opens each HTTP port again at +10000 for gRPC.
 GRPC_OFFSET = 10000
 #: s3, master, volume, filer, admin.
@@ -65,7 +67,9 @@ def _free_base_port() -> int:
     raise RuntimeError("no free port range for SeaweedFS (and its gRPC ports)")
 
 
-def _write_configs(workdir: Path, access_key: str, secret_key: str) -> tuple[Path, Path]:
+def _write_configs(
+    workdir: Path, access_key: str, secret_key: str, token_duration: str, oidc: dict[str, str] | None
+) -> tuple[Path, Path]:
     s3_config = {
         "identities": [
             {
@@ -77,7 +81,7 @@ def _write_configs(workdir: Path, access_key: str, secret_key: str) -> tuple[Pat
     }
     iam_config = {
         "sts": {
-            "tokenDuration": "1h",
+            "tokenDuration": token_duration,
             "maxSessionLength": "12h",
             "issuer": "seaweedfs-sts",
             "signingKey": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -107,6 +111,25 @@ def _write_configs(workdir: Path, access_key: str, secret_key: str) -> tuple[Pat
             }
         ],
     }
+    if oidc is not None:
+        # An OpenID Connect identity provider whose tokens AssumeRoleWithWebIdentity takes.
+        iam_config["providers"] = [
+            {
+                "name": OIDC_PROVIDER,
+                "type": "oidc",
+                "enabled": True,
+                "config": {
+                    "issuer": oidc["issuer"],
+                    "clientId": oidc["client_id"],
+                    "jwksUri": oidc["jwks_uri"],
+                    "roleMapping": {"defaultRole": ROLE_ARN},
+                },
+            }
+        ]
+        statements = iam_config["roles"][0]["trustPolicy"]["Statement"]  # type: ignore[index]
+        statements.append(
+            {"Effect": "Allow", "Principal": {"Federated": OIDC_PROVIDER}, "Action": ["sts:AssumeRoleWithWebIdentity"]}
+        )
     s3_path = workdir / "s3.json"
     iam_path = workdir / "iam.json"
     s3_path.write_text(json.dumps(s3_config))
@@ -153,14 +176,17 @@ QUIRKS = Quirks(
 )
 
 
-def start(workdir: Path) -> RunningServer:
-    """Start a fresh SeaweedFS on 127.0.0.1 with its own data directory under ``workdir``."""
+def start(workdir: Path, token_duration: str = "1h", oidc: dict[str, str] | None = None) -> RunningServer:
+    """Start a fresh SeaweedFS on 127.0.0.1 with its own data directory under ``workdir``; its STS
+    hands out credentials that last ``token_duration`` unless asked otherwise (900 s at least).
+    ``oidc`` (``issuer``, ``client_id``, ``jwks_uri``) adds an OpenID Connect provider whose tokens
+    ``AssumeRoleWithWebIdentity`` exchanges for the test role."""
     weed = weed_binary()
     workdir = Path(workdir) / "seaweedfs"
     workdir.mkdir(parents=True, exist_ok=True)
     access_key = "AK" + secrets.token_hex(8).upper()
     secret_key = secrets.token_urlsafe(30)
-    s3_config, iam_config = _write_configs(workdir, access_key, secret_key)
+    s3_config, iam_config = _write_configs(workdir, access_key, secret_key, token_duration, oidc)
     log = workdir / "seaweedfs.log"
     last_error: Exception | None = None
     for attempt in range(3):

@@ -58,6 +58,7 @@ allow_account_management = true
 use = egg:swift#tempauth
 fernet_key_1 = {fernet_key}
 active_fernet_key_id = 1
+token_life = {token_life}
 user_admin_admin = {admin_key} .admin .reseller_admin
 user_test_tester = {user_key} .admin
 user_other_user = {other_key} .admin
@@ -173,7 +174,7 @@ default = yes
 QUIRKS = Quirks()
 
 
-def start(workdir: Path) -> RunningServer:
+def start(workdir: Path, token_life: int = 86400) -> RunningServer:
     """Start Swift with fresh data under ``workdir/swift``; ``config`` logs in as test:tester via tempauth v1."""
     if not SWIFT_PYTHON.exists():
         raise ServerNotInstalled(f"{SWIFT_PYTHON} is missing: run scripts/servers/install_swift.sh")
@@ -196,6 +197,7 @@ def start(workdir: Path) -> RunningServer:
         "admin_key": ADMIN[1],
         "other_key": OTHER[1],
         "keyless_key": KEYLESS[1],
+        "token_life": token_life,
         "suffix": secrets.token_hex(8),
         "prefix": secrets.token_hex(8),
     }

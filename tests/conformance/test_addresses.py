@@ -1,0 +1,77 @@
+"""``cloudstore.open_bucket`` / ``open_object`` with every scheme of every provider, settings per bucket address."""
+
+from __future__ import annotations
+
+import pytest
+
+import cloudstore
+from cloudstore import Bucket
+from cloudstore.registry import spec_for
+from tests.conftest import selected_providers
+from tests.support.servers.base import RunningServer
+
+#: Servers whose every provider is a store of its own: a provider opened by address cannot see
+#: what the test's provider stored, so the cases that compare the two do not apply there.
+SEPARATE_STORES = {"memory": "each memory provider holds its own objects; another one sees none of them"}
+
+#: The selected servers, those with separate stores skipped with the reason why.
+SHARED_STORES = pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(name in SEPARATE_STORES, reason=SEPARATE_STORES.get(name, "")))
+        for name in selected_providers()
+    ],
+    indirect=True,
+)
+
+
+def _schemes(server: RunningServer) -> tuple[str, ...]:
+    return spec_for(server.name).all_schemes
+
+
+@SHARED_STORES
+def test_every_scheme_opens_the_bucket(server: RunningServer, bucket: Bucket) -> None:
+    bucket.objects.create("folder/a.txt").upload(b"A")
+    for scheme in _schemes(server):
+        opened = cloudstore.open_bucket(f"{scheme}://{bucket.name}", dict(server.config))
+        try:
+            assert opened.name == bucket.name and opened.scope == ""
+            assert [o.name for o in opened.objects] == ["folder/a.txt"]
+        finally:
+            opened.provider.close()
+
+
+@SHARED_STORES
+def test_folder_address_is_a_scoped_view(server: RunningServer, bucket: Bucket) -> None:
+    scheme = _schemes(server)[-1]
+    folder = cloudstore.open_bucket(f"{scheme}://{bucket.name}/tenant-a/", dict(server.config))
+    try:
+        folder.objects.create("model.bin").upload(b"weights")
+        assert [o.name for o in bucket.objects] == ["tenant-a/model.bin"]
+        obj = cloudstore.open_object(f"{scheme}://{bucket.name}/tenant-a/model.bin", dict(server.config))
+        assert obj.read() == b"weights" and obj.name == "tenant-a/model.bin"
+        new = cloudstore.open_object(f"{scheme}://{bucket.name}/tenant-a/new.bin", dict(server.config))
+        new.upload(b"new", if_none_match="*" if new.provider.features.if_none_match else None)
+        assert bucket.objects.get("tenant-a/new.bin").read() == b"new"  # type: ignore[union-attr]
+    finally:
+        folder.provider.close()
+
+
+@SHARED_STORES
+def test_settings_per_bucket_address_in_the_dict(server: RunningServer, bucket: Bucket) -> None:
+    """Everything the provider needs given for this one address, with a prefix of its own."""
+    scheme = _schemes(server)[0]
+    config = {f"{scheme}://{bucket.name}": {**server.config, "prefix": "datasets"}}
+    opened = cloudstore.open_bucket(f"{scheme}://{bucket.name}/d1", config)
+    try:
+        assert opened.scope == "datasets/d1/"
+        opened.objects.create("README").upload(b"readme")
+        assert [o.name for o in bucket.objects] == ["datasets/d1/README"]
+    finally:
+        opened.provider.close()
+
+
+def test_unknown_keys_in_bucket_settings_refused(server: RunningServer, bucket: Bucket) -> None:
+    scheme = _schemes(server)[0]
+    with pytest.raises(cloudstore.InvalidParamException, match="endpoint_typo"):
+        cloudstore.open_bucket(f"{scheme}://{bucket.name}", {f"{scheme}://{bucket.name}": {"endpoint_typo": "x"}})

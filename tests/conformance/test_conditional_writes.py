@@ -1,0 +1,196 @@
+"""Conditional writes (``if_none_match="*"``, ``if_match=etag``) on every provider that declares them.
+
+A write whose condition fails raises :class:`PreconditionFailedException` and stores nothing,
+whether it is one request, an upload in parts (the condition is checked at the commit) or a
+copy. Racing writers: exactly one wins where the service checks atomically
+(``features.atomic_conditions``); Swift checks before it stores, which is declared there.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from cloudstore import Bucket, InvalidParamException, NotSupportedException, PreconditionFailedException
+from tests.conftest import TEST_TRANSFER
+
+#: Larger than the suite's threshold: uploaded in parts, the condition checked at the commit.
+LARGE = TEST_TRANSFER.threshold + 1024 * 1024
+
+
+def large(fill: bytes) -> bytes:
+    return fill * LARGE
+
+
+@pytest.mark.needs("if_none_match")
+@pytest.mark.parametrize("size", ["small", "parts"])
+def test_if_none_match_creates_only_once(bucket: Bucket, size: str) -> None:
+    first, second = (b"first", b"second") if size == "small" else (large(b"1"), large(b"2"))
+    obj = bucket.objects.create("model/v1.bin")
+    obj.upload(first, if_none_match="*")
+    with pytest.raises(PreconditionFailedException):
+        bucket.objects.create("model/v1.bin").upload(second, if_none_match="*")
+    stored = bucket.objects.get("model/v1.bin")
+    assert stored is not None and stored.read() == first
+
+
+@pytest.mark.needs("if_none_match")
+def test_if_none_match_from_file(bucket: Bucket, tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"weights")
+    bucket.objects.create("w.bin").upload_from_file(path, if_none_match="*")
+    path.write_bytes(b"other weights")
+    with pytest.raises(PreconditionFailedException):
+        bucket.objects.create("w.bin").upload_from_file(path, if_none_match="*")
+    assert bucket.objects.get("w.bin").read() == b"weights"  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_match")
+@pytest.mark.parametrize("size", ["small", "parts"])
+def test_if_match_replaces_only_that_version(bucket: Bucket, size: str) -> None:
+    v1, v2, v3 = (b"v1", b"v2", b"v3") if size == "small" else (large(b"a"), large(b"b"), large(b"c"))
+    obj = bucket.objects.create("versions.json")
+    obj.upload(v1)
+    etag = bucket.objects.get("versions.json").etag  # type: ignore[union-attr]
+    assert etag
+    bucket.objects.create("versions.json").upload(v2, if_match=etag)
+    with pytest.raises(PreconditionFailedException):  # etag names v1, which is gone
+        bucket.objects.create("versions.json").upload(v3, if_match=etag)
+    assert bucket.objects.get("versions.json").read() == v2  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_match")
+def test_if_match_on_a_missing_object_fails(bucket: Bucket) -> None:
+    with pytest.raises(PreconditionFailedException):
+        bucket.objects.create("absent.json").upload(b"{}", if_match='"0123456789abcdef0123456789abcdef"')
+    assert bucket.objects.get("absent.json") is None
+
+
+@pytest.mark.needs("if_none_match")
+def test_copy_if_none_match(bucket: Bucket) -> None:
+    source = bucket.objects.create("src.txt")
+    source.upload(b"source", content_type="text/plain")
+    bucket.objects.create("dst.txt").upload(b"taken")
+    with pytest.raises(PreconditionFailedException):
+        source.copy_to(bucket, "dst.txt", if_none_match="*")
+    assert bucket.objects.get("dst.txt").read() == b"taken"  # type: ignore[union-attr]
+    copied = source.copy_to(bucket, "new.txt", if_none_match="*")
+    assert copied.read() == b"source"
+
+
+@pytest.mark.needs("if_match")
+def test_copy_if_match(bucket: Bucket) -> None:
+    source = bucket.objects.create("src.txt")
+    source.upload(b"source")
+    target = bucket.objects.create("dst.txt")
+    target.upload(b"old")
+    etag = bucket.objects.get("dst.txt").etag  # type: ignore[union-attr]
+    with pytest.raises(PreconditionFailedException):
+        source.copy_to(bucket, "dst.txt", if_match='"ffffffffffffffffffffffffffffffff"')
+    assert bucket.objects.get("dst.txt").read() == b"old"  # type: ignore[union-attr]
+    assert source.copy_to(bucket, "dst.txt", if_match=etag).read() == b"source"
+
+
+def test_condition_arguments_checked(bucket: Bucket) -> None:
+    obj = bucket.objects.create("x")
+    with pytest.raises(InvalidParamException):
+        obj.upload(b"x", if_none_match="etag")
+    with pytest.raises(InvalidParamException):
+        obj.upload(b"x", if_none_match="*", if_match="abc")
+    with pytest.raises(InvalidParamException):
+        obj.upload(b"x", if_match="")
+    assert bucket.objects.get("x") is None
+
+
+def test_unsupported_condition_refused_before_any_request(bucket: Bucket) -> None:
+    """A provider that cannot check a condition says so; it never writes unconditionally."""
+    features = bucket.provider.features
+    for option, supported in (("if_none_match", features.if_none_match), ("if_match", features.if_match)):
+        value = "*" if option == "if_none_match" else '"abc"'
+        if supported:
+            continue
+        with pytest.raises(NotSupportedException):
+            bucket.objects.create("y").upload(b"y", **{option: value})
+        assert bucket.objects.get("y") is None
+
+
+def _race(writers: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Run ``writers`` at the same moment; what each raised (``None``: it succeeded)."""
+    barrier = threading.Barrier(len(writers))
+
+    def run(write: Callable[[], None]) -> BaseException | None:
+        barrier.wait()
+        try:
+            write()
+        except PreconditionFailedException as err:
+            return err
+        return None
+
+    with ThreadPoolExecutor(len(writers)) as pool:
+        return list(pool.map(run, writers))
+
+
+@pytest.mark.needs("if_none_match", "atomic_conditions")
+def test_racing_creators_one_wins(bucket: Bucket) -> None:
+    for round_number in range(4):
+        name = f"race-{round_number}"
+        bodies = [f"writer {i} ".encode() * 100 for i in range(2)]
+        writers = [lambda b=body, n=name: bucket.objects.create(n).upload(b, if_none_match="*") for body in bodies]
+        results = _race(writers)
+        winners = [i for i, result in enumerate(results) if result is None]
+        assert len(winners) == 1, results
+        assert bucket.objects.get(name).read() == bodies[winners[0]]  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_match", "atomic_conditions")
+def test_racing_replacers_one_wins(bucket: Bucket) -> None:
+    bucket.objects.create("state").upload(b"0")
+    etag = bucket.objects.get("state").etag  # type: ignore[union-attr]
+    bodies = [b"writer a", b"writer b"]
+    results = _race([lambda body=body: bucket.objects.create("state").upload(body, if_match=etag) for body in bodies])
+    winners = [i for i, result in enumerate(results) if result is None]
+    assert len(winners) == 1, results
+    assert bucket.objects.get("state").read() == bodies[winners[0]]  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_none_match", "if_match", "atomic_conditions")
+def test_concurrent_version_pushes_lose_none(bucket: Bucket) -> None:
+    """modelkit's versions.json, updated by read-modify-write: with if_match no push is lost."""
+    writers = 8
+
+    def push(version: str) -> None:
+        while True:
+            current = bucket.objects.get("model/versions.json")
+            try:
+                if current is None:
+                    bucket.objects.create("model/versions.json").upload(
+                        json.dumps([version]), content_type="application/json", if_none_match="*"
+                    )
+                else:
+                    # The ETag first (from the HEAD): if the read then meets a newer version,
+                    # the write names the older one and fails, so nothing is lost.
+                    etag = current.etag
+                    assert etag
+                    versions = json.loads(current.read())
+                    bucket.objects.create("model/versions.json").upload(
+                        json.dumps([*versions, version]), content_type="application/json", if_match=etag
+                    )
+                return
+            except PreconditionFailedException:
+                continue  # another push came first: read again
+
+    barrier = threading.Barrier(writers)
+
+    def run(number: int) -> None:
+        barrier.wait()
+        push(f"1.{number}")
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(run, range(writers)))
+    stored = json.loads(bucket.objects.get("model/versions.json").read())  # type: ignore[union-attr]
+    assert sorted(stored) == sorted(f"1.{n}" for n in range(writers))
