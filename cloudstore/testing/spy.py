@@ -176,6 +176,12 @@ class SpyBackend(Backend[Any]):
     def sign_url(self, *args: Any, **kwargs: Any) -> Any:
         return self._invoke("sign_url", args, kwargs)
 
+    def sign_post(self, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke("sign_post", args, kwargs)
+
+    def credentials_expiry(self, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke("credentials_expiry", args, kwargs)
+
     def create_multipart_upload(self, *args: Any, **kwargs: Any) -> Any:
         return self._invoke("create_multipart_upload", args, kwargs)
 
