@@ -7,29 +7,13 @@ import pytest
 import cloudstore
 from cloudstore import Bucket
 from cloudstore.registry import spec_for
-from tests.conftest import selected_providers
 from tests.support.servers.base import RunningServer
-
-#: Servers whose every provider is a store of its own: a provider opened by address cannot see
-#: what the test's provider stored, so the cases that compare the two do not apply there.
-SEPARATE_STORES = {"memory": "each memory provider holds its own objects; another one sees none of them"}
-
-#: The selected servers, those with separate stores skipped with the reason why.
-SHARED_STORES = pytest.mark.parametrize(
-    "server",
-    [
-        pytest.param(name, marks=pytest.mark.skipif(name in SEPARATE_STORES, reason=SEPARATE_STORES.get(name, "")))
-        for name in selected_providers()
-    ],
-    indirect=True,
-)
 
 
 def _schemes(server: RunningServer) -> tuple[str, ...]:
     return spec_for(server.name).all_schemes
 
 
-@SHARED_STORES
 def test_every_scheme_opens_the_bucket(server: RunningServer, bucket: Bucket) -> None:
     bucket.objects.create("folder/a.txt").upload(b"A")
     for scheme in _schemes(server):
@@ -41,7 +25,6 @@ def test_every_scheme_opens_the_bucket(server: RunningServer, bucket: Bucket) ->
             opened.provider.close()
 
 
-@SHARED_STORES
 def test_folder_address_is_a_scoped_view(server: RunningServer, bucket: Bucket) -> None:
     scheme = _schemes(server)[-1]
     folder = cloudstore.open_bucket(f"{scheme}://{bucket.name}/tenant-a/", dict(server.config))
@@ -57,7 +40,6 @@ def test_folder_address_is_a_scoped_view(server: RunningServer, bucket: Bucket) 
         folder.provider.close()
 
 
-@SHARED_STORES
 def test_settings_per_bucket_address_in_the_dict(server: RunningServer, bucket: Bucket) -> None:
     """Everything the provider needs given for this one address, with a prefix of its own."""
     scheme = _schemes(server)[0]
