@@ -82,6 +82,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs(*capabilities): run only on providers whose features have every named capability "
         "(e.g. signed_urls); deselected on the others",
     )
+    config.addinivalue_line(
+        "markers",
+        "lacks(*capabilities): run only on providers missing at least one named capability "
+        "(the refusal cases); deselected on the others",
+    )
     named = [name.strip() for value in config.getoption("cloudstore_provider") for name in value.split(",")]
     if any(named):
         use_providers(config, [name for name in named if name])
@@ -136,16 +141,19 @@ def declared_features(provider: str) -> Features:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the cases a provider's capabilities rule out (``@pytest.mark.needs``)."""
+    """Deselect the cases a provider's capabilities rule out (``@pytest.mark.needs`` / ``lacks``)."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        marker = item.get_closest_marker("needs")
+        needs = item.get_closest_marker("needs")
+        lacks = item.get_closest_marker("lacks")
         callspec = getattr(item, "callspec", None)
         provider = callspec.params.get("cloudstore_target") if callspec is not None else None
-        if marker is not None and isinstance(provider, str):
+        if (needs is not None or lacks is not None) and isinstance(provider, str):
             features = declared_features(provider)
-            if not all(getattr(features, capability) for capability in marker.args):
+            has_needed = needs is None or all(getattr(features, name) for name in needs.args)
+            lacks_one = lacks is None or not all(getattr(features, name) for name in lacks.args)
+            if not (has_needed and lacks_one):
                 dropped.append(item)
                 continue
         kept.append(item)
