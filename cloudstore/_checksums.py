@@ -15,18 +15,24 @@ splits the bytes at those boundaries, so a multipart object is verified exactly.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from cloudstore.exceptions import ChecksumMismatchException
+
+if TYPE_CHECKING:
+    from cloudstore.backend import ObjectInfo
 
 _READ_CHUNK = 4 * 1024 * 1024
 
 #: Object metadata key (reserved, hidden from users) in which the transfer engine records how a
-#: multipart upload was cut: ``"<first part size>,<parts between doublings, 0 for never>"``.
+#: multipart upload was cut: ``"<first part size>,<parts between doublings, 0 for never>"``, and,
+#: when it knew it before the upload started, the whole object's CRC32C: ``",<8 hex digits>"``.
 PART_LAYOUT_KEY = "cloudstore-part-layout"
 
 _PART_WISE = ("md5-of-parts", "md5-of-part-hexes")
@@ -60,23 +66,113 @@ class Checksum(NamedTuple):
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
 
 class _Crc32c:
     def __init__(self) -> None:
-        import google_crc32c  # a C implementation (shipped with the gcp extra)
+        self.value = 0
 
-        checksum_class: Any = google_crc32c.Checksum  # the package has no type hints
-        self._crc = checksum_class()
-
-    def update(self, data: bytes, /) -> None:
-        self._crc.update(data)
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.value = crc32c_extend(self.value, data)
 
     def hexdigest(self) -> str:
-        return bytes(self._crc.digest()).hex()
+        return crc32c_hex(self.value)
+
+
+# --- CRC32C ------------------------------------------------------------------------------------
+#: The CRC32C (Castagnoli) polynomial, bit-reversed as the CRC is computed.
+_CASTAGNOLI = 0x82F63B78
+
+_Extend = Callable[[int, Any], int]
+
+
+@functools.cache
+def _extenders() -> tuple[_Extend, _Extend | None]:
+    """google_crc32c's ``extend`` for ``bytes``, and the C library's own ``crc32c_extend`` through
+    ctypes for writable buffers (``None`` where it cannot be found).
+
+    The extension module takes only ``bytes`` (a ``bytearray`` or ``memoryview`` would need a
+    copy) and releases the GIL only from 1 MiB; a ctypes call reads the buffer where it is and
+    always releases the GIL, so the download workers hash their reused buffers in parallel.
+    """
+    import google_crc32c  # a C implementation (pure Python where no wheel fits)
+
+    module: Any = google_crc32c  # the package has no type hints
+    extend: _Extend = module.extend
+    try:
+        from google_crc32c import _crc32c
+
+        function: Any = ctypes.CDLL(_crc32c.__file__).crc32c_extend
+    except (ImportError, OSError, AttributeError):
+        return extend, None
+    function.argtypes = (ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
+    function.restype = ctypes.c_uint32
+    return extend, lambda crc, view: int(function(crc, (ctypes.c_char * view.nbytes).from_buffer(view), view.nbytes))
+
+
+def crc32c_extend(crc: int, data: bytes | bytearray | memoryview) -> int:
+    """The CRC32C of the bytes hashed into ``crc`` followed by ``data`` (0 to start)."""
+    extend, in_place = _extenders()
+    if isinstance(data, bytes):
+        return extend(crc, data)
+    view = memoryview(data)
+    if not view.nbytes:
+        return crc
+    if in_place is None or view.readonly or not view.c_contiguous:
+        return extend(crc, view.tobytes())
+    return in_place(crc, view.cast("B"))
+
+
+def crc32c_hex(crc: int) -> str:
+    """A CRC32C as the 8 hex digits the services show."""
+    return f"{crc:08x}"
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+@functools.cache
+def _zeros_operators() -> tuple[list[int], ...]:
+    """Operator ``k`` advances a CRC over ``2**k`` zero bytes (zlib's ``crc32_combine`` method):
+    each is the square of the one before, the first is one zero bit squared three times."""
+    operator = [_CASTAGNOLI] + [1 << bit for bit in range(31)]  # one zero bit
+    for _ in range(3):
+        operator = [_gf2_times(operator, row) for row in operator]
+    operators = [operator]
+    for _ in range(63):
+        operator = [_gf2_times(operator, row) for row in operator]
+        operators.append(operator)
+    return tuple(operators)
+
+
+def crc32c_combine(crc1: int, crc2: int, length2: int) -> int:
+    """The CRC32C of ``A + B`` from ``crc1`` (of ``A``), ``crc2`` (of ``B``) and ``B``'s length."""
+    operators = _zeros_operators()
+    power = 0
+    while length2 > 0:
+        if length2 & 1:
+            crc1 = _gf2_times(operators[power], crc1)
+        length2 >>= 1
+        power += 1
+    return crc1 ^ crc2
+
+
+def combine_crc32cs(parts: list[tuple[int, int]]) -> int:
+    """The CRC32C of consecutive pieces given as ``(crc, length)``, in order."""
+    whole = 0
+    for crc, length in parts:
+        whole = crc32c_combine(whole, crc, length)
+    return whole
 
 
 class _PartsMD5:
@@ -90,7 +186,7 @@ class _PartsMD5:
         self._left = next(self._sizes, 0)
         self._count = len(parts)
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         view = memoryview(data)
         while view:
             if self._left == 0:
@@ -120,6 +216,38 @@ def combine_part_digests(digests: list[bytes], hex_parts: bool, count: int | Non
     return whole if hex_parts else f"{whole}-{count if count is not None else len(digests)}"
 
 
+def expected_checksum(info: ObjectInfo) -> Checksum | None:
+    """What a download of the object described by ``info`` is verified against: the CRC32C the
+    engine recorded at upload (cheapest to check, and checked range by range), else the
+    service's own checksum."""
+    return recorded_crc32c(info.metadata) or as_checksum(info.checksum)
+
+
+class SpanHashes:
+    """Hashes the ranges of a parallel download as they arrive, where the expected checksum can
+    be made from one hash per range: a CRC32C (ranges combined at the end, any cut) or a
+    part-wise MD5 whose parts are the ranges. :attr:`hashers` is ``None`` otherwise."""
+
+    def __init__(self, expected: Checksum, spans: list[tuple[int, int]]) -> None:
+        self._expected = expected
+        self._lengths = [length for _, length in spans]
+        self._hex_parts = hex_parts(expected)
+        self.hashers: list[Any] | None = None
+        if expected.algorithm == "crc32c":
+            self.hashers = [_Crc32c() for _ in spans]
+        elif self._hex_parts is not None and expected.parts == tuple(self._lengths):
+            self.hashers = [hashlib.md5(usedforsecurity=False) for _ in spans]
+
+    def verify(self, what: str) -> None:
+        """Raise :class:`ChecksumMismatchException` unless the ranges hashed make the checksum."""
+        assert self.hashers is not None
+        if self._hex_parts is None:
+            whole = combine_crc32cs([(h.value, n) for h, n in zip(self.hashers, self._lengths, strict=True)])
+            _compare(crc32c_hex(whole), self._expected, what)
+        else:
+            verify_part_digests([part_digest(h, self._hex_parts) for h in self.hashers], self._expected, what)
+
+
 def as_checksum(value: Checksum | tuple[str, str] | None) -> Checksum | None:
     """``value`` as a :class:`Checksum` (providers may give a plain ``(algorithm, value)`` pair)."""
     if value is None or isinstance(value, Checksum):
@@ -134,10 +262,7 @@ def new_hasher(checksum: Checksum | str) -> Hasher | None:
     if algorithm == "md5":
         return hashlib.md5(usedforsecurity=False)
     if algorithm == "crc32c":
-        try:
-            return _Crc32c()
-        except ImportError:
-            return None
+        return _Crc32c()
     if algorithm in _PART_WISE and parts:
         return _PartsMD5(parts, hex_parts=algorithm == "md5-of-part-hexes")
     return None
@@ -205,17 +330,35 @@ def part_sizes(total: int, first: int, double_every: int) -> Iterator[int]:
             size *= 2
 
 
-def part_layout(first: int, double_every: int) -> str:
-    """The :data:`PART_LAYOUT_KEY` value for parts of ``first`` bytes doubling every ``double_every``."""
-    return f"{first},{double_every}"
+def part_layout(first: int, double_every: int, crc32c: int | None = None) -> str:
+    """The :data:`PART_LAYOUT_KEY` value for parts of ``first`` bytes doubling every ``double_every``
+    (and the whole object's CRC32C, when known)."""
+    layout = f"{first},{double_every}"
+    return layout if crc32c is None else f"{layout},{crc32c_hex(crc32c)}"
+
+
+def _layout_fields(metadata: Mapping[str, str] | None) -> list[str]:
+    return ((metadata or {}).get(PART_LAYOUT_KEY) or "").split(",")
+
+
+def recorded_crc32c(metadata: Mapping[str, str] | None) -> Checksum | None:
+    """The whole-object CRC32C the engine recorded in ``metadata`` at upload, if any."""
+    fields = _layout_fields(metadata)
+    if len(fields) != 3 or len(fields[2]) != 8:
+        return None
+    try:
+        int(fields[2], 16)
+    except ValueError:
+        return None
+    return Checksum("crc32c", fields[2].lower())
 
 
 def parts_from_layout(metadata: Mapping[str, str] | None, total: int) -> tuple[int, ...] | None:
     """The part sizes recorded in ``metadata`` for an object of ``total`` bytes, if any."""
-    layout = (metadata or {}).get(PART_LAYOUT_KEY)
-    if not layout:
+    fields = _layout_fields(metadata)
+    if len(fields) not in (2, 3):
         return None
-    first, _, double_every = layout.partition(",")
+    first, double_every = fields[:2]
     if not (first.isdigit() and double_every.isdigit()) or int(first) < 1:
         return None
     return tuple(part_sizes(total, int(first), int(double_every)))

@@ -303,6 +303,17 @@ class RangeReader(abc.ABC):
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes; ``b""`` at the end."""
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Read up to ``len(buffer)`` bytes into ``buffer``; the number read, 0 at the end.
+
+        This default copies what :meth:`read` returns. Override it where the body can be read
+        straight into the buffer (a socket's ``recv_into``): the download engine then reads every
+        chunk into one reused buffer per worker, with no ``bytes`` object per chunk.
+        """
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
 

@@ -12,24 +12,23 @@ together, even where no checksum would catch it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from cloudstore._checksums import (
     Checksum,
     Hasher,
-    as_checksum,
+    SpanHashes,
+    expected_checksum,
     hex_parts,
     new_hasher,
-    part_digest,
     verify,
     verify_file,
-    verify_part_digests,
 )
 from cloudstore._engine.parts import Context, Progress, ProgressCallback, run_all
 from cloudstore.backend import ObjectInfo, RangeReader
@@ -69,6 +68,15 @@ class PinnedVersion:
         raise PreconditionFailedException(f"{self._name!r} was replaced while it was being read ({how}); read it again")
 
 
+_Chunk = TypeVar("_Chunk", bytes, "bytes | memoryview")
+
+
+def _read_into(reader: RangeReader, buffer: memoryview) -> bytes | memoryview:
+    if type(reader).readinto is RangeReader.readinto:
+        return reader.read(len(buffer))
+    return buffer[: reader.readinto(buffer)]
+
+
 class _ResumingRead:
     """One ranged read that reopens the body where it broke (each attempt one ``next_chunk``)."""
 
@@ -98,10 +106,19 @@ class _ResumingRead:
 
     def next_chunk(self, chunk_size: int) -> bytes:
         """The next chunk (``b""`` at the end), opening the body first if it is not open."""
+        return self._next(lambda reader: reader.read(chunk_size))
+
+    def next_into(self, buffer: memoryview) -> bytes | memoryview:
+        """The next chunk, at most ``len(buffer)`` bytes (empty at the end): read into ``buffer``
+        (and a view of it returned) where the reader can, else the ``bytes`` it reads (a
+        ``readinto`` built on ``read`` would only add a copy)."""
+        return self._next(lambda reader: _read_into(reader, buffer))
+
+    def _next(self, read: Callable[[RangeReader], _Chunk]) -> _Chunk:
         try:
             if self._reader is None:
                 self._reader = self._open()
-            chunk = self._reader.read(chunk_size)
+            chunk = read(self._reader)
             if not chunk and self.stop is not None and self.position <= self.stop:
                 raise ProviderConnectionException(f"the body of {self._name!r} ended early at byte {self.position}")
             return chunk
@@ -203,13 +220,13 @@ class Downloader:
         ):
             if not started:
                 started = True
-                checksum = as_checksum(known[0].checksum) if known else None
+                checksum = expected_checksum(known[0]) if known else None
                 hasher = new_hasher(checksum) if checksum else None
             if hasher is not None:
                 hasher.update(chunk)
             yield chunk
         if not started and known and known[0].checksum:  # an empty object
-            checksum = as_checksum(known[0].checksum)
+            checksum = expected_checksum(known[0])
             hasher = new_hasher(checksum) if checksum else None
         if hasher is not None and checksum is not None:
             verify(hasher, checksum, f"download of {name!r}")
@@ -256,13 +273,13 @@ class Downloader:
             raise
 
     def _download_verified(self, fd: int, bucket: str, name: str, report: Progress) -> ObjectInfo:
-        info, part_digests = self._download_into(fd, bucket, name, report)
-        checksum = as_checksum(info.checksum)
+        info, hashes = self._download_into(fd, bucket, name, report)
+        checksum = expected_checksum(info)
         if checksum is None:
             return info
         what = f"download of {name!r}"
-        if part_digests is not None:
-            verify_part_digests(part_digests, checksum, what)
+        if hashes is not None:
+            hashes.verify(what)
         else:
             verify_file(fd, checksum, what)
         return info
@@ -281,13 +298,13 @@ class Downloader:
         rest = [(start, min(part, size - start)) for start in range(head_size, size, part)]
         return [(0, min(head_size, size)), *rest]
 
-    def _download_into(
-        self, fd: int, bucket: str, name: str, report: Progress
-    ) -> tuple[ObjectInfo, list[bytes] | None]:
-        """Write the object into ``fd``; its properties, and its parts' digests where its checksum
-        is made of them and they were hashed on the way."""
+    def _download_into(self, fd: int, bucket: str, name: str, report: Progress) -> tuple[ObjectInfo, SpanHashes | None]:
+        """Write the object into ``fd``; its properties, and the hashes of its ranges where its
+        checksum can be made from them (then they were hashed on the way: no pass over the file
+        afterwards)."""
         described: list[ObjectInfo] = []
         version = PinnedVersion(name, None)
+        config = self._context.config
 
         def opened(reader: RangeReader) -> None:
             info = self._described(bucket, name, reader)
@@ -295,7 +312,7 @@ class Downloader:
                 raise NotFoundException(f"object {name!r} not found in bucket {bucket!r}", status=404)
             described.append(info)
 
-        head_size = min(self._context.config.part_size, self._context.config.threshold)
+        head_size = min(config.part_size, config.threshold)
         head = self.chunks(bucket, name, 0, head_size - 1, on_open=opened, version=version)
         try:
             first = next(head, b"")
@@ -306,43 +323,49 @@ class Downloader:
             head = self.chunks(bucket, name, on_open=opened, version=version)
             first = next(head, b"")
         info = described[0]
-        checksum = as_checksum(info.checksum)
+        checksum = expected_checksum(info)
         spans = self._download_spans(info.size, head_size, checksum)
-        hex_text = hex_parts(checksum) if checksum is not None else None
-        hashed = hex_text is not None and checksum is not None and checksum.parts == tuple(n for _, n in spans)
-        digests: list[bytes] = [b""] * len(spans)
+        hashes = SpanHashes(checksum, spans) if checksum is not None else None
+        hashers: list[Hasher | None] = list(hashes.hashers) if hashes and hashes.hashers else [None] * len(spans)
         failed = threading.Event()
 
-        def write(chunks: Iterable[bytes], index: int) -> None:
-            """Write ``chunks`` as span ``index``, hashing them if the parts are the spans."""
-            offset, length = spans[index]
-            md5 = hashlib.md5(usedforsecurity=False) if hashed else None
-            for chunk in chunks:
+        def write(chunk: bytes | memoryview, offset: int, hasher: Hasher | None) -> None:
+            _pwrite_all(fd, chunk, offset)
+            if hasher is not None:
+                hasher.update(chunk)
+            report(len(chunk))
+
+        def write_head() -> None:
+            offset, hasher = 0, hashers[0]
+            for chunk in itertools.chain([first], head):
                 if failed.is_set():  # another part failed: the download is lost anyway
                     return
-                _pwrite_all(fd, chunk, offset)
-                if md5 is not None:
-                    md5.update(chunk)
+                write(chunk, offset, hasher)
                 offset += len(chunk)
-                report(len(chunk))
-            if offset != spans[index][0] + length:
+            if offset != spans[0][1]:
                 raise ProviderConnectionException(f"the body of {name!r} ended early at byte {offset}")
-            if md5 is not None:
-                digests[index] = part_digest(md5, bool(hex_text))
 
         def fetch(index: int) -> Callable[[], None]:
             start, length = spans[index]
 
             def run() -> None:
-                write(
-                    self.chunks(bucket, name, start, start + length - 1, expected_size=info.size, version=version),
-                    index,
-                )
+                # One buffer per part, reused for every chunk: no bytes object per read where
+                # the reader reads into it.
+                buffer = memoryview(bytearray(min(config.chunk_size, length)))
+                read = _ResumingRead(self._context, bucket, name, start, start + length - 1, info.size, None, version)
+                try:
+                    while read.position < start + length and not failed.is_set():
+                        chunk = self._context.call(lambda: read.next_into(buffer))
+                        if not chunk:
+                            break
+                        write(chunk, read.position, hashers[index])
+                        read.position += len(chunk)
+                finally:
+                    read.close()
+                if read.position != start + length and not failed.is_set():
+                    raise ProviderConnectionException(f"the body of {name!r} ended early at byte {read.position}")
 
             return run
-
-        def write_head() -> None:
-            write(itertools.chain([first], head), 0)
 
         try:
             if len(spans) == 1:
@@ -350,10 +373,10 @@ class Downloader:
             else:
                 os.ftruncate(fd, info.size)
                 tasks = [write_head, *(fetch(index) for index in range(1, len(spans)))]
-                run_all(tasks, self._context.config.max_concurrency, "cloudstore-down", failed)
+                run_all(tasks, config.max_concurrency, "cloudstore-down", failed)
         finally:
             head.close()
-        return info, (digests if hashed else None)
+        return info, (hashes if hashes is not None and hashes.hashers is not None else None)
 
     def read_whole(self, bucket: str, name: str, on_described: Callable[[ObjectInfo], None] | None = None) -> bytes:
         """The whole object, verified; a checksum mismatch is read once more before it is raised."""
@@ -363,7 +386,7 @@ class Downloader:
             return b"".join(self.stream(bucket, name, on_described=on_described))
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
