@@ -31,7 +31,7 @@ from cloudstore import (
     ThrottledException,
     TransferConfig,
 )
-from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes
+from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes, recorded_crc32c
 from cloudstore._engine import TransferEngine
 from cloudstore._names import s3_bucket_name
 from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
@@ -559,3 +559,145 @@ def test_multipart_checksum_download_hashes_aligned_parts_or_falls_back(tmp_path
     backend.flips = 1
     _engine(backend).download_to_path("b", "key", tmp_path / "out3")
     assert (tmp_path / "out3").read_bytes() == data
+
+
+# --- the whole-object CRC32C: recorded at upload, verified range by range on download -----------
+
+
+def _crc(data: bytes) -> str:
+    import google_crc32c
+
+    return f"{google_crc32c.value(data):08x}"
+
+
+def _layout_backend() -> MemoryBackend:
+    backend = MemoryBackend()
+    backend.features = dataclasses.replace(backend.features, records_part_layout=True)
+    return backend
+
+
+def test_an_upload_from_bytes_or_a_file_records_the_whole_objects_crc32c(tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    backend = _layout_backend()
+    _upload(_engine(backend), data, len(data))
+    path = tmp_path / "source"
+    path.write_bytes(b"skipped" + data)
+    with open(path, "rb") as source:
+        source.seek(7)  # from where the stream stands, not from the file's start
+        _engine(backend).upload("b", "key", source, len(data), None, {}, None)
+    for metadata in backend.created_metadata:
+        assert recorded_crc32c(metadata) == Checksum("crc32c", _crc(data))
+    assert backend.objects["key"] == data
+
+
+def test_a_stream_of_unknown_length_records_the_layout_without_a_crc32c() -> None:
+    backend = _layout_backend()
+    _upload(_engine(backend), os.urandom(1000), None)
+    metadata = backend.created_metadata[0]
+    assert PART_LAYOUT_KEY in metadata and recorded_crc32c(metadata) is None
+
+
+def test_a_source_that_changes_during_the_upload_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "source"
+    path.write_bytes(os.urandom(1000))
+
+    class ChangingFile(io.FileIO):
+        """A file that another writer changes once its first part has been read."""
+
+        def read(self, size: int = -1, /) -> bytes:
+            data = super().read(size)
+            if self.tell() >= 500:
+                os.pwrite(self.fileno(), b"changed", 900)
+            return data or b""
+
+    backend = _layout_backend()
+    with ChangingFile(path, "r+") as source, pytest.raises(ChecksumMismatchException, match="changed while"):
+        _engine(backend).upload("b", "key", source, 1000, None, {}, None)
+    assert "key" not in backend.objects and backend.aborted, "the upload must be aborted, nothing stored"
+
+
+class CrcRecordingBackend(ChecksummedBackend):
+    """Its GET responses carry the CRC32C the engine records, and no checksum of the service's."""
+
+    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
+        reader = super().get_object(bucket, name, start, end)
+        data = self.objects[name]
+        metadata = {PART_LAYOUT_KEY: f"64,0,{_crc(data)}"}
+        return self.reader(reader, ObjectInfo(name, len(data), etag="v1", metadata=metadata))
+
+    def reader(self, body: RangeReader, info: ObjectInfo) -> RangeReader:
+        return FileRangeReader(body, info)
+
+
+class ReadIntoReader(RangeReader):
+    """A reader that reads into the caller's buffer (as a socket's ``recv_into`` does)."""
+
+    def __init__(self, body: RangeReader, info: ObjectInfo, calls: list[int]) -> None:
+        self._body = body
+        self.info = info
+        self._calls = calls
+
+    def read(self, size: int = -1) -> bytes:  # the first range and whole reads are streamed
+        return self._body.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:
+        self._calls.append(len(buffer))
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@pytest.mark.parametrize("readinto", [False, True])
+def test_a_recorded_crc32c_catches_a_damaged_range_and_it_is_fetched_once_more(tmp_path: Path, readinto: bool) -> None:
+    calls: list[int] = []
+    backend = CrcRecordingBackend(flips=0)
+    if readinto:
+        backend.reader = lambda body, info: ReadIntoReader(body, info, calls)  # type: ignore[method-assign]
+    backend.objects["key"] = data = os.urandom(1000)
+    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    backend.flips = 1
+    _engine(backend).download_to_path("b", "key", tmp_path / "out2")
+    assert (tmp_path / "out2").read_bytes() == data
+    backend.flips = 100  # every response damaged: the second attempt fails too
+    (tmp_path / "out3").write_bytes(b"old")
+    with pytest.raises(ChecksumMismatchException, match="crc32c"):
+        _engine(backend).download_to_path("b", "key", tmp_path / "out3")
+    assert (tmp_path / "out3").read_bytes() == b"old"
+    backend.flips = 100
+    with pytest.raises(ChecksumMismatchException, match="crc32c"):
+        _engine(backend).read_whole("b", "key")
+    if readinto:
+        assert calls and max(calls) <= SMALL.chunk_size, "the parts after the first are read into a buffer"
+
+
+def test_readinto_by_default_copies_what_read_returns() -> None:
+    reader = FileRangeReader(io.BytesIO(b"abcdef"))
+    buffer = memoryview(bytearray(4))
+    assert reader.readinto(buffer) == 4 and bytes(buffer) == b"abcd"
+    assert reader.readinto(buffer) == 2 and bytes(buffer[:2]) == b"ef"
+    assert reader.readinto(buffer) == 0
+
+
+@pytest.mark.parametrize("provider_id", ["aws", "openstack"])
+def test_the_crc32c_is_stored_where_the_part_layout_is_and_hidden_from_metadata(
+    provider_id: str, servers: Any, tmp_path: Path
+) -> None:
+    from cloudstore.testing import backend_of
+
+    provider = make_provider(servers.get(provider_id), transfer_config=TransferConfig(threshold=5 * MiB))
+    bucket = provider.storage.buckets.create(unique_name("crc"))
+    try:
+        data = os.urandom(12 * MiB)
+        source = tmp_path / "source"
+        source.write_bytes(data)
+        obj = bucket.objects.create("big.bin")
+        obj.upload_from_file(source, metadata={"kept": "yes"})
+        stored = backend_of(provider).head_object(bucket.name, "big.bin")
+        assert stored is not None and recorded_crc32c(stored.metadata) == Checksum("crc32c", _crc(data))
+        listed = bucket.objects.get("big.bin")
+        assert listed is not None and listed.metadata == {"kept": "yes"}
+        obj.download_to_file(tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == data
+    finally:
+        bucket.delete(delete_contents=True)

@@ -320,7 +320,8 @@ _HASH_SPAN = 64 * 1024 * 1024
 def _file_crc32c(fd: int, offset: int, length: int) -> tuple[int, int]:
     """The ``(CRC32C, length read)`` of ``length`` bytes of ``fd`` from ``offset``."""
     crc, done = 0, 0
-    while done < length and (chunk := os.pread(fd, min(8 * 1024 * 1024, length - done), offset + done)):
+    # 1 MiB reads: few bytes in memory per thread, and large enough for the hash to release the GIL.
+    while done < length and (chunk := os.pread(fd, min(1024 * 1024, length - done), offset + done)):
         crc = crc32c_extend(crc, chunk)
         done += len(chunk)
     return crc, done

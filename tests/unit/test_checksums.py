@@ -92,3 +92,56 @@ def test_plain_pairs_still_work() -> None:
     assert as_checksum(("md5", "ab")) == Checksum("md5", "ab")
     assert as_checksum(None) is None
     assert new_hasher("crc32c") is not None
+
+
+# --- CRC32C: combined from pieces, read from any buffer, recorded with the part layout -----------
+
+
+def test_crc32c_combine_matches_google_crc32c_over_random_splits() -> None:
+    import random
+
+    import google_crc32c
+
+    from cloudstore._checksums import combine_crc32cs, crc32c_combine
+
+    rng = random.Random(11)
+    data = os.urandom(300_000)
+    whole = google_crc32c.value(data)
+    for _ in range(40):
+        cuts = sorted(rng.sample(range(len(data) + 1), rng.randint(1, 12)))
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]  # some empty
+        assert combine_crc32cs([(google_crc32c.value(p), len(p)) for p in pieces]) == whole
+    assert crc32c_combine(whole, google_crc32c.value(b""), 0) == whole
+    assert combine_crc32cs([]) == 0 == google_crc32c.value(b"")
+
+
+def test_crc32c_extend_reads_any_buffer() -> None:
+    import google_crc32c
+
+    from cloudstore._checksums import crc32c_extend
+
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    expected = google_crc32c.value(data)
+    writable = memoryview(bytearray(data))
+    assert crc32c_extend(0, data) == expected
+    assert crc32c_extend(0, writable) == expected  # in place, through the C library
+    assert crc32c_extend(0, writable.toreadonly()) == expected
+    assert crc32c_extend(crc32c_extend(0, writable[:1000]), writable[1000:]) == expected
+    assert crc32c_extend(0, writable[::2]) == google_crc32c.value(data[::2])  # not contiguous
+    assert crc32c_extend(7, b"") == 7
+
+
+def test_the_crc32c_recorded_with_the_layout_is_read_back_and_preferred() -> None:
+    from cloudstore._checksums import expected_checksum, recorded_crc32c
+    from cloudstore.backend import ObjectInfo
+
+    metadata = {PART_LAYOUT_KEY: part_layout(100, 2, 0xAB)}
+    assert metadata[PART_LAYOUT_KEY] == "100,2,000000ab"
+    assert recorded_crc32c(metadata) == Checksum("crc32c", "000000ab")
+    assert parts_from_layout(metadata, 450) == (100, 100, 200, 50)  # the layout is still read
+    for value in ("100,2", "100,2,xyz", "100,2,abc", "100,2,0000000g", "100,2,1,2"):
+        assert recorded_crc32c({PART_LAYOUT_KEY: value}) is None
+    etag = "0" * 32 + "-4"
+    info = ObjectInfo("k", 450, etag=etag, metadata=metadata, checksum=multipart_etag_checksum(etag, 450, metadata))
+    assert expected_checksum(info) == Checksum("crc32c", "000000ab")
+    assert expected_checksum(ObjectInfo("k", 1, checksum=("md5", "a" * 32))) == Checksum("md5", "a" * 32)
