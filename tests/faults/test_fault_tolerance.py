@@ -31,6 +31,7 @@ from cloudstore import (
     ProviderConnectionException,
     RetryPolicy,
 )
+from cloudstore.testing import backend_of
 from tests.conftest import Servers, make_provider, selected_providers, unique_name
 from tests.faults.targets import TARGETS, FaultTarget
 from tests.support.proxy import FaultProxy
@@ -284,10 +285,34 @@ def test_exactly_one_request_per_injected_error(rig: Rig, kind: str) -> None:
     assert rig.proxy.count_requests(path="flaky") == baseline + 2
 
 
-@pytest.mark.parametrize("size", [300_000, MULTIPART_SIZE], ids=["single", "multipart"])
-def test_flipped_download_is_retried_once_then_refused(rig: Rig, tmp_path: Path, size: int) -> None:
+class _Pipe:
+    """A stream of unknown length (nothing can read it twice): uploaded without a recorded CRC32C."""
+
+    def __init__(self, data: bytes) -> None:
+        self._source = io.BytesIO(data)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._source.read(size)
+
+
+def _by_another_tool(rig: Rig, data: bytes) -> None:
+    """Store ``data`` in one request of the provider's own, with no metadata of cloudstore's."""
+    backend_of(rig.direct.provider).put_object(rig.direct.name, "flip-me", data, None, {})
+
+
+@pytest.mark.parametrize(
+    ("size", "write"),
+    [
+        (300_000, lambda rig, data: rig.direct.objects.create("flip-me").upload(data)),
+        (300_000, _by_another_tool),
+        (MULTIPART_SIZE, lambda rig, data: rig.direct.objects.create("flip-me").upload(data)),
+        (MULTIPART_SIZE, lambda rig, data: rig.direct.objects.create("flip-me").upload(_Pipe(data))),
+    ],
+    ids=["single", "single-by-another-tool", "multipart", "multipart-stream"],
+)
+def test_flipped_download_is_retried_once_then_refused(rig: Rig, tmp_path: Path, size: int, write: Any) -> None:
     data = os.urandom(size)
-    rig.direct.objects.create("flip-me").upload(data)
+    write(rig, data)  # a file or bytes upload records a CRC32C where the provider keeps the layout; a stream not
     bucket = rig.bucket()
     downloads = rig.target.data_download
     always = downloads.add_rule(rig.proxy, "flip")
