@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-if [ ! -f "$VENV/.installed" ] || [ benchmarks/requirements.txt -nt "$VENV/.installed" ]; then
+if [ ! -f "$VENV/.installed" ] || [ benchmarks/requirements.txt -nt "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
     "$VENV/bin/pip" install --quiet -e ".[aws]" -r benchmarks/requirements.txt
     # obstore ships binary wheels for common platforms only: measured where it installs, skipped otherwise.
     "$VENV/bin/pip" install --quiet obstore || echo "obstore did not install here: it is left out of the run" >&2
