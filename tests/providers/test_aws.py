@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import botocore.exceptions as boto_errors
+import google_crc32c
 import pytest
 from botocore.config import Config as BotoConfig
 
@@ -45,7 +46,7 @@ from cloudstore import (
     RetryPolicy,
     ThrottledException,
 )
-from cloudstore._checksums import Checksum
+from cloudstore._checksums import Checksum, expected_checksum
 from cloudstore.backend import BucketInfo, FileRangeReader
 from cloudstore.providers.aws.backend import S3Backend
 from cloudstore.testing import backend_of, spy_on
@@ -972,10 +973,13 @@ def test_a_multipart_object_is_verified_on_download(aws: CloudProvider, s3_bucke
     stored = admin.head_object(Bucket=s3_bucket.name, Key="parts.bin")
     # Measured on SeaweedFS: the multipart ETag is S3's, the MD5 of the parts' MD5s and their count.
     assert stored["ETag"].strip('"') == part_md5s_etag(first, second, tail)
-    assert stored["Metadata"] == {"kind": "weights", "cloudstore-part-layout": f"{5 * MiB},0"}
+    # Uploaded from bytes: the layout carries the whole object's CRC32C too.
+    crc = f"{google_crc32c.value(first + second + tail):08x}"
+    assert stored["Metadata"] == {"kind": "weights", "cloudstore-part-layout": f"{5 * MiB},0,{crc}"}
     info = backend_of(aws).head_object(s3_bucket.name, "parts.bin")
     assert info is not None
     assert info.checksum == Checksum("md5-of-parts", part_md5s_etag(first, second, tail), (5 * MiB, 5 * MiB, MiB))
+    assert expected_checksum(info) == Checksum("crc32c", crc), "downloads check the cheaper CRC32C"
     got = s3_bucket.objects.get("parts.bin")
     assert got is not None and got.metadata == {"kind": "weights"}, "the layout is no user metadata"
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import google_crc32c
 import pytest
 import requests
 
@@ -480,7 +481,7 @@ def test_large_upload_is_an_slo_with_hidden_segments(
     got = swift_bucket.objects.get("big.bin")
     assert got is not None and got.size == len(data) and got.content_type == "video/mp4"
     assert got.metadata == {"kind": "large"}  # the part layout cloudstore recorded is not shown
-    assert meta["X-Object-Meta-Cloudstore-Part-Layout"] == f"{5 * MiB},0"
+    assert meta["X-Object-Meta-Cloudstore-Part-Layout"] == f"{5 * MiB},0,{google_crc32c.value(data):08x}"
     # The SLO's ETag is the MD5 of its segments' hex MD5s; the recorded layout gives their sizes.
     segment_md5s = "".join(hashlib.md5(data[i : i + 5 * MiB]).hexdigest() for i in range(0, len(data), 5 * MiB))
     assert got.etag == hashlib.md5(segment_md5s.encode()).hexdigest()
