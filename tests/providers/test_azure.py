@@ -1015,9 +1015,7 @@ def test_token_credential_round_trip_and_delegation_key(azurite_https: RunningSe
     bucket.delete(delete_contents=True)
 
     expired, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=-60))
-    stale = create(
-        {**trusted, "azure_credential": BearerToken(expired, expires_on), "retry_policy": NO_RETRY}
-    )
+    stale = create({**trusted, "azure_credential": BearerToken(expired, expires_on), "retry_policy": NO_RETRY})
     with pytest.raises(AuthenticationException):
         stale.storage.buckets.get("anything")
     without = create({**trusted, "azure_credential": NoToken(), "retry_policy": NO_RETRY})

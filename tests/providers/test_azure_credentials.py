@@ -153,9 +153,7 @@ def transfers_outliving_tokens(bucket: Bucket) -> list[BaseException]:
             number += 1
             time.sleep(0.2)
 
-    threads = [threading.Thread(target=slow_upload)] + [
-        threading.Thread(target=small, args=(n,)) for n in range(3)
-    ]
+    threads = [threading.Thread(target=slow_upload)] + [threading.Thread(target=small, args=(n,)) for n in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -243,7 +241,7 @@ def test_certificates_are_verified(azurite_https: RunningServer, tmp_path: Any) 
     """Without the CA bundle the self-signed certificate is refused; a missing bundle is a config error."""
     no_retry = RetryPolicy(max_attempts=1)
     untrusted = create({**azurite_https.config, "credentials_provider": Issuer(), "retry_policy": no_retry})
-    with pytest.raises(ProviderConnectionException, match="(?i)certificate|ssl"):
+    with pytest.raises(ProviderConnectionException, match=r"(?i)certificate|ssl"):
         untrusted.storage.buckets.get("anything")
     missing = create({**azurite_https.config, "azure_ca_bundle": str(tmp_path / "none.pem"), "azure_credential": 1})
     with pytest.raises(InvalidParamException, match="azure_ca_bundle"):
