@@ -462,13 +462,10 @@ class BucketObjectService:
     def delete_many(self, names: Iterable[str], **options: Any) -> BulkReport:
         """Delete the objects ``names`` (any iterable, consumed as it goes) in the service's
         batch requests; a name that does not exist counts as deleted. Failures are listed in the
-        returned :class:`~cloudstore.bulk.BulkReport`, not raised (by whole key)."""
+        returned :class:`~cloudstore.bulk.BulkReport`, not raised (by name, relative to a scoped view)."""
         from cloudstore import bulk
 
-        view = self.bucket
-        if view.scope and not isinstance(names, (str, bytes)):  # a str is refused by bulk as it is
-            names = (view._key(name) for name in names)
-        return bulk.delete_many(view._root, names, **options)
+        return bulk.delete_many(self.bucket, names, **options)
 
     def delete_prefix(self, prefix: str, **options: Any) -> BulkReport:
         """Delete every object whose name starts with ``prefix`` ("" deletes them all), listing
