@@ -854,6 +854,9 @@ class BucketObject:
         replaced meanwhile raises :class:`PreconditionFailedException`. Writing uploads as it
         goes (``content_type`` and ``metadata`` may be given); the object appears on a clean
         ``close()``, and an exception inside ``with`` (or ``discard()``) stores nothing.
+        ``if_none_match="*"`` / ``if_match=etag`` make the write conditional, as for :meth:`upload`:
+        ``close()`` of a writer whose condition no longer holds raises
+        :class:`PreconditionFailedException` and stores nothing.
         """
         from cloudstore._files import open_object
 
