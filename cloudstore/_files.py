@@ -9,7 +9,10 @@ read saw (ETag and size): an object replaced meanwhile raises
 Writing: bytes written are handed to the upload engine as they come (large objects go up in
 parallel parts), so memory stays near the engine's ``part_size x max_concurrency``. The object
 becomes visible only on a clean :meth:`ObjectWriter.close`; an exception inside ``with`` or
-:meth:`ObjectWriter.discard` aborts the upload and stores nothing.
+:meth:`ObjectWriter.discard` aborts the upload and stores nothing. A writer opened with
+``if_none_match="*"`` or ``if_match=etag`` commits only if the condition still holds then: a lost
+race raises :class:`~cloudstore.exceptions.PreconditionFailedException` from ``close()``, and
+nothing is stored.
 """
 
 from __future__ import annotations
@@ -298,22 +301,30 @@ class ObjectWriter(io.BufferedIOBase):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         on_close: Callable[[], None] | None = None,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
     ) -> None:
+        from cloudstore.model import write_condition
+
         super().__init__()
+        # A malformed or unsupported condition is refused here, before any request.
+        write_condition(obj.provider, if_none_match, if_match)
         self.name = obj.key
         self.obj = obj
         self._on_close = on_close
         self._written = 0
         self._error: BaseException | None = None
         self._pipe = _Pipe(obj.provider.transfer_config.chunk_size)
+        options = {"content_type": content_type, "metadata": metadata, "if_none_match": if_none_match}
         self._thread = threading.Thread(
-            target=self._run, args=(content_type, metadata), name="cloudstore-writer", daemon=True
+            target=self._run, args=({**options, "if_match": if_match},), name="cloudstore-writer", daemon=True
         )
         self._thread.start()
 
-    def _run(self, content_type: str | None, metadata: Mapping[str, str] | None) -> None:
+    def _run(self, options: Mapping[str, Any]) -> None:
         try:
-            self.obj.upload(self._pipe, content_type=content_type, metadata=metadata)
+            self.obj.upload(self._pipe, **options)
         except BaseException as err:
             self._error = err
             self._pipe.break_(err)  # a writer blocked on a full pipe wakes up and raises
@@ -396,6 +407,8 @@ def open_object(
     block_size: int = DEFAULT_BLOCK_SIZE,
     cache_blocks: int = DEFAULT_CACHE_BLOCKS,
     on_close: Callable[[], None] | None = None,
+    if_none_match: str | None = None,
+    if_match: str | None = None,
 ) -> Any:
     """``obj`` opened as a file: see :meth:`cloudstore.BucketObject.open`."""
     binary = _TEXT_MODES.get(mode, mode)
@@ -405,11 +418,11 @@ def open_object(
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise InvalidParamException("encoding, errors and newline are for text modes ('r', 'w')")
     if binary == "rb":
-        if content_type is not None or metadata is not None:
-            raise InvalidParamException("content_type and metadata are for writing ('wb', 'w')")
+        if any(option is not None for option in (content_type, metadata, if_none_match, if_match)):
+            raise InvalidParamException("content_type, metadata and write conditions are for writing ('wb', 'w')")
         file: ObjectReader | ObjectWriter = ObjectReader(obj, block_size, cache_blocks, on_close)
     else:
-        file = ObjectWriter(obj, content_type, metadata, on_close)
+        file = ObjectWriter(obj, content_type, metadata, on_close, if_none_match=if_none_match, if_match=if_match)
     if not text:
         return file
     return _TextFile(file, encoding=encoding or "utf-8", errors=errors, newline=newline)

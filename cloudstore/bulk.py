@@ -323,8 +323,12 @@ class _Remote:
     bucket: str
     #: Empty, or ending in "/".
     prefix: str
+    #: A scoped view's own check of a name given relative to it (refuses "..", absolute names).
+    check_relative: Callable[[str], object] | None = None
 
     def key(self, rel: str) -> str:
+        if self.check_relative is not None:
+            self.check_relative(rel)
         key = self.prefix + rel
         self.store.backend.check_object_name(key)
         return key
@@ -743,7 +747,8 @@ def delete_many(bucket: Bucket, names: Iterable[str], **options: Any) -> BulkRep
     if isinstance(names, str):
         raise InvalidParamException("names must be an iterable of object names, not one str")
     settings = _Options(**options)
-    side = _Remote(_store(bucket.provider, settings.limit()), bucket.name, "")
+    # In a scoped view the names, and so the report, are relative to its prefix.
+    side = _Remote(_store(bucket.provider, settings.limit()), bucket.name, bucket.scope, bucket._key)
     report = BulkReport()
     with _Job(report, settings.concurrency, settings.buffer_budget, None) as job:
         _delete_remote(job, side, names)

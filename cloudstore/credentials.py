@@ -3,7 +3,8 @@
 The ``credentials_provider`` config key takes a callable that returns
 :class:`TemporaryCredentials`: some of the provider's own config keys (``aws_access_key``,
 ``aws_secret_key`` and ``aws_session_token``; ``gcp_access_token``; ``os_auth_token`` and
-``os_storage_url``) and when they expire. cloudstore calls it once on first use, again shortly
+``os_storage_url``) or, on Azure, ``azure_access_token`` (an OAuth 2.0 bearer token), and when
+they expire. cloudstore calls it once on first use, again shortly
 before the credentials expire (a quarter of their life before, at most five minutes), and when
 the service answers that they have expired; every thread shares the result, so one refresh
 serves all of them, and transfers in flight go on with the new credentials.

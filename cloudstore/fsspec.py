@@ -389,7 +389,17 @@ class CloudStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if mode in ("wb", "xb"):
                 if mode == "xb" and obj.exists():
                     raise FileExistsError(17, "the object exists", path)
-                return open_object(obj, "wb", content_type=kwargs.get("content_type"), metadata=kwargs.get("metadata"))
+                # "xb" is exclusive to the end where the service checks it: an object created
+                # meanwhile makes close() raise PreconditionFailedException, and nothing is stored.
+                exclusive = mode == "xb" and obj.provider.features.if_none_match
+                return open_object(
+                    obj,
+                    "wb",
+                    content_type=kwargs.get("content_type"),
+                    metadata=kwargs.get("metadata"),
+                    if_none_match="*" if exclusive else kwargs.get("if_none_match"),
+                    if_match=kwargs.get("if_match"),
+                )
         raise ValueError(f"mode {mode!r} is not supported: use 'rb', 'wb' or 'xb' (objects cannot be appended to)")
 
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:

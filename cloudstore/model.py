@@ -462,13 +462,10 @@ class BucketObjectService:
     def delete_many(self, names: Iterable[str], **options: Any) -> BulkReport:
         """Delete the objects ``names`` (any iterable, consumed as it goes) in the service's
         batch requests; a name that does not exist counts as deleted. Failures are listed in the
-        returned :class:`~cloudstore.bulk.BulkReport`, not raised (by whole key)."""
+        returned :class:`~cloudstore.bulk.BulkReport`, not raised (by name, relative to a scoped view)."""
         from cloudstore import bulk
 
-        view = self.bucket
-        if view.scope and not isinstance(names, (str, bytes)):  # a str is refused by bulk as it is
-            names = (view._key(name) for name in names)
-        return bulk.delete_many(view._root, names, **options)
+        return bulk.delete_many(self.bucket, names, **options)
 
     def delete_prefix(self, prefix: str, **options: Any) -> BulkReport:
         """Delete every object whose name starts with ``prefix`` ("" deletes them all), listing
@@ -857,6 +854,9 @@ class BucketObject:
         replaced meanwhile raises :class:`PreconditionFailedException`. Writing uploads as it
         goes (``content_type`` and ``metadata`` may be given); the object appears on a clean
         ``close()``, and an exception inside ``with`` (or ``discard()``) stores nothing.
+        ``if_none_match="*"`` / ``if_match=etag`` make the write conditional, as for :meth:`upload`:
+        ``close()`` of a writer whose condition no longer holds raises
+        :class:`PreconditionFailedException` and stores nothing.
         """
         from cloudstore._files import open_object
 

@@ -14,7 +14,7 @@ import fsspec
 import pytest
 from fsspec.callbacks import Callback
 
-from cloudstore import Bucket, CloudProvider
+from cloudstore import Bucket, CloudProvider, PreconditionFailedException
 from cloudstore.fsspec import CloudStoreFileSystem
 from cloudstore.testing import Quirks
 from tests.conftest import TEST_TRANSFER, unique_name
@@ -171,6 +171,16 @@ def test_open_and_modified(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
         raise RuntimeError("stop")
     assert not fs.exists(f"{bucket.name}/never.txt")
     assert fs.modified(path) == bucket.objects.get("file.txt").last_modified  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_none_match")
+def test_exclusive_create_holds_until_close(fs: CloudStoreFileSystem, bucket: Bucket) -> None:
+    """ "xb" is if_none_match="*": an object created while the file is open wins, and close() says so."""
+    path = f"{bucket.name}/claimed.txt"
+    with pytest.raises(PreconditionFailedException), fs.open(path, "xb") as f:
+        f.write(b"late")
+        bucket.objects.create("claimed.txt").upload(b"first")
+    assert bucket.objects.get("claimed.txt").read() == b"first"  # type: ignore[union-attr]
 
 
 @pytest.mark.needs("signed_urls")

@@ -48,7 +48,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import BucketInfo, ObjectInfo
-from cloudstore.providers.azure.backend import blob_sas_url
+from cloudstore.providers.azure.sas import blob_sas_url
 from cloudstore.testing import backend_of
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy
@@ -990,12 +990,10 @@ class NoToken:
         raise ClientAuthenticationError("no identity available")
 
 
-def test_token_credential_round_trip_and_delegation_key(
-    azurite_https: RunningServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite_https.extra["ca_bundle"]))
+def test_token_credential_round_trip_and_delegation_key(azurite_https: RunningServer) -> None:
     token, expires_on = azurite_server.fake_bearer_token()
-    provider = create({**azurite_https.config, "azure_credential": BearerToken(token, expires_on)})
+    trusted = {**azurite_https.config, "azure_ca_bundle": str(azurite_https.extra["ca_bundle"])}
+    provider = create({**trusted, "azure_credential": BearerToken(token, expires_on)})
     bucket = provider.storage.buckets.create(unique_name("tok"))
     obj = bucket.objects.create("bearer.txt")
     obj.upload(b"sent with a bearer token", metadata={"via": "oauth"})
@@ -1017,12 +1015,10 @@ def test_token_credential_round_trip_and_delegation_key(
     bucket.delete(delete_contents=True)
 
     expired, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=-60))
-    stale = create(
-        {**azurite_https.config, "azure_credential": BearerToken(expired, expires_on), "retry_policy": NO_RETRY}
-    )
+    stale = create({**trusted, "azure_credential": BearerToken(expired, expires_on), "retry_policy": NO_RETRY})
     with pytest.raises(AuthenticationException):
         stale.storage.buckets.get("anything")
-    without = create({**azurite_https.config, "azure_credential": NoToken(), "retry_policy": NO_RETRY})
+    without = create({**trusted, "azure_credential": NoToken(), "retry_policy": NO_RETRY})
     with pytest.raises(AuthenticationException, match="no identity available"):
         without.storage.buckets.get("anything")
 

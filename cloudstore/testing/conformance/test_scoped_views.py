@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudstore import Bucket, InvalidNameException, InvalidParamException
+from cloudstore import Bucket, InvalidNameException, InvalidParamException, PermissionDeniedException
+from cloudstore.testing import Spied
 
 
 def _keys(bucket: Bucket) -> list[str]:
@@ -96,6 +97,45 @@ def test_bulk_directories_in_a_view(bucket: Bucket, tmp_path: Path) -> None:
     assert (target / "sub" / "two.txt").read_bytes() == b"2"
     with pytest.raises(InvalidNameException):
         tenant.upload_dir(source, "../escape")
+
+
+def test_bulk_reports_of_a_view_name_objects_relative_to_it(bucket: Bucket, spied: Spied) -> None:
+    """What a view's bulk jobs report (failures, by name) is relative to it, as its listings are."""
+    bucket.objects.create("outside.txt").upload(b"outside")
+    view = spied.provider.storage.buckets.get(bucket.name).scoped("t/")  # type: ignore[union-attr]
+    for name in ("a.txt", "b.txt", "sub/c.txt"):
+        view.objects.create(name).upload(name.encode())
+
+    report = view.objects.delete_many(["a.txt", "../outside.txt", "/outside.txt"])
+    assert sorted(failure.name for failure in report.failed) == ["../outside.txt", "/outside.txt"]
+    assert all(isinstance(failure.error, InvalidNameException) for failure in report.failed)
+    assert report.deleted == 1
+    assert _keys(bucket) == ["outside.txt", "t/b.txt", "t/sub/c.txt"]
+
+    refused = PermissionDeniedException("injected refusal")
+    spied.backend.fail("delete_objects", refused, times=None)
+    spied.backend.fail("delete_object", refused, times=None)
+    report = view.objects.delete_many(["b.txt", "sub/c.txt"])
+    assert sorted(failure.name for failure in report.failed) == ["b.txt", "sub/c.txt"]
+    report = view.objects.delete_prefix("sub/")
+    assert [failure.name for failure in report.failed] == ["c.txt"]  # relative to the prefix, as outside a view
+    spied.backend.reset()
+    assert _keys(bucket) == ["outside.txt", "t/b.txt", "t/sub/c.txt"]
+
+
+def test_listings_of_a_view_name_objects_and_folders_relative_to_it(bucket: Bucket) -> None:
+    view = bucket.scoped("tenant/")
+    for name in ("a/1.txt", "a/2.txt", "b/3.txt", "top.txt"):
+        view.objects.create(name).upload(b"x")
+    page = view.objects.list(delimiter="/")
+    assert [o.name for o in page] == ["top.txt"] and list(page.prefixes) == ["a/", "b/"]
+    page = view.objects.list(prefix="a/", delimiter="/")
+    assert [o.name for o in page] == ["a/1.txt", "a/2.txt"] and list(page.prefixes) == []
+    first = view.objects.list(limit=2)
+    rest = view.objects.list(marker=first.marker)  # a marker of the view goes back to the view
+    assert [o.name for o in first] + [o.name for o in rest] == ["a/1.txt", "a/2.txt", "b/3.txt", "top.txt"]
+    copied = view.objects.get("top.txt").copy_to(view, "copies/top.txt")  # type: ignore[union-attr]
+    assert (copied.name, copied.key) == ("copies/top.txt", "tenant/copies/top.txt")
 
 
 @pytest.mark.needs("signed_urls")

@@ -8,28 +8,29 @@ copy. Racing writers: exactly one wins where the service checks atomically
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from cloudstore import Bucket, InvalidParamException, NotSupportedException, PreconditionFailedException
-from tests.conftest import TEST_TRANSFER
-
-#: Larger than the suite's threshold: uploaded in parts, the condition checked at the commit.
-LARGE = TEST_TRANSFER.threshold + 1024 * 1024
 
 
-def large(fill: bytes) -> bytes:
-    return fill * LARGE
+@pytest.fixture
+def large(bucket: Bucket) -> Callable[[bytes], bytes]:
+    """``large(fill)``: bytes over the provider's threshold: uploaded in parts, the condition
+    checked at the commit."""
+    size = bucket.provider.transfer_config.threshold + 1024 * 1024
+    return lambda fill: fill * size
 
 
 @pytest.mark.needs("if_none_match")
 @pytest.mark.parametrize("size", ["small", "parts"])
-def test_if_none_match_creates_only_once(bucket: Bucket, size: str) -> None:
+def test_if_none_match_creates_only_once(bucket: Bucket, size: str, large: Callable[[bytes], bytes]) -> None:
     first, second = (b"first", b"second") if size == "small" else (large(b"1"), large(b"2"))
     obj = bucket.objects.create("model/v1.bin")
     obj.upload(first, if_none_match="*")
@@ -52,7 +53,7 @@ def test_if_none_match_from_file(bucket: Bucket, tmp_path: Path) -> None:
 
 @pytest.mark.needs("if_match")
 @pytest.mark.parametrize("size", ["small", "parts"])
-def test_if_match_replaces_only_that_version(bucket: Bucket, size: str) -> None:
+def test_if_match_replaces_only_that_version(bucket: Bucket, size: str, large: Callable[[bytes], bytes]) -> None:
     v1, v2, v3 = (b"v1", b"v2", b"v3") if size == "small" else (large(b"a"), large(b"b"), large(b"c"))
     obj = bucket.objects.create("versions.json")
     obj.upload(v1)
@@ -107,19 +108,27 @@ def test_condition_arguments_checked(bucket: Bucket) -> None:
     assert bucket.objects.get("x") is None
 
 
-def test_unsupported_condition_refused_before_any_request(bucket: Bucket) -> None:
+@pytest.mark.lacks("if_none_match")
+def test_unsupported_if_none_match_refused_before_any_request(bucket: Bucket) -> None:
     """A provider that cannot check a condition says so; it never writes unconditionally."""
-    features = bucket.provider.features
-    for option, supported in (("if_none_match", features.if_none_match), ("if_match", features.if_match)):
-        value = "*" if option == "if_none_match" else '"abc"'
-        if supported:
-            continue
-        with pytest.raises(NotSupportedException):
-            bucket.objects.create("y").upload(b"y", **{option: value})
-        assert bucket.objects.get("y") is None
+    with pytest.raises(NotSupportedException):
+        bucket.objects.create("y").upload(b"y", if_none_match="*")
+    assert bucket.objects.get("y") is None
 
 
-def _race(writers: list[Callable[[], None]]) -> list[BaseException | None]:
+@pytest.mark.lacks("if_match")
+def test_unsupported_if_match_refused_before_any_request(bucket: Bucket) -> None:
+    bucket.objects.create("y").upload(b"old")
+    with pytest.raises(NotSupportedException):
+        bucket.objects.create("y").upload(b"new", if_match='"abc"')
+    assert bucket.objects.get("y").read() == b"old"  # type: ignore[union-attr]
+
+
+def _upload(bucket: Bucket, name: str, body: bytes, **condition: str | None) -> None:
+    bucket.objects.create(name).upload(body, **condition)  # type: ignore[arg-type]
+
+
+def _race(writers: Sequence[Callable[[], None]]) -> list[BaseException | None]:
     """Run ``writers`` at the same moment; what each raised (``None``: it succeeded)."""
     barrier = threading.Barrier(len(writers))
 
@@ -140,8 +149,7 @@ def test_racing_creators_one_wins(bucket: Bucket) -> None:
     for round_number in range(4):
         name = f"race-{round_number}"
         bodies = [f"writer {i} ".encode() * 100 for i in range(2)]
-        writers = [lambda b=body, n=name: bucket.objects.create(n).upload(b, if_none_match="*") for body in bodies]
-        results = _race(writers)
+        results = _race([functools.partial(_upload, bucket, name, body, if_none_match="*") for body in bodies])
         winners = [i for i, result in enumerate(results) if result is None]
         assert len(winners) == 1, results
         assert bucket.objects.get(name).read() == bodies[winners[0]]  # type: ignore[union-attr]
@@ -152,7 +160,7 @@ def test_racing_replacers_one_wins(bucket: Bucket) -> None:
     bucket.objects.create("state").upload(b"0")
     etag = bucket.objects.get("state").etag  # type: ignore[union-attr]
     bodies = [b"writer a", b"writer b"]
-    results = _race([lambda body=body: bucket.objects.create("state").upload(body, if_match=etag) for body in bodies])
+    results = _race([functools.partial(_upload, bucket, "state", body, if_match=etag) for body in bodies])
     winners = [i for i, result in enumerate(results) if result is None]
     assert len(winners) == 1, results
     assert bucket.objects.get("state").read() == bodies[winners[0]]  # type: ignore[union-attr]
@@ -194,3 +202,60 @@ def test_concurrent_version_pushes_lose_none(bucket: Bucket) -> None:
         list(pool.map(run, range(writers)))
     stored = json.loads(bucket.objects.get("model/versions.json").read())  # type: ignore[union-attr]
     assert sorted(stored) == sorted(f"1.{n}" for n in range(writers))
+
+
+def _write_through_open(bucket: Bucket, name: str, body: bytes, **condition: str | None) -> None:
+    """Write ``body`` through a file opened with ``condition``, in a few pieces."""
+    with bucket.objects.create(name).open("wb", **condition) as file:
+        for start in range(0, len(body), 1000):
+            file.write(body[start : start + 1000])
+
+
+@pytest.mark.needs("if_none_match")
+@pytest.mark.parametrize("size", ["small", "parts"])
+def test_open_for_writing_if_none_match(bucket: Bucket, size: str, large: Callable[[bytes], bytes]) -> None:
+    first, second = (b"first", b"second") if size == "small" else (large(b"1"), large(b"2"))
+    _write_through_open(bucket, "model.bin", first, if_none_match="*")
+    with pytest.raises(PreconditionFailedException):
+        _write_through_open(bucket, "model.bin", second, if_none_match="*")
+    assert bucket.objects.get("model.bin").read() == first  # type: ignore[union-attr]
+
+
+@pytest.mark.needs("if_match")
+def test_open_for_writing_if_match(bucket: Bucket) -> None:
+    bucket.objects.create("state.json").upload(b"v1")
+    etag = bucket.objects.get("state.json").etag  # type: ignore[union-attr]
+    with bucket.objects.create("state.json").open("w", if_match=etag) as text:
+        text.write("v2")
+    with pytest.raises(PreconditionFailedException):  # etag names v1, which is gone
+        _write_through_open(bucket, "state.json", b"v3", if_match=etag)
+    assert bucket.objects.get("state.json").read() == b"v2"  # type: ignore[union-attr]
+    with pytest.raises(PreconditionFailedException):
+        _write_through_open(bucket, "absent.json", b"{}", if_match=etag)
+    assert bucket.objects.get("absent.json") is None
+
+
+@pytest.mark.needs("if_none_match", "atomic_conditions")
+def test_racing_writers_through_open_one_wins(bucket: Bucket) -> None:
+    bodies = [f"writer {i} ".encode() * 500 for i in range(2)]
+    writers = [functools.partial(_write_through_open, bucket, "race", body, if_none_match="*") for body in bodies]
+    results = _race(writers)
+    winners = [i for i, result in enumerate(results) if result is None]
+    assert len(winners) == 1, results
+    assert bucket.objects.get("race").read() == bodies[winners[0]]  # type: ignore[union-attr]
+
+
+def test_open_condition_arguments_checked_before_any_request(bucket: Bucket) -> None:
+    obj = bucket.objects.create("x")
+    with pytest.raises(InvalidParamException):
+        obj.open("wb", if_none_match="etag")
+    with pytest.raises(InvalidParamException):
+        obj.open("rb", if_match='"abc"')
+    assert bucket.objects.get("x") is None
+
+
+@pytest.mark.lacks("if_none_match")
+def test_open_with_an_unsupported_condition_refused_at_once(bucket: Bucket) -> None:
+    with pytest.raises(NotSupportedException):
+        bucket.objects.create("y").open("wb", if_none_match="*")
+    assert bucket.objects.get("y") is None

@@ -1,23 +1,55 @@
-"""Browser form uploads (``generate_post``): real multipart/form-data POSTs with requests."""
+"""Browser form uploads (``generate_post``): real multipart/form-data POSTs, as a browser sends them."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-import requests
 
 from cloudstore import Bucket, NotSupportedException, SignedPost
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The answer to the POST itself (a redirect is a status to check, not a page to fetch)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def post(form: SignedPost, data: bytes, content_type: str = "application/octet-stream", **changed: str) -> int:
-    fields = {**form.fields, **changed}
-    files = {form.file_field: (form.filename or "upload.bin", data, content_type)}
-    response = requests.post(form.url, data=fields, files=files, timeout=30, allow_redirects=False)
-    return response.status_code
+    """POST ``data`` with the form's fields (``changed`` replacing some) as ``multipart/form-data``:
+    the fields first, the file last. The answer's status."""
+    boundary = f"cloudstore-{secrets.token_hex(16)}"
+    body = bytearray()
+    for name, value in {**form.fields, **changed}.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n{value}\r\n'.encode()
+    filename = _quoted(form.filename or "upload.bin")
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(form.file_field)}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    body += data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        form.url, data=bytes(body), method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.build_opener(_NoRedirects).open(request, timeout=30) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        err.read()
+        return int(err.code)
 
 
 @pytest.mark.needs("signed_posts")
