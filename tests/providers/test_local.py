@@ -35,7 +35,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import ObjectInfo
-from cloudstore.providers.local.backend import sign_request
+from cloudstore.providers.local.auth import sign_request
 from cloudstore.testing import backend_of, spy_on
 from tests.conftest import Servers, unique_name
 from tests.support.servers.base import RunningServer
