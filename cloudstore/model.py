@@ -206,7 +206,7 @@ class StorageService:
         self.buckets = BucketService(provider)
 
     def __repr__(self) -> str:
-        return f"<StorageService of {self.provider.PROVIDER_ID}>"
+        return f"<StorageService provider={self.provider.PROVIDER_ID}>"
 
 
 class BucketService:
@@ -255,7 +255,7 @@ class BucketService:
             yield Bucket(self.provider, info)
 
     def __repr__(self) -> str:
-        return f"<BucketService of {self.provider.PROVIDER_ID}>"
+        return f"<BucketService provider={self.provider.PROVIDER_ID}>"
 
 
 class Bucket:
@@ -478,7 +478,7 @@ class BucketObjectService:
         return bulk.delete_prefix(self.bucket._root, self.bucket._prefix(prefix), **options)
 
     def __repr__(self) -> str:
-        return f"<BucketObjectService of {self.bucket!r}>"
+        return f"<BucketObjectService bucket={self.bucket!r}>"
 
 
 class BucketObject:

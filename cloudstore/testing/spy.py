@@ -56,7 +56,7 @@ class SpyBackend(Backend[Any]):
         self._after: dict[str, list[Callable[[Call, Any], Any]]] = {}
 
     def __repr__(self) -> str:
-        return f"<SpyBackend of {self.inner!r}>"
+        return f"<SpyBackend inner={self.inner!r}>"
 
     def __getattr__(self, name: str) -> Any:
         # Attributes of the backend beyond the interface (a provider's own helpers).

@@ -128,6 +128,9 @@ class LocalBackend(Backend[_Upload]):
         self._locks = self.root / _INTERNAL / "locks"
         self._folders = _FolderIndex()
 
+    def __repr__(self) -> str:
+        return f"<LocalBackend root={str(self.root)!r} url={self.url}>"
+
     def _check_root(self) -> None:
         """A ``local_root`` that exists must be a folder (one that does not is made on first write)."""
         if self.root.exists() and not self.root.is_dir():

@@ -7,6 +7,9 @@ from an address) sees the same objects. Other processes do not.
 Everything the shared layer offers works on it (multipart uploads, server-side copies, paging,
 checksums) except signed URLs: no server could answer them. It needs no SDK, so unit tests of
 the model and the engine run on it, and it is the smallest complete example of a backend.
+
+Of a provider's usual file set it has only this backend: it has no credentials (no ``auth.py``)
+and raises nothing but cloudstore's own exceptions (no ``errors.py``: ``map_error`` passes them on).
 """
 
 from __future__ import annotations
