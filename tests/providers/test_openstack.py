@@ -47,8 +47,7 @@ from cloudstore import (
     RetryPolicy,
     ThrottledException,
 )
-from cloudstore._checksums import Checksum
-from cloudstore.backend import BucketInfo
+from cloudstore.backend import BucketInfo, Checksum
 from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
 from cloudstore.testing import backend_of

@@ -49,13 +49,14 @@ from requests.adapters import HTTPAdapter
 
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
+from cloudstore._checksums import PART_LAYOUT_KEY, parts_from_layout
 from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, pool_size, request_timeout, strip_etag
 from cloudstore._retry import RetryPolicy
 from cloudstore._signing import expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
     Backend,
     BucketInfo,
+    Checksum,
     Features,
     ObjectInfo,
     Page,
