@@ -67,6 +67,7 @@ class MemoryUpload:
     metadata: Mapping[str, str]
     upload_id: str = field(default_factory=lambda: secrets.token_hex(8))
     parts: dict[int, bytes] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 @dataclass
@@ -297,6 +298,15 @@ class MemoryBackend(Backend[MemoryUpload]):
     def abort_multipart_upload(self, upload: MemoryUpload) -> None:
         with self._lock:
             self.uploads.pop(upload.upload_id, None)
+
+    def abort_orphan_uploads(self, upload: MemoryUpload, since: datetime) -> None:
+        # The uploads of the same object started since then, other than this one: what an attempt
+        # whose answer was lost left open (as S3 keeps them until they are aborted).
+        with self._lock:
+            for other in list(self.uploads.values()):
+                same = (other.bucket, other.name) == (upload.bucket, upload.name)
+                if same and other.upload_id != upload.upload_id and other.started >= since:
+                    del self.uploads[other.upload_id]
 
 
 def _sort_key(name: str) -> bytes:
