@@ -9,6 +9,10 @@ onto :mod:`cloudstore.exceptions` (:meth:`Backend.map_error`).
 The shared layer calls every method here under the retry policy
 (:mod:`cloudstore._retry`) and translates what it raises with ``map_error``, so
 a provider raises its SDK's errors freely and never retries by itself.
+
+This module is the provider interface, public and documented ("Provider interface" in the API
+reference): a provider imports what it needs from here and from :mod:`cloudstore.exceptions`,
+:mod:`cloudstore.config` and :mod:`cloudstore.registry`, never from a private module.
 """
 
 from __future__ import annotations
@@ -19,14 +23,33 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
+from cloudstore._checksums import Checksum
 from cloudstore._names import object_name_max_bytes
 from cloudstore.exceptions import AuthenticationException, NotSupportedException, PreconditionFailedException
 
 if TYPE_CHECKING:
-    from cloudstore._checksums import Checksum
     from cloudstore._retry import RetryPolicy
     from cloudstore.credentials import CredentialSource
     from cloudstore.exceptions import CloudStoreException
+
+__all__ = [
+    "Backend",
+    "BucketInfo",
+    "Checksum",
+    "Features",
+    "FileRangeReader",
+    "ObjectInfo",
+    "Page",
+    "PostForm",
+    "RangeReader",
+    "SignedPost",
+    "SignedURL",
+    "UploadPart",
+    "UrlPins",
+    "WriteCondition",
+    "call_with_credentials",
+    "same_etag",
+]
 
 T = TypeVar("T")
 #: A backend's handle of one multipart upload (whatever it needs to send the parts and commit them).
@@ -252,7 +275,7 @@ class ObjectInfo:
     #: User metadata; ``None`` when the listing does not carry it (then a HEAD fills it in).
     metadata: Mapping[str, str] | None = None
     #: A whole-object checksum the downloaded bytes must match: a
-    #: :class:`~cloudstore._checksums.Checksum` or a plain ``(algorithm, hex digest)`` pair with
+    #: :class:`~cloudstore.backend.Checksum` or a plain ``(algorithm, hex digest)`` pair with
     #: algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
     checksum: Checksum | tuple[str, str] | None = None
 

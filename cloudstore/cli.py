@@ -135,17 +135,40 @@ def _progress_bar(total: int | None, label: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=None, leave=False)
 
 
+def _pace_options(fn: F) -> F:
+    """How fast a job that makes many requests goes: workers, and a cap on the request rate."""
+    for option in reversed(
+        [
+            click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Objects in flight at once."),
+            click.option(
+                "--max-requests-per-second",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                metavar="RATE",
+                help="At most RATE requests a second to each service, for the whole job.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 def _bulk_options(fn: F) -> F:
     """The options of the commands that move many objects."""
     for option in reversed(
         [
             click.option("--include", multiple=True, metavar="GLOB", help="Only relative paths matching GLOB."),
             click.option("--exclude", multiple=True, metavar="GLOB", help="Not relative paths matching GLOB."),
-            click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Objects in flight at once."),
         ]
     ):
         fn = option(fn)
-    return fn
+    return _pace_options(fn)
+
+
+def _pace(concurrency: int | None, max_requests_per_second: float | None) -> dict[str, Any]:
+    """The bulk job options the pace options ask for (those left unset keep the job's defaults)."""
+    given = {"concurrency": concurrency, "max_requests_per_second": max_requests_per_second}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _bulk_job(
@@ -156,14 +179,13 @@ def _bulk_job(
     run: Callable[..., BulkReport],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
-    concurrency: int | None,
+    pace: dict[str, Any],
 ) -> None:
     """Run a bulk job between two places, with one progress bar (on a terminal) and a summary line."""
     sides = [parse_address(source), parse_address(destination)]
     if not any(sides):
         raise UserMistake("one side must be a PROVIDER://bucket/prefix address")
     providers = {side.provider: ctx.provider(side.provider) for side in sides if side is not None}
-    options = {"concurrency": concurrency} if concurrency is not None else {}
     with _NoBar() if quiet else _progress_bar(None, "bytes") as bar:
         report = run(
             source,
@@ -172,7 +194,7 @@ def _bulk_job(
             exclude=list(exclude) or None,
             progress=bar.update,
             providers=providers,
-            **options,
+            **pace,
         )
     _finish(report)
 
@@ -308,14 +330,18 @@ def remove_bucket(ctx: _Context, address: str, force: bool) -> None:
 @main.command("rm")
 @click.argument("address")
 @click.option("--recursive", "-r", is_flag=True, help="Delete every object under the folder ADDRESS names.")
+@_pace_options
 @click.pass_obj
 @_friendly_errors
-def remove(ctx: _Context, address: str, recursive: bool) -> None:
-    """Delete an object; with -r, every object under a folder (PROVIDER://bucket/folder/) or in a bucket."""
+def remove(
+    ctx: _Context, address: str, recursive: bool, concurrency: int | None, max_requests_per_second: float | None
+) -> None:
+    """Delete an object; with -r, every object under a folder (PROVIDER://bucket/folder/) or in a bucket
+    (in the service's batch requests)."""
     if recursive:
         where = _address(address)
         folder = where.key if not where.key or where.key.endswith("/") else where.key + "/"
-        _finish(ctx.bucket(where).objects.delete_prefix(folder))
+        _finish(ctx.bucket(where).objects.delete_prefix(folder, **_pace(concurrency, max_requests_per_second)))
         return
     ctx.existing_object(_address(address, need_key=True)).delete()
     click.echo(f"deleted {address}")
@@ -340,6 +366,7 @@ def copy(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     concurrency: int | None,
+    max_requests_per_second: float | None,
 ) -> None:
     """Copy a file to an object, an object to a file, or an object to an object.
 
@@ -347,7 +374,8 @@ def copy(
     everything under the folder or prefix SOURCE goes under DESTINATION, every file copied.
     """
     if recursive:
-        _bulk_job(ctx, source, destination, quiet, copy_tree, include, exclude, concurrency)
+        pace = _pace(concurrency, max_requests_per_second)
+        _bulk_job(ctx, source, destination, quiet, copy_tree, include, exclude, pace)
         return
     src, dst = parse_address(source), parse_address(destination)
     if src is None and dst is None:
@@ -437,13 +465,14 @@ def sync_command(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     concurrency: int | None,
+    max_requests_per_second: float | None,
 ) -> None:
     """Make DESTINATION hold what SOURCE holds, copying only what differs (size and checksum).
 
     Each side is a local folder or PROVIDER://bucket/prefix. Exit status 1 if any item failed.
     """
     run = functools.partial(sync, delete=delete, dry_run=dry_run)
-    _bulk_job(ctx, source, destination, quiet, run, include, exclude, concurrency)
+    _bulk_job(ctx, source, destination, quiet, run, include, exclude, _pace(concurrency, max_requests_per_second))
 
 
 @main.command("cat")

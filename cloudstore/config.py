@@ -144,10 +144,11 @@ class Config(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         keys = self._spec.all_keys()
-        shown = {
-            k: ("***" if keys.get(k, ConfigKey()).secret and v is not None else v) for k, v in self._values.items()
-        }
-        return f"Config({shown!r})"
+        shown = [
+            f"{k}=***" if keys.get(k, ConfigKey()).secret and v is not None else f"{k}={v!r}"
+            for k, v in self._values.items()
+        ]
+        return f"<Config {' '.join([self._spec.id, *shown])}>"
 
     __str__ = __repr__
 

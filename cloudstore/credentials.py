@@ -36,7 +36,8 @@ class TemporaryCredentials:
     expires_at: datetime | None = None
 
     def __repr__(self) -> str:  # the values are secrets
-        return f"TemporaryCredentials(keys={sorted(self.values)}, expires_at={self.expires_at})"
+        expires = self.expires_at.isoformat() if self.expires_at else None
+        return f"<TemporaryCredentials keys={','.join(sorted(self.values))} expires_at={expires}>"
 
 
 CredentialsProvider = Callable[[], TemporaryCredentials]

@@ -13,7 +13,6 @@ import importlib
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
@@ -206,7 +205,7 @@ class StorageService:
         self.buckets = BucketService(provider)
 
     def __repr__(self) -> str:
-        return f"<StorageService of {self.provider.PROVIDER_ID}>"
+        return f"<StorageService provider={self.provider.PROVIDER_ID}>"
 
 
 class BucketService:
@@ -255,7 +254,7 @@ class BucketService:
             yield Bucket(self.provider, info)
 
     def __repr__(self) -> str:
-        return f"<BucketService of {self.provider.PROVIDER_ID}>"
+        return f"<BucketService provider={self.provider.PROVIDER_ID}>"
 
 
 class Bucket:
@@ -314,16 +313,22 @@ class Bucket:
     def delete(self, delete_contents: bool = False) -> None:
         """Delete the bucket; a non-empty one only with ``delete_contents=True``
         (otherwise :class:`PreconditionFailedException`, and nothing is deleted).
-        A scoped view cannot delete its bucket (:class:`InvalidParamException`)."""
+        A scoped view cannot delete its bucket (:class:`InvalidParamException`).
+
+        The contents go as :meth:`BucketObjectService.delete_prefix` deletes them, in the
+        service's batch requests; if any object cannot be deleted, its error is raised and the
+        bucket is kept."""
         if self.scope:
             raise InvalidParamException(
                 f"a view of {self.scope!r} cannot delete bucket {self.name!r}; delete its objects with "
                 "objects.delete_prefix('')"
             )
         if delete_contents:
-            with ThreadPoolExecutor(self.provider.transfer_config.max_concurrency) as pool:
-                # list() drains each delete's result, so the first failure is raised here.
-                list(pool.map(BucketObject.delete, self.objects))
+            report = self.objects.delete_prefix("", concurrency=self.provider.transfer_config.max_concurrency)
+            if report.failed:
+                first = report.failed[0]
+                first.error.add_note(f"deleting the contents of bucket {self.name!r}: {len(report.failed)} failed")
+                raise first.error
         self.provider._call(lambda: self.provider._backend.delete_bucket(self.name))
 
     def upload_dir(
@@ -475,7 +480,7 @@ class BucketObjectService:
         return bulk.delete_prefix(self.bucket._root, self.bucket._prefix(prefix), **options)
 
     def __repr__(self) -> str:
-        return f"<BucketObjectService of {self.bucket!r}>"
+        return f"<BucketObjectService bucket={self.bucket!r}>"
 
 
 class BucketObject:

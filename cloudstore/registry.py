@@ -81,6 +81,7 @@ class ProviderSpec:
 
 _lock = threading.RLock()
 _specs: dict[str, ProviderSpec] = {}
+_builtin_ids: set[str] = set()
 _loaded = False
 
 
@@ -91,6 +92,16 @@ def register(spec: ProviderSpec) -> None:
     with _lock:
         _load()
         _add(spec)
+
+
+def unregister(provider_id: str) -> None:
+    """Forget a provider registered by :func:`register` or an entry point (a test's, a plugin
+    unloaded by hand); an id that is not registered is ignored. The built-in providers stay."""
+    with _lock:
+        _load()
+        if provider_id in _builtin_ids:
+            raise InvalidParamException(f"the built-in provider {provider_id!r} cannot be unregistered")
+        _specs.pop(provider_id, None)
 
 
 def registered() -> Mapping[str, ProviderSpec]:
@@ -154,7 +165,9 @@ def _load() -> None:
     _loaded = True
     for target in _BUILTIN_SPECS:
         module, _, attribute = target.partition(":")
-        _add(getattr(importlib.import_module(module), attribute))
+        spec = getattr(importlib.import_module(module), attribute)
+        _add(spec)
+        _builtin_ids.add(spec.id)
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         if point.value in _BUILTIN_SPECS:
             continue  # the built-ins' own entry points: loaded above

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from cloudstore import ProviderList
 from cloudstore.cli import _Context, main
-from tests.conftest import Servers
+from tests.conftest import Servers, unique_name
 from tests.support.servers.base import free_port, spawn, wait_for_port
 
 Run = Callable[..., Result]
@@ -476,6 +477,34 @@ def test_recursive_copy_sync_cat_and_recursive_remove(cli: Run, root: Path, tmp_
     ]
     assert ok(cli("rm", "-r", "local://bkt/x")).strip() == "deleted 3, failed 0"
     assert ok(cli("ls", "-r", "local://bkt")) == ""
+
+
+@pytest.mark.parametrize("command", ["cp", "sync", "rm"])
+def test_request_rate_cap_spaces_a_jobs_requests(cli: Run, tmp_path: Path, command: str) -> None:
+    # The memory provider deletes one object a request (max_batch_delete 1): rm -r sends one per object too.
+    store = (f"memory_store={unique_name('rate')}",)
+    files, rate = 9, 20
+    source = tmp_path / "many"
+    source.mkdir()
+    for i in range(files):
+        (source / f"{i}.txt").write_bytes(b"x")
+    ok(cli("mb", "memory://bkt", config=store))
+    if command == "rm":
+        ok(cli("cp", "-r", str(source), "memory://bkt/x", config=store))
+    args = {
+        "cp": ("cp", "-r", str(source), "memory://bkt/x"),
+        "sync": ("sync", str(source), "memory://bkt/x"),
+        "rm": ("rm", "-r", "memory://bkt/x"),
+    }[command]
+    started = time.monotonic()
+    summary = ok(cli(*args, "--max-requests-per-second", str(rate), config=store)).strip()
+    elapsed = time.monotonic() - started
+    assert summary == (f"deleted {files}, failed 0" if command == "rm" else f"copied {files} (9 B), failed 0")
+    # At least one request an object, their starts 1/rate s apart: a lower bound only (a slow
+    # machine takes longer, never shorter), which an uncapped job on memory beats by far.
+    assert elapsed >= (files - 1) / rate
+    result = cli(*args, "--max-requests-per-second", "0", config=store)
+    assert result.exit_code == 2 and "Invalid value for '--max-requests-per-second'" in result.stderr
 
 
 def test_bulk_failures_are_listed_and_exit_non_zero(cli: Run, root: Path, tmp_path: Path) -> None:

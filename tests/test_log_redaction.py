@@ -174,3 +174,26 @@ def test_a_malformed_config_line_is_reported_by_number_only(
     assert re.search(r"line \d", str(caught.value))
     shown = "".join(traceback.format_exception(caught.value))
     assert "TOPSECRETVALUE" not in shown
+
+
+#: The one repr style of cloudstore's objects (docs: "Writing a provider"): ``<ClassName ...>``.
+ANGLE_REPR = re.compile(r"^<[A-Z][A-Za-z0-9]*( [^\n]*)?>$")
+
+
+def test_reprs_share_one_style_and_show_no_secret(server: RunningServer, provider: CloudProvider) -> None:
+    """Every object a user or a log may print, the provider's backend included, reads
+    ``<ClassName key=value ...>`` and shows no credential."""
+    from cloudstore.testing import SpyBackend, backend_of
+
+    with fresh_bucket(provider) as bucket:
+        obj = bucket.objects.create("shown.txt")
+        obj.upload(b"shown")
+        with obj.open("rb") as reader:
+            shown = [repr(reader)]
+        backend = backend_of(provider)
+        shown += [repr(x) for x in (provider, provider.config, provider.storage, provider.storage.buckets, bucket)]
+        shown += [repr(bucket.objects), repr(obj), repr(backend), repr(SpyBackend(backend)), str(provider.config)]
+    for text in shown:
+        assert ANGLE_REPR.match(text), f"not <ClassName ...>: {text!r}"
+        for secret in secrets_of(server):
+            assert secret not in text

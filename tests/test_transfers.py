@@ -2,40 +2,47 @@
 
 The memory tests move 256 MiB through LOCAL and through S3 (SeaweedFS) and measure the
 Python heap's peak with tracemalloc: it must stay near ``max_concurrency x part_size``.
-The part-logic tests drive the engine with an in-memory backend (pure logic, no SDK).
+The part-logic tests drive the engine through the public API on the memory provider, with the
+calls it makes recorded (and chosen ones failed or altered) by the :class:`SpyBackend` seam.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import os
 import threading
 import tracemalloc
 import warnings
-from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from cloudstore import (
+    BucketObject,
     ChecksumMismatchException,
     CleanupWarning,
     CloudProvider,
+    CloudProviderFactory,
     InvalidParamException,
     PermissionDeniedException,
     RetryPolicy,
     ThrottledException,
     TransferConfig,
 )
-from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, multipart_etag_checksum, part_sizes, recorded_crc32c
-from cloudstore._engine import TransferEngine
-from cloudstore._names import s3_bucket_name
-from cloudstore.backend import Backend, BucketInfo, Features, FileRangeReader, ObjectInfo, Page, RangeReader, UploadPart
-from cloudstore.exceptions import CloudStoreException, PreconditionFailedException, ProviderConnectionException
+from cloudstore._checksums import PART_LAYOUT_KEY, multipart_etag_checksum, part_sizes, recorded_crc32c
+from cloudstore.backend import (
+    Checksum,
+    FileRangeReader,
+    ObjectInfo,
+    RangeReader,
+)
+from cloudstore.exceptions import PreconditionFailedException, ProviderConnectionException
+from cloudstore.providers.memory.backend import MemoryBackend
+from cloudstore.testing import Call, SpyBackend, backend_of, provider_with
 from tests.conftest import make_provider, unique_name
 from tests.support.streams import BreakingStream
 
@@ -94,295 +101,212 @@ def test_256_mib_round_trip_stays_within_memory_bound(
         bucket.delete(delete_contents=True)
 
 
-# --- part logic, with an in-memory backend -----------------------------------------------
-
-
-class MemoryBackend(Backend):
-    """Objects in a dict; a hook may fail chosen calls. Pure logic for engine tests."""
-
-    features = Features(min_part_size=1, max_parts=10_000)
-    check_bucket_name = staticmethod(s3_bucket_name)
-
-    def __init__(self, fail: Any = None) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.uploads: dict[int, dict[int, bytes]] = {}
-        self.calls: list[tuple[str, Any]] = []
-        self.aborted: list[int] = []
-        self.content_md5s: dict[str, bytes | None] = {}
-        #: (body, content_md5) of every put and part, as the engine handed them over.
-        self.sent_md5s: list[tuple[bytes, bytes | None]] = []
-        self.created_metadata: list[dict[str, str]] = []
-        self.fail = fail or (lambda call, arg: None)
-        self.lock = threading.Lock()
-
-    def _record(self, call: str, arg: Any = None) -> None:
-        with self.lock:
-            self.calls.append((call, arg))
-        self.fail(call, arg)
-
-    def map_error(self, error: BaseException) -> CloudStoreException | None:
-        return None
-
-    def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
-        return Page([])
-
-    def head_bucket(self, name: str) -> BucketInfo | None:
-        return BucketInfo(name)
-
-    def create_bucket(self, name: str, location: str | None) -> BucketInfo:
-        return BucketInfo(name)
-
-    def delete_bucket(self, name: str) -> None:
-        pass
-
-    def list_objects(self, *args: Any) -> Page[ObjectInfo]:
-        return Page([])
-
-    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        data = self.objects.get(name)
-        return None if data is None else ObjectInfo(name, len(data))
-
-    def put_object(
-        self,
-        bucket: str,
-        name: str,
-        data: bytes,
-        content_type: str | None,
-        metadata: Mapping[str, str],
-        *,
-        content_md5: bytes | None = None,
-    ) -> None:
-        self._record("put", len(data))
-        self.sent_md5s.append((bytes(data), content_md5))
-        self.objects[name] = bytes(data)
-
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        self._record("get", (start, end))
-        data = self.objects[name]
-        first = start or 0
-        last = len(data) - 1 if end is None else end
-        return FileRangeReader(io.BytesIO(data[first : last + 1]))
-
-    def delete_object(self, bucket: str, name: str) -> None:
-        del self.objects[name]
-
-    def copy_object(self, *args: Any) -> None:
-        raise NotImplementedError
-
-    def sign_url(self, *args: Any) -> str:
-        raise NotImplementedError
-
-    def create_multipart_upload(
-        self, bucket: str, name: str, content_type: str | None, metadata: Mapping[str, str]
-    ) -> Any:
-        self._record("create", name)
-        self.created_metadata.append(dict(metadata))
-        upload = len(self.uploads) + len(self.aborted) + 1
-        self.uploads[upload] = {}
-        return (upload, name)
-
-    def upload_part(
-        self, upload: Any, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
-    ) -> UploadPart:
-        self._record("part", number)
-        self.sent_md5s.append((bytes(data), content_md5))
-        self.uploads[upload[0]][number] = bytes(data)
-        return UploadPart(number, offset)
-
-    def complete_multipart_upload(self, upload: Any, parts: list[UploadPart], content_md5: bytes | None = None) -> None:
-        assert [p.number for p in parts] == list(range(1, len(parts) + 1))
-        stored = self.uploads.pop(upload[0])
-        self.objects[upload[1]] = b"".join(stored[p.number] for p in parts)
-        self.content_md5s[upload[1]] = content_md5
-
-    def abort_multipart_upload(self, upload: Any) -> None:
-        self._record("abort", upload[0])
-        self.aborted.append(upload[0])
-        self.uploads.pop(upload[0], None)
-
-    def abort_orphan_uploads(self, upload: Any, since: datetime) -> None:
-        self._record("abort_orphans", upload[0])
-        for other in [number for number in self.uploads if number != upload[0]]:
-            self.abort_multipart_upload((other, upload[1]))
-
-    def cleanup_multipart_upload(self, upload: Any) -> None:
-        self._record("cleanup", upload[0])
-
+# --- part logic, on the memory provider through the spy seam ----------------------------------
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.01)
 SMALL = TransferConfig(threshold=100, part_size=64, max_concurrency=3, chunk_size=16)
 
 
-def _engine(backend: MemoryBackend, config: TransferConfig = SMALL) -> TransferEngine:
-    return TransferEngine(backend, FAST, config)
+class Spied(NamedTuple):
+    """An object ``key`` of a fresh memory store whose provider's requests go through ``spy``."""
+
+    obj: BucketObject
+    spy: SpyBackend
+    store: MemoryBackend
 
 
-def _upload(engine: TransferEngine, data: bytes, size: int | None, progress: Any = None) -> None:
-    engine.upload("b", "key", io.BytesIO(data), size, None, {}, progress)
+def spied(config: TransferConfig = SMALL, **features: Any) -> Spied:
+    """``features`` change the memory backend's (e.g. ``max_parts``, ``stores_content_md5``)."""
+    plain = CloudProviderFactory().create_provider(
+        "memory", {"memory_store": unique_name("engine"), "transfer_config": config, "retry_policy": FAST}
+    )
+    store = backend_of(plain)
+    assert isinstance(store, MemoryBackend)
+    spy = SpyBackend(store, **features)
+    bucket = provider_with(spy, plain).storage.buckets.create("bkt")
+    spy.reset()
+    return Spied(bucket.objects.create("key"), spy, store)
+
+
+def arg(call: Call, name: str) -> Any:
+    """The argument ``name`` of a recorded backend call, however it was passed."""
+    signature = inspect.signature(getattr(MemoryBackend, call.method))
+    return signature.bind(None, *call.args, **call.kwargs).arguments.get(name)
+
+
+def parts(spy: SpyBackend) -> list[int]:
+    return [arg(call, "number") for call in spy.calls_to("upload_part")]
+
+
+def ranges(spy: SpyBackend) -> list[tuple[int | None, int | None]]:
+    return [(arg(call, "start"), arg(call, "end")) for call in spy.calls_to("get_object")]
+
+
+def sent_bodies(spy: SpyBackend) -> list[tuple[bytes, bytes | None]]:
+    """(body, content_md5) of every put and part, as the engine handed them over."""
+    return [
+        (arg(call, "data"), arg(call, "content_md5"))
+        for call in spy.calls
+        if call.method in ("put_object", "upload_part")
+    ]
+
+
+def stored(setup: Spied) -> bytes | None:
+    info = setup.store.head_object("bkt", "key")
+    return None if info is None else setup.store.get_object("bkt", "key").read()
+
+
+class OneWay(io.RawIOBase):
+    """A stream of unknown length (it cannot seek)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._inner.readinto(buffer)
+
+
+def _upload(setup: Spied, data: bytes, known_size: bool = True, progress: Any = None) -> None:
+    setup.obj.upload(data if known_size else OneWay(data), progress=progress)
 
 
 def test_small_upload_is_one_request() -> None:
-    backend = MemoryBackend()
-    _upload(_engine(backend), b"x" * 100, 100)
-    assert backend.calls == [("put", 100)]
+    setup = spied()
+    _upload(setup, b"x" * 100)
+    assert [call.method for call in setup.spy.calls if call.method != "check_object_name"] == ["put_object"]
+    assert len(arg(setup.spy.calls_to("put_object")[0], "data")) == 100
 
 
 @pytest.mark.parametrize("known_size", [True, False])
 def test_large_upload_goes_in_parts_known_or_unknown_length(known_size: bool) -> None:
-    backend = MemoryBackend()
+    setup = spied()
     data = os.urandom(1000)
     seen: list[int] = []
-    _upload(_engine(backend), data, len(data) if known_size else None, seen.append)
-    assert backend.objects["key"] == data
-    assert sorted(arg for call, arg in backend.calls if call == "part") == list(range(1, 17))
+    _upload(setup, data, known_size, seen.append)
+    assert stored(setup) == data
+    assert sorted(parts(setup.spy)) == list(range(1, 17))
     assert sum(seen) == 1000
-    assert backend.content_md5s["key"] is None  # this provider keeps no MD5: none is computed
+    # This provider keeps no MD5: none is computed for the whole object.
+    assert arg(setup.spy.calls_to("complete_multipart_upload")[0], "content_md5") is None
 
 
 @pytest.mark.parametrize("known_size", [True, False])
 def test_multipart_upload_hands_the_whole_md5_to_providers_that_keep_it(known_size: bool) -> None:
-    backend = MemoryBackend()
-    backend.features = dataclasses.replace(backend.features, stores_content_md5=True)
+    setup = spied(stores_content_md5=True)
     data = os.urandom(1000)
-    _upload(_engine(backend), data, len(data) if known_size else None)
-    assert backend.objects["key"] == data
-    assert backend.content_md5s["key"] == hashlib.md5(data).digest()
+    _upload(setup, data, known_size)
+    assert stored(setup) == data
+    assert arg(setup.spy.calls_to("complete_multipart_upload")[0], "content_md5") == hashlib.md5(data).digest()
 
 
 def test_failed_part_is_retried_alone() -> None:
-    failures = {"left": 2}
-
-    def fail(call: str, arg: Any) -> None:
-        if call == "part" and arg == 3 and failures["left"]:
-            failures["left"] -= 1
-            raise ThrottledException("slow down")
-
-    backend = MemoryBackend(fail)
+    setup = spied()
+    setup.spy.fail("upload_part", ThrottledException("slow down"), times=2, when=lambda c: arg(c, "number") == 3)
     data = os.urandom(1000)
-    _upload(_engine(backend), data, len(data))
-    parts = [arg for call, arg in backend.calls if call == "part"]
-    assert parts.count(3) == 3
-    assert all(parts.count(n) == 1 for n in range(1, 17) if n != 3)
-    assert backend.objects["key"] == data
+    _upload(setup, data)
+    numbers = parts(setup.spy)
+    assert numbers.count(3) == 3
+    assert all(numbers.count(n) == 1 for n in range(1, 17) if n != 3)
+    assert stored(setup) == data
 
 
 def test_permanent_part_failure_aborts_and_stops_early() -> None:
-    def fail(call: str, arg: Any) -> None:
-        if call == "part" and arg == 2:
-            raise PermissionDeniedException("no")
-
-    backend = MemoryBackend(fail)
+    setup = spied()
+    setup.spy.fail("upload_part", PermissionDeniedException("no"), times=None, when=lambda c: arg(c, "number") == 2)
     with pytest.raises(PermissionDeniedException):
-        _upload(_engine(backend), os.urandom(64 * 200), 64 * 200)
-    assert backend.aborted == [1]
-    assert "key" not in backend.objects
-    parts = [arg for call, arg in backend.calls if call == "part"]
-    assert parts.count(2) == 1, "a 403 must not be retried"
-    assert len(parts) < 20, "the engine kept uploading after a permanent failure"
+        _upload(setup, os.urandom(64 * 200))
+    assert setup.spy.count("abort_multipart_upload") == 1 and setup.store.uploads == {}
+    assert stored(setup) is None
+    numbers = parts(setup.spy)
+    assert numbers.count(2) == 1, "a 403 must not be retried"
+    assert len(numbers) < 20, "the engine kept uploading after a permanent failure"
 
 
 def test_source_error_aborts_the_upload() -> None:
-    backend = MemoryBackend()
+    setup = spied()
     with pytest.raises(OSError):
-        _engine(backend).upload("b", "key", BreakingStream(320), None, None, {})
-    assert backend.aborted == [1] and "key" not in backend.objects
+        setup.obj.upload(BreakingStream(320))
+    assert setup.spy.count("abort_multipart_upload") == 1 and setup.store.uploads == {}
+    assert stored(setup) is None
 
 
 def test_part_size_grows_to_stay_within_the_part_limit() -> None:
-    backend = MemoryBackend()
-    backend.features = dataclasses.replace(backend.features, max_parts=10)
+    setup = spied(max_parts=10)
     data = os.urandom(1000)
-    _upload(_engine(backend), data, len(data))
-    assert len([1 for call, _ in backend.calls if call == "part"]) <= 10
-    assert backend.objects["key"] == data
+    _upload(setup, data)
+    assert len(parts(setup.spy)) <= 10
+    assert stored(setup) == data
 
 
 def test_unknown_length_stream_grows_parts_beyond_the_limit() -> None:
-    backend = MemoryBackend()
-    backend.features = dataclasses.replace(backend.features, max_parts=20)
+    setup = spied(max_parts=20)
     data = os.urandom(64 * 60)  # 60 parts at the configured size: more than 20
-    _upload(_engine(backend), data, None)
-    assert backend.objects["key"] == data
-    assert len([1 for call, _ in backend.calls if call == "part"]) <= 20
+    _upload(setup, data, known_size=False)
+    assert stored(setup) == data
+    assert len(parts(setup.spy)) <= 20
 
 
 def test_broken_read_resumes_where_it_stopped(tmp_path: Path) -> None:
-    state = {"broken": False}
-    backend = MemoryBackend()
-    data = os.urandom(500)
-    backend.objects["key"] = data
+    setup = spied(TransferConfig(threshold=1000, chunk_size=16))
+    setup.store.put_object("bkt", "key", data := os.urandom(500), None, {})
+    broken = threading.Event()
 
     class Flaky(RangeReader):
         def __init__(self, inner: RangeReader) -> None:
-            self.inner = inner
-            self.reads = 0
+            self.inner, self.info, self.reads = inner, inner.info, 0
 
         def read(self, size: int = -1) -> bytes:
             self.reads += 1
-            if self.reads == 3 and not state["broken"]:
-                state["broken"] = True
+            if self.reads == 3 and not broken.is_set():
+                broken.set()
                 raise ProviderConnectionException("reset")
             return self.inner.read(size)
 
-    original = backend.get_object
-    backend.get_object = lambda b, n, s=None, e=None: Flaky(original(b, n, s, e))  # type: ignore[method-assign]
-    engine = _engine(backend, TransferConfig(threshold=1000, chunk_size=16))
+    setup.spy.after("get_object", lambda call, reader: Flaky(reader))
     target = tmp_path / "out"
-    engine.download_to_path("b", "key", target)
+    setup.obj.download_to_file(target)
     assert target.read_bytes() == data
-    gets = [arg for call, arg in backend.calls if call == "get"]
+    gets = ranges(setup.spy)
     assert len(gets) == 2 and gets[1][0] == 32, "the retry must start where the broken read stopped"
 
 
 def test_parallel_ranged_download(tmp_path: Path) -> None:
-    backend = MemoryBackend()
-    data = os.urandom(1000)
-    backend.objects["key"] = data
+    setup = spied()
+    setup.store.put_object("bkt", "key", data := os.urandom(1000), None, {})
     seen: list[int] = []
     target = tmp_path / "out"
-    info = _engine(backend).download_to_path("b", "key", target, seen.append)
+    setup.obj.download_to_file(target, seen.append)
     assert target.read_bytes() == data
-    assert sum(seen) == 1000 and info.size == 1000
+    assert sum(seen) == 1000 and setup.obj.size == 1000
     # The first request asks for one part; the rest comes in parts of the same size.
-    ranges = sorted(arg for call, arg in backend.calls if call == "get")
-    assert ranges[:2] == [(0, 63), (64, 127)] and ranges[-1] == (960, 999) and len(ranges) == 16
-
-
-class DescribingBackend(MemoryBackend):
-    """Its GET responses describe the object, as S3's, Swift's and LOCAL's do."""
-
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        reader = super().get_object(bucket, name, start, end)
-        data = self.objects[name]
-        return FileRangeReader(reader, ObjectInfo(name, len(data), etag=hashlib.md5(data).hexdigest()))
-
-    def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        self._record("head", name)
-        return super().head_object(bucket, name)
+    got = sorted(ranges(setup.spy))
+    assert got[:2] == [(0, 63), (64, 127)] and got[-1] == (960, 999) and len(got) == 16
 
 
 @pytest.mark.parametrize("size", [0, 1, 63, 64])
 def test_small_download_is_one_request(tmp_path: Path, size: int) -> None:
-    backend = DescribingBackend()
-    backend.objects["key"] = data = os.urandom(size)
-    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    # The memory provider's GET responses describe the object, as S3's, Swift's and LOCAL's do.
+    setup = spied()
+    setup.store.put_object("bkt", "key", data := os.urandom(size), None, {})
+    setup.obj.download_to_file(tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == data
-    assert [call for call, _ in backend.calls] == ["get"]
+    assert [call.method for call in setup.spy.calls if call.method != "check_object_name"] == ["get_object"]
 
 
 def test_download_of_an_object_replaced_between_ranges_fails(tmp_path: Path) -> None:
-    backend = DescribingBackend()
-    backend.objects["key"] = os.urandom(1000)
-    original = backend.get_object
+    setup = spied()
+    setup.store.put_object("bkt", "key", os.urandom(1000), None, {})
 
-    def replace_after_the_first(bucket: str, name: str, start: Any = None, end: Any = None) -> RangeReader:
-        reader = original(bucket, name, start, end)
-        backend.objects["key"] = os.urandom(1000)  # same size, another version
+    def replace_after_the_first(call: Call, reader: RangeReader) -> RangeReader:
+        setup.store.put_object("bkt", "key", os.urandom(1000), None, {})  # same size, another version
         return reader
 
-    backend.get_object = replace_after_the_first  # type: ignore[method-assign]
+    setup.spy.after("get_object", replace_after_the_first)
     with pytest.raises(PreconditionFailedException, match="replaced while it was being read"):
-        _engine(backend).download_to_path("b", "key", tmp_path / "out")
+        setup.obj.download_to_file(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -397,167 +321,146 @@ def test_transfer_config_rejects_nonsense() -> None:
 
 @pytest.mark.parametrize("size", [10, 1000])
 def test_every_put_and_part_carries_the_md5_of_its_own_body(size: int) -> None:
-    backend = MemoryBackend()
-    _upload(_engine(backend), os.urandom(size), size)
-    assert backend.sent_md5s, "nothing was sent"
-    for body, md5 in backend.sent_md5s:
+    setup = spied()
+    _upload(setup, os.urandom(size))
+    sent = sent_bodies(setup.spy)
+    assert sent, "nothing was sent"
+    for body, md5 in sent:
         assert md5 == hashlib.md5(body).digest()
 
 
 @pytest.mark.parametrize("known_size", [True, False])
 def test_part_layout_is_recorded_so_the_multipart_etag_can_be_verified(known_size: bool) -> None:
-    backend = MemoryBackend()
-    backend.features = dataclasses.replace(backend.features, max_parts=20, records_part_layout=True)
+    setup = spied(max_parts=20, records_part_layout=True)
     data = os.urandom(5000)  # 79 parts of 64 bytes would pass 20: parts grow (known) or double (unknown)
-    _upload(_engine(backend), data, len(data) if known_size else None)
-    assert backend.objects["key"] == data
-    metadata = backend.created_metadata[0]
+    _upload(setup, data, known_size)
+    assert stored(setup) == data
+    metadata = arg(setup.spy.calls_to("create_multipart_upload")[0], "metadata")
     assert PART_LAYOUT_KEY in metadata
     # The ETag S3 gives such an object: MD5 of the parts' MD5s, "-" and the part count.
-    part_bodies = [body for body, _ in backend.sent_md5s]
+    part_bodies = [body for body, _ in sent_bodies(setup.spy)]
     etag = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in part_bodies)).hexdigest() + f"-{len(part_bodies)}"
     checksum = multipart_etag_checksum(etag, len(data), metadata)
     assert checksum is not None and checksum.parts == tuple(len(b) for b in part_bodies)
 
 
 def test_providers_without_part_checksums_get_no_layout_key() -> None:
-    backend = MemoryBackend()
-    _upload(_engine(backend), os.urandom(1000), 1000)
-    assert backend.created_metadata == [{}]
+    setup = spied()
+    _upload(setup, os.urandom(1000))
+    assert [arg(call, "metadata") for call in setup.spy.calls_to("create_multipart_upload")] == [{}]
 
 
 def test_a_retried_start_of_an_upload_aborts_what_the_lost_attempt_started() -> None:
-    attempts = {"create": 0}
+    setup = spied()
 
-    def lose_the_first_answer(call: str, arg: Any) -> None:
-        if call == "create":
-            attempts["create"] += 1
-            if attempts["create"] == 1:
-                # The service started an upload, but its answer never arrived.
-                backend.uploads[99] = {}
-                raise ProviderConnectionException("connection reset")
+    def lose_the_first_answer(call: Call, upload: Any) -> Any:
+        if call.number == 1:  # the service started an upload, but its answer never arrived
+            raise ProviderConnectionException("connection reset")
+        return upload
 
-    backend = MemoryBackend(lose_the_first_answer)
+    setup.spy.after("create_multipart_upload", lose_the_first_answer)
     data = os.urandom(1000)
-    _upload(_engine(backend), data, len(data))
-    assert backend.objects["key"] == data
-    assert backend.uploads == {}, "the upload started by the lost attempt is still open"
-    assert [call for call, _ in backend.calls].count("abort_orphans") == 1
+    _upload(setup, data)
+    assert stored(setup) == data
+    assert setup.store.uploads == {}, "the upload started by the lost attempt is still open"
+    assert setup.spy.count("abort_orphan_uploads") == 1
 
 
 def test_a_first_time_start_looks_for_no_orphans() -> None:
-    backend = MemoryBackend()
-    _upload(_engine(backend), os.urandom(1000), 1000)
-    calls = [call for call, _ in backend.calls]
-    assert "abort_orphans" not in calls
-    assert calls[-1] == "cleanup", "the clean-up hook runs after the upload completes"
+    setup = spied()
+    _upload(setup, os.urandom(1000))
+    calls = [call.method for call in setup.spy.calls]
+    assert "abort_orphan_uploads" not in calls
+    assert calls[-1] == "cleanup_multipart_upload", "the clean-up hook runs after the upload completes"
 
 
 def test_a_clean_up_that_keeps_failing_is_reported_as_a_warning() -> None:
-    def fail(call: str, arg: Any) -> None:
-        if call == "cleanup":
-            raise ProviderConnectionException("reset")
-
-    backend = MemoryBackend(fail)
+    setup = spied()
+    setup.spy.fail("cleanup_multipart_upload", ProviderConnectionException("reset"), times=None)
     data = os.urandom(1000)
     with pytest.warns(CleanupWarning, match="could not be removed"):
-        _upload(_engine(backend), data, len(data))
-    assert backend.objects["key"] == data
-    assert [call for call, _ in backend.calls].count("cleanup") == FAST.max_attempts, (
-        "clean-ups run under the retry policy"
-    )
+        _upload(setup, data)
+    assert stored(setup) == data
+    assert setup.spy.count("cleanup_multipart_upload") == FAST.max_attempts, "clean-ups run under the retry policy"
 
 
 def test_a_failed_abort_is_added_to_the_error_and_warned_about() -> None:
-    def fail(call: str, arg: Any) -> None:
-        if call == "part" and arg == 2:
-            raise PermissionDeniedException("no")
-        if call == "abort":
-            raise PermissionDeniedException("no abort either")
-
-    backend = MemoryBackend(fail)
+    setup = spied()
+    setup.spy.fail("upload_part", PermissionDeniedException("no"), times=None, when=lambda c: arg(c, "number") == 2)
+    setup.spy.fail("abort_multipart_upload", PermissionDeniedException("no abort either"), times=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(PermissionDeniedException) as raised:
-            _upload(_engine(backend), os.urandom(1000), 1000)
+            _upload(setup, os.urandom(1000))
     assert any("aborting the failed upload failed too" in note for note in raised.value.__notes__)
     assert any(issubclass(w.category, CleanupWarning) for w in caught)
 
 
-class ChecksummedBackend(DescribingBackend):
-    """Its GET responses carry the MD5 of the whole object; ``flips`` responses have one byte inverted."""
+class Damage:
+    """A ``get_object`` hook: the next ``flips`` responses have one byte inverted; with ``part``,
+    the object is described by an S3-style multipart checksum over parts of that many bytes."""
 
-    def __init__(self, flips: int) -> None:
-        super().__init__()
-        self.flips = flips
+    def __init__(self, setup: Spied, flips: int, part: int | None = None) -> None:
+        self.store, self.flips, self.part = setup.store, flips, part
+        self.lock = threading.Lock()
+        setup.spy.after("get_object", self)
 
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        self._record("get", (start, end))
-        data = self.objects[name]
-        body = bytearray(data[start or 0 : (len(data) if end is None else end + 1)])
+    def __call__(self, call: Call, reader: RangeReader) -> RangeReader:
+        body = bytearray(reader.read())
         with self.lock:
             if self.flips and body:
                 self.flips -= 1
                 body[len(body) // 2] ^= 0xFF
-        info = ObjectInfo(name, len(data), etag="v1", checksum=Checksum("md5", hashlib.md5(data).hexdigest()))
+        info = reader.info
+        assert info is not None and info.checksum is not None  # the memory provider's MD5
+        if self.part is not None:
+            data = self.store.get_object("bkt", "key").read()
+            sizes = tuple(part_sizes(len(data), self.part, 0))
+            pieces = [data[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
+            etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in pieces)).hexdigest() + f"-{len(sizes)}"
+            info = dataclasses.replace(info, etag="v1", checksum=Checksum("md5-of-parts", etag, sizes))
         return FileRangeReader(io.BytesIO(bytes(body)), info)
 
 
 @pytest.mark.parametrize("size", [50, 1000])
 def test_a_damaged_download_is_fetched_once_more(tmp_path: Path, size: int) -> None:
-    backend = ChecksummedBackend(flips=1)
-    backend.objects["key"] = data = os.urandom(size)
-    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    setup = spied()
+    setup.store.put_object("bkt", "key", data := os.urandom(size), None, {})
+    damage = Damage(setup, flips=1)
+    setup.obj.download_to_file(tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == data
-    backend.flips = 1
-    assert _engine(backend).read_whole("b", "key") == data
+    damage.flips = 1
+    assert setup.obj.read() == data
 
 
 def test_a_download_damaged_twice_fails_and_leaves_nothing(tmp_path: Path) -> None:
-    backend = ChecksummedBackend(flips=2)
-    backend.objects["key"] = os.urandom(50)
+    setup = spied()
+    setup.store.put_object("bkt", "key", os.urandom(50), None, {})
+    damage = Damage(setup, flips=2)
     (tmp_path / "out").write_bytes(b"old")
     with pytest.raises(ChecksumMismatchException):
-        _engine(backend).download_to_path("b", "key", tmp_path / "out")
+        setup.obj.download_to_file(tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (tmp_path / "out").read_bytes() == b"old", "the destination must be untouched on failure"
-    backend.flips = 2
+    damage.flips = 2
     with pytest.raises(ChecksumMismatchException):
-        _engine(backend).read_whole("b", "key")
-
-
-class PartWiseBackend(ChecksummedBackend):
-    """Describes each object with an S3-style multipart checksum over parts of ``part`` bytes."""
-
-    def __init__(self, flips: int, part: int) -> None:
-        super().__init__(flips)
-        self.part = part
-
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        reader = super().get_object(bucket, name, start, end)
-        data = self.objects[name]
-        sizes = tuple(part_sizes(len(data), self.part, 0))
-        pieces = [data[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
-        etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in pieces)).hexdigest() + f"-{len(sizes)}"
-        assert reader.info is not None
-        info = ObjectInfo(name, len(data), etag="v1", checksum=Checksum("md5-of-parts", etag, sizes))
-        return FileRangeReader(reader, info)
+        setup.obj.read()
 
 
 @pytest.mark.parametrize("part", [64, 100])
 def test_multipart_checksum_download_hashes_aligned_parts_or_falls_back(tmp_path: Path, part: int) -> None:
-    backend = PartWiseBackend(flips=0, part=part)
-    backend.objects["key"] = data = os.urandom(1000)
-    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    setup = spied()
+    setup.store.put_object("bkt", "key", data := os.urandom(1000), None, {})
+    damage = Damage(setup, flips=0, part=part)
+    setup.obj.download_to_file(tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == data
-    ranges = sorted(arg for call, arg in backend.calls if call == "get")
-    if part == 64:  # the head's size: the ranges are the parts
-        assert ranges == [(s, min(s + 64, 1000) - 1) for s in range(0, 1000, 64)]
-    backend.flips = 100  # every response damaged: the second attempt fails too
+    if part == 64:  # the configured part size: the ranges are the parts
+        assert sorted(ranges(setup.spy)) == [(s, min(s + 64, 1000) - 1) for s in range(0, 1000, 64)]
+    damage.flips = 100  # every response damaged: the second attempt fails too
     with pytest.raises(ChecksumMismatchException, match="md5-of-parts"):
-        _engine(backend).download_to_path("b", "key", tmp_path / "out2")
-    backend.flips = 1
-    _engine(backend).download_to_path("b", "key", tmp_path / "out3")
+        setup.obj.download_to_file(tmp_path / "out2")
+    damage.flips = 1
+    setup.obj.download_to_file(tmp_path / "out3")
     assert (tmp_path / "out3").read_bytes() == data
 
 
@@ -570,30 +473,28 @@ def _crc(data: bytes) -> str:
     return f"{google_crc32c.value(data):08x}"
 
 
-def _layout_backend() -> MemoryBackend:
-    backend = MemoryBackend()
-    backend.features = dataclasses.replace(backend.features, records_part_layout=True)
-    return backend
+def created_metadata(setup: Spied) -> list[dict[str, str]]:
+    return [arg(call, "metadata") for call in setup.spy.calls_to("create_multipart_upload")]
 
 
 def test_an_upload_from_bytes_or_a_file_records_the_whole_objects_crc32c(tmp_path: Path) -> None:
-    data = os.urandom(1000)
-    backend = _layout_backend()
-    _upload(_engine(backend), data, len(data))
+    setup = spied(records_part_layout=True)
+    _upload(setup, data := os.urandom(1000))
     path = tmp_path / "source"
     path.write_bytes(b"skipped" + data)
     with open(path, "rb") as source:
         source.seek(7)  # from where the stream stands, not from the file's start
-        _engine(backend).upload("b", "key", source, len(data), None, {}, None)
-    for metadata in backend.created_metadata:
+        setup.obj.upload(source)
+    assert len(created_metadata(setup)) == 2
+    for metadata in created_metadata(setup):
         assert recorded_crc32c(metadata) == Checksum("crc32c", _crc(data))
-    assert backend.objects["key"] == data
+    assert stored(setup) == data
 
 
 def test_a_stream_of_unknown_length_records_the_layout_without_a_crc32c() -> None:
-    backend = _layout_backend()
-    _upload(_engine(backend), os.urandom(1000), None)
-    metadata = backend.created_metadata[0]
+    setup = spied(records_part_layout=True)
+    _upload(setup, os.urandom(1000), known_size=False)
+    [metadata] = created_metadata(setup)
     assert PART_LAYOUT_KEY in metadata and recorded_crc32c(metadata) is None
 
 
@@ -610,23 +511,33 @@ def test_a_source_that_changes_during_the_upload_is_refused(tmp_path: Path) -> N
                 os.pwrite(self.fileno(), b"changed", 900)
             return data or b""
 
-    backend = _layout_backend()
+    setup = spied(records_part_layout=True)
     with ChangingFile(path, "r+") as source, pytest.raises(ChecksumMismatchException, match="changed while"):
-        _engine(backend).upload("b", "key", source, 1000, None, {}, None)
-    assert "key" not in backend.objects and backend.aborted, "the upload must be aborted, nothing stored"
+        setup.obj.upload(source)
+    assert stored(setup) is None, "nothing may be stored"
+    assert setup.spy.count("abort_multipart_upload") == 1, "the upload must be aborted"
 
 
-class CrcRecordingBackend(ChecksummedBackend):
-    """Its GET responses carry the CRC32C the engine records, and no checksum of the service's."""
+class CrcDescribed:
+    """A ``get_object`` hook: responses describe the object by the CRC32C the engine records (and
+    no checksum of the service's); the next ``flips`` have one byte inverted. With ``readinto_calls``,
+    the body is a reader that reads into the caller's buffer and records each buffer's size."""
 
-    def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        reader = super().get_object(bucket, name, start, end)
-        data = self.objects[name]
-        metadata = {PART_LAYOUT_KEY: f"64,0,{_crc(data)}"}
-        return self.reader(reader, ObjectInfo(name, len(data), etag="v1", metadata=metadata))
+    def __init__(self, setup: Spied, readinto_calls: list[int] | None) -> None:
+        self.store, self.flips, self.calls = setup.store, 0, readinto_calls
+        self.lock = threading.Lock()
+        setup.spy.after("get_object", self)
 
-    def reader(self, body: RangeReader, info: ObjectInfo) -> RangeReader:
-        return FileRangeReader(body, info)
+    def __call__(self, call: Call, reader: RangeReader) -> RangeReader:
+        body = bytearray(reader.read())
+        with self.lock:
+            if self.flips and body:
+                self.flips -= 1
+                body[len(body) // 2] ^= 0xFF
+        data = self.store.get_object("bkt", "key").read()
+        info = ObjectInfo("key", len(data), etag="v1", metadata={PART_LAYOUT_KEY: f"64,0,{_crc(data)}"})
+        inner = FileRangeReader(io.BytesIO(bytes(body)), info)
+        return inner if self.calls is None else ReadIntoReader(inner, info, self.calls)
 
 
 class ReadIntoReader(RangeReader):
@@ -650,23 +561,22 @@ class ReadIntoReader(RangeReader):
 @pytest.mark.parametrize("readinto", [False, True])
 def test_a_recorded_crc32c_catches_a_damaged_range_and_it_is_fetched_once_more(tmp_path: Path, readinto: bool) -> None:
     calls: list[int] = []
-    backend = CrcRecordingBackend(flips=0)
-    if readinto:
-        backend.reader = lambda body, info: ReadIntoReader(body, info, calls)  # type: ignore[method-assign]
-    backend.objects["key"] = data = os.urandom(1000)
-    _engine(backend).download_to_path("b", "key", tmp_path / "out")
+    setup = spied()
+    setup.store.put_object("bkt", "key", data := os.urandom(1000), None, {})
+    damage = CrcDescribed(setup, calls if readinto else None)
+    setup.obj.download_to_file(tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == data
-    backend.flips = 1
-    _engine(backend).download_to_path("b", "key", tmp_path / "out2")
+    damage.flips = 1
+    setup.obj.download_to_file(tmp_path / "out2")
     assert (tmp_path / "out2").read_bytes() == data
-    backend.flips = 100  # every response damaged: the second attempt fails too
+    damage.flips = 100  # every response damaged: the second attempt fails too
     (tmp_path / "out3").write_bytes(b"old")
     with pytest.raises(ChecksumMismatchException, match="crc32c"):
-        _engine(backend).download_to_path("b", "key", tmp_path / "out3")
+        setup.obj.download_to_file(tmp_path / "out3")
     assert (tmp_path / "out3").read_bytes() == b"old"
-    backend.flips = 100
+    damage.flips = 100
     with pytest.raises(ChecksumMismatchException, match="crc32c"):
-        _engine(backend).read_whole("b", "key")
+        setup.obj.read()
     if readinto:
         assert calls and max(calls) <= SMALL.chunk_size, "the parts after the first are read into a buffer"
 

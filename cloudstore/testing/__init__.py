@@ -8,13 +8,14 @@
   A :class:`Target` is a provider id, its config and its :class:`Quirks` (what its store does
   differently, each with the reason).
 * The seam: :class:`SpyBackend` records the calls a provider makes and fails chosen ones;
-  :func:`provider_with` makes a provider around it; :func:`backend_of` gives a provider's backend.
+  :func:`provider_with` makes a provider around it; :func:`backend_of` gives a provider's backend;
+  :func:`call_through` runs a backend call as the provider would (retries, error translation).
 
 ``import cloudstore`` does not import this package; importing it does not import pytest (only
 the plugin does).
 """
 
-from cloudstore.testing.spy import Call, Spied, SpyBackend, backend_of, provider_with, spy_on
+from cloudstore.testing.spy import Call, Spied, SpyBackend, backend_of, call_through, provider_with, spy_on
 from cloudstore.testing.target import (
     TEST_TRANSFER,
     Quirks,
@@ -37,6 +38,7 @@ __all__ = [
     "SpyBackend",
     "Target",
     "backend_of",
+    "call_through",
     "fresh_bucket",
     "path_segment_order",
     "provider_with",

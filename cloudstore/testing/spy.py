@@ -12,12 +12,14 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from cloudstore.backend import Backend
 from cloudstore.config import Config, resolve_config
 from cloudstore.model import CloudProvider
 from cloudstore.registry import spec_for
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class SpyBackend(Backend[Any]):
         self._after: dict[str, list[Callable[[Call, Any], Any]]] = {}
 
     def __repr__(self) -> str:
-        return f"<SpyBackend of {self.inner!r}>"
+        return f"<SpyBackend inner={self.inner!r}>"
 
     def __getattr__(self, name: str) -> Any:
         # Attributes of the backend beyond the interface (a provider's own helpers).
@@ -214,6 +216,13 @@ def backend_of(provider: CloudProvider) -> Backend[Any]:
     """The backend doing ``provider``'s requests (made on first use): for tests that call the
     provider interface directly, e.g. to change an object behind the shared layer's back."""
     return provider._backend
+
+
+def call_through(provider: CloudProvider, fn: Callable[[], T]) -> T:
+    """``fn()`` run as ``provider`` runs each request: under its retry policy, with what it raises
+    translated into cloudstore exceptions (and expired credentials renewed). For tests that call
+    a backend method directly (:func:`backend_of`) and check the error the shared layer would see."""
+    return provider._call(fn)
 
 
 def provider_with(

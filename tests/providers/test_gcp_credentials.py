@@ -20,6 +20,7 @@ from cloudstore import CloudProvider, CloudProviderFactory
 from cloudstore.credentials import TemporaryCredentials
 from tests.conftest import Servers
 from tests.support.servers.base import RunningServer
+from tests.support.workload import round_trips
 
 LIFETIME = 3.0
 
@@ -70,25 +71,7 @@ def test_tokens_refresh_during_transfers(gcs: RunningServer) -> None:
     issuer = Issuer(gcs)
     provider = make(gcs, issuer)
     bucket = provider.storage.buckets.create(f"tok-{secrets.token_hex(6)}")
-    failures: list[BaseException] = []
-    stop_at = time.monotonic() + 3 * LIFETIME
-
-    def work(worker: int) -> None:
-        number = 0
-        while time.monotonic() < stop_at and not failures:
-            try:
-                body = f"{worker}-{number}".encode()
-                bucket.objects.create(f"{worker}/{number}").upload(body)
-                assert bucket.objects.get(f"{worker}/{number}").read() == body  # type: ignore[union-attr]
-            except BaseException as err:
-                failures.append(err)
-            number += 1
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = round_trips(bucket, 3 * LIFETIME)
     assert not failures, failures[0]
     assert 3 <= issuer.calls <= 15
     bucket.delete(delete_contents=True)

@@ -35,8 +35,8 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import ObjectInfo
-from cloudstore.providers.local.backend import sign_request
-from cloudstore.testing import backend_of, spy_on
+from cloudstore.providers.local.auth import sign_request
+from cloudstore.testing import backend_of, call_through, spy_on
 from tests.conftest import Servers, unique_name
 from tests.support.servers.base import RunningServer
 from tests.support.streams import BreakingStream
@@ -153,9 +153,9 @@ def test_escapes_are_refused_by_the_backend_itself(
     good = bucket.objects.create("good")
     good.upload(b"good")
     with pytest.raises(InvalidNameException):
-        local._call(lambda: backend_of(local).copy_object("bkt", "good", "bkt", name))
+        call_through(local, lambda: backend_of(local).copy_object("bkt", "good", "bkt", name))
     with pytest.raises(InvalidNameException):
-        local._call(lambda: backend_of(local).copy_object("bkt", name, "bkt", "copy"))
+        call_through(local, lambda: backend_of(local).copy_object("bkt", name, "bkt", "copy"))
     before_root["bkt/good"] = b"good"
     assert {k: v for k, v in snapshot(root).items() if not k.startswith(".cloudstore")} == before_root
     assert temp_files(root) == []
@@ -173,9 +173,9 @@ def test_bucket_names_are_checked_by_the_backend_too(
     with pytest.raises(InvalidNameException):
         bucket.objects.get("good").copy_to(bucket_name, "tmp/planted")  # type: ignore[union-attr]
     with pytest.raises(InvalidNameException):
-        local._call(lambda: backend_of(local).put_object(bucket_name, "meta/x.json", b"{}", None, {}))
+        call_through(local, lambda: backend_of(local).put_object(bucket_name, "meta/x.json", b"{}", None, {}))
     with pytest.raises(InvalidNameException):
-        local._call(lambda: backend_of(local).list_objects(bucket_name, None, None, None, None))
+        call_through(local, lambda: backend_of(local).list_objects(bucket_name, None, None, None, None))
     assert temp_files(root) == []
     assert not (root / ".cloudstore" / "tmp" / "planted").exists()
     assert snapshot(outside) == before_outside
@@ -459,7 +459,7 @@ def test_upload_into_a_bucket_deleted_meanwhile_does_not_recreate_it(local: Clou
     part = backend.upload_part(upload, 1, 0, b"data")
     local.storage.buckets.get("brief").delete()  # type: ignore[union-attr]
     with pytest.raises(NotFoundException):
-        local._call(lambda: backend.complete_multipart_upload(upload, [part]))
+        call_through(local, lambda: backend.complete_multipart_upload(upload, [part]))
     assert not (root / "brief").exists()
     assert temp_files(root) == []
 

@@ -48,11 +48,10 @@ from cloudstore import (
     RetryPolicy,
     ThrottledException,
 )
-from cloudstore._checksums import Checksum
-from cloudstore.backend import BucketInfo
+from cloudstore.backend import BucketInfo, Checksum
 from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
-from cloudstore.testing import backend_of
+from cloudstore.testing import backend_of, call_through
 from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
@@ -181,7 +180,7 @@ def test_incomplete_login_is_an_invalid_param(config: dict[str, Any], monkeypatc
 
 
 def test_password_login_through_swift_v1_auth(swift: CloudProvider, swift_bucket: Bucket) -> None:
-    assert backend_of(swift)._auth_mode == "v1"  # type: ignore[attr-defined]
+    assert "auth=v1 " in repr(backend_of(swift))
     assert swift_bucket.name in [b.name for b in swift.storage.buckets]
 
 
@@ -198,7 +197,7 @@ def test_session_token_pair_does_every_operation(server: RunningServer, account:
     provider = CloudProviderFactory().create_provider(
         ProviderList.OPENSTACK, {"os_storage_url": storage_url, "os_auth_token": token}
     )
-    assert backend_of(provider)._auth_mode == "token_pair"  # type: ignore[attr-defined]
+    assert "auth=token_pair " in repr(backend_of(provider))
     bucket = provider.storage.buckets.create(unique_name("tok"))
     obj = bucket.objects.create("a/b.txt")
     obj.upload(b"by token", metadata={"who": "token"})
@@ -224,13 +223,16 @@ def test_a_wrong_session_token_is_an_authentication_error(server: RunningServer)
 
 
 def test_an_expired_v1_token_is_renewed_once(server: RunningServer) -> None:
-    provider = make_provider(server, retry_policy=ONE_TRY)
-    provider.storage.buckets.list()
-    plugin = backend_of(provider).store.session.auth  # type: ignore[attr-defined]
-    plugin._token = "AUTH_ftk" + "y" * 40  # what the server says of an expired token: 401
-    with sent_requests(provider) as seen:
+    with FaultProxy(upstream=("127.0.0.1", server.extra["proxy_port"])) as proxy:
+        # Logged in through the proxy, the storage URL tempauth answers points at the proxy too.
+        auth_url = proxy.url + urlsplit(server.config["os_auth_url"]).path
+        provider = make_provider(server, os_auth_url=auth_url, retry_policy=ONE_TRY)
         provider.storage.buckets.list()
-    assert [m for m, _ in seen] == ["GET", "GET", "GET"]  # refused, login, retried
+        proxy.add_rule("status", methods=["GET"], path="^/v1/", status=401, limit=1)  # the token expired
+        before = len(proxy.requests)
+        provider.storage.buckets.list()
+        seen = [(r.method, urlsplit(r.target).path, r.fault) for r in proxy.requests[before:]]
+    assert [(m, f) for m, _, f in seen] == [("GET", "status"), ("GET", None), ("GET", None)]  # refused, login, again
     assert seen[1][1] == "/auth/v1.0"
 
 
@@ -257,7 +259,7 @@ def test_keystone_urls_use_keystone_and_fail_cleanly_when_unreachable() -> None:
             "retry_policy": ONE_TRY,
         },
     )
-    assert backend_of(provider)._auth_mode == "keystone_password"  # type: ignore[attr-defined]
+    assert "auth=keystone_password " in repr(backend_of(provider))
     with pytest.raises(ProviderConnectionException):
         provider.storage.buckets.list()
 
@@ -485,9 +487,11 @@ def test_large_upload_is_an_slo_with_hidden_segments(
     # The SLO's ETag is the MD5 of its segments' hex MD5s; the recorded layout gives their sizes.
     segment_md5s = "".join(hashlib.md5(data[i : i + 5 * MiB]).hexdigest() for i in range(0, len(data), 5 * MiB))
     assert got.etag == hashlib.md5(segment_md5s.encode()).hexdigest()
-    assert got._info.checksum == Checksum("md5-of-part-hexes", got.etag, (5 * MiB, 5 * MiB, 2 * MiB))
-    listed = swift_bucket.objects.list()[0]
-    assert listed._info.checksum is None and listed.etag == got.etag  # listings carry no metadata
+    backend = backend_of(swift)
+    head = backend.head_object(swift_bucket.name, "big.bin")
+    assert head is not None and head.checksum == Checksum("md5-of-part-hexes", got.etag, (5 * MiB, 5 * MiB, 2 * MiB))
+    listed = backend.list_objects(swift_bucket.name, None, None, None, None).items[0]
+    assert listed.checksum is None and listed.etag == got.etag  # listings carry no metadata
     assert got.read() == data
     assert got.read(5 * MiB - 3, 5 * MiB + 2) == data[5 * MiB - 3 : 5 * MiB + 3]
 
@@ -722,10 +726,12 @@ def test_a_body_that_does_not_match_its_md5_is_refused_and_not_stored(
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as caught:
         if kind == "object":
-            swift._call(lambda: backend.put_object(swift_bucket.name, "bad", b"the bytes", None, {}, content_md5=wrong))
+            call_through(
+                swift, lambda: backend.put_object(swift_bucket.name, "bad", b"the bytes", None, {}, content_md5=wrong)
+            )
         else:
             upload = backend.create_multipart_upload(swift_bucket.name, "bad", None, {})
-            swift._call(lambda: backend.upload_part(upload, 1, 0, b"the bytes", content_md5=wrong))
+            call_through(swift, lambda: backend.upload_part(upload, 1, 0, b"the bytes", content_md5=wrong))
     assert caught.value.status == 422 and caught.value.retryable
     assert swift_bucket.objects.get("bad") is None
     assert account.names(swift_bucket.name + SEGMENTS_SUFFIX) == []

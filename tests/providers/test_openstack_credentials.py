@@ -6,7 +6,6 @@ With a password the provider logs in again when Swift refuses the token (401); w
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from cloudstore import CloudProviderFactory
 from cloudstore.credentials import TemporaryCredentials
 from tests.support.servers import swift
 from tests.support.servers.base import RunningServer
+from tests.support.workload import round_trips
 
 TOKEN_LIFE = 4
 
@@ -72,25 +72,7 @@ def test_token_callable_refreshes_during_transfers(short_tokens: RunningServer) 
     config = {"credentials_provider": source, "os_auth_url": None, "os_username": None, "os_password": None}
     provider = CloudProviderFactory().create_provider("openstack", config)
     bucket = provider.storage.buckets.create("tokens")
-    failures: list[BaseException] = []
-    stop_at = time.monotonic() + 3 * TOKEN_LIFE
-
-    def work(worker: int) -> None:
-        number = 0
-        while time.monotonic() < stop_at and not failures:
-            try:
-                body = f"{worker}-{number}".encode()
-                bucket.objects.create(f"{worker}/{number}").upload(body)
-                assert bucket.objects.get(f"{worker}/{number}").read() == body  # type: ignore[union-attr]
-            except BaseException as err:
-                failures.append(err)
-            number += 1
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = round_trips(bucket, 3 * TOKEN_LIFE)
     assert not failures, failures[0]
     assert 3 <= source.calls <= 12
     provider.close()

@@ -29,7 +29,8 @@ import requests
 from cloudstore import Bucket, CloudProvider, CloudProviderFactory, NotFoundException, ProviderList
 from cloudstore.config import Config
 from cloudstore.providers.local import SPEC
-from cloudstore.providers.local.backend import LocalBackend, sign_request
+from cloudstore.providers.local.auth import sign_request
+from cloudstore.providers.local.backend import LocalBackend
 from cloudstore.providers.local.server import is_loopback
 from tests.support.servers.base import free_port, spawn, wait_for_port
 

@@ -33,10 +33,11 @@ SMALL = TransferConfig(threshold=10, part_size=4, max_concurrency=2)
 
 
 @pytest.fixture(autouse=True)
-def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    registry.registered()
-    monkeypatch.setattr(registry, "_specs", dict(registry._specs))
+def scratch_registry() -> Iterator[None]:
+    before = set(registry.registered())
     yield
+    for provider_id in set(registry.registered()) - before:
+        registry.unregister(provider_id)
 
 
 def provider_with(backend: type[Backend], transfer: TransferConfig = SMALL) -> CloudProvider:

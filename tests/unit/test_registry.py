@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def scratch_registry() -> Iterator[None]:
     """Registrations made by the test are forgotten afterwards."""
-    registered()  # load the real ones first
-    monkeypatch.setattr(registry, "_specs", dict(registry._specs))
+    before = set(registry.registered())
     yield
+    for provider_id in set(registry.registered()) - before:
+        registry.unregister(provider_id)
 
 
 def test_the_builtins_are_registered_with_their_schemes() -> None:
@@ -123,3 +124,16 @@ def test_every_config_key_has_a_one_line_help() -> None:
     for spec in registered().values():
         for name, key in spec.all_keys().items():
             assert key.help and "\n" not in key.help, f"{spec.id}: {name} has no one-line help"
+
+
+def test_unregister_forgets_a_provider_but_never_a_builtin(scratch_registry: None) -> None:
+    spec = ProviderSpec(id="passing", backend="cloudstore.providers.memory.backend:MemoryBackend", schemes=("pass",))
+    register(spec)
+    assert spec_for("pass") is spec
+    registry.unregister("passing")
+    assert "passing" not in registered() and "pass" not in schemes()
+    registry.unregister("passing")  # gone already: nothing to do
+    register(spec)  # its id and scheme are free again
+    with pytest.raises(InvalidParamException, match="built-in"):
+        registry.unregister("memory")
+    assert "memory" in registered()

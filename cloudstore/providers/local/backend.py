@@ -16,7 +16,6 @@ writer's data with that writer's properties: the last switch wins as a whole.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import contextlib
 import errno
@@ -35,11 +34,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any, BinaryIO
-from urllib.parse import quote, urlencode
 
 from cloudstore import _names as names
 from cloudstore._engine import Readable
-from cloudstore._signing import canonical, expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -60,10 +57,11 @@ from cloudstore.exceptions import (
     InvalidNameException,
     InvalidParamException,
     NotFoundException,
-    PermissionDeniedException,
     PreconditionFailedException,
     ProviderConnectionException,
 )
+from cloudstore.providers.local.auth import pins_query, signed_url
+from cloudstore.providers.local.errors import map_os_error
 
 DEFAULT_ROOT = "~/.local/share/cloudstore"
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -71,31 +69,8 @@ _INTERNAL = ".cloudstore"
 _COPY_CHUNK = 1024 * 1024
 
 
-#: Query parameters of a signed URL that pin something about the request; signed with it.
-PINNED_PARAMETERS = ("content_type", "content_md5", "meta", "max_size")
 #: The header a LOCAL upload sets a metadata key with (``x-cloudstore-meta-<key>``).
 META_HEADER = "x-cloudstore-meta-"
-
-
-def sign_request(
-    secret: str, method: str, bucket: str, name: str, expires: int, pinned: Mapping[str, str] | None = None
-) -> str:
-    """The signature of a LOCAL signed URL (checked by ``cloudstore serve``), with the values it
-    pins (``PINNED_PARAMETERS``) when there are any."""
-    extra = [f"{key}={pinned[key]}" for key in PINNED_PARAMETERS if pinned and key in pinned]
-    return hmac_sha256_hex(secret, canonical(method, bucket, name, expires, *extra))
-
-
-def pins_query(pins: UrlPins) -> dict[str, str]:
-    """The query parameters a PUT URL pins, as ``cloudstore serve`` reads them back."""
-    query = {}
-    if pins.content_type:
-        query["content_type"] = pins.content_type
-    if pins.content_md5:
-        query["content_md5"] = base64.b64encode(pins.content_md5).decode("ascii")
-    if pins.metadata:
-        query["meta"] = json.dumps(dict(sorted(pins.metadata.items())), separators=(",", ":"))
-    return query
 
 
 @dataclass
@@ -152,6 +127,9 @@ class LocalBackend(Backend[_Upload]):
         self._meta = self.root / _INTERNAL / "meta"
         self._locks = self.root / _INTERNAL / "locks"
         self._folders = _FolderIndex()
+
+    def __repr__(self) -> str:
+        return f"<LocalBackend root={str(self.root)!r} url={self.url}>"
 
     def _check_root(self) -> None:
         """A ``local_root`` that exists must be a folder (one that does not is made on first write)."""
@@ -230,21 +208,7 @@ class LocalBackend(Backend[_Upload]):
 
     # --- errors -------------------------------------------------------------------
     def map_error(self, error: BaseException) -> CloudStoreException | None:
-        if isinstance(error, FileNotFoundError):
-            return NotFoundException(f"not found: {error.filename}", status=404)
-        if isinstance(error, PermissionError):
-            return PermissionDeniedException(f"permission denied: {error.filename}", status=403)
-        if isinstance(error, (NotADirectoryError, IsADirectoryError, FileExistsError)):
-            return InvalidNameException(
-                "on LOCAL an object name cannot also be a folder of other objects (e.g. 'a' and 'a/b')"
-            )
-        if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
-            return InvalidNameException("the object's path is too long for this file system")
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            return CloudStoreException(f"file system error: {error.strerror}")  # retrying cannot help
-        if isinstance(error, OSError):
-            return ProviderConnectionException(f"file system error: {error.strerror}")
-        return None
+        return map_os_error(error)
 
     # --- buckets ------------------------------------------------------------------
     def _bucket_info(self, path: Path) -> BucketInfo:
@@ -625,15 +589,7 @@ class LocalBackend(Backend[_Upload]):
         return PostForm(self._signed(bucket, name, "POST", expires_in, pinned), fields)
 
     def _signed(self, bucket: str, name: str, method: str, expires_in: int, pinned: Mapping[str, str]) -> str:
-        if not self._secret:
-            raise InvalidParamException(
-                "LOCAL signed URLs need a secret: set config key 'local_secret' (or CLOUDSTORE_LOCAL_SECRET) "
-                "to the same value given to 'cloudstore serve --secret'"
-            )
-        expires = expiry_timestamp(expires_in)
-        signature = sign_request(self._secret, method, bucket, name, expires, pinned)
-        query = urlencode({"method": method, "expires": expires, **pinned, "signature": signature})
-        return f"{self.url}/{quote(bucket)}/{quote(name, safe='/')}?{query}"
+        return signed_url(self.url, self._secret, bucket, name, method, expires_in, pinned)
 
     # --- multipart: parts are written by position into one temporary file -----------
     def create_multipart_upload(

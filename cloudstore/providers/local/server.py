@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import socket
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
 from cloudstore import _names as names
-from cloudstore._signing import signature_matches
 from cloudstore.backend import ObjectInfo
 from cloudstore.config import Config
 from cloudstore.exceptions import (
@@ -47,7 +45,8 @@ from cloudstore.exceptions import (
     PreconditionFailedException,
 )
 from cloudstore.providers.local import SPEC
-from cloudstore.providers.local.backend import META_HEADER, PINNED_PARAMETERS, LocalBackend, sign_request
+from cloudstore.providers.local.auth import PINNED_PARAMETERS, check_secret, refusal
+from cloudstore.providers.local.backend import META_HEADER, LocalBackend
 
 log = logging.getLogger("cloudstore.providers.local")
 
@@ -56,8 +55,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: The shortest secret accepted: an HMAC key short enough to guess is brute-forced from one URL.
-MIN_SECRET_BYTES = 32
 #: Temporary files older than this (seconds since last written) are left over from a crash.
 STALE_TEMP_AGE = 3600.0
 
@@ -87,15 +84,6 @@ class Limits:
     backlog: int = 1024
     #: Longest request line plus headers, in bytes.
     max_header_bytes: int = 16 * 1024
-
-
-def check_secret(secret: str) -> None:
-    """Refuse an HMAC key too short to resist guessing."""
-    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES or not secret.strip():
-        raise ValueError(
-            f"the secret must be at least {MIN_SECRET_BYTES} bytes; make one with "
-            'python -c "import secrets; print(secrets.token_hex(32))"'
-        )
 
 
 def is_loopback(host: str) -> bool:
@@ -338,13 +326,9 @@ class SignedURLApp:
         if expires is None or expires >= 10**_MAX_DIGITS or not signature:
             raise _Answer(403, "missing or malformed signature")
         pinned = {key: query[key][0] for key in PINNED_PARAMETERS if key in query}
-        expected = sign_request(self.secret, signed_method, bucket, name, expires, pinned)
-        if not signature_matches(expected, signature):
-            raise _Answer(403, "signature does not match")
-        if signed_method != method:
-            raise _Answer(403, f"this URL is signed for {signed_method}, not {method}")
-        if expires < time.time():
-            raise _Answer(403, "this URL has expired")
+        refused = refusal(self.secret, method, bucket, name, (signed_method, expires, signature), pinned)
+        if refused:
+            raise _Answer(403, refused)
         return bucket, name, pinned
 
     # --- GET and HEAD ---------------------------------------------------------------

@@ -7,6 +7,9 @@ from an address) sees the same objects. Other processes do not.
 Everything the shared layer offers works on it (multipart uploads, server-side copies, paging,
 checksums) except signed URLs: no server could answer them. It needs no SDK, so unit tests of
 the model and the engine run on it, and it is the smallest complete example of a backend.
+
+Of a provider's usual file set it has only this backend: it has no credentials (no ``auth.py``)
+and raises nothing but cloudstore's own exceptions (no ``errors.py``: ``map_error`` passes them on).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class MemoryUpload:
     metadata: Mapping[str, str]
     upload_id: str = field(default_factory=lambda: secrets.token_hex(8))
     parts: dict[int, bytes] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 @dataclass
@@ -294,6 +298,15 @@ class MemoryBackend(Backend[MemoryUpload]):
     def abort_multipart_upload(self, upload: MemoryUpload) -> None:
         with self._lock:
             self.uploads.pop(upload.upload_id, None)
+
+    def abort_orphan_uploads(self, upload: MemoryUpload, since: datetime) -> None:
+        # The uploads of the same object started since then, other than this one: what an attempt
+        # whose answer was lost left open (as S3 keeps them until they are aborted).
+        with self._lock:
+            for other in list(self.uploads.values()):
+                same = (other.bucket, other.name) == (upload.bucket, upload.name)
+                if same and other.upload_id != upload.upload_id and other.started >= since:
+                    del self.uploads[other.upload_id]
 
 
 def _sort_key(name: str) -> bytes:

@@ -30,7 +30,6 @@ the key, and would consume a streamed body to log it).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -39,27 +38,25 @@ import secrets
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
-import openstack.exceptions as os_exc
 import requests
-import urllib3.exceptions
-from keystoneauth1 import exceptions as ks_exc
 from requests.adapters import HTTPAdapter
 
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore._checksums import PART_LAYOUT_KEY, Checksum, parts_from_layout
+from cloudstore._checksums import PART_LAYOUT_KEY, parts_from_layout
 from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, pool_size, request_timeout, strip_etag
 from cloudstore._retry import RetryPolicy
 from cloudstore._signing import expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
     Backend,
     BucketInfo,
+    Checksum,
     Features,
     ObjectInfo,
     Page,
@@ -72,6 +69,14 @@ from cloudstore.backend import (
 from cloudstore.config import Config
 from cloudstore.credentials import CredentialSource
 from cloudstore.providers.openstack.auth import auth_mode, connect
+from cloudstore.providers.openstack.errors import (
+    SwiftStatusError,
+    check_bulk_result,
+    error_message,
+    from_status,
+    map_swift_error,
+    missing_ok,
+)
 
 #: Suffix of the container holding the segments of ``<container>``'s large objects.
 SEGMENTS_SUFFIX = "+segments"
@@ -84,8 +89,6 @@ DEFAULT_PAGE = 1000
 _OBJECT_META = "x-object-meta-"
 #: The header the part layout travels in (``-`` reads back as ``_`` for user keys, not for this one).
 _PART_LAYOUT_HEADER = "x-object-meta-" + PART_LAYOUT_KEY
-#: Longest service error text kept in an exception message.
-_MAX_DETAIL = 300
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 _TEMP_URL_KEY_HEADERS = ("Temp-Url-Key", "Temp-Url-Key-2")
 TEMP_URL_HOWTO = (
@@ -109,15 +112,6 @@ def quote_path(*parts: str) -> str:
     HTTP clients do not collapse them (Swift keeps them as part of the name)."""
     segments = "/".join(parts).split("/")
     return "/".join(quote(s, safe="") if s not in (".", "..") else s.replace(".", "%2E") for s in segments)
-
-
-class SwiftStatusError(Exception):
-    """A failure Swift answered: an HTTP error status, or one reported inside a 200 body (bulk
-    and SLO deletes). The message is one line: status, Swift's text, and the request."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclasses.dataclass
@@ -234,7 +228,7 @@ class SwiftBackend(Backend[SloUpload]):
         )
         if response.status_code >= 400:
             try:
-                raise SwiftStatusError(response.status_code, _error_message(response))
+                raise SwiftStatusError(response.status_code, error_message(response))
             finally:
                 response.close()
         return response
@@ -260,40 +254,7 @@ class SwiftBackend(Backend[SloUpload]):
 
     # --- errors -----------------------------------------------------------
     def map_error(self, error: BaseException) -> exc.CloudStoreException | None:
-        if isinstance(error, exc.CloudStoreException):
-            return error
-        if isinstance(error, SwiftStatusError):
-            return _from_status(error.status, str(error))
-        if isinstance(error, os_exc.HttpException) and error.status_code:
-            where = f" ({error.method} {urlparse(error.url).path})" if error.url else ""
-            return _from_status(error.status_code, f"Swift answered {error.status_code}{where}")
-        if isinstance(error, ks_exc.HttpError) and error.http_status:
-            # Only the v1 login goes through keystoneauth's own error raising.
-            return _from_status(error.http_status, f"login failed at {error.url or 'the auth URL'}")
-        if isinstance(
-            error,
-            (
-                ks_exc.ConnectionError,  # ConnectFailure, ConnectTimeout, SSLError
-                ks_exc.RetriableConnectionFailure,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.HTTPError,  # a body read that broke: ProtocolError, ReadTimeoutError
-            ),
-        ):
-            return exc.ProviderConnectionException(f"Swift connection failed: {error}")
-        if isinstance(error, (ks_exc.AuthorizationFailure, ks_exc.AuthPluginException)):
-            return exc.AuthenticationException(f"OpenStack login failed: {error}")
-        if isinstance(error, ks_exc.CatalogException):
-            return exc.InvalidParamException(f"no usable object-store endpoint in the service catalog: {error}")
-        if isinstance(error, ks_exc.DiscoveryFailure):
-            if _caused_by(error, ks_exc.ConnectionError):
-                return exc.ProviderConnectionException(f"Keystone could not be reached: {error}")
-            return exc.InvalidParamException(f"cannot use os_auth_url as a Keystone endpoint: {error}")
-        if isinstance(error, (os_exc.SDKException, ks_exc.ClientException)):
-            # An SDK error without a status never got a usable answer: worth another attempt.
-            return exc.ProviderConnectionException(f"OpenStack client error: {error}")
-        return None
+        return map_swift_error(error)
 
     # --- buckets ----------------------------------------------------------
     def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
@@ -342,7 +303,7 @@ class SwiftBackend(Backend[SloUpload]):
                 raise
             leftovers = self._get_json(quote_path(container), {"limit": MAX_LISTING})
             self._delete_segments([f"/{container}/{e['name']}" for e in leftovers])
-            with _missing_ok():
+            with missing_ok():
                 self._request("DELETE", quote_path(container), log=True)
 
     def _clean_up(self, what: str, action: Callable[[], None]) -> None:
@@ -446,7 +407,7 @@ class SwiftBackend(Backend[SloUpload]):
         if _not_an_slo(result):
             self._request("DELETE", path)
             return
-        _check_bulk_result(result, f"delete of {name!r}")
+        check_bulk_result(result, f"delete of {name!r}")
 
     def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, exc.CloudStoreException]]:
         # A bulk-delete removes a large object's manifest but leaves its segments. cloudstore keeps
@@ -475,7 +436,7 @@ class SwiftBackend(Backend[SloUpload]):
             code = int(str(item_status).split()[0])
             if code != 404:
                 name = paths.get(unquote(str(path)), str(path))
-                failures.append((name, _from_status(code, f"delete of {name!r} failed: {item_status}")))
+                failures.append((name, from_status(code, f"delete of {name!r} failed: {item_status}")))
         return failures
 
     def copy_object(
@@ -694,10 +655,10 @@ class SwiftBackend(Backend[SloUpload]):
                 headers={"Content-Type": "text/plain", "Accept": "application/json"},
                 data=body,
             )
-            if _check_bulk_result(response, "segment delete", optional=True):
+            if check_bulk_result(response, "segment delete", optional=True):
                 return
         for segment in segments:  # no bulk middleware (or one segment): one DELETE each
-            with _missing_ok():
+            with missing_ok():
                 self._request("DELETE", quote_path(*segment.lstrip("/").split("/", 1)))
 
 
@@ -705,51 +666,6 @@ class SwiftBackend(Backend[SloUpload]):
 def _condition_headers(condition: WriteCondition | None) -> dict[str, str]:
     """``If-None-Match: *`` of a write that must not replace an object (the one condition Swift checks)."""
     return {"If-None-Match": "*"} if condition is not None and condition.if_none_match else {}
-
-
-def _from_status(status: int, message: str) -> exc.CloudStoreException:
-    """The cloudstore error for a Swift HTTP status: Swift's own cases, then the shared table."""
-    if status == 422:
-        # Swift's only 422: the body does not match the ETag sent with it. Damaged on the way,
-        # so sending it again can succeed.
-        return exc.ChecksumMismatchException(
-            f"{message} (the body's MD5 did not match the ETag sent with it)", status=status, retryable=True
-        )
-    if status == 498:  # the ratelimit middleware's "Slow Down"
-        return exc.ThrottledException(message, status=status)
-    return exc.error_for_status(status, message)
-
-
-def _error_message(response: requests.Response) -> str:
-    """One line for a Swift error answer: status, reason, Swift's text, and the request.
-
-    Swift's error bodies are small HTML pages (``<html><h1>Not Found</h1><p>The resource could
-    not be found.</p></html>``): each element becomes a piece of the line, the reason once.
-    """
-    reason = response.reason or ""
-    pieces = [reason] if reason else []
-    content_type = response.headers.get("Content-Type", "")
-    if content_type.startswith(("text/", "application/json")):
-        text = re.sub(r"<[^>]*>", "\n", response.text[: 4 * _MAX_DETAIL])
-        for piece in (" ".join(line.split()) for line in text.splitlines()):
-            if piece and piece not in pieces:
-                pieces.append(piece)
-    detail = ": ".join(pieces)
-    if len(detail) > _MAX_DETAIL:
-        detail = detail[: _MAX_DETAIL - 3] + "..."
-    request = response.request
-    where = f" ({request.method} {urlparse(request.url).path})" if request is not None and request.url else ""
-    return f"Swift answered {response.status_code}{' ' + detail if detail else ''}{where}"
-
-
-@contextlib.contextmanager
-def _missing_ok() -> Iterator[None]:
-    """Ignore a 404 (what was to be deleted is gone already)."""
-    try:
-        yield
-    except SwiftStatusError as error:
-        if error.status != 404:
-            raise
 
 
 def _md5_hex(data: bytes, content_md5: bytes | None) -> str:
@@ -764,36 +680,6 @@ def _not_an_slo(response: requests.Response) -> bool:
     except (ValueError, AttributeError):
         return False
     return any(len(error) > 1 and "Not an SLO manifest" in str(error[1]) for error in errors)
-
-
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
-    """Whether ``error`` or an exception it was raised from (or during) is a ``kind``."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _check_bulk_result(response: requests.Response, what: str, optional: bool = False) -> bool:
-    """Raise :class:`SwiftStatusError` if a bulk or SLO delete's 200 body reports a failure.
-
-    With ``optional``, a body that is not the bulk middleware's answer returns ``False``.
-    """
-    try:
-        result = response.json()
-        status = int(str(result["Response Status"]).split()[0])
-    except (ValueError, KeyError, TypeError):
-        if optional:
-            return False
-        raise SwiftStatusError(502, f"{what}: Swift's answer is not a bulk-delete result") from None
-    errors = result.get("Errors") or []
-    if status == 200 and result.get("Number Deleted", 0) == 0 and result.get("Number Not Found", 0) and not optional:
-        raise SwiftStatusError(404, f"{what}: not found")
-    if status >= 400 or errors:
-        raise SwiftStatusError(status if status >= 400 else 409, f"{what} failed: {result.get('Errors')}")
-    return True
 
 
 def _page_size(limit: int | None) -> int:

@@ -10,10 +10,11 @@ from cloudstore import (
     DuplicateResourceException,
     InvalidNameException,
     NotFoundException,
+    PermissionDeniedException,
     PreconditionFailedException,
 )
 from cloudstore.backend import BucketInfo
-from cloudstore.testing import unique_name
+from cloudstore.testing import Spied, unique_name
 
 
 def test_create_get_find_delete(provider: CloudProvider) -> None:
@@ -89,6 +90,36 @@ def test_delete_with_contents(provider: CloudProvider) -> None:
         made.objects.create(f"dir/{i}.bin").upload(b"x" * i)
     made.delete(delete_contents=True)
     assert provider.storage.buckets.get(made.name) is None
+
+
+def test_delete_with_contents_uses_batch_deletes(spied: Spied) -> None:
+    provider, spy = spied
+    made = provider.storage.buckets.create(unique_name())
+    names = [f"batch/{i:02d}" for i in range(12)]
+    for name in names:
+        made.objects.create(name).upload(b"x")
+    spy.reset()
+    made.delete(delete_contents=True)
+    assert provider.storage.buckets.get(made.name) is None
+    batch = provider.features.max_batch_delete
+    # One batch request per max_batch_delete names (the last one short), never a delete per object.
+    assert spy.count("delete_object") == 0
+    assert sum(len(call.args[1]) for call in spy.calls_to("delete_objects")) == len(names)
+    assert spy.count("delete_objects") == -(-len(names) // batch)
+
+
+def test_delete_with_contents_raises_what_failed_and_keeps_the_bucket(spied: Spied) -> None:
+    provider, spy = spied
+    made = provider.storage.buckets.create(unique_name())
+    try:
+        made.objects.create("stays").upload(b"x")
+        spy.fail("delete_objects", PermissionDeniedException("refused"), times=None)
+        with pytest.raises(PermissionDeniedException):
+            made.delete(delete_contents=True)
+        assert spy.count("delete_bucket") == 0 and made.exists()
+    finally:
+        spy.reset()
+        made.delete(delete_contents=True)
 
 
 def test_missing_bucket_operations_raise_not_found(provider: CloudProvider) -> None:

@@ -44,101 +44,57 @@ log_level = {log_level}
 recon_cache_path = {root}/cache
 """
 
-_PROXY = """\
-[pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl formpost tempauth \
-staticweb copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
+#: The proxy's middleware in pipeline order (proxy-logging also runs last), each with the settings of
+#: its ``[filter:...]`` section beyond ``use = egg:swift#<name>`` (``-`` read as ``_``).
+_MIDDLEWARE: dict[str, dict[str, str]] = {
+    "catch_errors": {},
+    "gatekeeper": {},
+    "healthcheck": {},
+    "proxy-logging": {},
+    "cache": {"use": "egg:swift#memcache"},
+    "listing_formats": {},
+    "bulk": {},
+    "tempurl": {"allowed_digests": "sha256 sha512"},
+    "formpost": {"allowed_digests": "sha256 sha512"},
+    "tempauth": {
+        "fernet_key_1": "{fernet_key}",
+        "active_fernet_key_id": "1",
+        "token_life": "{token_life}",
+        "user_admin_admin": "{admin_key} .admin .reseller_admin",
+        "user_test_tester": "{user_key} .admin",
+        "user_other_user": "{other_key} .admin",
+        "user_keyless_user": "{keyless_key} .admin",
+    },
+    "staticweb": {},
+    "copy": {},
+    "container-quotas": {},
+    "account-quotas": {},
+    "slo": {},
+    "dlo": {},
+    "versioned_writes": {"allow_versioned_writes": "true"},
+    "symlink": {},
+}
 
-[app:proxy-server]
-use = egg:swift#proxy
-account_autocreate = true
-allow_account_management = true
 
-[filter:tempauth]
-use = egg:swift#tempauth
-fernet_key_1 = {fernet_key}
-active_fernet_key_id = 1
-token_life = {token_life}
-user_admin_admin = {admin_key} .admin .reseller_admin
-user_test_tester = {user_key} .admin
-user_other_user = {other_key} .admin
-user_keyless_user = {keyless_key} .admin
+def _section(title: str, settings: dict[str, str]) -> str:
+    return f"[{title}]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:cache]
-use = egg:swift#memcache
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:bulk]
-use = egg:swift#bulk
-[filter:tempurl]
-use = egg:swift#tempurl
-allowed_digests = sha256 sha512
-[filter:formpost]
-use = egg:swift#formpost
-allowed_digests = sha256 sha512
-[filter:staticweb]
-use = egg:swift#staticweb
-[filter:copy]
-use = egg:swift#copy
-[filter:container-quotas]
-use = egg:swift#container_quotas
-[filter:account-quotas]
-use = egg:swift#account_quotas
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
-allow_versioned_writes = true
-[filter:symlink]
-use = egg:swift#symlink
-"""
 
-_ACCOUNT = """\
-[pipeline:main]
-pipeline = account-server
+def _pipeline(filters: list[str], app: str, app_settings: dict[str, str]) -> str:
+    """A paste pipeline: the filters in order, then the app, with a section for each."""
+    sections = [_section("pipeline:main", {"pipeline": " ".join([*filters, app])}), ""]
+    sections.append(_section(f"app:{app}", {"use": f"egg:swift#{app.removesuffix('-server')}", **app_settings}))
+    for name in dict.fromkeys(filters):
+        use = {"use": "egg:swift#" + name.replace("-", "_")}
+        sections.append(_section(f"filter:{name}", {**use, **_MIDDLEWARE.get(name, {})}))
+    return "\n".join(sections)
 
-[app:account-server]
-use = egg:swift#account
-"""
 
-_CONTAINER = """\
-[pipeline:main]
-pipeline = container-server
-
-[app:container-server]
-use = egg:swift#container
-
-[container-updater]
-interval = 2
-"""
-
-_OBJECT = """\
-[pipeline:main]
-pipeline = object-server
-
-[app:object-server]
-use = egg:swift#object
-# Listings reflect a write as soon as it returns, even on a busy machine (Swift's default of 1 s
-# leaves the update to the object updater when the container server is slow to answer).
-container_update_timeout = 20
-
-[object-updater]
-interval = 1
-
-[object-expirer]
-interval = 2
-internal_client_conf_path = {etc}/internal-client.conf
-"""
+_PROXY = _pipeline(
+    [*_MIDDLEWARE, "proxy-logging"],
+    "proxy-server",
+    {"account_autocreate": "true", "allow_account_management": "true"},
+)
 
 _INTERNAL_CLIENT = """\
 [DEFAULT]
@@ -146,18 +102,35 @@ swift_dir = {etc}
 user = {user}
 log_level = {log_level}
 
-[pipeline:main]
-pipeline = catch_errors proxy-logging proxy-server
+""" + _pipeline(["catch_errors", "proxy-logging"], "proxy-server", {"account_autocreate": "true"})
 
-[app:proxy-server]
-use = egg:swift#proxy
-account_autocreate = true
+_ACCOUNT = _pipeline([], "account-server", {})
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
+_CONTAINER = (
+    _pipeline([], "container-server", {})
+    + """
+[container-updater]
+interval = 2
 """
+)
+
+_OBJECT = (
+    _pipeline(
+        [],
+        "object-server",
+        # Listings reflect a write as soon as it returns, even on a busy machine (Swift's default of
+        # 1 s leaves the update to the object updater when the container server is slow to answer).
+        {"container_update_timeout": "20"},
+    )
+    + """
+[object-updater]
+interval = 1
+
+[object-expirer]
+interval = 2
+internal_client_conf_path = {etc}/internal-client.conf
+"""
+)
 
 _SWIFT_CONF = """\
 [swift-hash]
