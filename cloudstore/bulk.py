@@ -570,29 +570,33 @@ def _delete_remote(job: _Job, side: _Remote, rels: Iterable[str]) -> None:
 
 
 def _delete_batch(report: BulkReport, side: _Remote, rels: list[str]) -> None:
-    """One batch, its items that failed for a passing reason tried again under the retry policy."""
+    """One batch request (retried whole under the retry policy). What it failed for a passing
+    reason is then deleted one object at a time, so that a batch endpoint the service keeps
+    failing (Azurite's under a SAS answers 500) holds nothing back; if a single delete fails
+    for a passing reason too, the service is down and the rest are reported with that error."""
     store, bucket = side.store, side.bucket
     by_key = {side.prefix + rel: rel for rel in rels}
-    pending = list(by_key)
-    attempt = 1
-    while True:
+    try:
+        failures = store.call(lambda: store.backend.delete_objects(bucket, list(by_key)))
+    except CloudStoreException as error:
+        failures = [(key, error) for key in by_key]
+    failed = {key for key, _ in failures}
+    report._deleted([rel for key, rel in by_key.items() if key not in failed])
+    down: CloudStoreException | None = None
+    for key, item_error in failures:
+        rel = by_key.get(key, key)
+        if down is not None or not item_error.retryable:
+            report._fail(rel, down or item_error)
+            continue
         try:
-            failures = store.call(lambda batch=pending: store.backend.delete_objects(bucket, batch))  # type: ignore[misc]
+            store.call(lambda key=key: store.backend.delete_object(bucket, key))  # type: ignore[misc]
+        except NotFoundException:
+            report._deleted([rel])
         except CloudStoreException as error:
-            for key in pending:
-                report._fail(by_key[key], error)
-            return
-        failed = {key for key, _ in failures}
-        report._deleted([by_key[key] for key in pending if key not in failed])
-        last = attempt >= store.policy.max_attempts
-        for key, item_error in failures:
-            if last or not item_error.retryable:
-                report._fail(by_key.get(key, key), item_error)
-        pending = [key for key, item_error in failures if item_error.retryable]
-        if last or not pending:
-            return
-        time.sleep(store.policy.backoff(attempt))
-        attempt += 1
+            report._fail(rel, error)
+            down = error if error.retryable else None
+        else:
+            report._deleted([rel])
 
 
 def _delete_local(job: _Job, side: _Local, rels: Iterable[str]) -> None:

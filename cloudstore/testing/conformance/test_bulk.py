@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 
 import cloudstore
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, ProviderList
+from cloudstore import (
+    Bucket,
+    CloudProvider,
+    CloudProviderFactory,
+    InvalidParamException,
+    ProviderList,
+    ThrottledException,
+)
 from cloudstore.bulk import copy_tree
 from cloudstore.registry import spec_for
-from cloudstore.testing import Target, fresh_bucket
+from cloudstore.testing import Spied, Target, fresh_bucket, unique_name
 
 #: A tree with nested folders, an empty folder, an empty file and names in several scripts.
 TREE = {
@@ -200,6 +207,50 @@ def test_delete_many_and_delete_prefix(bucket: Bucket) -> None:
     assert report.ok, report.failed
     assert report.deleted == 38
     assert sorted(o.name for o in bucket.objects) == ["gone-not/x", "keep/0", "keep/1", "keep/2"]
+
+
+@pytest.mark.parametrize("failing", ["every item", "the whole request"])
+def test_what_a_batch_failed_for_a_passing_reason_is_deleted_one_by_one(spied: Spied, failing: str) -> None:
+    """As when a service's batch endpoint keeps answering 500 (Azurite's under a SAS)."""
+    provider, spy = spied
+    made = provider.storage.buckets.create(unique_name())
+    try:
+        names = [f"busy/{i}" for i in range(3)]
+        for name in names:
+            made.objects.create(name).upload(b"x")
+        spy.reset()
+        if failing == "every item":
+            spy.after("delete_objects", lambda call, _: [(name, ThrottledException("busy")) for name in call.args[1]])
+        else:
+            spy.fail("delete_objects", ThrottledException("busy"), times=None)
+        report = made.objects.delete_many(names)
+        assert report.ok and report.deleted == len(names), report.failed
+        assert spy.count("delete_object") == len(names)
+        assert list(made.objects) == []
+    finally:
+        spy.reset()
+        made.delete(delete_contents=True)
+
+
+def test_single_deletes_stop_when_the_service_is_down(spied: Spied) -> None:
+    provider, spy = spied
+    made = provider.storage.buckets.create(unique_name())
+    try:
+        names = [f"down/{i}" for i in range(3)]
+        for name in names:
+            made.objects.create(name).upload(b"x")
+        spy.reset()
+        spy.fail("delete_objects", ThrottledException("busy"), times=None)
+        spy.fail("delete_object", ThrottledException("busy"), times=None)
+        report = made.objects.delete_many(names)
+        assert sorted(f.name for f in report.failed) == names and report.deleted == 0
+        batches = -(-len(names) // provider.features.max_batch_delete)
+        attempts = provider.retry_policy.max_attempts
+        # In each batch, after one object failed for good no other is tried.
+        assert spy.count("delete_object") == batches * attempts
+    finally:
+        spy.reset()
+        made.delete(delete_contents=True)
 
 
 def test_delete_prefix_removes_large_objects_whole(cloudstore_target: Target, bucket: Bucket) -> None:
