@@ -27,7 +27,9 @@ API (stable: the providers build on it)::
 - A kept-alive connection the server closed in the meantime is noticed before reuse where it
   can be (the socket is readable), and otherwise when the request fails before any answer: an
   idempotent request (GET, HEAD, PUT, DELETE, or ``idempotent=True``) is then sent once more on
-  a fresh connection. Only ``bytes``-like bodies are accepted, so resending is always possible.
+  a fresh connection. Only ``bytes``-like bodies are accepted, or a tuple of them (sent one after
+  the other, never joined: a multipart body around a caller's large buffer), so resending is
+  always possible.
 - Socket errors, timeouts and broken HTTP framing (on the request or while reading the body)
   raise :class:`~cloudstore.exceptions.ProviderConnectionException` (retryable; the SDK-free
   error is chained). An HTTP error *status* is not an exception here: the caller maps it.
@@ -63,6 +65,7 @@ _STALE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPip
 _TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
 Body = bytes | bytearray | memoryview
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ class ConnectionPool:
         origin: Origin,
         target: str,
         headers: Mapping[str, str] | None = None,
-        body: Body | None = None,
+        body: Body | tuple[Body, ...] | None = None,
         *,
         idempotent: bool | None = None,
     ) -> PoolResponse:
@@ -232,12 +235,17 @@ class ConnectionPool:
         ``headers`` should carry ``Host`` when the request is signed with it (else ``origin.netloc``
         is sent); ``Content-Length`` is added for ``body``.
         """
-        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
+        headers = dict(headers or {})
+        if isinstance(body, tuple):
+            if not all(isinstance(piece, _BYTES_LIKE) for piece in body):
+                raise InvalidParamException("a pooled request's body pieces must be bytes-like")
+            # http.client sends an iterable body piece by piece, chunked unless given its length.
+            headers["Content-Length"] = str(sum(memoryview(piece).nbytes for piece in body))
+        elif body is not None and not isinstance(body, _BYTES_LIKE):
             raise InvalidParamException("a pooled request's body must be bytes-like")
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         slots = self._slots(origin)
-        headers = dict(headers or {})
         for attempt in (1, 2):
             connection, reused = self._checkout(slots, origin)
             try:

@@ -124,14 +124,24 @@ def hidden_parts(gcs: RunningServer, bucket: str) -> list[str]:
 
 
 def record_authorization(provider: CloudProvider) -> list[str | None]:
-    """The Authorization header of every request the provider's session sends from now on."""
+    """The Authorization header of every request the provider sends from now on (through the
+    SDK's session and through the lean path's pool)."""
     seen: list[str | None] = []
-    session = backend_of(provider).client._http  # type: ignore[attr-defined]
+    backend = backend_of(provider)
+    session = backend.client._http  # type: ignore[attr-defined]
 
     def hook(response: Any, *args: Any, **kwargs: Any) -> None:
         seen.append(response.request.headers.get("Authorization"))
 
     session.hooks["response"].append(hook)
+    pool = backend.rest.pool  # type: ignore[attr-defined]
+    send = pool.request
+
+    def recording(method: str, origin: Any, target: str, headers: Any = None, *args: Any, **kwargs: Any) -> Any:
+        seen.append({k.lower(): v for k, v in (headers or {}).items()}.get("authorization"))
+        return send(method, origin, target, headers, *args, **kwargs)
+
+    pool.request = recording
     return seen
 
 
@@ -720,22 +730,23 @@ def test_bucket_holding_only_parts_of_a_crashed_upload_is_deletable(
 
 
 # --- upload integrity (issue 11) --------------------------------------------------------------------------
-class DamagingAdapter(requests.adapters.HTTPAdapter):
+class DamagingPool:
     """Flips one byte in the middle of the next ``times`` upload request bodies as they leave.
 
     To the server this is a body damaged in transit. The fault proxy only damages response
-    bodies, so the damage is done here, at the client's transport, in front of the real server.
+    bodies, so the damage is done here, at the client's transport (the lean path's connection
+    pool), in front of the real server.
     """
 
-    def __init__(self, times: int) -> None:
-        super().__init__(max_retries=0)
+    def __init__(self, pool: Any, times: int) -> None:
+        self._send = pool.request
         self._lock = threading.Lock()
         self.left = times
         self.uploads = 0
         self.damaged = 0
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        if request.method == "POST" and "/upload/" in (request.url or ""):
+    def request(self, method: str, origin: Any, target: str, headers: Any = None, body: Any = None, **kw: Any) -> Any:
+        if method == "POST" and target.startswith("/upload/"):
             with self._lock:
                 self.uploads += 1
                 damage = self.left > 0
@@ -743,16 +754,17 @@ class DamagingAdapter(requests.adapters.HTTPAdapter):
                     self.left -= 1
                     self.damaged += 1
             if damage:
-                body = b"".join(request.body)  # type: ignore[arg-type]  # the provider's multipart body
-                middle = len(body) // 2
-                request.body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
-        return super().send(request, *args, **kwargs)
+                whole = b"".join(body) if isinstance(body, tuple) else bytes(body)  # the multipart body
+                middle = len(whole) // 2
+                body = whole[:middle] + bytes([whole[middle] ^ 0xFF]) + whole[middle + 1 :]
+        return self._send(method, origin, target, headers, body, **kw)
 
 
-def damage_uploads(provider: CloudProvider, times: int) -> DamagingAdapter:
-    adapter = DamagingAdapter(times)
-    backend_of(provider).client._http.mount("http://", adapter)  # type: ignore[attr-defined]
-    return adapter
+def damage_uploads(provider: CloudProvider, times: int) -> DamagingPool:
+    pool = backend_of(provider).rest.pool  # type: ignore[attr-defined]
+    damaging = DamagingPool(pool, times)
+    pool.request = damaging.request
+    return damaging
 
 
 @pytest.mark.parametrize("size", [64 * 1024, 12 * 1024 * 1024], ids=["single", "parts"])
