@@ -59,7 +59,7 @@ from cloudstore import (
 from cloudstore.backend import BucketInfo
 from cloudstore.providers.gcp.backend import GCSBackend, blob_checksum
 from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
-from cloudstore.providers.gcp.errors import map_gcs_error
+from cloudstore.providers.gcp.errors import error_from_body, map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 from cloudstore.testing import backend_of
 from tests.conftest import TEST_TRANSFER, fresh_bucket, make_provider, unique_name
@@ -199,8 +199,10 @@ def test_service_account_dict_may_be_json_text(gcs: RunningServer) -> None:
 def test_access_token_is_sent_as_bearer(gcs: RunningServer) -> None:
     made = make_provider(gcs, gcp_service_creds_dict=None, gcp_access_token="ya29.session-token")
     seen = record_authorization(made)
+    assert made.storage.buckets.get(unique_name("nope")) is None  # the SDK's session
     assert made.storage.buckets.get(unique_name("nope")) is None
-    assert seen == ["Bearer ya29.session-token"]
+    assert Bucket(made, BucketInfo(unique_name("nope"))).objects.get("x") is None  # the lean path
+    assert seen == ["Bearer ya29.session-token"] * 3
     assert "ya29" not in repr(made) and "ya29" not in repr(made.config)
     with pytest.raises(NotSupportedException, match="access-token"):
         Bucket(made, BucketInfo("any-bucket")).objects.create("x").generate_url()
@@ -541,6 +543,27 @@ def test_status_codes_map_onto_the_spec(
     assert proxy.stats["requests"] == expected_attempts.get(status, 1)
 
 
+@pytest.mark.parametrize("refreshable", [True, False], ids=["service-account", "access-token"])
+def test_a_401_on_the_lean_path_renews_the_token_once(
+    gcs: RunningServer, bucket: Bucket, proxy: FaultProxy, refreshable: bool
+) -> None:
+    bucket.objects.create("a").upload(b"x")
+    credentials: dict[str, Any] = {} if refreshable else {"gcp_service_creds_dict": None, "gcp_access_token": "t"}
+    made = make_provider(gcs, gcp_endpoint_url=proxy.url, retry_policy=FAST_RETRIES, **credentials)
+    seen = record_authorization(made)
+    target = Bucket(made, BucketInfo(bucket.name)).objects.create("a")
+    proxy.add_rule("status", status=401, path="/download/", limit=1)
+    if refreshable:
+        assert target.read() == b"x"  # refreshed, sent again with the new token
+        assert proxy.stats["requests"] == 2 and len(seen) == 2
+        proxy.reset_stats()
+        proxy.add_rule("status", status=401, path="/download/")
+    with pytest.raises(AuthenticationException) as caught:
+        target.read()
+    assert caught.value.status == 401
+    assert proxy.stats["requests"] == (2 if refreshable else 1)  # one refresh at most, no retry
+
+
 def test_rejected_access_token_is_not_retried(gcs: RunningServer, proxy: FaultProxy) -> None:
     made = make_provider(
         gcs,
@@ -837,12 +860,15 @@ def test_gcs_reasons_come_before_the_status_table() -> None:
         (invalid, InvalidParamException, False),
     ]
     for response, expected, retryable in cases:
-        mapped = map_gcs_error(api_errors.from_http_response(response))
-        assert isinstance(mapped, expected) and mapped.retryable == retryable, (response.status_code, mapped)
-        # One clean line: the service's message, the status and the reason; no JSON, no URL.
-        text = str(mapped)
-        assert "\n" not in text and "{" not in text and "https://" not in text, text
-        assert text.startswith("GCS: ") and f"HTTP {response.status_code}" in text, text
+        # The SDK's exception (the control plane) and the lean path's answer map alike.
+        lean = error_from_body(response.status_code, response.reason, response.content)
+        for mapped in (map_gcs_error(api_errors.from_http_response(response)), lean):
+            assert isinstance(mapped, expected) and mapped.retryable == retryable, (response.status_code, mapped)
+            # One clean line: the service's message, the status and the reason; no JSON, no URL.
+            text = str(mapped)
+            assert "\n" not in text and "{" not in text and "https://" not in text, text
+            assert text.startswith("GCS: ") and f"HTTP {response.status_code}" in text, text
+        assert str(lean) == str(map_gcs_error(api_errors.from_http_response(response)))
 
 
 def test_error_messages_are_one_clean_line(gcs: RunningServer, provider: CloudProvider, bucket: Bucket) -> None:
