@@ -19,6 +19,7 @@ GCS's JSON error body and mapped by :mod:`cloudstore.providers.gcp.errors`. The 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import threading
@@ -148,8 +149,11 @@ class GCSRest:
         self._credentials = credentials
         self._anonymous = isinstance(credentials, google.auth.credentials.AnonymousCredentials)
         self._refreshable = can_refresh(credentials)
-        #: How google-auth reaches a token service when it refreshes (never the data path).
-        self._auth_request = google.auth.transport.requests.Request()
+        #: How google-auth reaches a token service when it refreshes (never the data path), within
+        #: the configured timeouts as every other request.
+        self._auth_request = functools.partial(
+            google.auth.transport.requests.Request(), timeout=(timeouts.connect, timeouts.read)
+        )
         self._refresh_lock = threading.Lock()
         #: ``(headers, token, reuse until)`` from the last ``before_request`` (see _AUTH_HEADERS_REUSE).
         self._auth: tuple[dict[str, str], str | None, float] = ({}, None, 0.0)
