@@ -264,7 +264,9 @@ class GCSBackend(Backend[ComposeUpload]):
     ) -> None:
         md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
         generation = self._required_generation(bucket, name, condition)
-        stored = self._upload(bucket, name, data, content_type or "application/octet-stream", metadata, md5, generation)
+        stored = self.rest.upload(
+            bucket, name, data, content_type or "application/octet-stream", metadata, md5, generation
+        )
         if _stored_md5(stored) not in (None, md5):
             # The server stored other bytes than we sent (an emulator that does not check the hash
             # we sent): remove exactly that generation, never a newer one, so that no corrupt
@@ -283,22 +285,6 @@ class GCSBackend(Backend[ComposeUpload]):
         condition.check(None if resource is None else object_info(resource), name)
         assert resource is not None  # check() refused an absent object
         return int(resource["generation"])
-
-    def _upload(
-        self,
-        bucket: str,
-        name: str,
-        data: bytes,
-        content_type: str,
-        metadata: Mapping[str, str],
-        md5: bytes,
-        generation: int | None = None,
-    ) -> dict[str, Any]:
-        """One multipart upload request (:meth:`.rest.GCSRest.upload`); the resource stored."""
-        if "\r" in content_type or "\n" in content_type:
-            # It is also the body part's header (fake-gcs-server takes the type from there).
-            raise InvalidParamException(f"content type {content_type!r} contains a line break")
-        return self.rest.upload(bucket, name, data, content_type, metadata, md5, generation)
 
     def _remove_generation(self, bucket: str, name: str, generation: Any) -> None:
         """Delete ``generation`` of an object if it is still the live one; best effort (a retry
@@ -431,7 +417,7 @@ class GCSBackend(Backend[ComposeUpload]):
     ) -> UploadPart:
         part_name = upload.part_name(number)
         md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
-        stored = self._upload(upload.bucket, part_name, data, "application/octet-stream", {}, md5)
+        stored = self.rest.upload(upload.bucket, part_name, data, "application/octet-stream", {}, md5)
         if _stored_md5(stored) not in (None, md5):
             # A damaged part is only a hidden temporary object: the retry overwrites it, and the
             # upload's clean-up deletes it in any case.

@@ -38,7 +38,7 @@ from cloudstore._http import content_range_total, md5_base64, strip_etag
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse
 from cloudstore.backend import ObjectInfo, RangeReader
 from cloudstore.config import Timeouts
-from cloudstore.exceptions import NotFoundException, ProviderConnectionException
+from cloudstore.exceptions import InvalidParamException, NotFoundException, ProviderConnectionException
 from cloudstore.providers.gcp.auth import SourceCredentials
 from cloudstore.providers.gcp.errors import error_from_body
 
@@ -238,6 +238,9 @@ class GCSRest:
         """One multipart upload (the object's JSON resource, then the body); the resource the
         service stored. GCS refuses the body if it does not match ``md5``, and refuses the write
         (412) unless the object's generation is ``generation`` (0: absent; ``None``: any)."""
+        if "\r" in content_type or "\n" in content_type:
+            # It is also the body part's header (fake-gcs-server takes the type from there).
+            raise InvalidParamException(f"content type {content_type!r} contains a line break")
         resource: dict[str, Any] = {"name": name, "contentType": content_type, "md5Hash": md5_base64(md5)}
         if metadata:
             resource["metadata"] = dict(metadata)
