@@ -7,11 +7,11 @@ the shared layer retries. Every request waits at most the configured connect and
 timeouts. Large uploads are parts uploaded in parallel as hidden temporary objects, then
 composed into the final object (see :mod:`.compose`).
 
-Uploads (whole objects and parts) are one lean multipart request made here rather than
-through the SDK's media helpers: the body is sent straight from the caller's buffer (the
-SDK copies it into a new request body, which multiplied memory with parallel parts), and the
-request carries the body's MD5, which GCS checks; the MD5 the service reports back is
-compared too, for servers that store whatever arrives (fake-gcs-server).
+The hot requests (uploads of whole objects and parts, downloads, metadata GETs, single deletes,
+listing pages) take the lean request path of :mod:`.rest`, over one bounded connection pool
+with the SDK's credentials; the SDK's client does the rest. An upload's body is sent straight
+from the caller's buffer, and the request carries the body's MD5, which GCS checks; the MD5 the
+service reports back is compared too, for servers that store whatever arrives (fake-gcs-server).
 
 Listings page by object name (``startOffset``) so that a marker is simply the last
 name returned and a page never holds more than ``limit`` entries, on GCS and on
@@ -23,25 +23,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
-import secrets
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import google.api_core.exceptions as api_errors
 import google.auth.credentials
 import google.auth.transport.requests
-import google.oauth2.credentials
 import requests
 import requests.adapters
 from google.cloud import storage
 
 from cloudstore import _names as names
-from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, md5_base64, pool_size, request_timeout
+from cloudstore._http import byte_range, md5_base64, pool_size, request_timeout
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -54,7 +50,7 @@ from cloudstore.backend import (
     UrlPins,
     WriteCondition,
 )
-from cloudstore.config import Config
+from cloudstore.config import Config, Timeouts
 from cloudstore.credentials import CredentialSource
 from cloudstore.exceptions import (
     ChecksumMismatchException,
@@ -62,7 +58,6 @@ from cloudstore.exceptions import (
     InvalidNameException,
     InvalidParamException,
     NotSupportedException,
-    ProviderConnectionException,
 )
 from cloudstore.providers.gcp import auth
 from cloudstore.providers.gcp.compose import (
@@ -72,8 +67,9 @@ from cloudstore.providers.gcp.compose import (
     delete_objects,
     delete_upload_objects,
 )
-from cloudstore.providers.gcp.errors import error_from_response, map_gcs_error, raise_for_response
+from cloudstore.providers.gcp.errors import error_from_response, map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
+from cloudstore.providers.gcp.rest import GCSRest, can_refresh, checksum, object_info
 
 #: V4 signed URLs live at most seven days.
 MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
@@ -127,9 +123,11 @@ class GCSBackend(Backend[ComposeUpload]):
         self._auth = auth.resolve(config, self._endpoint, self.credentials)
         #: ``(connect, read)`` seconds, given to every request (the SDK's and the provider's own).
         self._timeout = request_timeout(config)
+        self._timeouts = Timeouts.from_config(config)
         self._pool_size = pool_size(config)
         self._lock = threading.Lock()
         self._client_instance: storage.Client | None = None
+        self._rest_instance: GCSRest | None = None
         #: Whether the server takes batch requests (fake-gcs-server has no batch endpoint).
         self._batch_delete = True
 
@@ -144,6 +142,20 @@ class GCSBackend(Backend[ComposeUpload]):
             if self._client_instance is None:
                 self._client_instance = self._make_client()
             return self._client_instance
+
+    @property
+    def rest(self) -> GCSRest:
+        """The lean request path (:mod:`.rest`), with the SDK client's endpoint and credentials."""
+        rest = self._rest_instance
+        if rest is None:
+            client = self.client
+            with self._lock:
+                if self._rest_instance is None:
+                    self._rest_instance = GCSRest(
+                        client.api_endpoint, client._credentials, pool_size=self._pool_size, timeouts=self._timeouts
+                    )
+                rest = self._rest_instance
+        return rest
 
     def _make_client(self) -> storage.Client:
         credentials = self._auth.credentials
@@ -166,6 +178,9 @@ class GCSBackend(Backend[ComposeUpload]):
     def close(self) -> None:
         with self._lock:
             client, self._client_instance = self._client_instance, None
+            rest, self._rest_instance = self._rest_instance, None
+        if rest is not None:
+            rest.close()
         if client is not None:
             client.close()
 
@@ -226,26 +241,15 @@ class GCSBackend(Backend[ComposeUpload]):
     def list_objects(
         self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
     ) -> Page[ObjectInfo]:
-        pager: ObjectPager[storage.Blob] = ObjectPager(prefix, delimiter, marker)
-        iterator = self.client.list_blobs(
-            bucket,
-            prefix=prefix or None,
-            delimiter=delimiter or None,
-            start_offset=pager.start_offset,
-            page_size=pager.page_size(limit),
-            retry=None,
-            timeout=self._timeout,
+        pager: ObjectPager[dict[str, Any]] = ObjectPager(prefix, delimiter, marker)
+        items, prefixes, truncated = self.rest.list_page(
+            bucket, prefix, delimiter, pager.start_offset, pager.page_size(limit)
         )
-        page = next(iterator.pages, None)
-        blobs = list(page) if page is not None else []
-        prefixes = list(page.prefixes) if page is not None else []
-        return pager.cut(
-            [(b.name, b) for b in blobs], prefixes, limit, iterator.next_page_token is not None, _object_info
-        )
+        return pager.cut([(item["name"], item) for item in items], prefixes, limit, truncated, object_info)
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=self._timeout)
-        return None if blob is None else _object_info(blob)
+        resource = self.rest.resource(bucket, name)
+        return None if resource is None else object_info(resource)
 
     def put_object(
         self,
@@ -260,7 +264,9 @@ class GCSBackend(Backend[ComposeUpload]):
     ) -> None:
         md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
         generation = self._required_generation(bucket, name, condition)
-        stored = self._upload(bucket, name, data, content_type or "application/octet-stream", metadata, md5, generation)
+        stored = self.rest.upload(
+            bucket, name, data, content_type or "application/octet-stream", metadata, md5, generation
+        )
         if _stored_md5(stored) not in (None, md5):
             # The server stored other bytes than we sent (an emulator that does not check the hash
             # we sent): remove exactly that generation, never a newer one, so that no corrupt
@@ -275,49 +281,10 @@ class GCSBackend(Backend[ComposeUpload]):
             return None
         if condition.if_none_match:
             return 0
-        blob = self.client.bucket(bucket).get_blob(name, retry=None, timeout=self._timeout)
-        condition.check(None if blob is None else _object_info(blob), name)
-        assert blob is not None and blob.generation is not None  # check() refused an absent object
-        return int(blob.generation)
-
-    def _upload(
-        self,
-        bucket: str,
-        name: str,
-        data: bytes,
-        content_type: str,
-        metadata: Mapping[str, str],
-        md5: bytes,
-        generation: int | None = None,
-    ) -> dict[str, Any]:
-        """One multipart upload request (the object's JSON resource, then the body); returns the
-        resource the service stored. GCS refuses the body if it does not match ``md5``, and
-        refuses the write (412) unless the object's generation is ``generation`` (0: absent)."""
-        if "\r" in content_type or "\n" in content_type:
-            # It is also the body part's header (fake-gcs-server takes the type from there).
-            raise InvalidParamException(f"content type {content_type!r} contains a line break")
-        resource: dict[str, Any] = {"name": name, "contentType": content_type, "md5Hash": md5_base64(md5)}
-        if metadata:
-            resource["metadata"] = dict(metadata)
-        body = _MultipartBody(resource, data, content_type)
-        url = f"{self.client.api_endpoint}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=multipart"
-        if generation is not None:
-            # The name is in the resource too; in the query it names the object the
-            # precondition is on (fake-gcs-server's gateway in the tests reads it there).
-            url += f"&name={quote(name, safe='')}&ifGenerationMatch={generation}"
-        session: requests.Session = self.client._http
-        response = session.request(
-            "POST", url, data=body, headers={"Content-Type": body.content_type}, timeout=self._timeout
-        )
-        raise_for_response(response)
-        try:
-            stored = response.json()
-        except ValueError:
-            # The object may well be stored; sending it again is harmless.
-            raise ProviderConnectionException(f"GCS answered the upload of {name!r} with an unreadable body") from None
-        if not isinstance(stored, dict):
-            raise ProviderConnectionException(f"GCS answered the upload of {name!r} with an unexpected body")
-        return stored
+        resource = self.rest.resource(bucket, name)
+        condition.check(None if resource is None else object_info(resource), name)
+        assert resource is not None  # check() refused an absent object
+        return int(resource["generation"])
 
     def _remove_generation(self, bucket: str, name: str, generation: Any) -> None:
         """Delete ``generation`` of an object if it is still the live one; best effort (a retry
@@ -326,30 +293,14 @@ class GCSBackend(Backend[ComposeUpload]):
             return
         # Gone already, replaced since, or unreachable: the retry decides what stays.
         with contextlib.suppress(Exception):
-            self.client.bucket(bucket).blob(name).delete(
-                if_generation_match=int(generation), retry=None, timeout=self._timeout
-            )
+            self.rest.delete(bucket, name, int(generation))
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        client = self.client
-        url = f"{client.api_endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
-        # "gzip" asks for the stored bytes as they are (no decompressive transcoding), so they
-        # match the stored checksum.
-        headers = {"Accept-Encoding": "gzip"}
-        if (start or 0) > 0 or end is not None:
-            headers["Range"] = str(byte_range(start, end))
-        session: requests.Session = client._http
-        response = session.request("GET", url, headers=headers, stream=True, timeout=self._timeout)
-        raise_for_response(response)
-        if "Range" in headers and response.status_code != 206:
-            response.close()
-            # The whole object instead of the range: never hand those bytes on as the range.
-            raise ProviderConnectionException(f"the server ignored the Range header for {name!r}", status=200)
-        # The generation changes with every write of the object: the version the body belongs to.
-        return HTTPBodyReader(response, _media_info(name, response), version_header="X-Goog-Generation")
+        ranged = (start or 0) > 0 or end is not None
+        return self.rest.download(bucket, name, byte_range(start, end) if ranged else None)
 
     def delete_object(self, bucket: str, name: str) -> None:
-        self.client.bucket(bucket).blob(name).delete(retry=None, timeout=self._timeout)
+        self.rest.delete(bucket, name)
 
     def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
         if not self._batch_delete:
@@ -466,7 +417,7 @@ class GCSBackend(Backend[ComposeUpload]):
     ) -> UploadPart:
         part_name = upload.part_name(number)
         md5 = content_md5 if content_md5 is not None else hashlib.md5(data, usedforsecurity=False).digest()
-        stored = self._upload(upload.bucket, part_name, data, "application/octet-stream", {}, md5)
+        stored = self.rest.upload(upload.bucket, part_name, data, "application/octet-stream", {}, md5)
         if _stored_md5(stored) not in (None, md5):
             # A damaged part is only a hidden temporary object: the retry overwrites it, and the
             # upload's clean-up deletes it in any case.
@@ -497,35 +448,6 @@ class GCSBackend(Backend[ComposeUpload]):
         delete_upload_objects(self.client, upload, self._timeout)
 
 
-class _MultipartBody:
-    """A ``multipart/related`` upload body sent in three pieces: the object's JSON resource,
-    the data (straight from the caller's buffer, never copied) and the closing boundary.
-
-    It has a length (so the request has a ``Content-Length``) and can be iterated again (a
-    request repeated after a token refresh sends it again).
-    """
-
-    def __init__(self, resource: Mapping[str, Any], data: bytes, content_type: str) -> None:
-        # A random boundary: the data cannot contain it by chance.
-        boundary = f"cloudstore-{secrets.token_hex(16)}"
-        self.content_type = f'multipart/related; boundary="{boundary}"'
-        self._head = (
-            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
-            f"{json.dumps(resource)}\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n"
-        ).encode()
-        self._data = data
-        self._tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def __len__(self) -> int:
-        return len(self._head) + len(self._data) + len(self._tail)
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self._head
-        if self._data:
-            yield self._data
-        yield self._tail
-
-
 def _stored_md5(stored: Mapping[str, Any]) -> bytes | None:
     """The MD5 the service reports for what it stored (``None``: it reports none)."""
     value = stored.get("md5Hash")
@@ -549,11 +471,8 @@ def _session_for(credentials: google.auth.credentials.Credentials, pool: int) ->
     """The HTTP session: a connection pool as wide as the transfer engine's parallel parts, no
     transport retries, and on a 401 one token refresh and retry only where a refresh can give
     a new token (not for a fixed access token or anonymous access)."""
-    refreshable = not isinstance(credentials, google.auth.credentials.AnonymousCredentials) and not (
-        isinstance(credentials, google.oauth2.credentials.Credentials) and not credentials.refresh_token
-    )
     session = google.auth.transport.requests.AuthorizedSession(
-        credentials, max_refresh_attempts=1 if refreshable else 0
+        credentials, max_refresh_attempts=1 if can_refresh(credentials) else 0
     )
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool, max_retries=0)
     session.mount("https://", adapter)
@@ -567,51 +486,6 @@ def _bucket_info(bucket: storage.Bucket) -> BucketInfo:
     return BucketInfo(name=bucket.name, created=bucket.time_created)
 
 
-def _object_info(blob: storage.Blob) -> ObjectInfo:
-    return ObjectInfo(
-        name=blob.name,
-        size=int(blob.size or 0),
-        last_modified=blob.updated,
-        etag=blob.etag,
-        content_type=blob.content_type,
-        metadata=dict(blob.metadata or {}),
-        checksum=blob_checksum(blob),
-    )
-
-
 def blob_checksum(blob: storage.Blob) -> tuple[str, str] | None:
-    """The whole-object checksum GCS reports: MD5 when it has one (not for composite objects),
-    else CRC32C (always there), as hex."""
-    return _checksum(blob.md5_hash, blob.crc32c)
-
-
-def _checksum(md5: str | None, crc32c: str | None) -> tuple[str, str] | None:
-    """MD5 if there is one, else CRC32C, from GCS's base64 forms."""
-    if md5:
-        return ("md5", base64.b64decode(md5).hex())
-    if crc32c:
-        return ("crc32c", base64.b64decode(crc32c).hex())
-    return None
-
-
-def _media_info(name: str, response: requests.Response) -> ObjectInfo | None:
-    """The object's size, content type and checksum from a media download's headers.
-
-    The JSON API sends no user metadata with the bytes, so ``metadata`` stays ``None`` (unknown):
-    the model fetches it with a HEAD only if it is asked for.
-    """
-    headers = response.headers
-    if response.status_code == 206:
-        total = content_range_total(headers.get("Content-Range"))
-    else:
-        length = headers.get("Content-Length", "")
-        total = int(length) if length.isdigit() else None
-    if total is None:
-        return None
-    hashes = dict(part.strip().split("=", 1) for part in headers.get("X-Goog-Hash", "").split(",") if "=" in part)
-    return ObjectInfo(
-        name=name,
-        size=total,
-        content_type=headers.get("Content-Type"),
-        checksum=_checksum(hashes.get("md5"), hashes.get("crc32c")),
-    )
+    """The whole-object checksum GCS reports for ``blob`` (see :func:`.rest.checksum`)."""
+    return checksum(blob.md5_hash, blob.crc32c)

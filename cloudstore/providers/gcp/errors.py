@@ -2,10 +2,10 @@
 # (google-auth and google-api-core ship type hints for only part of their API)
 """Google Cloud Storage errors mapped onto :mod:`cloudstore.exceptions`.
 
-Sources: ``google.api_core.exceptions`` (JSON API answers, with the HTTP status, from the SDK or
-from :func:`raise_for_response` for the requests the provider makes itself),
+Sources: ``google.api_core.exceptions`` (JSON API answers, with the HTTP status, from the SDK),
 ``google.auth.exceptions`` (credentials and token refresh), ``google.cloud.storage.exceptions``
-(media transfers), and ``requests``/``urllib3`` transport errors.
+(media transfers), ``requests``/``urllib3`` transport errors, and the status and body of the
+lean request path's answers (:func:`error_from_body`).
 
 GCS's own error reasons are mapped first; any other status goes through the shared table
 (:func:`cloudstore.exceptions.class_for_status`). Every message is one line: the service's
@@ -15,6 +15,7 @@ own message (never the raw JSON body) with the status and reason.
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -94,26 +95,18 @@ def classify(status: int | None, reason: str | None, message: str) -> CloudStore
     return class_for_status(status)(text, status=status, code=reason)
 
 
-def raise_for_response(response: requests.Response) -> None:
-    """Raise the SDK's exception for an error answer to a request the provider made itself.
-
-    The error body is read (and the connection released) first; :func:`map_gcs_error` turns
-    the exception into a cloudstore one.
-    """
-    if response.status_code < 400:
-        return
-    try:
-        response.content  # noqa: B018 - the body holds the error message
-    finally:
-        response.close()
-    raise api_errors.from_http_response(response)
-
-
 def error_from_response(response: Any) -> CloudStoreException:
     """The cloudstore exception for an error answer (a ``requests`` response)."""
     status = int(response.status_code)
     message, reason = _payload_message(response)
     return classify(status, reason, message or _status_text(status, response))
+
+
+def error_from_body(status: int, phrase: str, body: bytes) -> CloudStoreException:
+    """The cloudstore exception for an error answer of the lean request path (its status, reason
+    phrase and body)."""
+    message, reason = _text_message(body.decode("utf-8", "replace"))
+    return classify(status, reason, message or phrase or f"HTTP {status}")
 
 
 def _from_api_error(error: api_errors.GoogleAPICallError) -> CloudStoreException:
@@ -126,16 +119,21 @@ def _from_api_error(error: api_errors.GoogleAPICallError) -> CloudStoreException
 
 
 def _payload_message(response: Any) -> tuple[str | None, str | None]:
-    """The service's message and first reason from a JSON error body; for any other body its
-    text, stripped of markup (proxies and load balancers answer XML or HTML)."""
+    """The service's message and first reason from an error answer's body (see :func:`_text_message`)."""
     try:
         text = response.text
     except Exception:  # a body that cannot be decoded says nothing useful
         return None, None
-    if not isinstance(text, str) or not text.strip():
+    return _text_message(text) if isinstance(text, str) else (None, None)
+
+
+def _text_message(text: str) -> tuple[str | None, str | None]:
+    """The service's message and first reason from a JSON error body; for any other body its
+    text, stripped of markup (proxies and load balancers answer XML or HTML)."""
+    if not text.strip():
         return None, None
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
         return _clean(text) or None, None
     error = payload.get("error") if isinstance(payload, dict) else None

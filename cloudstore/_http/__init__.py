@@ -1,4 +1,8 @@
-"""HTTP plumbing the providers share: streamed bodies, ranges, ETags, digests, pools, timeouts."""
+"""HTTP plumbing the providers share: streamed bodies, ranges, ETags, digests, pools, timeouts.
+
+The keep-alive connection pool of the lean request paths is :mod:`cloudstore._http.pool`
+(imported by the providers that use it, not here: ``http.client`` and ``ssl`` stay unloaded
+until a provider needs them)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,384 @@
+"""A bounded pool of keep-alive HTTP/1.1 connections: the transport of the lean request paths.
+
+The SDKs' own transports cost most of a small request's client CPU (issue 15,
+``benchmarks/NOTES.md``); a provider's hot requests (single put/get/head, list pages, parts,
+batch deletes) instead go over one :class:`ConnectionPool` per backend, straight on
+``http.client``. The pool knows nothing of any cloud: the provider signs the request and reads
+the answer.
+
+API (stable: the providers build on it)::
+
+    pool = ConnectionPool(max_connections=pool_size(config), timeouts=Timeouts.from_config(config),
+                          ssl_context=ssl_context(verify))
+    origin = Origin.from_url("https://s3.example.com")          # (scheme, host, port)
+    response = pool.request("GET", origin, "/bucket/key", headers={...})   # headers incl. signature
+    response.status, response.headers.get("etag")              # headers: case-insensitive
+    response.readinto(memoryview(buffer)) / response.read(n) / response.read()
+    response.close()                                            # or ``with response:``
+    pool.close()
+
+- At most ``max_connections`` connections per origin are open at once; a request waits (up to
+  the read timeout) for one to come back, then fails with a retryable
+  :class:`~cloudstore.exceptions.ProviderConnectionException`.
+- A connection is checked out per request and goes back to the pool only when its response
+  was read to the end (``read``/``readinto`` reaching it, or ``close`` after that); a response
+  closed (or garbage-collected) before its end closes its connection instead.
+- Connect and read timeouts are the config's :class:`~cloudstore.config.Timeouts`.
+- A kept-alive connection the server closed in the meantime is noticed before reuse where it
+  can be (the socket is readable), and otherwise when the request fails before any answer: an
+  idempotent request (GET, HEAD, PUT, DELETE, or ``idempotent=True``) is then sent once more on
+  a fresh connection. Only ``bytes``-like bodies are accepted, or a tuple of them (sent one after
+  the other, never joined: a multipart body around a caller's large buffer), so resending is
+  always possible.
+- Socket errors, timeouts and broken HTTP framing (on the request or while reading the body)
+  raise :class:`~cloudstore.exceptions.ProviderConnectionException` (retryable; the SDK-free
+  error is chained). An HTTP error *status* is not an exception here: the caller maps it.
+- Nothing is logged but the method, origin and path of a resent request (never headers, where
+  the signature and tokens are, nor the query, where a presigned URL's are).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import select
+import socket
+import ssl
+import threading
+import urllib.parse
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import Message
+
+from cloudstore.config import Timeouts
+from cloudstore.exceptions import InvalidParamException, ProviderConnectionException
+
+log = logging.getLogger("cloudstore.http")
+
+#: Methods that may be sent again when a stale connection lost them (RFC 9110, 9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Errors that mean a kept-alive connection was already dead when the request went out.
+_STALE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+#: Everything a socket, TLS or HTTP framing failure raises.
+_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+Body = bytes | bytearray | memoryview
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where requests go: ``scheme`` ("http" or "https"), ``host`` and ``port``."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def from_url(cls, url: str) -> Origin:
+        """The origin of ``url`` (its default port when it names none)."""
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidParamException("an endpoint must be an http:// or https:// URL with a host")
+        return cls(scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+
+    @property
+    def netloc(self) -> str:
+        """``host[:port]`` as a ``Host`` header spells it (the port left out when it is the default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def ssl_context(verify: bool | str | None = True) -> ssl.SSLContext:
+    """The TLS context for ``verify``: ``True``/``None`` the system's CAs, ``False`` no
+    verification at all, a path a CA bundle file (or a directory of CA certificates)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return ssl.create_default_context()
+
+
+class _Slots:
+    """The connections of one origin: a bound on how many are open, and the idle ones."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = threading.BoundedSemaphore(limit)
+        self.idle: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+
+class PoolResponse:
+    """An answer whose body is read from its connection (see the module's docstring).
+
+    ``status`` (int), ``reason``, ``headers`` (case-insensitive ``get``/``get_all``/``items``).
+    """
+
+    __slots__ = ("__weakref__", "_done", "_release", "_response", "headers", "reason", "status")
+
+    def __init__(self, response: http.client.HTTPResponse, release: _Release) -> None:
+        self.status: int = response.status
+        self.reason: str = response.reason
+        self.headers: Message = response.headers
+        self._response = response
+        self._release = release
+        self._done = False
+        if response.length == 0:  # no body (HEAD, 204, 304, Content-Length: 0): done now
+            response.read()
+            self._finish(reusable=True)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the body (all that is left when negative); ``b""`` at its end."""
+        if self._done:
+            return b""
+        try:
+            data = self._response.read(None if size < 0 else size)
+        except _TRANSPORT_ERRORS as err:
+            self._finish(reusable=False)
+            raise _connection_error(err) from err
+        if size < 0 or self._response.isclosed() or (size > 0 and not data):
+            self._finish(reusable=True)
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:
+        """Read the body into ``buffer`` (no copy of its own); the bytes read, 0 at the end."""
+        if self._done:
+            return 0
+        try:
+            count = self._response.readinto(buffer)
+        except _TRANSPORT_ERRORS as err:
+            self._finish(reusable=False)
+            raise _connection_error(err) from err
+        if self._response.isclosed() or (count == 0 and len(buffer) > 0):
+            self._finish(reusable=True)
+        return count
+
+    def close(self) -> None:
+        """Done with the answer: its connection goes back to the pool only if the body was read out."""
+        if not self._done:
+            self._finish(reusable=self._response.isclosed())
+
+    def _finish(self, reusable: bool) -> None:
+        self._done = True
+        self._release(reusable and not self._response.will_close)
+
+    def __enter__(self) -> PoolResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PoolResponse {self.status} {self.reason}>"
+
+
+class _Release:
+    """Hands one checked-out connection back exactly once (also when its response is collected)."""
+
+    __slots__ = ("_connection", "_pool", "_slots")
+
+    def __init__(self, pool: ConnectionPool, slots: _Slots, connection: http.client.HTTPConnection) -> None:
+        self._pool = pool
+        self._slots = slots
+        self._connection: http.client.HTTPConnection | None = connection
+
+    def __call__(self, reusable: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._pool._checkin(self._slots, connection, reusable)
+
+
+class ConnectionPool:
+    """Keep-alive ``http.client`` connections per origin, at most ``max_connections`` each."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeouts: Timeouts | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise InvalidParamException("a connection pool needs at least one connection")
+        self.max_connections = max_connections
+        self.timeouts = timeouts or Timeouts()
+        self._ssl_context = ssl_context
+        self._origins: dict[Origin, _Slots] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ConnectionPool(max_connections={self.max_connections}, origins={len(self._origins)})"
+
+    def request(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, str] | None = None,
+        body: Body | tuple[Body, ...] | None = None,
+        *,
+        idempotent: bool | None = None,
+    ) -> PoolResponse:
+        """Send one request (``target``: the path and query, already quoted) and return the answer
+        once its status and headers arrived; the body is read from the response.
+
+        ``headers`` should carry ``Host`` when the request is signed with it (else ``origin.netloc``
+        is sent); ``Content-Length`` is added for ``body``.
+        """
+        headers = dict(headers or {})
+        if isinstance(body, tuple):
+            if not all(isinstance(piece, _BYTES_LIKE) for piece in body):
+                raise InvalidParamException("a pooled request's body pieces must be bytes-like")
+            # http.client sends an iterable body piece by piece, chunked unless given its length.
+            headers["Content-Length"] = str(sum(memoryview(piece).nbytes for piece in body))
+        elif body is not None and not isinstance(body, _BYTES_LIKE):
+            raise InvalidParamException("a pooled request's body must be bytes-like")
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        slots = self._slots(origin)
+        for attempt in (1, 2):
+            connection, reused = self._checkout(slots, origin)
+            try:
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+            except _STALE_ERRORS as err:
+                self._checkin(slots, connection, reusable=False)
+                if reused and idempotent and attempt == 1:
+                    # The server closed the idle connection as we sent on it: nothing was processed.
+                    log.debug(
+                        "kept-alive connection to %s was closed; resending %s %s",
+                        origin.netloc,
+                        method,
+                        target.partition("?")[0],
+                    )
+                    continue
+                raise _connection_error(err) from err
+            except _TRANSPORT_ERRORS as err:
+                self._checkin(slots, connection, reusable=False)
+                raise _connection_error(err) from err
+            except BaseException:
+                self._checkin(slots, connection, reusable=False)
+                raise
+            release = _Release(self, slots, connection)
+            answer = PoolResponse(response, release)
+            if not answer._done:
+                # An answer dropped unread must not hold its slot forever.
+                weakref.finalize(answer, release)
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close every idle connection; those checked out close when their answers are done."""
+        with self._lock:
+            self._closed = True
+            origins = list(self._origins.values())
+        for slots in origins:
+            with slots.lock:
+                idle, slots.idle = slots.idle, []
+            for connection in idle:
+                connection.close()
+
+    def idle_connections(self, origin: Origin) -> int:
+        """How many kept-alive connections to ``origin`` wait for a request (for tests and stats)."""
+        slots = self._origins.get(origin)
+        return len(slots.idle) if slots is not None else 0
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _slots(self, origin: Origin) -> _Slots:
+        slots = self._origins.get(origin)
+        if slots is None:
+            with self._lock:
+                slots = self._origins.setdefault(origin, _Slots(self.max_connections))
+        return slots
+
+    def _checkout(self, slots: _Slots, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to ``origin`` (an idle live one when there is one) and whether it was reused."""
+        if not slots.free.acquire(timeout=self.timeouts.read):
+            raise ProviderConnectionException(
+                f"no connection to {origin.netloc} came free in {self.timeouts.read:g} s "
+                f"(all {self.max_connections} in use: are response bodies left unread?)"
+            )
+        try:
+            while True:
+                with slots.lock:
+                    connection = slots.idle.pop() if slots.idle else None
+                if connection is None:
+                    return self._connect(origin), False
+                if not _dropped(connection):
+                    return connection, True
+                connection.close()
+        except BaseException:
+            slots.free.release()
+            raise
+
+    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection
+        if origin.scheme == "https":
+            context = self._ssl_context or _default_context()
+            connection = http.client.HTTPSConnection(
+                origin.host, origin.port, timeout=self.timeouts.connect, context=context
+            )
+        else:
+            connection = http.client.HTTPConnection(origin.host, origin.port, timeout=self.timeouts.connect)
+        try:
+            connection.connect()
+        except _TRANSPORT_ERRORS as err:
+            connection.close()
+            raise _connection_error(err) from err
+        assert connection.sock is not None
+        # Connected within the connect timeout: from now on each read waits up to the read timeout.
+        connection.sock.settimeout(self.timeouts.read)
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def _checkin(self, slots: _Slots, connection: http.client.HTTPConnection, reusable: bool) -> None:
+        try:
+            if reusable and not self._closed:
+                with slots.lock:
+                    slots.idle.append(connection)
+            else:
+                connection.close()
+        finally:
+            slots.free.release()
+
+
+_DEFAULT_CONTEXT: ssl.SSLContext | None = None
+
+
+def _default_context() -> ssl.SSLContext:
+    global _DEFAULT_CONTEXT
+    if _DEFAULT_CONTEXT is None:
+        _DEFAULT_CONTEXT = ssl_context(True)
+    return _DEFAULT_CONTEXT
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection is unusable: closed, or readable (the server's FIN, or stray bytes)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+def _connection_error(err: BaseException) -> ProviderConnectionException:
+    kind = "timed out" if isinstance(err, TimeoutError) else "failed"
+    return ProviderConnectionException(f"connection to the service {kind}: {type(err).__name__}: {err}")
+
+
+__all__ = ["IDEMPOTENT_METHODS", "ConnectionPool", "Origin", "PoolResponse", "ssl_context"]
