@@ -128,6 +128,9 @@ class MediaReader(RangeReader):
     def read(self, size: int = -1) -> bytes:
         return self._response.read(size)
 
+    def readinto(self, buffer: memoryview) -> int:
+        return self._response.readinto(buffer)
+
     def close(self) -> None:
         self._response.close()
 
