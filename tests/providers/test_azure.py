@@ -48,7 +48,7 @@ from cloudstore import (
     TransferConfig,
 )
 from cloudstore.backend import BucketInfo, ObjectInfo
-from cloudstore.providers.azure.backend import blob_sas_url
+from cloudstore.providers.azure.sas import blob_sas_url
 from cloudstore.testing import backend_of
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from cloudstore.providers.azure.backend import blob_sas_url
+from cloudstore.providers.azure.sas import blob_sas_url
 
 KEY = base64.b64encode(b"k" * 64).decode()
 

@@ -24,5 +24,8 @@ SPEC = ProviderSpec(
             kind=object, secret=True, group="credentials", help="An azure-identity TokenCredential (dict only)."
         ),
         "azure_blob_endpoint": ConfigKey(url=True, help="Blob endpoint other than <account>.blob.core.windows.net."),
+        "azure_ca_bundle": ConfigKey(
+            help="A PEM file of the CA certificates that sign the endpoint's TLS certificate (a private CA).",
+        ),
     },
 )
