@@ -302,15 +302,13 @@ class RequestAuth:
     """How one backend authorises its lean requests: no credential (anonymous access) here;
     :meth:`authorize` adds what the subclass's credential needs."""
 
-    #: Whether the credential may only travel over https.
-    needs_https = False
-
     def authorize(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> str:
         """Add the authorisation to ``headers``; the query string to append ("" or a SAS)."""
         return ""
 
-    def refused(self) -> None:
-        """The service refused the credential (401): forget whatever is cached."""
+    def refused(self) -> bool:
+        """The service refused the credential: whether a new one may be worth a second try."""
+        return False
 
 
 class SharedKeyAuth(RequestAuth):
@@ -343,9 +341,13 @@ class SasAuth(RequestAuth):
 
 class BearerAuth(RequestAuth):
     """An OAuth 2.0 token from a ``TokenCredential``, kept until it is close to expiry (as the
-    SDK's bearer-token policy keeps it) or refused; over https only."""
+    SDK's bearer-token policy keeps it) or refused (the client refuses to be made for an http
+    endpoint: bearer tokens travel over https only).
 
-    needs_https = True
+    A token refused while it was kept is dropped and the request tried once more with a new one.
+    A ``credentials_provider``'s tokens (:class:`SourceTokenCredential`) are never kept here: the
+    source caches them, and the shared layer renews it when a request is refused.
+    """
 
     def __init__(self, credential: Any) -> None:
         self._credential = credential
@@ -358,12 +360,15 @@ class BearerAuth(RequestAuth):
             with self._lock:
                 token = self._token
                 if token is None or token.expires_on - time.time() < TOKEN_REFRESH_MARGIN:
-                    token = self._token = self._credential.get_token(STORAGE_SCOPE)
+                    token = self._credential.get_token(STORAGE_SCOPE)
+                    self._token = token
         headers["Authorization"] = f"Bearer {token.token}"
         return ""
 
-    def refused(self) -> None:
-        self._token = None
+    def refused(self) -> bool:
+        with self._lock:
+            kept, self._token = self._token, None
+        return kept is not None and kept.expires_on - time.time() >= TOKEN_REFRESH_MARGIN
 
     def __repr__(self) -> str:
         return "<BearerAuth>"

@@ -27,7 +27,7 @@ from cloudstore._http import byte_range, content_range_total, md5_base64, pool_s
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page, RangeReader, WriteCondition
 from cloudstore.config import Timeouts
-from cloudstore.exceptions import CloudStoreException, InvalidParamException
+from cloudstore.exceptions import AuthenticationException, CloudStoreException
 from cloudstore.providers.azure.auth import AzureClient, ca_bundle, request_auth
 from cloudstore.providers.azure.errors import ErrorMapper
 
@@ -91,36 +91,35 @@ class BlobRest:
     ) -> PoolResponse:
         """Authorise and send one request (``query`` values already encoded); an error answer
         raises its mapped exception, except a 404 when ``missing_ok``."""
-        if self._auth.needs_https and self._origin.scheme != "https":
-            raise InvalidParamException(
-                "Azure bearer tokens are sent over https only: use an https:// azure_blob_endpoint"
-            )
         path = f"{self._base}/{container}"
         if blob is not None:
             path = f"{path}/{urllib.parse.quote(blob, safe='/~')}"
         query = query or []
+        query_string = "&".join(f"{name}={value}" for name, value in query)
         headers = headers if headers is not None else {}
         headers["x-ms-version"] = self._version
-        headers["x-ms-date"] = _http_now()
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        token = self._auth.authorize(method, path, query, headers)
-        query_string = "&".join(f"{name}={value}" for name, value in query)
-        if token:
-            query_string = f"{query_string}&{token}" if query_string else token
-        target = f"{path}?{query_string}" if query_string else path
-        response = self.pool.request(method, self._origin, target, headers, body)
-        if response.status >= 300 and not (missing_ok and response.status == 404):
-            raise self._error(response)
-        return response
+        for attempt in (1, 2):
+            headers["x-ms-date"] = _http_now()
+            token = self._auth.authorize(method, path, query, headers)
+            joined = "&".join(part for part in (query_string, token) if part)
+            response = self.pool.request(method, self._origin, f"{path}?{joined}" if joined else path, headers, body)
+            if response.status < 300 or (missing_ok and response.status == 404):
+                return response
+            error = self._error(response)
+            # A token refused before it should have expired is dropped, and the request sent
+            # once more with a new one (refused() says whether there was such a token).
+            renewable = isinstance(error, AuthenticationException) and self._auth.refused()
+            if attempt == 2 or not renewable:
+                raise error
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _error(self, response: PoolResponse) -> CloudStoreException:
         """The exception for an error answer: its code and message from the XML body (a HEAD
         answer has none: the ``x-ms-error-code`` header and the reason phrase then)."""
         with response:
             data = response.read()
-        if response.status == 401:
-            self._auth.refused()
         code = response.headers.get("x-ms-error-code")
         message = response.reason
         if data:
