@@ -218,7 +218,10 @@ def condition_headers(condition: WriteCondition | None) -> dict[str, str]:
 def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:
     """The blob's properties from the headers of a HEAD or Get Blob answer (a range's too: its
     size is the total in Content-Range, its MD5 the whole blob's in x-ms-blob-content-md5)."""
-    found = {key.lower(): value for key, value in headers.items()}
+    # raw_items: the values as http.client stored them, without the email package's policy
+    # pass over each one (which cost as much as the rest of this function).
+    raw = list(headers.raw_items())
+    found = {key.lower(): value for key, value in raw}
     total = content_range_total(found.get("content-range"))
     md5 = found.get("x-ms-blob-content-md5") or (None if ranged else found.get("content-md5"))
     modified = found.get("last-modified")
@@ -228,7 +231,7 @@ def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:
         last_modified=http_date(modified) if modified else None,
         etag=strip_etag(found.get("etag")),
         content_type=found.get("content-type"),
-        metadata={key[len(_META) :]: value for key, value in headers.items() if key[: len(_META)].lower() == _META},
+        metadata={key[len(_META) :]: value for key, value in raw if key[: len(_META)].lower() == _META},
         checksum=("md5", base64.b64decode(md5).hex()) if md5 else None,
     )
 
