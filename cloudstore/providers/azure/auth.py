@@ -31,7 +31,6 @@ from typing import Any
 
 import requests
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient
 from urllib3.util.retry import Retry
@@ -82,27 +81,6 @@ class SourceTokenCredential:
         return "<SourceTokenCredential>"
 
 
-class _WholeBodyTransport(RequestsTransport):  # type: ignore[misc]  # azure-core's transport is untyped
-    """A requests transport that reads a streamed answer's body before handing it over.
-
-    The SDK's blob downloader sends a ranged Get Blob again (up to three times, one second apart)
-    when its body breaks off or stalls, stacking its retries on cloudstore's. Read here, a broken
-    body fails its own request instead (``ServiceResponseError``), which cloudstore retries. The
-    downloader buffers each range whole anyway, so nothing more is held in memory.
-    """
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        response = super().send(request, **kwargs)
-        if kwargs.get("stream"):
-            internal = response.internal_response
-            try:
-                internal.content  # noqa: B018 - requests caches the body it reads
-            except requests.RequestException as err:
-                internal.close()
-                raise ServiceResponseError(f"the answer's body broke off: {err}", error=err) from err
-        return response
-
-
 def make_transport(config: Mapping[str, Any]) -> RequestsTransport:
     """A requests transport with enough pooled connections for the engine's parallel parts, no
     urllib3 retries, cloudstore's timeouts (azure-core's own wait 300 s for a connection and each
@@ -116,7 +94,7 @@ def make_transport(config: Mapping[str, Any]) -> RequestsTransport:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return _WholeBodyTransport(
+    return RequestsTransport(
         session=session,
         session_owner=True,
         connection_timeout=timeouts.connect,
