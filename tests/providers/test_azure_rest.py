@@ -20,7 +20,14 @@ from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy, compare
 
-from cloudstore import Bucket, CloudProvider, CloudProviderFactory, InvalidParamException, NotFoundException
+from cloudstore import (
+    Bucket,
+    CloudProvider,
+    CloudProviderFactory,
+    InvalidParamException,
+    NotFoundException,
+    PreconditionFailedException,
+)
 from cloudstore.providers.azure.auth import _header_order, shared_key_signature
 from cloudstore.testing import backend_of
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
@@ -223,3 +230,30 @@ def test_a_kept_token_refused_is_renewed_once(azurite_https: RunningServer) -> N
     assert backend.head_object(unique_name("none"), "b") is None
     assert credential.calls == 2  # kept while it lasts
     provider.close()
+
+
+def test_batch_delete_is_one_request_and_reports_each_blob(azurite: RunningServer, container: Bucket) -> None:
+    backend = backend_of(container.provider)
+    names = [f"b/{n:03d} ü" for n in range(256)]
+    for name in names[:255]:
+        backend.put_object(container.name, name, b"x", None, {})
+    leased = raw_blob(azurite, container.name, names[7])
+    lease = leased.acquire_lease(lease_duration=-1)
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        provider = make_provider(azurite, azure_blob_endpoint=f"{proxy.url}/{ACCOUNT}")
+        failures = backend_of(provider).delete_objects(container.name, names)
+        assert [r.method for r in proxy.requests] == ["POST"]
+    # The leased blob stays (Azure wants its lease id); the missing one counts as deleted.
+    assert [(name, type(error), error.code) for name, error in failures] == [
+        (names[7], PreconditionFailedException, "LeaseIdMissing")
+    ]
+    lease.release()
+    assert [o.name for o in container.objects.list(prefix="b/")] == [names[7]]
+    provider.close()
+
+
+def raw_blob(azurite: RunningServer, container: str, name: str) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    client = BlobServiceClient.from_connection_string(azurite.extra["connection_string"])
+    return client.get_container_client(container).get_blob_client(name)

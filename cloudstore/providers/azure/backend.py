@@ -188,14 +188,7 @@ class AzureBackend(Backend[AzureUpload]):
         self._rest.delete_blob(bucket, name)
 
     def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
-        # One Blob Batch request of up to 256 deletes; each sub-request answers for itself.
-        responses = self._container(bucket).delete_blobs(*names, delete_snapshots="include", raise_on_any_failure=False)
-        failures: list[tuple[str, CloudStoreException]] = []
-        for name, response in zip(names, responses, strict=True):
-            if response.status_code < 300 or response.status_code == 404:
-                continue
-            failures.append((name, self._errors.map_response_error(HttpResponseError(response=response))))
-        return failures
+        return self._rest.delete_blobs(bucket, names)
 
     def copy_object(
         self,
