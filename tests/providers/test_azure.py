@@ -1041,3 +1041,38 @@ def test_docs_page_examples_run_against_azurite(azurite: RunningServer, tmp_path
     with sandbox(home, {"AZURE_STORAGE_CONNECTION_STRING": azurite.extra["connection_string"]}):
         namespace = run_page("azure.rst")
     assert namespace["provider"].storage.buckets.get("reports") is None  # the page cleans up
+
+
+# --- bearer tokens on the lean request path (providers/azure/rest.py) --------------------------------
+
+
+class Tokens:
+    """A TokenCredential handing out the given tokens in turn (each claimed good for an hour)."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+        self.calls = 0
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.calls += 1
+        token, expires_on = self.tokens.pop(0), azurite_server.fake_bearer_token()[1]
+        return AccessToken(token, expires_on)
+
+
+def https_provider(server: RunningServer, credential: Any) -> CloudProvider:
+    config = {**server.config, "azure_ca_bundle": str(server.extra["ca_bundle"]), "azure_credential": credential}
+    return create(config)
+
+
+def test_a_kept_token_refused_is_renewed_once(azurite_https: RunningServer) -> None:
+    good, _ = azurite_server.fake_bearer_token()
+    expired, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=-60))
+    credential = Tokens(expired, good, good)
+    provider = https_provider(azurite_https, credential)
+    backend = backend_of(provider)
+    # Refused (403 AuthenticationFailed, "expired"), renewed, sent again: 404 of a missing container.
+    assert backend.head_object(unique_name("none"), "a") is None
+    assert credential.calls == 2
+    assert backend.head_object(unique_name("none"), "b") is None
+    assert credential.calls == 2  # kept while it lasts
+    provider.close()

@@ -1,6 +1,6 @@
 """The azure provider's lean request path (providers/azure/rest.py): Shared Key signing checked
 against the SDK's own signer, and on Azurite one request per operation over kept-alive
-connections, the wire format of each request, and bearer tokens renewed when refused."""
+connections, the wire format of each request, batch deletes (bearer tokens: test_azure.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,16 @@ import itertools
 import os
 import random
 from collections.abc import Iterator
-from datetime import timedelta
 from functools import cmp_to_key
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy, compare
 
 from cloudstore import (
     Bucket,
-    CloudProvider,
-    CloudProviderFactory,
     InvalidParamException,
     NotFoundException,
     PreconditionFailedException,
@@ -188,48 +184,6 @@ def test_missing_blob_and_container_answers(azurite: RunningServer, container: B
     with pytest.raises(NotFoundException) as listing:
         call(lambda: backend.list_objects(gone, None, None, None, None))
     assert listing.value.code == "ContainerNotFound"
-
-
-# --- bearer tokens -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def azurite_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = azurite_server.start_https_oauth(tmp_path_factory.mktemp("azurite-lean"))
-    yield server
-    server.stop()
-
-
-class Tokens:
-    """A TokenCredential handing out the given tokens in turn (each claimed good for an hour)."""
-
-    def __init__(self, *tokens: str) -> None:
-        self.tokens = list(tokens)
-        self.calls = 0
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.calls += 1
-        token, expires_on = self.tokens.pop(0), azurite_server.fake_bearer_token()[1]
-        return AccessToken(token, expires_on)
-
-
-def https_provider(server: RunningServer, credential: Any) -> CloudProvider:
-    config = {**server.config, "azure_ca_bundle": str(server.extra["ca_bundle"]), "azure_credential": credential}
-    return CloudProviderFactory().create_provider("azure", config)
-
-
-def test_a_kept_token_refused_is_renewed_once(azurite_https: RunningServer) -> None:
-    good, _ = azurite_server.fake_bearer_token()
-    expired, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=-60))
-    credential = Tokens(expired, good, good)
-    provider = https_provider(azurite_https, credential)
-    backend = backend_of(provider)
-    # Refused (403 AuthenticationFailed, "expired"), renewed, sent again: 404 of a missing container.
-    assert backend.head_object(unique_name("none"), "a") is None
-    assert credential.calls == 2
-    assert backend.head_object(unique_name("none"), "b") is None
-    assert credential.calls == 2  # kept while it lasts
-    provider.close()
 
 
 def test_batch_delete_is_one_request_and_reports_each_blob(azurite: RunningServer, container: Bucket) -> None:
