@@ -24,7 +24,8 @@ from cloudstore import (
     NotFoundException,
     PreconditionFailedException,
 )
-from cloudstore.providers.azure.auth import _header_order, shared_key_signature
+from cloudstore.providers.azure.auth import header_order, shared_key_signature
+from cloudstore.providers.azure.rest import WHOLE_BATCH, batch_answers
 from cloudstore.testing import backend_of
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy
@@ -100,10 +101,41 @@ def test_header_order_is_azures_collation() -> None:
     for _ in range(300):
         names = ["x-ms-" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(6)]
         expected = sorted(names, key=cmp_to_key(compare))
-        ours = sorted(names, key=_header_order)
+        ours = sorted(names, key=header_order)
         # Names the collation calls equal may come in either order; all others as the SDK has them.
-        assert [_header_order(n) for n in ours] == [_header_order(n) for n in expected]
+        assert [header_order(n) for n in ours] == [header_order(n) for n in expected]
         assert all(compare(a, b) <= 0 for a, b in itertools.pairwise(ours)), ours
+
+
+ANSWER = (
+    b"--batch_1\r\nContent-Type: application/http\r\nContent-ID: 0\r\n\r\nHTTP/1.1 202 Accepted\r\n"
+    b"x-ms-delete-type-permanent: true\r\n\r\n"
+    b"--batch_1\r\nContent-Type: application/http\r\nContent-ID: 1\r\n\r\n"
+    b"HTTP/1.1 404 The specified blob does not exist.\r\nx-ms-error-code: BlobNotFound\r\n"
+    b'content-type: application/xml\r\n\r\n<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n'
+    b"  <Code>BlobNotFound</Code>\n  <Message>The specified blob does not exist.\nRequestId:1\n</Message>\n"
+    b"</Error>\r\n\r\n"
+    b"--batch_1\r\nContent-Type: application/http\r\nContent-ID: 2\r\n\r\n"
+    b"HTTP/1.1 412 There is currently a lease on the blob.\r\nx-ms-error-code: LeaseIdMissing\r\n\r\n"
+    b"--batch_1--"
+)
+
+
+def test_batch_answers_are_read_by_content_id() -> None:
+    assert batch_answers(ANSWER, "batch_1") == {
+        0: (202, None, "Accepted"),
+        1: (404, "BlobNotFound", "The specified blob does not exist."),
+        2: (412, "LeaseIdMissing", "There is currently a lease on the blob."),
+    }
+    # A refusal of the whole batch comes as one sub-response without a Content-ID.
+    refused = (
+        b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 400 One of the request inputs is not valid.\r\n"
+        b"x-ms-error-code: InvalidInput\r\n\r\n--b--"
+    )
+    assert batch_answers(refused, "b") == {
+        WHOLE_BATCH: (400, "InvalidInput", "One of the request inputs is not valid.")
+    }
+    assert batch_answers(b"not multipart", "") == {}
 
 
 # --- on Azurite ------------------------------------------------------------------------------

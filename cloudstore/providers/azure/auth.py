@@ -236,7 +236,8 @@ _PRIMARY = _weights(
 _SECONDARY = {code: "0" for code in range(128)} | {ord("'"): "2", ord("-"): "3"}
 
 
-def _header_order(name: str) -> tuple[str, str]:
+def header_order(name: str) -> tuple[str, str]:
+    """The sort key of an ``x-ms-`` header name in Shared Key's canonical headers."""
     return name.translate(_PRIMARY), name.translate(_SECONDARY) + "1"
 
 
@@ -259,7 +260,7 @@ def shared_key_signature(
         del lowered["content-length"]
     standard = "\n".join(lowered.get(name, "") for name in _SIGNED_HEADERS)
     # Signed even when empty (lowered dropped those): the SDK does the same.
-    x_ms = sorted((name.lower() for name in headers if name.lower().startswith("x-ms-")), key=_header_order)
+    x_ms = sorted((name.lower() for name in headers if name.lower().startswith("x-ms-")), key=header_order)
     canonical_headers = "".join(f"{name}:{_header(headers, name)}\n" for name in x_ms)
     resource = f"/{account}{path}" + "".join(
         f"\n{name.lower()}:{urllib.parse.unquote(value)}" for name, value in sorted(query)
@@ -355,10 +356,11 @@ class BearerAuth(RequestAuth):
 def ca_bundle(config: Mapping[str, Any]) -> str | bool:
     """What the lean path verifies the endpoint's certificate with, as the SDK's requests
     transport does: ``azure_ca_bundle``, else a bundle named by ``REQUESTS_CA_BUNDLE`` or
-    ``CURL_CA_BUNDLE``, else the system's CAs (``True``)."""
+    ``CURL_CA_BUNDLE`` (where that path exists), else the system's CAs (``True``)."""
     verify = _ca_bundle(config.get("azure_ca_bundle"))
     if verify is True:
-        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        named = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return named if named and os.path.exists(named) else True
     return verify
 
 
@@ -366,8 +368,9 @@ def request_auth(azure: AzureClient) -> RequestAuth:
     """How the lean path authorises requests with the credential ``azure``'s client was made with."""
     if azure.token_credential is not None:
         return BearerAuth(azure.token_credential)
-    shared_key = azure.client.credential
-    if azure.account_key and hasattr(shared_key, "account_name"):
-        return SharedKeyAuth(str(shared_key.account_name), azure.account_key)
+    if azure.account_key:
+        # The account the SDK signs for (a connection string's, which may differ from the config's).
+        account = getattr(azure.client.credential, "account_name", None) or azure.account_name
+        return SharedKeyAuth(str(account), azure.account_key)
     sas = urllib.parse.urlsplit(azure.client.primary_endpoint).query
     return SasAuth(sas) if sas else RequestAuth()

@@ -190,7 +190,10 @@ class BlobRest:
         with self._send("POST", container, None, query, headers, body, idempotent=True) as response:
             answer = response.read()
             content_type = response.headers.get("Content-Type") or ""
-        statuses = _batch_answers(answer, content_type.partition("boundary=")[2].strip('"'))
+        statuses = batch_answers(answer, content_type.partition("boundary=")[2].strip('"'))
+        whole = statuses.get(WHOLE_BATCH)
+        if whole is not None and whole[0] >= 300:
+            raise self._errors.map_answer(*whole)
         failures: list[tuple[str, CloudStoreException]] = []
         for number, name in enumerate(names):
             found = statuses.get(number)
@@ -234,7 +237,12 @@ class BlobRest:
         return Page(items=items, next_marker=root.findtext("NextMarker") or None, prefixes=prefixes)
 
 
-def _batch_answers(answer: bytes, boundary: str) -> dict[int, tuple[int, str | None, str]]:
+#: Where :func:`batch_answers` puts a sub-response without a Content-ID: the service's answer
+#: to the batch as a whole (e.g. a malformed one).
+WHOLE_BATCH = -1
+
+
+def batch_answers(answer: bytes, boundary: str) -> dict[int, tuple[int, str | None, str]]:
     """The ``(status, error code, message)`` of each sub-response of a batch, by Content-ID."""
     found: dict[int, tuple[int, str | None, str]] = {}
     if not boundary:
@@ -249,13 +257,14 @@ def _batch_answers(answer: bytes, boundary: str) -> dict[int, tuple[int, str | N
             ),
             b"",
         )
-        if not content_id.isdigit() or not http.startswith(b"HTTP/"):
+        if not http.startswith(b"HTTP/") or (content_id and not content_id.isdigit()):
             continue
         head, _, body = http.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         _, status, reason = [*status_line.split(" ", 2), ""][:3]
         headers = {key.strip().lower(): value.strip() for key, _, value in (h.partition(":") for h in header_lines)}
-        found[int(content_id)] = (int(status), *_error_details(reason, headers.get("x-ms-error-code"), body))
+        number = int(content_id) if content_id else WHOLE_BATCH
+        found[number] = (int(status), *_error_details(reason, headers.get("x-ms-error-code"), body))
     return found
 
 
