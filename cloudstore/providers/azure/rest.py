@@ -67,10 +67,13 @@ class BlobRest:
         self._version: str = azure.client.api_version
         self._auth = request_auth(azure)
         self._errors = errors
+        verify = ca_bundle(config)
         self.pool = ConnectionPool(
             max_connections=pool_size(config),
             timeouts=Timeouts.from_config(config),
-            ssl_context=ssl_context(ca_bundle(config)),
+            # The system's CAs: the pool's one context for the process, loaded on the first https
+            # connection (not for every backend, nor ever for an http endpoint).
+            ssl_context=None if verify is True else ssl_context(verify),
         )
 
     def __repr__(self) -> str:
