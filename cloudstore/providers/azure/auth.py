@@ -17,7 +17,13 @@ endpoint's certificate when it is not a public one (verification is never turned
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +31,6 @@ from typing import Any
 
 import requests
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient
 from urllib3.util.retry import Retry
@@ -76,27 +81,6 @@ class SourceTokenCredential:
         return "<SourceTokenCredential>"
 
 
-class _WholeBodyTransport(RequestsTransport):  # type: ignore[misc]  # azure-core's transport is untyped
-    """A requests transport that reads a streamed answer's body before handing it over.
-
-    The SDK's blob downloader sends a ranged Get Blob again (up to three times, one second apart)
-    when its body breaks off or stalls, stacking its retries on cloudstore's. Read here, a broken
-    body fails its own request instead (``ServiceResponseError``), which cloudstore retries. The
-    downloader buffers each range whole anyway, so nothing more is held in memory.
-    """
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        response = super().send(request, **kwargs)
-        if kwargs.get("stream"):
-            internal = response.internal_response
-            try:
-                internal.content  # noqa: B018 - requests caches the body it reads
-            except requests.RequestException as err:
-                internal.close()
-                raise ServiceResponseError(f"the answer's body broke off: {err}", error=err) from err
-        return response
-
-
 def make_transport(config: Mapping[str, Any]) -> RequestsTransport:
     """A requests transport with enough pooled connections for the engine's parallel parts, no
     urllib3 retries, cloudstore's timeouts (azure-core's own wait 300 s for a connection and each
@@ -110,7 +94,7 @@ def make_transport(config: Mapping[str, Any]) -> RequestsTransport:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return _WholeBodyTransport(
+    return RequestsTransport(
         session=session,
         session_owner=True,
         connection_timeout=timeouts.connect,
@@ -199,3 +183,194 @@ def _account_url(endpoint: Any, account: Any) -> str:
 def _account_name(client: BlobServiceClient, configured: Any) -> str:
     # An endpoint that is neither *.blob.core.* nor 127.0.0.1/localhost does not reveal the account.
     return str(configured or getattr(client.credential, "account_name", None) or client.account_name or "")
+
+
+# --- authorising the lean path's requests (:mod:`.rest`) ----------------------------------------
+
+#: The scope of a bearer token for Blob Storage (what the SDK asks a TokenCredential for).
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+#: A token closer than this to its expiry is renewed before a request (the SDK's own margin).
+TOKEN_REFRESH_MARGIN = 300.0
+
+#: The standard headers Shared Key signs, in order (their values, or empty lines).
+_SIGNED_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
+
+
+def _weights(table: dict[str, int]) -> dict[int, str | None]:
+    """A ``str.translate`` table: each ASCII character to its weight (as one character), or
+    deleted where ``table`` gives it none."""
+    return {code: (chr(table[chr(code)]) if chr(code) in table else None) for code in range(128)}
+
+
+# Azure sorts the x-ms- headers it signs by a culture-aware collation (the SDK's ``compare``):
+# first by the characters' primary weights, ignoring '-' and "'" (ASCII order otherwise, letters
+# folded, punctuation before digits before letters); a tie is then broken by where the hyphens
+# and apostrophes stand. Header names are ASCII tokens, so two translate tables make its sort key.
+_PRIMARY = _weights(
+    {
+        **{c: 0x700 + i for i, c in enumerate("!#$%&*")},
+        "+": 0x803,
+        ".": 0x733,
+        **{c: 0x740 + i for i, c in enumerate("^_`")},
+        "|": 0x74C,
+        "~": 0x750,
+        **{c: 0xD03 + i for i, c in enumerate("0123456789")},
+        **{c: 0xE02 + i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")},
+        **{c: 0xE02 + i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")},
+    }
+)
+#: The tie-break: position by position, another character ("0") < the end of the name ("1") <
+#: an apostrophe ("2") < a hyphen ("3").
+_SECONDARY = {code: "0" for code in range(128)} | {ord("'"): "2", ord("-"): "3"}
+
+
+def header_order(name: str) -> tuple[str, str]:
+    """The sort key of an ``x-ms-`` header name in Shared Key's canonical headers."""
+    return name.translate(_PRIMARY), name.translate(_SECONDARY) + "1"
+
+
+def shared_key_signature(
+    account: str,
+    key: bytes,
+    method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> str:
+    """The ``Authorization`` value of a Shared Key request (Blob service, version 2015-02-21 on).
+
+    ``path`` is the URL's path as sent (percent-encoded), ``query`` its parameters as sent
+    (encoded values), ``headers`` every header sent, ``Content-Length`` included for a body.
+    ``key`` is the account key, decoded from base64.
+    """
+    lowered = {name.lower(): value for name, value in headers.items() if value}
+    if lowered.get("content-length") == "0":
+        del lowered["content-length"]
+    standard = "\n".join(lowered.get(name, "") for name in _SIGNED_HEADERS)
+    # Signed even when empty (lowered dropped those): the SDK does the same.
+    x_ms = sorted((name.lower() for name in headers if name.lower().startswith("x-ms-")), key=header_order)
+    canonical_headers = "".join(f"{name}:{_header(headers, name)}\n" for name in x_ms)
+    resource = f"/{account}{path}" + "".join(
+        f"\n{name.lower()}:{urllib.parse.unquote(value)}" for name, value in sorted(query)
+    )
+    string_to_sign = f"{method}\n{standard}\n{canonical_headers}{resource}"
+    digest = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
+    return f"SharedKey {account}:{base64.b64encode(digest).decode('ascii')}"
+
+
+def _header(headers: Mapping[str, str], lowered_name: str) -> str:
+    value = headers.get(lowered_name)
+    if value is None:  # sent with capitals: look it up the slow way
+        value = next(v for k, v in headers.items() if k.lower() == lowered_name)
+    return value
+
+
+class RequestAuth:
+    """How one backend authorises its lean requests: no credential (anonymous access) here;
+    :meth:`authorize` adds what the subclass's credential needs."""
+
+    def authorize(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> str:
+        """Add the authorisation to ``headers``; the query string to append ("" or a SAS)."""
+        return ""
+
+    def refused(self) -> bool:
+        """The service refused the credential: whether a new one may be worth a second try."""
+        return False
+
+
+class SharedKeyAuth(RequestAuth):
+    """Every request signed with the account key."""
+
+    def __init__(self, account: str, account_key: str) -> None:
+        self._account = account
+        self._key = base64.b64decode(account_key)
+
+    def authorize(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> str:
+        headers["Authorization"] = shared_key_signature(self._account, self._key, method, path, query, headers)
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<SharedKeyAuth account={self._account}>"
+
+
+class SasAuth(RequestAuth):
+    """A SAS token appended to every request's query."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def authorize(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> str:
+        return self._token
+
+    def __repr__(self) -> str:
+        return "<SasAuth>"
+
+
+class BearerAuth(RequestAuth):
+    """An OAuth 2.0 token from a ``TokenCredential``, kept until it is close to expiry (as the
+    SDK's bearer-token policy keeps it) or refused (the client refuses to be made for an http
+    endpoint: bearer tokens travel over https only).
+
+    A token refused while it was kept is dropped and the request tried once more with a new one.
+    A ``credentials_provider``'s tokens (:class:`SourceTokenCredential`) are never kept here: the
+    source caches them, and the shared layer renews it when a request is refused.
+    """
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+        self._token: AccessToken | None = None
+        self._lock = threading.Lock()
+
+    def authorize(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> str:
+        token = self._token
+        if token is None or token.expires_on - time.time() < TOKEN_REFRESH_MARGIN:
+            with self._lock:
+                token = self._token
+                if token is None or token.expires_on - time.time() < TOKEN_REFRESH_MARGIN:
+                    token = self._credential.get_token(STORAGE_SCOPE)
+                    self._token = token
+        headers["Authorization"] = f"Bearer {token.token}"
+        return ""
+
+    def refused(self) -> bool:
+        with self._lock:
+            kept, self._token = self._token, None
+        return kept is not None and kept.expires_on - time.time() >= TOKEN_REFRESH_MARGIN
+
+    def __repr__(self) -> str:
+        return "<BearerAuth>"
+
+
+def ca_bundle(config: Mapping[str, Any]) -> str | bool:
+    """What the lean path verifies the endpoint's certificate with, as the SDK's requests
+    transport does: ``azure_ca_bundle``, else a bundle named by ``REQUESTS_CA_BUNDLE`` or
+    ``CURL_CA_BUNDLE`` (where that path exists), else the system's CAs (``True``)."""
+    verify = _ca_bundle(config.get("azure_ca_bundle"))
+    if verify is True:
+        named = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return named if named and os.path.exists(named) else True
+    return verify
+
+
+def request_auth(azure: AzureClient) -> RequestAuth:
+    """How the lean path authorises requests with the credential ``azure``'s client was made with."""
+    if azure.token_credential is not None:
+        return BearerAuth(azure.token_credential)
+    if azure.account_key:
+        # The account the SDK signs for (a connection string's, which may differ from the config's).
+        account = getattr(azure.client.credential, "account_name", None) or azure.account_name
+        return SharedKeyAuth(str(account), azure.account_key)
+    sas = urllib.parse.urlsplit(azure.client.primary_endpoint).query
+    return SasAuth(sas) if sas else RequestAuth()

@@ -3,14 +3,15 @@
 Buckets are containers and objects are block blobs. Large uploads are staged
 blocks committed once with a block list; signed URLs are service SAS tokens
 (account key) or user-delegation SAS tokens (a token: :mod:`.sas`). How the client
-is made and authenticated is :mod:`.auth`; the error mapping is :mod:`.errors`.
+is made and authenticated is :mod:`.auth`; the error mapping is :mod:`.errors`. The hot
+requests (single put, get, head, list pages, blocks, single delete) take the lean path of
+:mod:`.rest`; the SDK client makes the others.
 
 Only the data plane is used: no management (ARM) call is ever made.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
 from base64 import b64encode
@@ -22,11 +23,11 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.core.paging import ItemPaged
-from azure.storage.blob import BlobBlock, BlobClient, BlobPrefix, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from cloudstore import _names as names
 from cloudstore._engine import TransferConfig
-from cloudstore._http import content_range_total, md5_base64, strip_etag
+from cloudstore._http import strip_etag
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -49,6 +50,7 @@ from cloudstore.exceptions import (
 )
 from cloudstore.providers.azure import auth
 from cloudstore.providers.azure.errors import BLOCK_LIST_REFUSED, ErrorMapper, error_code
+from cloudstore.providers.azure.rest import BlobRest
 from cloudstore.providers.azure.sas import DelegationKeys, blob_sas_url
 
 MiB = 1024 * 1024
@@ -73,31 +75,6 @@ class AzureUpload:
     def block_id(self, number: int) -> str:
         # Azure wants every block id of a blob to be base64 of the same length: fixed-width digits.
         return b64encode(f"{self.block_prefix}-{number:05d}".encode("ascii")).decode("ascii")
-
-
-class _BlobReader(RangeReader):
-    """The body of one ``download_blob`` call, read in pieces."""
-
-    def __init__(self, downloader: Any) -> None:
-        self._downloader = downloader
-        # The response describes the whole blob (its MD5 too, even for a range), except that
-        # ``size`` is the range's: the blob's size is the total in Content-Range.
-        properties = downloader.properties
-        info = _object_info(properties)
-        total = content_range_total(properties.content_range)
-        self.info = dataclasses.replace(info, size=total) if total is not None else info
-
-    def read(self, size: int = -1) -> bytes:
-        return bytes(self._downloader.read(size))
-
-    def close(self) -> None:
-        # The downloader holds at most one chunk and no open stream between reads.
-        self._downloader = _Exhausted()
-
-
-class _Exhausted:
-    def read(self, size: int = -1) -> bytes:
-        return b""
 
 
 class AzureBackend(Backend[AzureUpload]):
@@ -139,6 +116,7 @@ class AzureBackend(Backend[AzureUpload]):
         self._auth = auth.make_client(config, client_options, self._errors, self.credentials)
         self._client = self._auth.client
         self._delegation_keys = DelegationKeys(self._client.get_user_delegation_key)
+        self._rest = BlobRest(self._auth, config, self._errors)
 
     def __repr__(self) -> str:
         # A SAS client's endpoint carries the token in its query: show the URL without it.
@@ -183,32 +161,10 @@ class AzureBackend(Backend[AzureUpload]):
     def list_objects(
         self, bucket: str, prefix: str | None, delimiter: str | None, limit: int | None, marker: str | None
     ) -> Page[ObjectInfo]:
-        container = self._container(bucket)
-        listing: ItemPaged[Any]
-        if delimiter:
-            listing = container.walk_blobs(
-                name_starts_with=prefix or None, include=["metadata"], delimiter=delimiter, results_per_page=limit
-            )
-        else:
-            listing = container.list_blobs(
-                name_starts_with=prefix or None, include=["metadata"], results_per_page=limit
-            )
-        entries, next_marker = _one_page(listing, marker)
-        items: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        for entry in entries:
-            if isinstance(entry, BlobPrefix):
-                prefixes.append(entry.name)
-            else:
-                items.append(_object_info(entry))
-        return Page(items=items, next_marker=next_marker, prefixes=prefixes)
+        return self._rest.list_blobs(bucket, prefix, delimiter, limit, marker)
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        try:
-            properties = self._container(bucket).get_blob_client(name).get_blob_properties()
-        except ResourceNotFoundError:
-            return None
-        return _object_info(properties)
+        return self._rest.blob_properties(bucket, name)
 
     def put_object(
         self,
@@ -221,41 +177,18 @@ class AzureBackend(Backend[AzureUpload]):
         content_md5: bytes | None = None,
         condition: WriteCondition | None = None,
     ) -> None:
-        # One Put Blob request (max_single_put_size is above anything the engine sends whole).
-        # Its Content-MD5 makes Azure refuse a body damaged on the way (Md5Mismatch); Azure
-        # stores the body's MD5, which downloads then verify.
-        self._container(bucket).get_blob_client(name).upload_blob(
-            data,
-            length=len(data),
-            overwrite=True,
-            content_settings=ContentSettings(content_type=content_type),
-            metadata=dict(metadata),
-            max_concurrency=1,
-            headers=_content_md5_header(content_md5),
-            **_condition_options(condition),
-        )
+        # One Put Blob request. Its Content-MD5 makes Azure refuse a body damaged on the way
+        # (Md5Mismatch); Azure stores the body's MD5, which downloads then verify.
+        self._rest.put_blob(bucket, name, data, content_type, metadata, content_md5, condition)
 
     def get_object(self, bucket: str, name: str, start: int | None = None, end: int | None = None) -> RangeReader:
-        blob = self._container(bucket).get_blob_client(name)
-        if not start and end is None:
-            # No Range header: a range starting at 0 fails with 416 on an empty blob.
-            return _BlobReader(blob.download_blob(max_concurrency=1))
-        offset = start or 0
-        length = None if end is None else end - offset + 1
-        return _BlobReader(blob.download_blob(offset=offset, length=length, max_concurrency=1))
+        return self._rest.get_blob(bucket, name, start, end)
 
     def delete_object(self, bucket: str, name: str) -> None:
-        self._container(bucket).get_blob_client(name).delete_blob(delete_snapshots="include")
+        self._rest.delete_blob(bucket, name)
 
     def delete_objects(self, bucket: str, names: list[str]) -> list[tuple[str, CloudStoreException]]:
-        # One Blob Batch request of up to 256 deletes; each sub-request answers for itself.
-        responses = self._container(bucket).delete_blobs(*names, delete_snapshots="include", raise_on_any_failure=False)
-        failures: list[tuple[str, CloudStoreException]] = []
-        for name, response in zip(names, responses, strict=True):
-            if response.status_code < 300 or response.status_code == 404:
-                continue
-            failures.append((name, self._errors.map_response_error(HttpResponseError(response=response))))
-        return failures
+        return self._rest.delete_blobs(bucket, names)
 
     def copy_object(
         self,
@@ -320,9 +253,7 @@ class AzureBackend(Backend[AzureUpload]):
         self, upload: AzureUpload, number: int, offset: int, data: bytes, *, content_md5: bytes | None = None
     ) -> UploadPart:
         block_id = upload.block_id(number)
-        blob = self._container(upload.container).get_blob_client(upload.blob)
-        # Put Block checks the block against its Content-MD5 as Put Blob does.
-        blob.stage_block(block_id, data, length=len(data), headers=_content_md5_header(content_md5))
+        self._rest.put_block(upload.container, upload.blob, block_id, data, content_md5)
         return UploadPart(number=number, token=block_id)
 
     def complete_multipart_upload(
@@ -373,13 +304,8 @@ class AzureBackend(Backend[AzureUpload]):
         return None
 
     def close(self) -> None:
+        self._rest.close()
         self._client.close()
-
-
-def _content_md5_header(digest: bytes | None) -> dict[str, str]:
-    """The transactional ``Content-MD5`` header, sent through azure-core's per-request ``headers``
-    (the engine already hashed the body: ``validate_content=True`` would hash it a second time)."""
-    return {"Content-MD5": md5_base64(digest)} if digest else {}
 
 
 def _one_page(listing: ItemPaged[Any], marker: str | None) -> tuple[list[Any], str | None]:
@@ -396,18 +322,3 @@ def _condition_options(condition: WriteCondition | None) -> dict[str, Any]:
     if condition.if_none_match:
         return {"match_condition": MatchConditions.IfMissing}
     return {"etag": f'"{strip_etag(condition.if_match)}"', "match_condition": MatchConditions.IfNotModified}
-
-
-def _object_info(properties: Any) -> ObjectInfo:
-    settings = properties.content_settings
-    md5 = settings.content_md5 if settings is not None else None
-    etag = properties.etag
-    return ObjectInfo(
-        name=properties.name,
-        size=int(properties.size or 0),
-        last_modified=properties.last_modified,
-        etag=strip_etag(etag),
-        content_type=settings.content_type if settings is not None else None,
-        metadata=dict(properties.metadata or {}),
-        checksum=("md5", bytes(md5).hex()) if md5 else None,
-    )

@@ -162,7 +162,16 @@ class ErrorMapper:
             else:
                 # The shared table; no status at all means no usable answer: a connection failure.
                 kind = class_for_status(status)
-        text = first_line(error)
+        return self._exception(kind, status, code, first_line(error))
+
+    def map_answer(self, status: int, code: str | None, message: str) -> CloudStoreException:
+        """The cloudstore exception for an error answer read off the wire (the lean path's):
+        its status, its code (``x-ms-error-code``) and the first line of its message."""
+        return self._exception(ERROR_CODES.get(code or "") or class_for_status(status), status, code, message)
+
+    def _exception(
+        self, kind: type[CloudStoreException], status: int | None, code: str | None, text: str
+    ) -> CloudStoreException:
         if _AZURITE_MD5_REFUSED.search(text):
             kind = ChecksumMismatchException
         if kind is PermissionDeniedException and "failed to authenticate" in text.lower():
