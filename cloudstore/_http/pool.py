@@ -31,6 +31,8 @@ API (stable: the providers build on it)::
 - Socket errors, timeouts and broken HTTP framing (on the request or while reading the body)
   raise :class:`~cloudstore.exceptions.ProviderConnectionException` (retryable; the SDK-free
   error is chained). An HTTP error *status* is not an exception here: the caller maps it.
+- Observers (:func:`add_observer`; the test seam ``cloudstore.testing.sent_requests``) are told of
+  every request as it is sent, as a :class:`SentRequest`.
 - Nothing is logged but the method, origin and path of a resent request (never headers, where
   the signature and tokens are, nor the query, where a presigned URL's are).
 """
@@ -46,7 +48,7 @@ import ssl
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 
@@ -88,6 +90,32 @@ class Origin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """A request as a pool sent it (header names in lower case), for the observers."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:  # the headers hold signatures and tokens: names only
+        return f"SentRequest({self.method} {self.url.partition('?')[0]}, headers={sorted(self.headers)})"
+
+
+Observer = Callable[[SentRequest], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> None:
+    """Call ``observer`` with every request any pool sends from now on (until removed)."""
+    _observers.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    _observers.remove(observer)
 
 
 def ssl_context(verify: bool | str | None = True) -> ssl.SSLContext:
@@ -208,7 +236,8 @@ class ConnectionPool:
             raise InvalidParamException("a connection pool needs at least one connection")
         self.max_connections = max_connections
         self.timeouts = timeouts or Timeouts()
-        self._ssl_context = ssl_context
+        #: The TLS context of https connections (``None``: the system's default verification).
+        self.ssl_context = ssl_context
         self._origins: dict[Origin, _Slots] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -238,6 +267,15 @@ class ConnectionPool:
             idempotent = method in IDEMPOTENT_METHODS
         slots = self._slots(origin)
         headers = dict(headers or {})
+        if _observers:
+            sent = SentRequest(
+                method,
+                f"{origin.scheme}://{origin.netloc}{target}",
+                {key.lower(): value for key, value in headers.items()},
+                bytes(body or b""),
+            )
+            for observer in list(_observers):
+                observer(sent)
         for attempt in (1, 2):
             connection, reused = self._checkout(slots, origin)
             try:
@@ -317,7 +355,7 @@ class ConnectionPool:
     def _connect(self, origin: Origin) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection
         if origin.scheme == "https":
-            context = self._ssl_context or _default_context()
+            context = self.ssl_context or _default_context()
             connection = http.client.HTTPSConnection(
                 origin.host, origin.port, timeout=self.timeouts.connect, context=context
             )
@@ -373,4 +411,13 @@ def _connection_error(err: BaseException) -> ProviderConnectionException:
     return ProviderConnectionException(f"connection to the service {kind}: {type(err).__name__}: {err}")
 
 
-__all__ = ["IDEMPOTENT_METHODS", "ConnectionPool", "Origin", "PoolResponse", "ssl_context"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "ConnectionPool",
+    "Origin",
+    "PoolResponse",
+    "SentRequest",
+    "add_observer",
+    "remove_observer",
+    "ssl_context",
+]

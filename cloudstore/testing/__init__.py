@@ -8,7 +8,8 @@
   A :class:`Target` is a provider id, its config and its :class:`Quirks` (what its store does
   differently, each with the reason).
 * The seam: :class:`SpyBackend` records the calls a provider makes and fails chosen ones;
-  :func:`provider_with` makes a provider around it; :func:`backend_of` gives a provider's backend.
+  :func:`provider_with` makes a provider around it; :func:`backend_of` gives a provider's backend;
+  :func:`sent_requests` (:mod:`cloudstore.testing.wire`) records what the lean request paths send.
 
 ``import cloudstore`` does not import this package; importing it does not import pytest (only
 the plugin does).
@@ -25,6 +26,7 @@ from cloudstore.testing.target import (
     unique_name,
     utf8_order,
 )
+from cloudstore.testing.wire import SentRequest, observing, sent_requests
 
 #: ``pytest -p cloudstore.testing`` loads the plugin through this.
 pytest_plugins = ("cloudstore.testing.plugin",)
@@ -33,14 +35,17 @@ __all__ = [
     "TEST_TRANSFER",
     "Call",
     "Quirks",
+    "SentRequest",
     "Spied",
     "SpyBackend",
     "Target",
     "backend_of",
     "fresh_bucket",
+    "observing",
     "path_segment_order",
     "provider_with",
     "read_config_file",
+    "sent_requests",
     "spy_on",
     "unique_name",
     "utf8_order",

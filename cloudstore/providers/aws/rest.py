@@ -144,11 +144,10 @@ class S3Rest:
         self._style = settings.addressing_style
         self._crc32 = settings.checksums == "when_supported"
         self._content_md5 = content_md5
-        context = ssl_context(settings.verify if settings.verify is not None else True)
         self.pool = ConnectionPool(
             max_connections=settings.pool_size,
             timeouts=settings.timeouts,
-            ssl_context=context if self._base.scheme == "https" else None,
+            ssl_context=ssl_context(settings.verify if settings.verify is not None else True),
         )
         # What S3SigV4Auth reads from the request context: payload signing off over http, as the
         # client's config says; has_streaming_input (set per request) as botocore sets it.
