@@ -1139,3 +1139,64 @@ def test_a_copy_in_parts_claims_no_checksum_seaweedfs_cannot_back(
     info = backend.head_object(s3_bucket.name, "copy.bin")
     assert info is not None and info.checksum is None
     assert copied.read() == data
+
+
+# --- the lean request path ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "status", "code", "expected"),
+    [
+        ("GET", 503, "SlowDown", ThrottledException),
+        ("PUT", 412, "PreconditionFailed", PreconditionFailedException),
+        ("GET", 500, "InternalError", ProviderConnectionException),
+        ("PUT", 400, "BadDigest", ChecksumMismatchException),
+        ("GET", 403, "AccessDenied", PermissionDeniedException),
+    ],
+)
+def test_lean_path_errors_map_as_boto3_errors_do(
+    server: RunningServer, s3_bucket: Bucket, method: str, status: int, code: str, expected: type[Exception]
+) -> None:
+    s3_bucket.objects.create("there.bin").upload(b"data")
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("status", methods=[method], path=r"there\.bin", status=status, code=code, limit=1)
+        provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        obj = Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("there.bin")
+        with pytest.raises(CloudStoreException) as caught:
+            obj.upload(b"new") if method == "PUT" else obj.read()
+    assert type(caught.value) is expected
+    assert (caught.value.status, caught.value.code) == (status, code)
+    same = S3Backend.map_error(None, client_error(code, status))  # type: ignore[arg-type]
+    assert type(same) is expected and same.retryable == caught.value.retryable
+
+
+def test_lean_path_tells_a_missing_key_from_a_missing_bucket(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    backend = backend_of(aws)
+    with pytest.raises(NotFoundException) as caught:
+        aws._call(lambda: backend.get_object(s3_bucket.name, "absent.bin"))
+    assert caught.value.code == "NoSuchKey"
+    with pytest.raises(NotFoundException) as caught:
+        aws._call(lambda: backend.get_object(unique_name("aws-absent"), "absent.bin"))
+    assert caught.value.code == "NoSuchBucket"
+    assert backend.head_object(s3_bucket.name, "absent.bin") is None
+
+
+def test_lean_path_keys_with_unusual_characters_round_trip(s3_bucket: Bucket) -> None:
+    names = ["sp ace/+plus%25/ünï/🙂", "a?b#c&d=e", "tab\tand~tilde"]
+    for name in names:
+        s3_bucket.objects.create(name).upload(name.encode())
+    assert sorted(o.name for o in s3_bucket.objects) == sorted(names), "listing keys come back decoded"
+    for name in names:
+        assert s3_bucket.objects.get(name).read() == name.encode()  # type: ignore[union-attr]
+    assert s3_bucket.objects.list(prefix="sp ace/+plus%25/", delimiter="/").prefixes == ["sp ace/+plus%25/ünï/"]
+
+
+def test_many_threads_share_a_bounded_number_of_connections(server: RunningServer, s3_bucket: Bucket) -> None:
+    data = os.urandom(4096)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        provider = make_provider(server, s3_endpoint_url=proxy.url)
+        bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+        limit = backend_of(provider).settings.pool_size  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(limit + 16) as pool:
+            list(pool.map(lambda n: bucket.objects.create(f"t/{n}").upload(data), range(4 * limit)))
+            list(pool.map(lambda n: bucket.objects.create(f"t/{n}").read(), range(4 * limit)))
+        assert proxy.stats["connections"] <= limit
+        assert proxy.stats["requests"] == 8 * limit
