@@ -82,19 +82,26 @@ def etag_checksum(
     return multipart_etag_checksum(etag, size, metadata)
 
 
-def object_info(name: str, headers: Message) -> ObjectInfo:
+def object_info(name: str, message: Message) -> ObjectInfo:
     """The object's properties from the headers of a HEAD or GET answer."""
-    etag = strip_etag(headers.get("ETag"))
-    total = content_range_total(headers.get("Content-Range"))
-    size = total if total is not None else int(headers.get("Content-Length") or 0)
-    metadata = {key[len(_META) :]: value for key, value in headers.items() if key.lower().startswith(_META)}
-    modified = headers.get("Last-Modified")
+    # One pass over the parsed headers; each Message.get would scan (and sanitise) them all again.
+    headers: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    for key, value in message.items():
+        lower = key.lower()
+        headers[lower] = value
+        if lower.startswith(_META):
+            metadata[key[len(_META) :]] = value
+    etag = strip_etag(headers.get("etag"))
+    total = content_range_total(headers.get("content-range"))
+    size = total if total is not None else int(headers.get("content-length") or 0)
+    modified = headers.get("last-modified")
     return ObjectInfo(
         name=name,
         size=size,
         last_modified=parsedate_to_datetime(modified) if modified else None,
         etag=etag,
-        content_type=headers.get("Content-Type"),
+        content_type=headers.get("content-type"),
         metadata=metadata,
         checksum=etag_checksum(
             etag,
