@@ -33,12 +33,15 @@ API (stable: the providers build on it)::
   error is chained). An HTTP error *status* is not an exception here: the caller maps it.
 - Observers (:func:`add_observer`; the test seam ``cloudstore.testing.sent_requests``) are told of
   every request as it is sent, as a :class:`SentRequest`.
+- A forward proxy named by the environment (``HTTP_PROXY``/``HTTPS_PROXY``, ``NO_PROXY``) is
+  used as the SDKs use it: https through a ``CONNECT`` tunnel, http with absolute targets.
 - Nothing is logged but the method, origin and path of a resent request (never headers, where
   the signature and tokens are, nor the query, where a presigned URL's are).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import os
@@ -47,6 +50,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -133,13 +137,39 @@ def ssl_context(verify: bool | str | None = True) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class _Slots:
-    """The connections of one origin: a bound on how many are open, and the idle ones."""
+@dataclass(frozen=True)
+class _Proxy:
+    """A forward proxy (plain http) and the ``Proxy-Authorization`` its URL's credentials make."""
 
-    def __init__(self, limit: int) -> None:
+    origin: Origin
+    headers: Mapping[str, str]
+
+
+def proxy_for(origin: Origin) -> _Proxy | None:
+    """The proxy the environment names for ``origin`` (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``:
+    as botocore honours them), or ``None``."""
+    url = urllib.request.getproxies().get(origin.scheme)
+    if not url or urllib.request.proxy_bypass(origin.host):
+        return None
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise InvalidParamException(f"only plain http:// forward proxies are supported, not {parts.scheme}://")
+    headers = {}
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return _Proxy(Origin("http", parts.hostname, parts.port or 80), headers)
+
+
+class _Slots:
+    """The connections of one origin: a bound on how many are open, the idle ones, and the proxy
+    they go through (https: a CONNECT tunnel; http: absolute request targets)."""
+
+    def __init__(self, limit: int, proxy: _Proxy | None) -> None:
         self.free = threading.BoundedSemaphore(limit)
         self.idle: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
+        self.proxy = proxy
 
 
 class PoolResponse:
@@ -276,6 +306,9 @@ class ConnectionPool:
             )
             for observer in list(_observers):
                 observer(sent)
+        if slots.proxy is not None and origin.scheme == "http":
+            target = f"http://{origin.netloc}{target}"  # a forward proxy takes the absolute form
+            headers.update(slots.proxy.headers)
         for attempt in (1, 2):
             connection, reused = self._checkout(slots, origin)
             try:
@@ -329,7 +362,9 @@ class ConnectionPool:
         slots = self._origins.get(origin)
         if slots is None:
             with self._lock:
-                slots = self._origins.setdefault(origin, _Slots(self.max_connections))
+                slots = self._origins.get(origin)
+                if slots is None:
+                    slots = self._origins[origin] = _Slots(self.max_connections, proxy_for(origin))
         return slots
 
     def _checkout(self, slots: _Slots, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
@@ -344,7 +379,7 @@ class ConnectionPool:
                 with slots.lock:
                     connection = slots.idle.pop() if slots.idle else None
                 if connection is None:
-                    return self._connect(origin), False
+                    return self._connect(origin, slots.proxy), False
                 if not _dropped(connection):
                     return connection, True
                 connection.close()
@@ -352,15 +387,16 @@ class ConnectionPool:
             slots.free.release()
             raise
 
-    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin, proxy: _Proxy | None) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection
+        host, port = (proxy.origin.host, proxy.origin.port) if proxy else (origin.host, origin.port)
         if origin.scheme == "https":
             context = self.ssl_context or _default_context()
-            connection = http.client.HTTPSConnection(
-                origin.host, origin.port, timeout=self.timeouts.connect, context=context
-            )
+            connection = http.client.HTTPSConnection(host, port, timeout=self.timeouts.connect, context=context)
+            if proxy:
+                connection.set_tunnel(origin.host, origin.port, headers=dict(proxy.headers))
         else:
-            connection = http.client.HTTPConnection(origin.host, origin.port, timeout=self.timeouts.connect)
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeouts.connect)
         try:
             connection.connect()
         except _TRANSPORT_ERRORS as err:
