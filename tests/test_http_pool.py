@@ -78,7 +78,7 @@ def test_a_read_out_connection_is_reused(pool: ConnectionPool, proxy: FaultProxy
     second = get_all(pool, proxy)
     assert b"<Code>" in first and first == second
     with pool.request("HEAD", origin_of(proxy), "/") as head:
-        assert head.status == 403  # no body to read: the connection is free at once
+        assert head.status >= 400  # no body to read: the connection is free at once
     assert len(set(connections(proxy))) == 1, "one kept-alive connection carried all three requests"
     assert pool.idle_connections(origin_of(proxy)) == 1
 
