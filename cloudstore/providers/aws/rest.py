@@ -87,7 +87,7 @@ def object_info(name: str, message: Message) -> ObjectInfo:
     # One pass over the parsed headers; each Message.get would scan (and sanitise) them all again.
     headers: dict[str, str] = {}
     metadata: dict[str, str] = {}
-    for key, value in message.items():
+    for key, value in message.raw_items():  # http.client decoded them as latin-1: nothing to sanitise
         lower = key.lower()
         headers[lower] = value
         if lower.startswith(_META):
@@ -208,8 +208,12 @@ class S3Rest:
         elif not path:
             path = "/"
         target = f"{path}?{query}" if query else path
+        headers = headers or {}
+        # Given, the Host header is signed as is (what is sent); else the signer would work it out
+        # from the URL twice per request, the most expensive step of its own.
+        headers["Host"] = origin.netloc
         request = AWSRequest(
-            method=method, url=f"{origin.scheme}://{origin.netloc}{target}", headers=headers or {}, data=body
+            method=method, url=f"{origin.scheme}://{origin.netloc}{target}", headers=headers, data=body
         )
         if self._client_config is not None:
             request.context["client_config"] = self._client_config
@@ -218,8 +222,8 @@ class S3Rest:
         if self._credentials is None:
             raise NoCredentialsError()
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)
-        sent = dict(request.headers.items())
-        sent["Host"] = origin.netloc
+        # raw_items: the values as set, without the email policy's per-header parsing of items().
+        sent = dict(request.headers.raw_items())
         response = self.pool.request(method, origin, target, sent, body, idempotent=idempotent)
         if response.status >= 300:
             with response:
