@@ -33,12 +33,17 @@ API (stable: the providers build on it)::
 - Socket errors, timeouts and broken HTTP framing (on the request or while reading the body)
   raise :class:`~cloudstore.exceptions.ProviderConnectionException` (retryable; the SDK-free
   error is chained). An HTTP error *status* is not an exception here: the caller maps it.
+- Observers (:func:`add_observer`; the test seam ``cloudstore.testing.sent_requests``) are told of
+  every request as it is sent, as a :class:`SentRequest`.
+- A forward proxy named by the environment (``HTTP_PROXY``/``HTTPS_PROXY``, ``NO_PROXY``) is
+  used as the SDKs use it: https through a ``CONNECT`` tunnel, http with absolute targets.
 - Nothing is logged but the method, origin and path of a resent request (never headers, where
   the signature and tokens are, nor the query, where a presigned URL's are).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import os
@@ -47,8 +52,9 @@ import socket
 import ssl
 import threading
 import urllib.parse
+import urllib.request
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 
@@ -93,6 +99,32 @@ class Origin:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class SentRequest:
+    """A request as a pool sent it (header names in lower case), for the observers."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:  # the headers hold signatures and tokens: names only
+        return f"SentRequest({self.method} {self.url.partition('?')[0]}, headers={sorted(self.headers)})"
+
+
+Observer = Callable[[SentRequest], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> None:
+    """Call ``observer`` with every request any pool sends from now on (until removed)."""
+    _observers.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    _observers.remove(observer)
+
+
 def ssl_context(verify: bool | str | None = True) -> ssl.SSLContext:
     """The TLS context for ``verify``: ``True``/``None`` the system's CAs, ``False`` no
     verification at all, a path a CA bundle file (or a directory of CA certificates)."""
@@ -108,13 +140,39 @@ def ssl_context(verify: bool | str | None = True) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class _Slots:
-    """The connections of one origin: a bound on how many are open, and the idle ones."""
+@dataclass(frozen=True)
+class _Proxy:
+    """A forward proxy (plain http) and the ``Proxy-Authorization`` its URL's credentials make."""
 
-    def __init__(self, limit: int) -> None:
+    origin: Origin
+    headers: Mapping[str, str]
+
+
+def proxy_for(origin: Origin) -> _Proxy | None:
+    """The proxy the environment names for ``origin`` (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``:
+    as botocore honours them), or ``None``."""
+    url = urllib.request.getproxies().get(origin.scheme)
+    if not url or urllib.request.proxy_bypass(origin.host):
+        return None
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise InvalidParamException(f"only plain http:// forward proxies are supported, not {parts.scheme}://")
+    headers = {}
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return _Proxy(Origin("http", parts.hostname, parts.port or 80), headers)
+
+
+class _Slots:
+    """The connections of one origin: a bound on how many are open, the idle ones, and the proxy
+    they go through (https: a CONNECT tunnel; http: absolute request targets)."""
+
+    def __init__(self, limit: int, proxy: _Proxy | None) -> None:
         self.free = threading.BoundedSemaphore(limit)
         self.idle: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
+        self.proxy = proxy
 
 
 class PoolResponse:
@@ -211,7 +269,8 @@ class ConnectionPool:
             raise InvalidParamException("a connection pool needs at least one connection")
         self.max_connections = max_connections
         self.timeouts = timeouts or Timeouts()
-        self._ssl_context = ssl_context
+        #: The TLS context of https connections (``None``: the system's default verification).
+        self.ssl_context = ssl_context
         self._origins: dict[Origin, _Slots] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -246,6 +305,18 @@ class ConnectionPool:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         slots = self._slots(origin)
+        if _observers:
+            sent = SentRequest(
+                method,
+                f"{origin.scheme}://{origin.netloc}{target}",
+                {key.lower(): value for key, value in headers.items()},
+                b"".join(body) if isinstance(body, tuple) else bytes(body or b""),
+            )
+            for observer in list(_observers):
+                observer(sent)
+        if slots.proxy is not None and origin.scheme == "http":
+            target = f"http://{origin.netloc}{target}"  # a forward proxy takes the absolute form
+            headers.update(slots.proxy.headers)
         for attempt in (1, 2):
             connection, reused = self._checkout(slots, origin)
             try:
@@ -299,7 +370,9 @@ class ConnectionPool:
         slots = self._origins.get(origin)
         if slots is None:
             with self._lock:
-                slots = self._origins.setdefault(origin, _Slots(self.max_connections))
+                slots = self._origins.get(origin)
+                if slots is None:
+                    slots = self._origins[origin] = _Slots(self.max_connections, proxy_for(origin))
         return slots
 
     def _checkout(self, slots: _Slots, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
@@ -314,7 +387,7 @@ class ConnectionPool:
                 with slots.lock:
                     connection = slots.idle.pop() if slots.idle else None
                 if connection is None:
-                    return self._connect(origin), False
+                    return self._connect(origin, slots.proxy), False
                 if not _dropped(connection):
                     return connection, True
                 connection.close()
@@ -322,15 +395,16 @@ class ConnectionPool:
             slots.free.release()
             raise
 
-    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin, proxy: _Proxy | None) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection
+        host, port = (proxy.origin.host, proxy.origin.port) if proxy else (origin.host, origin.port)
         if origin.scheme == "https":
-            context = self._ssl_context or _default_context()
-            connection = http.client.HTTPSConnection(
-                origin.host, origin.port, timeout=self.timeouts.connect, context=context
-            )
+            context = self.ssl_context or _default_context()
+            connection = http.client.HTTPSConnection(host, port, timeout=self.timeouts.connect, context=context)
+            if proxy:
+                connection.set_tunnel(origin.host, origin.port, headers=dict(proxy.headers))
         else:
-            connection = http.client.HTTPConnection(origin.host, origin.port, timeout=self.timeouts.connect)
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeouts.connect)
         try:
             connection.connect()
         except _TRANSPORT_ERRORS as err:
@@ -381,4 +455,13 @@ def _connection_error(err: BaseException) -> ProviderConnectionException:
     return ProviderConnectionException(f"connection to the service {kind}: {type(err).__name__}: {err}")
 
 
-__all__ = ["IDEMPOTENT_METHODS", "ConnectionPool", "Origin", "PoolResponse", "ssl_context"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "ConnectionPool",
+    "Origin",
+    "PoolResponse",
+    "SentRequest",
+    "add_observer",
+    "remove_observer",
+    "ssl_context",
+]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,9 +48,9 @@ from cloudstore import (
     ThrottledException,
 )
 from cloudstore._checksums import Checksum, expected_checksum
-from cloudstore.backend import BucketInfo, FileRangeReader
+from cloudstore.backend import BucketInfo, Page, RangeReader
 from cloudstore.providers.aws.backend import S3Backend
-from cloudstore.testing import backend_of, spy_on
+from cloudstore.testing import SentRequest, backend_of, observing, sent_requests, spy_on
 from tests.conftest import Servers, make_provider, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
@@ -145,8 +146,8 @@ def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]
 
 
 @contextmanager
-def sent_requests(client: Any) -> Iterator[list[Any]]:
-    """Every HTTP request the client sends inside the block (botocore AWSPreparedRequest)."""
+def client_requests(client: Any) -> Iterator[list[Any]]:
+    """Every HTTP request boto3's client (the control plane) sends inside the block."""
     requests: list[Any] = []
 
     def record(request: Any, **_: Any) -> None:
@@ -170,6 +171,16 @@ def http(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int,
 
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def text_headers(request: Any) -> dict[str, str]:
+    """A botocore request's headers, names in lower case and values as text."""
+    return {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+
+
+def listings(requests: list[SentRequest]) -> list[dict[str, str]]:
+    """The query parameters of each ListObjectsV2 request among ``requests``."""
+    return [query_of(r.url) for r in requests if r.method == "GET" and "list-type=2" in r.url]
 
 
 def client_error(code: str | None, status: int, operation: str = "GetObject") -> boto_errors.ClientError:
@@ -251,26 +262,35 @@ def test_region_and_addressing_defaults_and_switches(server: RunningServer) -> N
 
 def test_ca_bundle_and_verify_switch_reach_the_client(server: RunningServer) -> None:
     off = make_provider(server, s3_verify=False)
-    assert backend_of(off).client._endpoint.http_session._verify is False  # type: ignore[attr-defined]
+    backend = backend_of(off)
+    assert isinstance(backend, S3Backend)
+    assert backend.settings.verify is False, "given to boto3's client"
+    context = backend.rest.pool.ssl_context
+    assert context is not None and context.verify_mode == ssl.CERT_NONE and not context.check_hostname
     bundle = make_provider(server, s3_verify="/etc/ssl/certs/ca-certificates.crt")
-    assert backend_of(bundle).client._endpoint.http_session._verify == "/etc/ssl/certs/ca-certificates.crt"  # type: ignore[attr-defined]
+    backend = backend_of(bundle)
+    assert isinstance(backend, S3Backend)
+    assert backend.settings.verify == "/etc/ssl/certs/ca-certificates.crt"
+    context = backend.rest.pool.ssl_context
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED and context.get_ca_certs()
 
 
 # --- objects ------------------------------------------------------------------------------------
 def test_put_and_get_of_16_kib_send_one_request_each(aws: CloudProvider, s3_bucket: Bucket) -> None:
     data = os.urandom(16 * 1024)
-    client = backend_of(aws).client  # type: ignore[attr-defined]
     obj = s3_bucket.objects.create("small.bin")
-    with sent_requests(client) as requests:
+    with sent_requests() as requests:
         obj.upload(data)
     assert [r.method for r in requests] == ["PUT"], "no HEAD after put, no extra request"
-    assert requests[0].headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
-    assert requests[0].headers["Content-MD5"] == base64.b64encode(hashlib.md5(data).digest())
-    assert "x-amz-checksum-crc32" not in requests[0].headers, "no second checksum of botocore's"
-    with sent_requests(client) as requests:
+    assert requests[0].headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert requests[0].headers["content-md5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert requests[0].body == data
+    assert "x-amz-checksum-crc32" not in requests[0].headers, "no second checksum"
+    assert requests[0].headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
+    with sent_requests() as requests:
         assert obj.read(0, len(data) - 1) == data
     assert [r.method for r in requests] == ["GET"]
-    with sent_requests(client) as requests:
+    with sent_requests() as requests:
         assert obj.read() == data
     assert [r.method for r in requests] == ["GET"], "a whole read takes size and checksum from the GET"
 
@@ -294,13 +314,12 @@ def test_download_to_file_of_a_small_object_is_one_get(aws: CloudProvider, s3_bu
     data = os.urandom(16 * 1024)
     s3_bucket.objects.create("small.bin").upload(data, metadata={"kind": "weights"})
     obj = s3_bucket.objects.create("small.bin")  # a bare handle: nothing known about it yet
-    client = backend_of(aws).client  # type: ignore[attr-defined]
-    with sent_requests(client) as requests:
+    with sent_requests() as requests:
         obj.download_to_file(tmp_path / "small.bin")
     assert [r.method for r in requests] == ["GET"], "size and checksum come from the GET: no HEAD first"
-    assert requests[0].headers["Range"] == b"bytes=0-5242879"  # one part (5 MiB in the tests) at most
+    assert requests[0].headers["range"] == "bytes=0-5242879"  # one part (5 MiB in the tests) at most
     assert (tmp_path / "small.bin").read_bytes() == data
-    with sent_requests(client) as requests:
+    with sent_requests() as requests:
         assert (obj.size, obj.metadata) == (len(data), {"kind": "weights"})
     assert requests == [], "the GET's properties are the object's now"
 
@@ -327,7 +346,7 @@ def test_default_content_type_is_octet_stream(s3_bucket: Bucket) -> None:
 def test_get_object_returns_a_range_reader(aws: CloudProvider, s3_bucket: Bucket) -> None:
     s3_bucket.objects.create("range.bin").upload(b"0123456789")
     with backend_of(aws).get_object(s3_bucket.name, "range.bin", 2, 5) as reader:
-        assert isinstance(reader, FileRangeReader)
+        assert isinstance(reader, RangeReader)
         assert reader.read() == b"2345"
         assert reader.info is not None and reader.info.size == 10, "the whole object's size"
         assert reader.info.checksum == ("md5", hashlib.md5(b"0123456789").hexdigest())
@@ -351,11 +370,11 @@ def test_when_supported_checksums_work_on_the_server(server: RunningServer, s3_b
     provider = make_provider(server, s3_checksums="when_supported")
     bucket = provider.storage.buckets.get(s3_bucket.name)
     assert bucket is not None
-    client = backend_of(provider).client  # type: ignore[attr-defined]
-    with sent_requests(client) as requests:
+    with sent_requests() as requests:
         bucket.objects.create("crc.txt").upload(b"with a crc32")
-    assert any(k.lower() == "x-amz-checksum-crc32" for k in requests[0].headers) or (
-        requests[0].headers.get("x-amz-trailer") == b"x-amz-checksum-crc32"
+    assert (
+        requests[0].headers["x-amz-checksum-crc32"]
+        == base64.b64encode(zlib.crc32(b"with a crc32").to_bytes(4, "big")).decode()
     )
     assert bucket.objects.get("crc.txt").read() == b"with a crc32"  # type: ignore[union-attr]
     big = os.urandom(5 * MiB + 1000)
@@ -373,7 +392,7 @@ def test_sse_kms_key_goes_with_every_write(server: RunningServer, s3_bucket: Buc
         )
         bucket = Bucket(provider, BucketInfo(s3_bucket.name))
         client = backend_of(provider).client  # type: ignore[attr-defined]
-        with sent_requests(client) as requests:
+        with sent_requests() as puts, client_requests(client) as creates:
             with pytest.raises(InvalidParamException) as caught:
                 bucket.objects.create("secret.bin").upload(b"classified")
             with pytest.raises(InvalidParamException):
@@ -381,9 +400,10 @@ def test_sse_kms_key_goes_with_every_write(server: RunningServer, s3_bucket: Buc
                     lambda: backend_of(provider).create_multipart_upload(s3_bucket.name, "big.bin", None, {})
                 )
         assert caught.value.code == "KMS.NotFoundException"
-        for request in requests:
-            assert request.headers["x-amz-server-side-encryption"] == b"aws:kms"
-            assert request.headers["x-amz-server-side-encryption-aws-kms-key-id"] == b"alias/cloudstore"
+        assert [r.method for r in puts] == ["PUT"] and [r.method for r in creates] == ["POST"]
+        for headers in [r.headers for r in puts] + [text_headers(creates[0])]:
+            assert headers["x-amz-server-side-encryption"] == "aws:kms"
+            assert headers["x-amz-server-side-encryption-aws-kms-key-id"] == "alias/cloudstore"
 
 
 # --- listing --------------------------------------------------------------------------------------
@@ -391,15 +411,15 @@ def test_pages_use_opaque_continuation_tokens(aws: CloudProvider, s3_bucket: Buc
     keys = [f"item-{i}" for i in range(5)]
     for key in keys:
         s3_bucket.objects.create(key).upload(key.encode())
-    client = backend_of(aws).client  # type: ignore[attr-defined]
-    with captured_params(client, "ListObjectsV2") as calls:
+    with sent_requests() as requests:
         first = s3_bucket.objects.list(limit=2)
         second = s3_bucket.objects.list(limit=2, marker=first.marker)
         third = s3_bucket.objects.list(limit=2, marker=second.marker)
     assert [o.name for o in first] + [o.name for o in second] + [o.name for o in third] == keys
     assert first.is_truncated and second.is_truncated and not third.is_truncated
-    assert [c.get("MaxKeys") for c in calls] == [2, 2, 2]
-    assert [c.get("ContinuationToken") for c in calls] == [None, first.marker, second.marker]
+    calls = listings(requests)
+    assert [c.get("max-keys") for c in calls] == ["2", "2", "2"]
+    assert [c.get("continuation-token") for c in calls] == [None, first.marker, second.marker]
 
 
 def test_delimiter_gives_prefixes(s3_bucket: Bucket) -> None:
@@ -419,11 +439,12 @@ def test_iterating_2500_objects_fetches_each_page_once(aws: CloudProvider, admin
         client = backend_of(aws).client  # type: ignore[attr-defined]
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda key: client.put_object(Bucket=bucket.name, Key=key, Body=b""), keys))
-        with captured_params(client, "ListObjectsV2") as calls:
+        with sent_requests() as requests:
             walked = [obj.name for obj in bucket.objects]
         assert walked == keys
+        calls = listings(requests)
         assert len(calls) == 3
-        tokens = [c.get("ContinuationToken") for c in calls]
+        tokens = [c.get("continuation-token") for c in calls]
         assert tokens[0] is None and len(set(tokens)) == 3, "each page fetched once"
     finally:
         _empty_and_delete(admin, bucket.name)
@@ -432,22 +453,17 @@ def test_iterating_2500_objects_fetches_each_page_once(aws: CloudProvider, admin
 def test_a_repeated_continuation_token_raises_instead_of_looping(aws: CloudProvider, s3_bucket: Bucket) -> None:
     for key in ("a", "b", "c"):
         s3_bucket.objects.create(key).upload(b"-")
-    client = backend_of(aws).client  # type: ignore[attr-defined]
+    provider, stuck = spy_on(aws)
 
-    def stuck_server(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["IsTruncated"] = True
-        parsed["NextContinuationToken"] = "the-same-token"
+    def stuck_server(_: Any, page: Page[Any]) -> Page[Any]:
+        return Page(page.items, next_marker="the-same-token", prefixes=page.prefixes)
 
-    client.meta.events.register("after-call.s3.ListObjectsV2", stuck_server)
-    try:
-        with (
-            captured_params(client, "ListObjectsV2") as calls,
-            pytest.raises(ProviderConnectionException, match="repeated"),
-        ):
-            list(s3_bucket.objects)
-    finally:
-        client.meta.events.unregister("after-call.s3.ListObjectsV2", stuck_server)
-    assert len(calls) == 2
+    stuck.after("list_objects", stuck_server)
+    bucket = provider.storage.buckets.get(s3_bucket.name)
+    assert bucket is not None
+    with sent_requests() as requests, pytest.raises(ProviderConnectionException, match="repeated"):
+        list(bucket.objects)
+    assert len(listings(requests)) == 2
 
 
 def test_bucket_listing_pages_on_the_server(aws: CloudProvider) -> None:
@@ -542,7 +558,7 @@ def test_session_token_provider_does_every_operation(
     provider = make_provider(server, **temp_credentials)
     client = backend_of(provider).client  # type: ignore[attr-defined]
     name = unique_name("aws-sts")
-    with sent_requests(client) as requests:
+    with client_requests(client) as requests, sent_requests() as lean:
         bucket = provider.storage.buckets.create(name)
         try:
             assert provider.storage.buckets.get(name) is not None
@@ -577,6 +593,8 @@ def test_session_token_provider_does_every_operation(
             bucket.delete(delete_contents=True)
     assert provider.storage.buckets.get(name) is None
     assert requests and all("X-Amz-Security-Token" in r.headers for r in requests)
+    token = temp_credentials["aws_session_token"]
+    assert lean and all(r.headers["x-amz-security-token"] == token for r in lean), "the lean path's too"
 
 
 def test_wrong_session_token_raises_authentication_error(
@@ -863,40 +881,6 @@ def test_docs_page_examples_run_against_seaweedfs(
 
 
 # --- integrity: what is checked on the way up and down ------------------------------------------------
-@contextmanager
-def damaged_bodies(client: Any, operation: str, times: int) -> Iterator[list[Any]]:
-    """Flip one byte of the body of the first ``times`` ``operation`` requests as they are sent.
-
-    The request leaves with its Content-MD5 already computed, as a body damaged on the wire
-    would (the fault proxy flips only response bodies). Yields every request of ``operation``.
-    """
-    seen: list[Any] = []
-
-    def damage(request: Any, **_: Any) -> None:
-        seen.append(request)
-        if len(seen) <= times:
-            body = bytearray(body_of(request))
-            body[len(body) // 2] ^= 0xFF
-            request.body = io.BytesIO(body)
-
-    event = f"before-send.s3.{operation}"
-    client.meta.events.register(event, damage)
-    try:
-        yield seen
-    finally:
-        client.meta.events.unregister(event, damage)
-
-
-def body_of(request: Any) -> bytes:
-    """The body of a request botocore sends (it wraps upload bodies in a file object)."""
-    if isinstance(request.body, bytes):
-        return request.body
-    request.body.seek(0)
-    data = bytes(request.body.read())
-    request.body.seek(0)
-    return data
-
-
 def open_uploads(admin: Any, bucket: str) -> list[dict[str, Any]]:
     return list(admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
@@ -911,18 +895,17 @@ def test_every_part_carries_its_content_md5_and_the_switch_turns_it_off(
     data = os.urandom(11 * MiB)
     for switch, sent in ((None, True), (True, True), (False, False), ("false", False)):
         provider = make_provider(server, s3_content_md5=switch)
-        client = backend_of(provider).client  # type: ignore[attr-defined]
         bucket = Bucket(provider, BucketInfo(s3_bucket.name))
-        with sent_requests(client) as requests:
+        with sent_requests() as requests:
             bucket.objects.create("small.bin").upload(data[:1000])
             bucket.objects.create("parts.bin").upload(data)
         bodies = [r for r in requests if r.method == "PUT"]
         assert len(bodies) == 1 + 3, "one PutObject, three UploadParts"
         for request in bodies:
             if sent:
-                assert request.headers["Content-MD5"] == base64.b64encode(hashlib.md5(body_of(request)).digest())
+                assert request.headers["content-md5"] == base64.b64encode(hashlib.md5(request.body).digest()).decode()
             else:
-                assert "Content-MD5" not in request.headers
+                assert "content-md5" not in request.headers
         assert bucket.objects.get("parts.bin").read() == data  # type: ignore[union-attr]
 
 
@@ -952,17 +935,23 @@ def test_a_body_damaged_on_the_way_up_is_refused_and_sent_again(
     server: RunningServer, s3_bucket: Bucket, admin: Any, operation: str, size: int
 ) -> None:
     data = os.urandom(size)
-    once = make_provider(server, retry_policy=ONE_TRY)
-    client = backend_of(once).client  # type: ignore[attr-defined]
-    with damaged_bodies(client, operation, times=1), pytest.raises(ChecksumMismatchException):
-        Bucket(once, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
-    assert s3_bucket.objects.get("damaged.bin") is None, "nothing corrupt is stored"
-    assert open_uploads(admin, s3_bucket.name) == []
+    # The proxy flips one byte of the request body after the client computed its Content-MD5.
+    target = r"damaged\.bin$" if operation == "PutObject" else r"partNumber="
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("flip_request", methods=["PUT"], path=target, limit=1)
+        once = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        with pytest.raises(ChecksumMismatchException):
+            Bucket(once, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
+        assert s3_bucket.objects.get("damaged.bin") is None, "nothing corrupt is stored"
+        assert open_uploads(admin, s3_bucket.name) == []
 
-    patient = make_provider(server, retry_policy=RetryPolicy(initial_backoff=0.01))
-    with damaged_bodies(backend_of(patient).client, operation, times=1) as sent:  # type: ignore[attr-defined]
+        proxy.add_rule("flip_request", methods=["PUT"], path=target, limit=1)
+        proxy.reset_stats()
+        patient = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
         Bucket(patient, BucketInfo(s3_bucket.name)).objects.create("damaged.bin").upload(data)
-    assert len(sent) == (2 if operation == "PutObject" else 3 + 1), "the damaged request alone is sent again"
+        assert proxy.stats["flip_request"] == 1
+        sent = proxy.count_requests("PUT")
+    assert sent == (2 if operation == "PutObject" else 3 + 1), "the damaged request alone is sent again"
     assert s3_bucket.objects.get("damaged.bin").read() == data  # type: ignore[union-attr]
 
 
@@ -1052,12 +1041,12 @@ def test_a_lost_answer_to_create_multipart_upload_leaves_no_second_upload(
         provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=RetryPolicy(initial_backoff=0.01))
         in_flight: list[int] = []
 
-        def count_uploads(**_: Any) -> None:
-            in_flight.append(len(open_uploads(admin, s3_bucket.name)))
+        def count_uploads(request: SentRequest) -> None:
+            if "partNumber=" in request.url:
+                in_flight.append(len(open_uploads(admin, s3_bucket.name)))
 
-        client = backend_of(provider).client  # type: ignore[attr-defined]
-        client.meta.events.register("before-send.s3.UploadPart", count_uploads)
-        Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("big.bin").upload(data)
+        with observing(count_uploads):
+            Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("big.bin").upload(data)
         assert proxy.stats["reset"] == 1
         assert proxy.count_requests("POST", r"\?uploads") == 2
     assert in_flight and set(in_flight) == {1}, "the first attempt's upload was aborted before any part"
@@ -1154,3 +1143,64 @@ def test_a_copy_in_parts_claims_no_checksum_seaweedfs_cannot_back(
     info = backend.head_object(s3_bucket.name, "copy.bin")
     assert info is not None and info.checksum is None
     assert copied.read() == data
+
+
+# --- the lean request path ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "status", "code", "expected"),
+    [
+        ("GET", 503, "SlowDown", ThrottledException),
+        ("PUT", 412, "PreconditionFailed", PreconditionFailedException),
+        ("GET", 500, "InternalError", ProviderConnectionException),
+        ("PUT", 400, "BadDigest", ChecksumMismatchException),
+        ("GET", 403, "AccessDenied", PermissionDeniedException),
+    ],
+)
+def test_lean_path_errors_map_as_boto3_errors_do(
+    server: RunningServer, s3_bucket: Bucket, method: str, status: int, code: str, expected: type[Exception]
+) -> None:
+    s3_bucket.objects.create("there.bin").upload(b"data")
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        proxy.add_rule("status", methods=[method], path=r"there\.bin", status=status, code=code, limit=1)
+        provider = make_provider(server, s3_endpoint_url=proxy.url, retry_policy=ONE_TRY)
+        obj = Bucket(provider, BucketInfo(s3_bucket.name)).objects.create("there.bin")
+        with pytest.raises(CloudStoreException) as caught:
+            obj.upload(b"new") if method == "PUT" else obj.read()
+    assert type(caught.value) is expected
+    assert (caught.value.status, caught.value.code) == (status, code)
+    same = S3Backend.map_error(None, client_error(code, status))  # type: ignore[arg-type]
+    assert type(same) is expected and same.retryable == caught.value.retryable
+
+
+def test_lean_path_tells_a_missing_key_from_a_missing_bucket(aws: CloudProvider, s3_bucket: Bucket) -> None:
+    backend = backend_of(aws)
+    with pytest.raises(NotFoundException) as caught:
+        aws._call(lambda: backend.get_object(s3_bucket.name, "absent.bin"))
+    assert caught.value.code == "NoSuchKey"
+    with pytest.raises(NotFoundException) as caught:
+        aws._call(lambda: backend.get_object(unique_name("aws-absent"), "absent.bin"))
+    assert caught.value.code == "NoSuchBucket"
+    assert backend.head_object(s3_bucket.name, "absent.bin") is None
+
+
+def test_lean_path_keys_with_unusual_characters_round_trip(s3_bucket: Bucket) -> None:
+    names = ["sp ace/+plus%25/ünï/🙂", "a?b#c&d=e", "tab\tand~tilde"]
+    for name in names:
+        s3_bucket.objects.create(name).upload(name.encode())
+    assert sorted(o.name for o in s3_bucket.objects) == sorted(names), "listing keys come back decoded"
+    for name in names:
+        assert s3_bucket.objects.get(name).read() == name.encode()  # type: ignore[union-attr]
+    assert s3_bucket.objects.list(prefix="sp ace/+plus%25/", delimiter="/").prefixes == ["sp ace/+plus%25/ünï/"]
+
+
+def test_many_threads_share_a_bounded_number_of_connections(server: RunningServer, s3_bucket: Bucket) -> None:
+    data = os.urandom(4096)
+    with FaultProxy(upstream=("127.0.0.1", server.extra["port"])) as proxy:
+        provider = make_provider(server, s3_endpoint_url=proxy.url)
+        bucket = Bucket(provider, BucketInfo(s3_bucket.name))
+        limit = backend_of(provider).settings.pool_size  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(limit + 16) as pool:
+            list(pool.map(lambda n: bucket.objects.create(f"t/{n}").upload(data), range(4 * limit)))
+            list(pool.map(lambda n: bucket.objects.create(f"t/{n}").read(), range(4 * limit)))
+        assert proxy.stats["connections"] <= limit
+        assert proxy.stats["requests"] == 8 * limit
