@@ -167,7 +167,7 @@ class S3Backend(Backend[S3Upload]):
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3Backend(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
+        return f"<S3Backend endpoint_url={self.endpoint_url!r} region={self.region!r}>"
 
     # --- client -----------------------------------------------------------
     @property
