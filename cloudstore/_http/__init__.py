@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudstore.backend import ObjectInfo, RangeReader
+
+if TYPE_CHECKING:
+    from cloudstore._http.pool import PoolResponse
 from cloudstore.config import Timeouts
 
 #: Connections kept per host at least: the transfer engine's workers and a few more.
@@ -76,6 +79,24 @@ class HTTPBodyReader(RangeReader):
     def read(self, size: int = -1) -> bytes:
         data = self._response.raw.read(None if size < 0 else size, decode_content=False)
         return bytes(data or b"")
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class PooledBody(RangeReader):
+    """A lean request's response body, read straight from its pooled connection (``readinto``:
+    into the engine's buffer, no copy of ours)."""
+
+    def __init__(self, response: PoolResponse, info: ObjectInfo | None) -> None:
+        self._response = response
+        self.info = info
+
+    def read(self, size: int = -1) -> bytes:
+        return self._response.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:
+        return self._response.readinto(buffer)
 
     def close(self) -> None:
         self._response.close()

@@ -33,9 +33,9 @@ from botocore.credentials import Credentials
 from botocore.exceptions import NoCredentialsError
 
 from cloudstore._checksums import Checksum, multipart_etag_checksum
-from cloudstore._http import content_range_total, md5_base64, strip_etag
+from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
-from cloudstore.backend import ObjectInfo, Page, RangeReader
+from cloudstore.backend import ObjectInfo, Page
 from cloudstore.providers.aws.auth import ClientSettings
 from cloudstore.providers.aws.errors import DELETE_ITEM_STATUS, error_from_body, exception_for
 
@@ -111,24 +111,6 @@ def object_info(name: str, message: Message) -> ObjectInfo:
             headers.get("x-amz-server-side-encryption-customer-algorithm"),
         ),
     )
-
-
-class S3BodyReader(RangeReader):
-    """A GET's body, read straight from its pooled connection (``readinto``: no copy of ours)."""
-
-    def __init__(self, response: PoolResponse, info: ObjectInfo) -> None:
-        self._response = response
-        self.info = info
-
-    def read(self, size: int = -1) -> bytes:
-        return self._response.read(size)
-
-    def readinto(self, buffer: memoryview) -> int:
-        """Read into ``buffer``; the bytes read, 0 at the end."""
-        return self._response.readinto(buffer)
-
-    def close(self) -> None:
-        self._response.close()
 
 
 class S3Rest:
@@ -258,10 +240,10 @@ class S3Rest:
         headers.update(self._encryption)
         self._send("PutObject", "PUT", bucket, name, headers=headers, body=data, streaming=True).close()
 
-    def get_object(self, bucket: str, name: str, byte_range: str | None) -> S3BodyReader:
+    def get_object(self, bucket: str, name: str, byte_range: str | None) -> PooledBody:
         """GetObject, whole or a ``Range``; the reader's ``info`` describes the whole object."""
         response = self._send("GetObject", "GET", bucket, name, headers={"Range": byte_range} if byte_range else None)
-        return S3BodyReader(response, object_info(name, response.headers))
+        return PooledBody(response, object_info(name, response.headers))
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo:
         """HeadObject (an error raises: a 404 or 403 without a code, HEAD answers carry no body)."""

@@ -25,9 +25,9 @@ from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
-from cloudstore._http import byte_range, content_range_total, md5_base64, pool_size, strip_etag
+from cloudstore._http import PooledBody, byte_range, content_range_total, md5_base64, pool_size, strip_etag
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
-from cloudstore.backend import ObjectInfo, Page, RangeReader, WriteCondition
+from cloudstore.backend import ObjectInfo, Page, WriteCondition
 from cloudstore.config import Timeouts
 from cloudstore.exceptions import AuthenticationException, CloudStoreException, ProviderConnectionException
 from cloudstore.providers.azure.auth import AzureClient, ca_bundle, request_auth
@@ -40,20 +40,6 @@ _MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
-
-
-class BlobBody(RangeReader):
-    """A Get Blob answer's body, read straight from its pooled connection."""
-
-    def __init__(self, response: PoolResponse, info: ObjectInfo) -> None:
-        self._response = response
-        self.info = info
-
-    def read(self, size: int = -1) -> bytes:
-        return self._response.read(size)
-
-    def close(self) -> None:
-        self._response.close()
 
 
 class BlobRest:
@@ -154,12 +140,12 @@ class BlobRest:
         headers.update(condition_headers(condition))
         self._send("PUT", container, name, headers=headers, body=data).close()
 
-    def get_blob(self, container: str, name: str, start: int | None, end: int | None) -> BlobBody:
+    def get_blob(self, container: str, name: str, start: int | None, end: int | None) -> PooledBody:
         """Get Blob, whole or ``start``..``end``; the reader's ``info`` describes the whole blob."""
         # No range for a whole read: a range starting at 0 fails with 416 on an empty blob.
         wanted = byte_range(start, end) if start or end is not None else None
         response = self._send("GET", container, name, headers={"x-ms-range": wanted} if wanted else None)
-        return BlobBody(response, blob_info(name, response.headers, ranged=response.status == 206))
+        return PooledBody(response, blob_info(name, response.headers, ranged=response.status == 206))
 
     def blob_properties(self, container: str, name: str) -> ObjectInfo | None:
         """Get Blob Properties (a HEAD); ``None`` when the blob (or its container) is missing."""

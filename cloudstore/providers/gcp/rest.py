@@ -34,9 +34,9 @@ import google.auth.credentials
 import google.auth.transport.requests
 import google.oauth2.credentials
 
-from cloudstore._http import content_range_total, md5_base64, strip_etag
+from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse
-from cloudstore.backend import ObjectInfo, RangeReader
+from cloudstore.backend import ObjectInfo
 from cloudstore.config import Timeouts
 from cloudstore.exceptions import InvalidParamException, NotFoundException, ProviderConnectionException
 from cloudstore.providers.gcp.auth import SourceCredentials
@@ -112,27 +112,14 @@ def media_info(name: str, status: int, headers: Message) -> ObjectInfo | None:
     )
 
 
-class MediaReader(RangeReader):
-    """A media download's body, read straight from its pooled connection."""
-
-    def __init__(self, response: PoolResponse, info: ObjectInfo | None) -> None:
-        self._response = response
-        self.info = info
+class MediaReader(PooledBody):
+    """A media download's body; its version is the generation the answer names."""
 
     @property
     def etag(self) -> str | None:
         # The generation changes with every write of the object: the version the body belongs to.
         value = self._response.headers.get("X-Goog-Generation")
         return strip_etag(value) if value else None
-
-    def read(self, size: int = -1) -> bytes:
-        return self._response.read(size)
-
-    def readinto(self, buffer: memoryview) -> int:
-        return self._response.readinto(buffer)
-
-    def close(self) -> None:
-        self._response.close()
 
 
 class GCSRest:
