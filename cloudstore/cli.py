@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -259,7 +259,7 @@ def _when(moment: datetime | None) -> str:
     """A listing's time column: UTC, to the second (as ``gsutil ls -l`` shows it)."""
     if moment is None:
         return " " * 20
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _human(size: int) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cloudstore.registry import ProviderSpec
 
 
-class ProviderList(str, Enum):
+class ProviderList(str, Enum):  # noqa: UP042 - StrEnum would change its str(), public behaviour
     """The built-in cloud providers (values are also accepted as plain strings; any registered
     provider id is, see :mod:`cloudstore.registry`)."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudstore.exceptions import AuthenticationException, CloudStoreException, InvalidParamException
@@ -101,7 +101,7 @@ class CredentialSource:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- AWS -------------------------------------------------------------------------------------
@@ -176,5 +176,5 @@ def _from_sts(answer: Mapping[str, Any]) -> TemporaryCredentials:
             "aws_secret_key": given["SecretAccessKey"],
             "aws_session_token": given["SessionToken"],
         },
-        expiry if expiry.tzinfo else expiry.replace(tzinfo=timezone.utc),
+        expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC),
     )

@@ -13,7 +13,7 @@ import importlib
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -771,7 +771,7 @@ class BucketObject:
     def _expiry_within_credentials(self, expires_in: int) -> datetime:
         """When a URL signed now for ``expires_in`` seconds expires; refused (InvalidParamException,
         naming both times) if the credentials that sign it expire first, even once renewed."""
-        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_in)
+        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=expires_in)
         backend = self._backend
         if not backend.features.signed_with_credentials:
             return expires_at
@@ -780,10 +780,10 @@ class BucketObject:
             backend.credentials.renew()  # fresh credentials may last long enough
             limit = backend.credentials_expiry()
         if limit is not None and expires_at > limit:
-            left = max(0, int((limit - datetime.now(timezone.utc)).total_seconds()))
+            left = max(0, int((limit - datetime.now(UTC)).total_seconds()))
             raise InvalidParamException(
                 f"a URL valid until {expires_at:%Y-%m-%d %H:%M:%S} UTC would outlive the credentials that sign "
-                f"it (they expire at {limit.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC): give expires_in "
+                f"it (they expire at {limit.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC): give expires_in "
                 f"of at most {left} seconds"
             )
         return expires_at

@@ -15,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudstore._checksums import (
@@ -182,7 +182,7 @@ class Uploader:
         context = self._context
         attempts = 0
         # The service's clock decides what counts as "since"; allow for a little skew.
-        started = datetime.now(timezone.utc).replace(microsecond=0) - _CLOCK_SKEW
+        started = datetime.now(UTC).replace(microsecond=0) - _CLOCK_SKEW
 
         def create() -> Any:
             nonlocal attempts

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -1058,11 +1058,11 @@ def test_abort_orphan_uploads_aborts_only_the_same_keys_other_recent_uploads(
     aws: CloudProvider, s3_bucket: Bucket, admin: Any
 ) -> None:
     backend = backend_of(aws)
-    before = datetime.now(timezone.utc) - timedelta(minutes=1)
+    before = datetime.now(UTC) - timedelta(minutes=1)
     lost = [backend.create_multipart_upload(s3_bucket.name, "key", None, {}) for _ in range(2)]
     ours = backend.create_multipart_upload(s3_bucket.name, "key", None, {})
     longer = backend.create_multipart_upload(s3_bucket.name, "key-longer", None, {})
-    backend.abort_orphan_uploads(ours, datetime.now(timezone.utc) + timedelta(minutes=1))
+    backend.abort_orphan_uploads(ours, datetime.now(UTC) + timedelta(minutes=1))
     assert len(open_uploads(admin, s3_bucket.name)) == 4, "nothing started since a later moment"
     backend.abort_orphan_uploads(ours, before)
     left = {(u["Key"], u["UploadId"]) for u in open_uploads(admin, s3_bucket.name)}

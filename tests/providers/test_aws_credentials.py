@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,7 +59,7 @@ class Counting:
         if self._claim is None:
             return fetched
         # Says they last longer than they do: only the service's refusal reveals the expiry.
-        return TemporaryCredentials(fetched.values, datetime.now(timezone.utc) + self._claim)
+        return TemporaryCredentials(fetched.values, datetime.now(UTC) + self._claim)
 
 
 def make(server: RunningServer, source: Counting) -> CloudProvider:

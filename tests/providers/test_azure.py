@@ -18,7 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -119,7 +119,7 @@ class StaticToken:
     """A TokenCredential that never touches the network (the SDK only calls get_token)."""
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("not-a-real-token", int(datetime.now(timezone.utc).timestamp()) + 3600)
+        return AccessToken("not-a-real-token", int(datetime.now(UTC).timestamp()) + 3600)
 
 
 # --- auth modes -----------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_read_only_sas_cannot_write(azurite: RunningServer, container: Bucket) -
         azurite.extra["account_key"],
         ResourceTypes(container=True, object=True),
         AccountSasPermissions(read=True, list=True),
-        expiry=datetime.now(timezone.utc) + timedelta(minutes=10),
+        expiry=datetime.now(UTC) + timedelta(minutes=10),
     )
     container.objects.create("r.txt").upload(b"readable")
     reader = create({**azurite.extra["sas_config"], "azure_sas_token": token, "retry_policy": NO_RETRY})
@@ -214,7 +214,7 @@ def test_expired_sas_token_is_an_authentication_error(azurite: RunningServer, co
         azurite.extra["account_key"],
         ResourceTypes(container=True, object=True),
         AccountSasPermissions(read=True, list=True),
-        expiry=datetime.now(timezone.utc) - timedelta(minutes=1),
+        expiry=datetime.now(UTC) - timedelta(minutes=1),
     )
     provider = create({**azurite.extra["sas_config"], "azure_sas_token": token, "retry_policy": NO_RETRY})
     with pytest.raises(AuthenticationException) as caught:
@@ -877,7 +877,7 @@ def test_long_lived_service_sas(azurite: RunningServer, container: Bucket) -> No
     obj.upload(b"a month")
     url = obj.generate_url(expires_in=30 * 24 * 3600)
     expiry = datetime.fromisoformat(parse_qs(urlsplit(url).query)["se"][0].replace("Z", "+00:00"))
-    assert expiry > datetime.now(timezone.utc) + timedelta(days=29)
+    assert expiry > datetime.now(UTC) + timedelta(days=29)
     assert fetch_body(url) == (200, b"a month")
 
 
@@ -886,7 +886,7 @@ def test_tampered_and_expired_sas_refused(azurite: RunningServer, container: Buc
     obj.upload(b"guarded")
     url = obj.generate_url(expires_in=600)
     assert fetch(url) == 200
-    later = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H%%3A%M%%3A%SZ")
+    later = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H%%3A%M%%3A%SZ")
     tampered = [
         url.replace("sp=r", "sp=rw"),
         url.replace("sig=", "sig=A"),
@@ -903,7 +903,7 @@ def test_tampered_and_expired_sas_refused(azurite: RunningServer, container: Buc
         container.name,
         "guarded.txt",
         "GET",
-        datetime.now(timezone.utc) - timedelta(seconds=5),
+        datetime.now(UTC) - timedelta(seconds=5),
         account_key=azurite.extra["account_key"],
     )
     assert fetch(expired) == 403
@@ -913,7 +913,7 @@ def test_tampered_and_expired_sas_refused(azurite: RunningServer, container: Buc
         container.name,
         "guarded.txt",
         "GET",
-        datetime.now(timezone.utc) + timedelta(minutes=5),
+        datetime.now(UTC) + timedelta(minutes=5),
         account_key="B" * 4 + azurite.extra["account_key"][4:],
     )
     assert fetch(wrong_key) == 403
@@ -930,7 +930,7 @@ def test_user_delegation_sas_shape_offline() -> None:
     key.signed_service = "b"
     key.signed_version = "2025-11-05"
     key.value = "ZGVsZWdhdGlvbi1rZXktdmFsdWUtZm9yLXRlc3RzLW9ubHk="
-    expiry = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    expiry = datetime(2026, 1, 2, tzinfo=UTC)
     base = "https://acct.blob.core.windows.net/box/a%20b.txt"
     for method, permission in (("GET", "r"), ("PUT", "cw")):
         url = blob_sas_url(base, "acct", "box", "a b.txt", method, expiry, user_delegation_key=key)

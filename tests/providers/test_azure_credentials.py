@@ -17,7 +17,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,7 +99,7 @@ class Issuer:
             self.calls += 1
         token, _ = azurite_server.fake_bearer_token(valid_for=timedelta(seconds=LIFETIME))
         life = self._claim or timedelta(seconds=LIFETIME)
-        return TemporaryCredentials({"azure_access_token": token}, datetime.now(timezone.utc) + life)
+        return TemporaryCredentials({"azure_access_token": token}, datetime.now(UTC) + life)
 
 
 class SlowStream(io.RawIOBase):

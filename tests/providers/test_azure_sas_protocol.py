@@ -4,7 +4,7 @@ HTTP request, it is refused by the service. Signing makes no network call, so no
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,7 +19,7 @@ KEY = base64.b64encode(b"k" * 64).decode()
     [("https://acct.blob.core.windows.net", ["https"]), ("http://127.0.0.1:10000/acct", None)],
 )
 def test_sas_protocol_follows_the_endpoint(endpoint: str, protocol: list[str] | None) -> None:
-    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+    expiry = datetime.now(UTC) + timedelta(hours=1)
     for method in ("GET", "PUT"):
         url = blob_sas_url(f"{endpoint}/c/b.txt", "acct", "c", "b.txt", method, expiry, account_key=KEY)
         assert parse_qs(urlsplit(url).query).get("spr") == protocol

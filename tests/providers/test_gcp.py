@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
@@ -261,8 +261,8 @@ def check_v4_fields(params: dict[str, str], email: str, expires_in: int) -> None
     assert params["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256"
     assert params["X-Goog-SignedHeaders"] == "host"
     assert params["X-Goog-Expires"] == str(expires_in)
-    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    assert abs(datetime.now(timezone.utc) - signed_at) < timedelta(minutes=5)
+    signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - signed_at) < timedelta(minutes=5)
     assert params["X-Goog-Credential"] == f"{email}/{params['X-Goog-Date'][:8]}/auto/storage/goog4_request"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +46,7 @@ class Issuer:
             with open(self._file, "a") as listed:
                 listed.write(f"{token} {time.time() + LIFETIME}\n")
         life = self._claim or timedelta(seconds=LIFETIME)
-        return TemporaryCredentials({"gcp_access_token": token}, datetime.now(timezone.utc) + life)
+        return TemporaryCredentials({"gcp_access_token": token}, datetime.now(UTC) + life)
 
 
 def make(server: RunningServer, issuer: Issuer) -> CloudProvider:

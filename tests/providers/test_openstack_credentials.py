@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -63,7 +63,7 @@ class TokenLogin:
         life = self._claim or timedelta(seconds=int(answer.headers["X-Auth-Token-Expires"]))
         return TemporaryCredentials(
             {"os_auth_token": answer.headers["X-Auth-Token"], "os_storage_url": answer.headers["X-Storage-Url"]},
-            datetime.now(timezone.utc) + life,
+            datetime.now(UTC) + life,
         )
 
 

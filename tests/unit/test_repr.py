@@ -4,7 +4,7 @@ services, buckets, objects, backends, configs, credentials); secrets never shown
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cloudstore import CloudProviderFactory
 from cloudstore.credentials import TemporaryCredentials
@@ -18,7 +18,7 @@ def test_public_objects_and_backends_read_angle_style() -> None:
     bucket = provider.storage.buckets.create(unique_name("repr"))
     obj = bucket.objects.create("k")
     obj.upload(b"v")
-    credentials = TemporaryCredentials({"os_auth_token": "tok-SECRET-1"}, datetime(2030, 1, 1, tzinfo=timezone.utc))
+    credentials = TemporaryCredentials({"os_auth_token": "tok-SECRET-1"}, datetime(2030, 1, 1, tzinfo=UTC))
     with obj.open("rb") as reader, obj.open("wb") as writer:
         shown = {
             repr(provider): "<CloudProvider memory config=<Config memory memory_store=",

@@ -17,7 +17,7 @@ import time
 from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -227,7 +227,7 @@ class AzureBackend(Backend[AzureUpload]):
         return (url, {"x-ms-blob-type": "BlockBlob"}) if method == "PUT" else url
 
     def _sas_url(self, bucket: str, name: str, method: str, expires_in: int) -> str:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         expiry = now + timedelta(seconds=expires_in)
         blob_url = self._container(bucket).get_blob_client(name).url.split("?", 1)[0]
         account, key = self._auth.account_name, self._auth.account_key

@@ -20,7 +20,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
@@ -333,7 +333,7 @@ def http_date(value: str) -> datetime:
     try:
         _, day, month, year, clock, _ = value.split(" ")
         hour, minute, second = clock.split(":")
-        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=timezone.utc)
+        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC)
     except (ValueError, KeyError):
         return parsedate_to_datetime(value)
 

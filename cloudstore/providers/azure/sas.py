@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 
@@ -63,7 +63,7 @@ class DelegationKeys:
     def __init__(self, fetch: Callable[[datetime, datetime], UserDelegationKey]) -> None:
         self._fetch = fetch
         self._key: UserDelegationKey | None = None
-        self._expiry = datetime.min.replace(tzinfo=timezone.utc)
+        self._expiry = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
 
     def covering(self, now: datetime, expiry: datetime) -> UserDelegationKey:

@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any, BinaryIO
@@ -212,7 +212,7 @@ class LocalBackend(Backend[_Upload]):
 
     # --- buckets ------------------------------------------------------------------
     def _bucket_info(self, path: Path) -> BucketInfo:
-        created = datetime.fromtimestamp(path.stat().st_ctime, timezone.utc)
+        created = datetime.fromtimestamp(path.stat().st_ctime, UTC)
         return BucketInfo(name=path.name, created=created)
 
     def list_buckets(self, limit: int | None, marker: str | None) -> Page[BucketInfo]:
@@ -654,7 +654,7 @@ def _is_bucket_name(name: str) -> bool:
 
 
 def _mtime(stat: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    return datetime.fromtimestamp(stat.st_mtime, UTC)
 
 
 def _any_key(folder: Path, key_prefix: str) -> str | None:

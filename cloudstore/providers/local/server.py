@@ -232,7 +232,7 @@ class _BodyReader:
         while not self._ended and size < _CHUNK:
             try:
                 message = await asyncio.wait_for(self._receive(), self._timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.timed_out = True
                 return b""
             if message["type"] == "http.disconnect":

@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cloudstore import _names as names
 from cloudstore.backend import (
@@ -67,7 +67,7 @@ class MemoryUpload:
     metadata: Mapping[str, str]
     upload_id: str = field(default_factory=lambda: secrets.token_hex(8))
     parts: dict[int, bytes] = field(default_factory=dict)
-    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -141,7 +141,7 @@ class MemoryBackend(Backend[MemoryUpload]):
         with self._lock:
             if name in self._buckets:
                 raise DuplicateResourceException(f"bucket {name!r} already exists", code="BucketAlreadyExists")
-            created = self._buckets[name] = _Bucket(BucketInfo(name, datetime.now(timezone.utc)))
+            created = self._buckets[name] = _Bucket(BucketInfo(name, datetime.now(UTC)))
         return created.info
 
     def delete_bucket(self, name: str) -> None:
@@ -214,7 +214,7 @@ class MemoryBackend(Backend[MemoryUpload]):
         info = ObjectInfo(
             name=name,
             size=len(data),
-            last_modified=datetime.now(timezone.utc),
+            last_modified=datetime.now(UTC),
             etag=md5,
             content_type=content_type or "application/octet-stream",
             metadata=dict(metadata),

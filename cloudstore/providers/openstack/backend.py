@@ -39,7 +39,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -282,7 +282,7 @@ class SwiftBackend(Backend[SloUpload]):
         response = self._request("PUT", quote_path(name), log=True)
         if response.status_code == 202:
             raise exc.DuplicateResourceException(f"container {name!r} already exists", status=202, code="Accepted")
-        return BucketInfo(name, datetime.now(timezone.utc))
+        return BucketInfo(name, datetime.now(UTC))
 
     def delete_bucket(self, name: str) -> None:
         self._request("DELETE", quote_path(name), log=True)
@@ -779,7 +779,7 @@ def _parse_listing_time(value: str | None) -> datetime | None:
     """Swift's listing times are UTC without a zone (``2026-11-25T12:46:12.684800``)."""
     if not value:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -787,6 +787,6 @@ def _timestamp(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromtimestamp(float(value), UTC)
     except ValueError:
         return None

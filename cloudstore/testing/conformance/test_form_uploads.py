@@ -8,7 +8,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,10 +54,10 @@ def post(form: SignedPost, data: bytes, content_type: str = "application/octet-s
 
 @pytest.mark.needs("signed_posts")
 def test_form_upload_stores_the_object(bucket: Bucket) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     form = bucket.objects.create("inbox/report.csv").generate_post(600, max_size=1024)
     assert form.method == "POST" and form.max_size == 1024
-    assert before + timedelta(seconds=598) <= form.expires_at <= datetime.now(timezone.utc) + timedelta(seconds=601)
+    assert before + timedelta(seconds=598) <= form.expires_at <= datetime.now(UTC) + timedelta(seconds=601)
     assert 200 <= post(form, b"a,b\n1,2\n", "text/csv") < 300
     stored = bucket.objects.get("inbox/report.csv")
     assert stored is not None and stored.read() == b"a,b\n1,2\n"

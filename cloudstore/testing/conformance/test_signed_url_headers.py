@@ -6,7 +6,7 @@ import hashlib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,11 +28,11 @@ def send(url: str, method: str, data: bytes | None = None, headers: Mapping[str,
 
 
 def test_signed_url_tells_method_headers_and_expiry(bucket: Bucket) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     put = bucket.objects.create("in.txt").generate_url(600, writable=True)
     assert isinstance(put, SignedURL) and isinstance(put, str)
     assert put.method == "PUT"
-    assert before + timedelta(seconds=598) <= put.expires_at <= datetime.now(timezone.utc) + timedelta(seconds=601)
+    assert before + timedelta(seconds=598) <= put.expires_at <= datetime.now(UTC) + timedelta(seconds=601)
     # Whatever headers it lists are all the request needs (Azure's blob type included).
     assert 200 <= send(put, put.method, b"through the URL", put.headers) < 300
     get = bucket.objects.get("in.txt").generate_url(60)  # type: ignore[union-attr]

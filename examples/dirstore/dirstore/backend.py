@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -200,7 +200,7 @@ def _read_header(stored: BinaryIO, modified: float) -> tuple[ObjectInfo, int]:
     info = ObjectInfo(
         name=header["name"],
         size=size,
-        last_modified=datetime.fromtimestamp(modified, timezone.utc),
+        last_modified=datetime.fromtimestamp(modified, UTC),
         etag=header["md5"],
         content_type=header["content_type"],
         metadata=header["metadata"],
@@ -210,7 +210,7 @@ def _read_header(stored: BinaryIO, modified: float) -> tuple[ObjectInfo, int]:
 
 
 def _bucket_info(path: os.DirEntry[str] | Path) -> BucketInfo:
-    return BucketInfo(path.name, datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
+    return BucketInfo(path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
 def _visible(name: str) -> bool:

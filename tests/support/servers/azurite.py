@@ -8,7 +8,7 @@ signed-URL tests against it are meaningful.
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def account_sas_token(valid_for: timedelta = timedelta(days=1)) -> str:
         permission=AccountSasPermissions(
             read=True, write=True, delete=True, list=True, add=True, create=True, update=True, process=True
         ),
-        expiry=datetime.now(timezone.utc) + valid_for,
+        expiry=datetime.now(UTC) + valid_for,
     )
 
 
@@ -139,7 +139,7 @@ def _self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

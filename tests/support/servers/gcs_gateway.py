@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ def check_signed_request(
     if params["x-goog-algorithm"] != ALGORITHM:
         return _malformed(f"Unsupported signing algorithm {params['x-goog-algorithm']!r}")
     try:
-        signed_at = datetime.strptime(params["x-goog-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        signed_at = datetime.strptime(params["x-goog-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         return _malformed(f"Invalid X-Goog-Date {params['x-goog-date']!r}")
     expires_text = params["x-goog-expires"]
@@ -173,7 +173,7 @@ def check_signed_request(
     email, _, scope = params["x-goog-credential"].partition("/")
     if scope != f"{params['x-goog-date'][:8]}/auto/storage/goog4_request":
         return _malformed(f"Invalid credential scope {scope!r}")
-    if (now or datetime.now(timezone.utc)) > signed_at + timedelta(seconds=expires):
+    if (now or datetime.now(UTC)) > signed_at + timedelta(seconds=expires):
         return Rejection(400, "ExpiredToken", "Invalid argument.", f"Request has expired: {expires_text}")
     string_to_sign = "\n".join(
         [ALGORITHM, params["x-goog-date"], scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
@@ -450,7 +450,7 @@ def check_form(
     except (KeyError, ValueError, InvalidSignature):
         return Rejection(403, "SignatureDoesNotMatch", "Access denied.", "The form's policy signature does not match")
     expiration = datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
-    if (now or datetime.now(timezone.utc)) > expiration:
+    if (now or datetime.now(UTC)) > expiration:
         return Rejection(400, "ExpiredToken", "Invalid argument.", "The policy has expired")
     values = {**lowered, "bucket": bucket}
     for condition in policy["conditions"]:

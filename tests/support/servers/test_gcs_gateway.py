@@ -13,7 +13,7 @@ import time as clock
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,7 +54,7 @@ def sign(name: str = NAME, method: str = "GET", expires_in: int = 600, **options
 
 def signed_at(url: str) -> datetime:
     date = dict(pair.split("=", 1) for pair in urlsplit(url).query.split("&"))["X-Goog-Date"]
-    return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def stamp(moment: datetime) -> str:
@@ -244,7 +244,7 @@ def test_gateway_refuses_expired_urls(bucket: Bucket) -> None:
     obj.upload(b"soon gone")
     url = obj.generate_url(expires_in=1)
     # X-Goog-Date has whole seconds: two seconds after it the URL is past its expiry for sure.
-    clock.sleep(max(0.0, (signed_at(url) + timedelta(seconds=2) - datetime.now(timezone.utc)).total_seconds()))
+    clock.sleep(max(0.0, (signed_at(url) + timedelta(seconds=2) - datetime.now(UTC)).total_seconds()))
     status, body, _ = fetch(url)
     assert status == 400 and b"<Code>ExpiredToken</Code>" in body and b"soon gone" not in body
 
