@@ -50,7 +50,7 @@ from cloudstore import (
 from cloudstore._checksums import Checksum, expected_checksum
 from cloudstore.backend import BucketInfo, Page, RangeReader
 from cloudstore.providers.aws.backend import S3Backend
-from cloudstore.testing import SentRequest, backend_of, observing, sent_requests, spy_on
+from cloudstore.testing import SentRequest, backend_of, call_through, observing, sent_requests, spy_on
 from tests.conftest import Servers, make_provider, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
@@ -396,8 +396,9 @@ def test_sse_kms_key_goes_with_every_write(server: RunningServer, s3_bucket: Buc
             with pytest.raises(InvalidParamException) as caught:
                 bucket.objects.create("secret.bin").upload(b"classified")
             with pytest.raises(InvalidParamException):
-                provider._call(
-                    lambda: backend_of(provider).create_multipart_upload(s3_bucket.name, "big.bin", None, {})
+                call_through(
+                    provider,
+                    lambda: backend_of(provider).create_multipart_upload(s3_bucket.name, "big.bin", None, {}),
                 )
         assert caught.value.code == "KMS.NotFoundException"
         assert [r.method for r in puts] == ["PUT"] and [r.method for r in creates] == ["POST"]
@@ -762,20 +763,20 @@ def test_real_server_errors(aws: CloudProvider, s3_bucket: Bucket) -> None:
         s3_bucket.delete()
     assert not_empty.value.code == "BucketNotEmpty"
     with pytest.raises(InvalidNameException) as bad_name:
-        aws._call(lambda: backend.create_bucket("Not_Valid", None))  # past the client-side check
+        call_through(aws, lambda: backend.create_bucket("Not_Valid", None))  # past the client-side check
     assert bad_name.value.code == "InvalidBucketName"
     with pytest.raises(NotFoundException) as missing_key:
-        aws._call(lambda: backend.get_object(s3_bucket.name, "nothing-here"))
+        call_through(aws, lambda: backend.get_object(s3_bucket.name, "nothing-here"))
     assert missing_key.value.code == "NoSuchKey"
     with pytest.raises(NotFoundException):
         s3_bucket.objects.create("nothing-here").delete()
     client = backend.client  # type: ignore[attr-defined]
     with pytest.raises(PreconditionFailedException):
-        aws._call(lambda: client.get_object(Bucket=s3_bucket.name, Key="keep", IfMatch='"0000"'))
+        call_through(aws, lambda: client.get_object(Bucket=s3_bucket.name, Key="keep", IfMatch='"0000"'))
     upload = backend.create_multipart_upload(s3_bucket.name, "tiny-parts", None, {})
     parts = [backend.upload_part(upload, 1, 0, b"a"), backend.upload_part(upload, 2, 1, b"b")]
     with pytest.raises(InvalidParamException) as too_small:
-        aws._call(lambda: backend.complete_multipart_upload(upload, parts))
+        call_through(aws, lambda: backend.complete_multipart_upload(upload, parts))
     assert too_small.value.code == "EntityTooSmall"
     backend.abort_multipart_upload(upload)
 
@@ -917,13 +918,16 @@ def test_the_server_refuses_a_wrong_content_md5_and_stores_nothing(
     data = os.urandom(1000)
     wrong = hashlib.md5(b"something else").digest()
     with pytest.raises(ChecksumMismatchException) as caught:
-        provider._call(lambda: backend.put_object(s3_bucket.name, "wrong.bin", data, None, {}, content_md5=wrong))
+        call_through(
+            provider,
+            lambda: backend.put_object(s3_bucket.name, "wrong.bin", data, None, {}, content_md5=wrong),
+        )
     assert caught.value.code == "BadDigest" and caught.value.retryable
     assert backend.head_object(s3_bucket.name, "wrong.bin") is None
 
     upload = backend.create_multipart_upload(s3_bucket.name, "wrong-part.bin", None, {})
     with pytest.raises(ChecksumMismatchException) as caught:
-        provider._call(lambda: backend.upload_part(upload, 1, 0, data, content_md5=wrong))
+        call_through(provider, lambda: backend.upload_part(upload, 1, 0, data, content_md5=wrong))
     assert caught.value.code == "BadDigest" and caught.value.retryable
     listed = admin.list_parts(Bucket=s3_bucket.name, Key="wrong-part.bin", UploadId=upload.upload_id)  # type: ignore[attr-defined]
     assert listed.get("Parts", []) == [], "the refused part is not kept"
@@ -1019,7 +1023,7 @@ def test_complete_checks_the_assembled_object_against_the_parts_sent(aws: CloudP
         upload = backend.create_multipart_upload(s3_bucket.name, "assembled.bin", None, {})
         parts = [backend.upload_part(upload, 1, 0, first), backend.upload_part(upload, 2, len(first), tail)]
         with pytest.raises(ChecksumMismatchException) as caught:
-            aws._call(lambda: backend.complete_multipart_upload(upload, parts))
+            call_through(aws, lambda: backend.complete_multipart_upload(upload, parts))
         assert not caught.value.retryable
     finally:
         client.meta.events.unregister("after-call.s3.CompleteMultipartUpload", other_parts)
@@ -1175,10 +1179,10 @@ def test_lean_path_errors_map_as_boto3_errors_do(
 def test_lean_path_tells_a_missing_key_from_a_missing_bucket(aws: CloudProvider, s3_bucket: Bucket) -> None:
     backend = backend_of(aws)
     with pytest.raises(NotFoundException) as caught:
-        aws._call(lambda: backend.get_object(s3_bucket.name, "absent.bin"))
+        call_through(aws, lambda: backend.get_object(s3_bucket.name, "absent.bin"))
     assert caught.value.code == "NoSuchKey"
     with pytest.raises(NotFoundException) as caught:
-        aws._call(lambda: backend.get_object(unique_name("aws-absent"), "absent.bin"))
+        call_through(aws, lambda: backend.get_object(unique_name("aws-absent"), "absent.bin"))
     assert caught.value.code == "NoSuchBucket"
     assert backend.head_object(s3_bucket.name, "absent.bin") is None
 

@@ -49,7 +49,7 @@ from cloudstore import (
 )
 from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.sas import blob_sas_url
-from cloudstore.testing import backend_of
+from cloudstore.testing import backend_of, call_through
 from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers import azurite as azurite_server
@@ -287,7 +287,7 @@ def test_container_rules_and_errors(key_provider: CloudProvider, container: Buck
     with pytest.raises(NotFoundException):
         gone.objects.create("x").upload(b"x")
     with pytest.raises(NotFoundException) as blob_missing:
-        key_provider._call(lambda: backend_of(key_provider).get_object(container.name, "absent.txt"))
+        call_through(key_provider, lambda: backend_of(key_provider).get_object(container.name, "absent.txt"))
     assert (blob_missing.value.status, blob_missing.value.code) == (404, "BlobNotFound")
 
 
@@ -431,7 +431,7 @@ def test_two_block_uploads_of_one_name_never_mix(key_provider: CloudProvider, co
     # The first upload's block was discarded by the second commit: it fails (a lost race, the
     # block list names blocks no longer staged) instead of mixing.
     with pytest.raises(PreconditionFailedException) as lost:
-        key_provider._call(lambda: backend.complete_multipart_upload(first, parts_first))
+        call_through(key_provider, lambda: backend.complete_multipart_upload(first, parts_first))
     assert lost.value.code == "InvalidBlockList"
     assert container.objects.get("race.bin").read() == b"2" * 10  # type: ignore[union-attr]
 
@@ -598,14 +598,17 @@ def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
     backend = backend_of(provider)
     wrong = hashlib.md5(b"other bytes").digest()
     with pytest.raises(ChecksumMismatchException) as refused:
-        provider._call(lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong))
+        call_through(
+            provider,
+            lambda: backend.put_object(container.name, "put.bin", b"payload", None, {}, content_md5=wrong),
+        )
     # Azure's code is Md5Mismatch; Azurite says InvalidOperation, "Provided contentMD5 doesn't match."
     assert refused.value.retryable and refused.value.status == 400
     assert backend.head_object(container.name, "put.bin") is None
 
     upload = backend.create_multipart_upload(container.name, "block.bin", None, {})
     with pytest.raises(ChecksumMismatchException) as refused_block:
-        provider._call(lambda: backend.upload_part(upload, 1, 0, b"block one", content_md5=wrong))
+        call_through(provider, lambda: backend.upload_part(upload, 1, 0, b"block one", content_md5=wrong))
     assert refused_block.value.retryable
     backend.upload_part(upload, 2, 9, b"block two", content_md5=hashlib.md5(b"block two").digest())
     blob = raw_client(azurite).get_container_client(container.name).get_blob_client("block.bin")

@@ -61,7 +61,7 @@ from cloudstore.providers.gcp.backend import GCSBackend, blob_checksum
 from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 from cloudstore.providers.gcp.errors import error_from_body, map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
-from cloudstore.testing import backend_of
+from cloudstore.testing import backend_of, call_through
 from tests.conftest import TEST_TRANSFER, fresh_bucket, make_provider, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
@@ -613,7 +613,7 @@ def test_sdk_and_transport_errors_map_onto_the_spec() -> None:
 def test_delete_of_non_empty_bucket_is_refused_by_the_emulator(provider: CloudProvider, bucket: Bucket) -> None:
     bucket.objects.create("keep").upload(b"k")
     with pytest.raises(PreconditionFailedException) as caught:
-        provider._call(lambda: backend_of(provider).delete_bucket(bucket.name))
+        call_through(provider, lambda: backend_of(provider).delete_bucket(bucket.name))
     assert caught.value.status in (409, 412)  # GCS: 409, fake-gcs-server: 412
     with pytest.raises(PreconditionFailedException):
         bucket.delete()
