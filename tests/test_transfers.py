@@ -411,7 +411,10 @@ class Damage:
             if self.flips and body:
                 self.flips -= 1
                 body[len(body) // 2] ^= 0xFF
-        info = reader.info
+        return self.reader(bytes(body), self.describe(reader.info))
+
+    def describe(self, info: ObjectInfo | None) -> ObjectInfo:
+        """What the damaged response says of the object."""
         assert info is not None and info.checksum is not None  # the memory provider's MD5
         if self.part is not None:
             data = self.store.get_object("bkt", "key").read()
@@ -419,7 +422,10 @@ class Damage:
             pieces = [data[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
             etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in pieces)).hexdigest() + f"-{len(sizes)}"
             info = dataclasses.replace(info, etag="v1", checksum=Checksum("md5-of-parts", etag, sizes))
-        return FileRangeReader(io.BytesIO(bytes(body)), info)
+        return info
+
+    def reader(self, body: bytes, info: ObjectInfo) -> RangeReader:
+        return FileRangeReader(io.BytesIO(body), info)
 
 
 @pytest.mark.parametrize("size", [50, 1000])
@@ -505,7 +511,7 @@ def test_a_source_that_changes_during_the_upload_is_refused(tmp_path: Path) -> N
     class ChangingFile(io.FileIO):
         """A file that another writer changes once its first part has been read."""
 
-        def read(self, size: int = -1, /) -> bytes:
+        def read(self, size: int | None = -1, /) -> bytes:
             data = super().read(size)
             if self.tell() >= 500:
                 os.pwrite(self.fileno(), b"changed", 900)
@@ -518,25 +524,21 @@ def test_a_source_that_changes_during_the_upload_is_refused(tmp_path: Path) -> N
     assert setup.spy.count("abort_multipart_upload") == 1, "the upload must be aborted"
 
 
-class CrcDescribed:
-    """A ``get_object`` hook: responses describe the object by the CRC32C the engine records (and
-    no checksum of the service's); the next ``flips`` have one byte inverted. With ``readinto_calls``,
-    the body is a reader that reads into the caller's buffer and records each buffer's size."""
+class CrcDescribed(Damage):
+    """Damage whose responses describe the object by the CRC32C the engine records (and no
+    checksum of the service's). With ``readinto_calls``, the body is a reader that reads into the
+    caller's buffer and records each buffer's size."""
 
     def __init__(self, setup: Spied, readinto_calls: list[int] | None) -> None:
-        self.store, self.flips, self.calls = setup.store, 0, readinto_calls
-        self.lock = threading.Lock()
-        setup.spy.after("get_object", self)
+        super().__init__(setup, flips=0)
+        self.calls = readinto_calls
 
-    def __call__(self, call: Call, reader: RangeReader) -> RangeReader:
-        body = bytearray(reader.read())
-        with self.lock:
-            if self.flips and body:
-                self.flips -= 1
-                body[len(body) // 2] ^= 0xFF
+    def describe(self, info: ObjectInfo | None) -> ObjectInfo:
         data = self.store.get_object("bkt", "key").read()
-        info = ObjectInfo("key", len(data), etag="v1", metadata={PART_LAYOUT_KEY: f"64,0,{_crc(data)}"})
-        inner = FileRangeReader(io.BytesIO(bytes(body)), info)
+        return ObjectInfo("key", len(data), etag="v1", metadata={PART_LAYOUT_KEY: f"64,0,{_crc(data)}"})
+
+    def reader(self, body: bytes, info: ObjectInfo) -> RangeReader:
+        inner = super().reader(body, info)
         return inner if self.calls is None else ReadIntoReader(inner, info, self.calls)
 
 
