@@ -420,14 +420,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (not root?): {done.stderr.decode().strip()}")
+    assert done.returncode == 0, f"cannot mount a 2 MiB tmpfs as root: {done.stderr.decode().strip()}"
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a full disk is a 2 MiB tmpfs, which only root can mount")
 def test_a_full_disk_is_507_and_leaves_nothing(small_disk: Path, tmp_path: Path) -> None:
     server = start_serve(small_disk, tmp_path / "full.log")
     try:
