@@ -8,9 +8,7 @@ object model uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cloudstore._engine.copy import Copier
@@ -18,7 +16,7 @@ from cloudstore._engine.download import Downloader, PinnedVersion
 from cloudstore._engine.parts import Context, MiB, ProgressCallback, Readable
 from cloudstore._engine.upload import ChunkStream, Uploader, open_source
 from cloudstore._retry import RetryPolicy
-from cloudstore.backend import Backend, ObjectInfo, RangeReader, WriteCondition
+from cloudstore.backend import Backend
 from cloudstore.exceptions import InvalidParamException
 
 __all__ = [
@@ -57,66 +55,20 @@ class TransferConfig:
 
 
 class TransferEngine:
-    """Moves bytes between the client and one provider, under one retry policy."""
+    """Moves bytes between the client and one provider, under one retry policy.
+
+    Its operations are the methods of the engine's directions, each documented where it lives:
+    ``upload`` (:meth:`.upload.Uploader.upload`), ``copy`` (:meth:`.copy.Copier.copy`),
+    ``chunks``, ``stream``, ``download_to_path`` and ``read_whole`` (:class:`.download.Downloader`).
+    """
 
     def __init__(self, backend: Backend[Any], policy: RetryPolicy, config: TransferConfig) -> None:
         context = Context(backend, policy, config)
-        self._uploader = Uploader(context)
-        self._downloader = Downloader(context)
-        self._copier = Copier(context, self._uploader, self._downloader)
-
-    def upload(
-        self,
-        bucket: str,
-        name: str,
-        source: Readable,
-        size: int | None,
-        content_type: str | None,
-        metadata: Mapping[str, str],
-        progress: ProgressCallback | None = None,
-        condition: WriteCondition | None = None,
-    ) -> None:
-        """Store everything ``source`` yields as the object ``name``, if ``condition`` holds."""
-        self._uploader.upload(bucket, name, source, size, content_type, metadata, progress, condition)
-
-    def copy(
-        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, condition: WriteCondition | None = None
-    ) -> None:
-        """Copy an object, keeping content type and metadata (see :meth:`.copy.Copier.copy`)."""
-        self._copier.copy(src_bucket, src_name, dst_bucket, dst_name, condition)
-
-    def chunks(
-        self,
-        bucket: str,
-        name: str,
-        start: int | None = None,
-        end: int | None = None,
-        expected_size: int | None = None,
-        chunk_size: int | None = None,
-        on_open: Callable[[RangeReader], None] | None = None,
-        version: PinnedVersion | None = None,
-    ) -> Generator[bytes, None, None]:
-        """The bytes of ``start``..``end`` (inclusive), reopening the stream where it broke; every
-        response must come from ``version`` (by default, the version the first one reports)."""
-        return self._downloader.chunks(bucket, name, start, end, expected_size, chunk_size, on_open, version)
-
-    def stream(
-        self,
-        bucket: str,
-        name: str,
-        info: ObjectInfo | None = None,
-        chunk_size: int | None = None,
-        on_described: Callable[[ObjectInfo], None] | None = None,
-    ) -> Iterator[bytes]:
-        """The whole object, verified at the end against the service's checksum when it has one."""
-        return self._downloader.stream(bucket, name, info, chunk_size, on_described)
-
-    def download_to_path(
-        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None, mode: int | None = None
-    ) -> ObjectInfo:
-        """Write the object to ``path`` atomically: all of it, verified, or nothing."""
-        return self._downloader.download_to_path(bucket, name, path, progress, mode)
-
-    def read_whole(self, bucket: str, name: str, on_described: Callable[[ObjectInfo], None] | None = None) -> bytes:
-        """The whole object, verified; a checksum mismatch is read once more before it is raised."""
-        return self._downloader.read_whole(bucket, name, on_described)
+        uploader = Uploader(context)
+        downloader = Downloader(context)
+        self.upload = uploader.upload
+        self.copy = Copier(context, uploader, downloader).copy
+        self.chunks = downloader.chunks
+        self.stream = downloader.stream
+        self.download_to_path = downloader.download_to_path
+        self.read_whole = downloader.read_whole
