@@ -15,7 +15,6 @@ splits the bytes at those boundaries, so a multipart object is verified exactly.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import os
@@ -98,6 +97,8 @@ def _extenders() -> tuple[_Extend, _Extend | None]:
     copy) and releases the GIL only from 1 MiB; a ctypes call reads the buffer where it is and
     always releases the GIL, so the download workers hash their reused buffers in parallel.
     """
+    import ctypes  # here, not at the top: only transfers that hash need it
+
     import google_crc32c  # a C implementation (pure Python where no wheel fits)
 
     module: Any = google_crc32c  # the package has no type hints
