@@ -54,8 +54,6 @@ DEFAULT_CONCURRENCY = 16
 #: Bytes of transfers one bulk job holds in flight at most (see :func:`_cost`).
 DEFAULT_BUFFER_BUDGET = 256 * MiB
 
-#: Address schemes: ``PROVIDER://bucket/prefix``.
-
 Patterns = str | Sequence[str] | None
 
 
