@@ -10,7 +10,7 @@ import base64
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cloudstore.backend import ObjectInfo, RangeReader
+from cloudstore.backend import ObjectInfo, RangeReader, WriteCondition
 
 if TYPE_CHECKING:
     from cloudstore._http.pool import PoolResponse
@@ -42,6 +42,16 @@ def byte_range(start: int | None, end: int | None) -> str | None:
 def strip_etag(etag: str | None) -> str | None:
     """An ETag without its quotes (``None`` for none)."""
     return etag.strip('"') if etag else None
+
+
+def condition_headers(condition: WriteCondition | None) -> dict[str, str]:
+    """The ``If-None-Match: *`` / ``If-Match`` headers of a conditional write (a service that
+    checks only the first declares ``Features.if_match=False``: the other never reaches it)."""
+    if condition is None:
+        return {}
+    if condition.if_none_match:
+        return {"If-None-Match": "*"}
+    return {"If-Match": f'"{strip_etag(condition.if_match)}"'}
 
 
 def md5_base64(digest: bytes) -> str:

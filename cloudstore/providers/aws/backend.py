@@ -21,7 +21,7 @@ import botocore.exceptions as boto_errors
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
 from cloudstore._checksums import combine_part_digests
-from cloudstore._http import byte_range, md5_base64, pool_size, strip_etag
+from cloudstore._http import byte_range, condition_headers, md5_base64, pool_size, strip_etag
 from cloudstore.backend import (
     Backend,
     BucketInfo,
@@ -86,16 +86,7 @@ def _composite_etag(parts: list[UploadPart]) -> str | None:
 
 def _condition_params(condition: WriteCondition | None) -> dict[str, Any]:
     """``IfNoneMatch`` / ``IfMatch`` of a conditional write (S3 checks them as it commits)."""
-    return {key.replace("-", ""): value for key, value in _condition_headers(condition).items()}
-
-
-def _condition_headers(condition: WriteCondition | None) -> dict[str, str]:
-    """The ``If-None-Match`` / ``If-Match`` headers of a conditional write."""
-    if condition is None:
-        return {}
-    if condition.if_none_match:
-        return {"If-None-Match": "*"}
-    return {"If-Match": f'"{strip_etag(condition.if_match)}"'}
+    return {key.replace("-", ""): value for key, value in condition_headers(condition).items()}
 
 
 @dataclass(frozen=True)
@@ -316,7 +307,7 @@ class S3Backend(Backend[S3Upload]):
             data,
             content_type or "application/octet-stream",
             metadata,
-            _condition_headers(condition),
+            condition_headers(condition),
             content_md5,
         )
 

@@ -25,7 +25,15 @@ from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
-from cloudstore._http import PooledBody, byte_range, content_range_total, md5_base64, pool_size, strip_etag
+from cloudstore._http import (
+    PooledBody,
+    byte_range,
+    condition_headers,
+    content_range_total,
+    md5_base64,
+    pool_size,
+    strip_etag,
+)
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page, WriteCondition
 from cloudstore.config import Timeouts
@@ -268,15 +276,6 @@ def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | No
             message = root.findtext("Message") or reason
     lines = (message or "").strip().splitlines()
     return code, lines[0] if lines else "no message"
-
-
-def condition_headers(condition: WriteCondition | None) -> dict[str, str]:
-    """The conditional headers of a write (Azure checks them as it commits)."""
-    if condition is None:
-        return {}
-    if condition.if_none_match:
-        return {"If-None-Match": "*"}
-    return {"If-Match": f'"{strip_etag(condition.if_match)}"'}
 
 
 def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:

@@ -50,7 +50,15 @@ from requests.adapters import HTTPAdapter
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
 from cloudstore._checksums import PART_LAYOUT_KEY, parts_from_layout
-from cloudstore._http import HTTPBodyReader, byte_range, content_range_total, pool_size, request_timeout, strip_etag
+from cloudstore._http import (
+    HTTPBodyReader,
+    byte_range,
+    condition_headers,
+    content_range_total,
+    pool_size,
+    request_timeout,
+    strip_etag,
+)
 from cloudstore._retry import RetryPolicy
 from cloudstore._signing import expiry_timestamp, hmac_sha256_hex
 from cloudstore.backend import (
@@ -353,7 +361,7 @@ class SwiftBackend(Backend[SloUpload]):
         content_md5: bytes | None = None,
         condition: WriteCondition | None = None,
     ) -> None:
-        headers = {**_object_headers(content_type, metadata), **_condition_headers(condition)}
+        headers = {**_object_headers(content_type, metadata), **condition_headers(condition)}
         # Swift checks the body against the ETag we send (422 on a mismatch).
         headers["ETag"] = _md5_hex(data, content_md5).encode()
         old_segments = self._segments_of_old_object(bucket, name)
@@ -590,7 +598,7 @@ class SwiftBackend(Backend[SloUpload]):
             "PUT",
             quote_path(upload.bucket, upload.name),
             params={"multipart-manifest": "put"},
-            headers={**upload.headers, **_condition_headers(condition), "ETag": slo_etag.hexdigest()},
+            headers={**upload.headers, **condition_headers(condition), "ETag": slo_etag.hexdigest()},
             data=manifest,
         )
         upload.completed = True
@@ -663,11 +671,6 @@ class SwiftBackend(Backend[SloUpload]):
 
 
 # --- helpers ------------------------------------------------------------------
-def _condition_headers(condition: WriteCondition | None) -> dict[str, str]:
-    """``If-None-Match: *`` of a write that must not replace an object (the one condition Swift checks)."""
-    return {"If-None-Match": "*"} if condition is not None and condition.if_none_match else {}
-
-
 def _md5_hex(data: bytes, content_md5: bytes | None) -> str:
     """The hex MD5 of ``data`` (given by the engine, else computed here)."""
     return (content_md5 or hashlib.md5(data, usedforsecurity=False).digest()).hex()
