@@ -54,6 +54,20 @@ def condition_headers(condition: WriteCondition | None) -> dict[str, str]:
     return {"If-Match": f'"{strip_etag(condition.if_match)}"'}
 
 
+def xml_error(body: bytes) -> tuple[str | None, str | None]:
+    """``Code`` and ``Message`` of an XML ``<Error>`` answer (S3's, Azure's); ``(None, None)`` for
+    an empty body (a HEAD's) or one that is no such document."""
+    import xml.etree.ElementTree as ET  # only error answers of the lean paths need it
+
+    try:
+        root = ET.fromstring(body.strip()) if body.strip() else None
+    except ET.ParseError:
+        return None, None
+    if root is None or root.tag != "Error":
+        return None, None
+    return root.findtext("Code"), root.findtext("Message")
+
+
 def md5_base64(digest: bytes) -> str:
     """A binary MD5 digest as HTTP's ``Content-MD5`` spells it."""
     return base64.b64encode(digest).decode("ascii")

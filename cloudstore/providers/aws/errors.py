@@ -4,11 +4,10 @@ same answer whichever way the request went."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import botocore.exceptions as boto_errors
 
 from cloudstore import exceptions as exc
+from cloudstore._http import xml_error
 
 _NOT_FOUND_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NoSuchVersion", "NotFound"})
 _AUTH_CODES = frozenset(
@@ -141,14 +140,7 @@ def map_client_error(error: boto_errors.ClientError) -> exc.CloudStoreException:
 def error_from_body(status: int, body: bytes, operation: str) -> exc.CloudStoreException:
     """The exception for an S3 error answer of the lean path: ``<Error><Code>`` of its XML body
     (none for a HEAD, or a body that is no S3 error: the status alone then)."""
-    code = message = None
-    if body:
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError:
-            root = None
-        if root is not None and root.tag == "Error":
-            code, message = root.findtext("Code"), root.findtext("Message")
+    code, message = xml_error(body)
     return exception_for(code or None, status, operation, message or "")
 
 

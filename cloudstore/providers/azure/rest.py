@@ -14,7 +14,6 @@ keeps the control plane: containers, block lists, copies, signed URLs and their 
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
 import urllib.parse
 import uuid
@@ -33,6 +32,7 @@ from cloudstore._http import (
     md5_base64,
     pool_size,
     strip_etag,
+    xml_error,
 )
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page, WriteCondition
@@ -268,14 +268,10 @@ def batch_answers(answer: bytes, boundary: str) -> dict[int, tuple[int, str | No
 def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | None, str]:
     """An error answer's code (``x-ms-error-code``, else its XML body's) and the first line of
     its message (the body's, else the reason phrase: HEAD answers have no body)."""
-    message = reason
-    if body.strip():
-        with contextlib.suppress(ET.ParseError):
-            root = ET.fromstring(body.strip())
-            code = code or root.findtext("Code")
-            message = root.findtext("Message") or reason
+    body_code, body_message = xml_error(body)
+    message = body_message or reason
     lines = (message or "").strip().splitlines()
-    return code, lines[0] if lines else "no message"
+    return code or body_code, lines[0] if lines else "no message"
 
 
 def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:
