@@ -745,13 +745,7 @@ class BucketObject:
         """
         if not self._backend.features.signed_urls:
             raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed URLs")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
-            raise InvalidParamException("expires_in must be a positive whole number of seconds")
-        limit = self.provider.max_url_expiry
-        if expires_in > limit:
-            raise InvalidParamException(
-                f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
-            )
+        _check_expiry(self.provider, expires_in)
         pins = UrlPins(_check_content_type(content_type), _check_md5(content_md5), _check_metadata(metadata))
         if pins and not writable:
             raise InvalidParamException("content_type, content_md5 and metadata pin an upload: give writable=True")
@@ -801,13 +795,7 @@ class BucketObject:
         features = self._backend.features
         if not features.signed_posts:
             raise NotSupportedException(f"the {self.provider.PROVIDER_ID} provider has no signed form uploads")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
-            raise InvalidParamException("expires_in must be a positive whole number of seconds")
-        limit = self.provider.max_url_expiry
-        if expires_in > limit:
-            raise InvalidParamException(
-                f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {self.provider.PROVIDER_ID}"
-            )
+        _check_expiry(self.provider, expires_in)
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise InvalidParamException("max_size must be a positive whole number of bytes")
         content_type = _check_content_type(content_type)
@@ -968,6 +956,17 @@ def _only_filters(filters: Mapping[str, Any], allowed: set[str]) -> None:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidParamException("limit must be a positive whole number")
+
+
+def _check_expiry(provider: CloudProvider, expires_in: object) -> None:
+    """``expires_in``: a positive whole number of seconds, at most the provider's ``max_url_expiry``."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+        raise InvalidParamException("expires_in must be a positive whole number of seconds")
+    limit = provider.max_url_expiry
+    if expires_in > limit:
+        raise InvalidParamException(
+            f"expires_in may be at most {limit} seconds ({_duration(limit)}) on {provider.PROVIDER_ID}"
+        )
 
 
 def _duration(seconds: int) -> str:
