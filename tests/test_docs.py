@@ -186,7 +186,9 @@ def test_page_examples_run(page: str, workdir: Path) -> None:
     EXPECTATIONS[page](namespace, workdir)
 
 
-def test_sharing_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
+def run_page_against_serve(page: str, workdir: Path, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The examples of ``page`` with the LOCAL provider's settings of a ``cloudstore serve`` in
+    the environment; their namespace, and that server's config."""
     from tests.support.servers import local
 
     server = local.start(tmp_path / "serve")
@@ -197,30 +199,22 @@ def test_sharing_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_p
             "CLOUDSTORE_LOCAL_URL": server.config["local_url"],
         }
         with sandbox(workdir, env):
-            namespace = run_page("sharing.rst")
+            return run_page(page), server.config
     finally:
         server.stop()
+
+
+def test_sharing_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
+    namespace, _ = run_page_against_serve("sharing.rst", workdir, tmp_path)
     assert namespace["artifacts"].objects.get("run-7/report.txt").read() == b"accuracy: 0.93\n"
 
 
 def test_local_page_examples_run_against_cloudstore_serve(workdir: Path, tmp_path: Path) -> None:
-    from tests.support.servers import local
-
-    server = local.start(tmp_path / "serve")
-    try:
-        env = {
-            "CLOUDSTORE_LOCAL_ROOT": server.config["local_root"],
-            "CLOUDSTORE_LOCAL_SECRET": server.config["local_secret"],
-            "CLOUDSTORE_LOCAL_URL": server.config["local_url"],
-        }
-        with sandbox(workdir, env):
-            namespace = run_page("local.rst")
-    finally:
-        server.stop()
+    namespace, config = run_page_against_serve("local.rst", workdir, tmp_path)
     assert namespace["shared_text"] == b"quarterly numbers"
-    assert namespace["put_url"].startswith(server.config["local_url"] + "/reports/inbox/upload.txt?")
+    assert namespace["put_url"].startswith(config["local_url"] + "/reports/inbox/upload.txt?")
     assert namespace["refused"] == 403
-    assert not (Path(server.config["local_root"]) / "reports").exists()  # the page cleans up
+    assert not (Path(config["local_root"]) / "reports").exists()  # the page cleans up
 
 
 # --- what each page leaves behind (beyond the outputs it shows) ----------------------
