@@ -29,7 +29,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from cloudstore._checksums import Checksum, as_checksum, new_hasher, verify_file
-from cloudstore._engine import ProgressCallback, TransferEngine
+from cloudstore._engine import ChunkStream, ProgressCallback, TransferEngine
 from cloudstore._names import local_object_name
 from cloudstore._pagination import iterate
 from cloudstore._retry import RetryPolicy, Translator
@@ -458,7 +458,7 @@ def _copy_remote(job: _Job, src: _Remote, dst: _Remote, entry: _Entry) -> None:
 
     described: list[ObjectInfo] = []
     chunks = src.store.engine.stream(src.bucket, src.prefix + entry.rel, on_described=described.append)
-    source = _ChunkReader(chunks)
+    source = ChunkStream(chunks)
     source.prime()  # the first response tells the content type and metadata to keep
     info = described[0] if described else None
     content_type = info.content_type if info is not None else None
@@ -466,28 +466,6 @@ def _copy_remote(job: _Job, src: _Remote, dst: _Remote, entry: _Entry) -> None:
     size = info.size if info is not None else entry.size
     dst.store.engine.upload(dst.bucket, key, source, size, content_type, metadata, job.progress)
     entry.size = size
-
-
-class _ChunkReader:
-    """A readable binary stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = bytearray()
-
-    def prime(self) -> None:
-        self._buffer += next(self._chunks, b"")
-
-    def read(self, size: int = -1, /) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        take = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        data = bytes(self._buffer[:take])
-        del self._buffer[:take]
-        return data
 
 
 # --- sync: is the destination's copy the same? ----------------------------------------------------

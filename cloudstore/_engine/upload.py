@@ -373,6 +373,10 @@ class ChunkStream:
         self._chunks = iter(chunks)
         self._buffer = bytearray()  # grows in place: a part is not re-copied per chunk
 
+    def prime(self) -> None:
+        """Take the first chunk now (so that whatever yields the chunks has started)."""
+        self._buffer += next(self._chunks, b"")
+
     def read(self, size: int = -1, /) -> bytes:
         while size < 0 or len(self._buffer) < size:
             chunk = next(self._chunks, None)
