@@ -50,7 +50,13 @@ from cloudstore import (
 from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.sas import blob_sas_url
 from cloudstore.testing import backend_of, call_through
-from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
+from tests.conftest import (
+    bucket_fixture,
+    make_provider,
+    provider_fixture,
+    server_fixture,
+    unique_name,
+)
 from tests.support.proxy import FaultProxy
 from tests.support.servers import azurite as azurite_server
 from tests.support.servers.base import RunningServer, free_port
@@ -73,20 +79,9 @@ def _no_azure_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Non
     monkeypatch.setenv("CLOUDSTORE_CONFIG", str(tmp_path / "no-such-config.ini"))
 
 
-@pytest.fixture(scope="module")
-def azurite(servers: Servers) -> RunningServer:
-    return servers.get("azure")
-
-
-@pytest.fixture(scope="module")
-def key_provider(azurite: RunningServer) -> CloudProvider:
-    return make_provider(azurite)
-
-
-@pytest.fixture
-def container(key_provider: CloudProvider) -> Iterator[Bucket]:
-    with fresh_bucket(key_provider, "az") as created:
-        yield created
+azurite = server_fixture("azure")
+key_provider = provider_fixture(server="azurite")
+container = bucket_fixture("az", provider="key_provider")
 
 
 def create(config: dict[str, Any], **extra: Any) -> CloudProvider:
