@@ -96,8 +96,9 @@ def run_step(args: list[str], env: dict[str, str], timeout: float) -> dict[str, 
     }
 
 
-def measure(work: Path, files: int, size: int, local: bool, timeout: float) -> dict[str, Any]:
-    """Make the tree in ``work``, start SeaweedFS there, run every step; the results as a dict."""
+def measure(work: Path, files: int, size: int, local: bool, timeout: float, out: Path) -> None:
+    """Make the tree in ``work``, start SeaweedFS there, run every step; the results go to ``out``
+    after each step (a run cut short keeps what it measured)."""
     source, down = work / "src", work / "down"
     started = time.perf_counter()
     make_tree(source, files, size)
@@ -105,7 +106,7 @@ def measure(work: Path, files: int, size: int, local: bool, timeout: float) -> d
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CLOUDSTORE_"))}
     base_env["PYTHONPATH"] = str(ROOT)
     server = seaweedfs.start(work)
-    steps: list[dict[str, Any]] = []
+    results: dict[str, Any] = {"files": files, "size": size, "limit_mib": LIMIT_MIB, "steps": []}
     try:
         config = server.config
         # The keys go to the children in their environment, never on a command line.
@@ -131,7 +132,10 @@ def measure(work: Path, files: int, size: int, local: bool, timeout: float) -> d
         for provider, label, args in plan:
             step = run_step(args, env, timeout)
             step.update(provider=provider, step=label)
-            steps.append(step)
+            if label != "make the bucket":
+                results["steps"].append(step)
+                results["load_average"] = os.getloadavg()
+                out.write_text(json.dumps(results, indent=1))
             print(
                 f"  {provider:6} {label:36} {step['seconds']:7.1f} s  cpu {step['cpu']:6.1f} s"
                 f"  peak {step['peak_rss'] / MiB:6.1f} MiB  exit {step['exit']}  {step['summary']}",
@@ -141,14 +145,6 @@ def measure(work: Path, files: int, size: int, local: bool, timeout: float) -> d
                 print("\n".join(step["output_tail"]), flush=True)
     finally:
         server.stop()
-    return {
-        "files": files,
-        "size": size,
-        "limit_mib": LIMIT_MIB,
-        "steps": [s for s in steps if s["step"] != "make the bucket"],
-        "load_average": os.getloadavg(),
-        "python": sys.version.split()[0],
-    }
 
 
 def main() -> None:
@@ -161,13 +157,12 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cloudstore-bulkmem-", dir=args.workdir or "/tmp"))
     print(f"work dir {work}", flush=True)
-    try:
-        results = measure(work, args.files, max(4, args.size), args.local, args.timeout)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bulk-memory-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=1))
+    try:
+        measure(work, args.files, max(4, args.size), args.local, args.timeout, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"results in {out}", flush=True)
 
 

@@ -337,8 +337,8 @@ def bulk_targets(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
 
 def memory_targets(bulk: dict[str, Any] | None) -> list[Target]:
     """Issue 15's memory bound: the largest peak RSS of a ``cp -r`` / ``sync`` process (bulk_memory.py)."""
-    steps = [s for s in (bulk or {}).get("steps", []) if s["provider"] != "-"]
-    if not steps:
+    steps = [s for s in bulk["steps"] if s["provider"] != "-"] if bulk else []
+    if not bulk or not steps:
         return []
     worst = max(steps, key=lambda s: s["peak_rss"])
     peak = worst["peak_rss"] / MiB
