@@ -364,7 +364,8 @@ def memory_section(bulk: dict[str, Any] | None) -> list[str]:
     lines = [
         f"## Memory of a bulk job: {bulk['files']:,} files of {bulk['size']:,} bytes",
         "",
-        "`benchmarks/bulk_memory.py`, measured once: each step is its own `python -m cloudstore` process"
+        "`benchmarks/bulk_memory.py`, one run of its own (not the run of the tables above): each step is its"
+        " own `python -m cloudstore` process"
         " (default concurrency and buffer budget, `-q`), run one after the other against a fresh SeaweedFS"
         " and the LOCAL provider; the source is 100 folders of 10 sub-folders. Peak RSS is the process's"
         " own `ru_maxrss` (`wait4`): the whole process, interpreter and imports included (not a delta)."
