@@ -267,6 +267,7 @@ def targets(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]
                 )
             )
     out += bulk_targets(summary)
+    out += memory_targets(results.get("bulk_memory"))
     imports = results.get("imports", {})
     if imports.get("cloudstore"):
         median = statistics.median(imports["cloudstore"])
@@ -332,6 +333,58 @@ def bulk_targets(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
         versus(workload, label, "obstore")
     versus("download", "large download", "s5cmd")
     return out
+
+
+def memory_targets(bulk: dict[str, Any] | None) -> list[Target]:
+    """Issue 15's memory bound: the largest peak RSS of a ``cp -r`` / ``sync`` process (bulk_memory.py)."""
+    steps = [s for s in bulk["steps"] if s["provider"] != "-"] if bulk else []
+    if not bulk or not steps:
+        return []
+    worst = max(steps, key=lambda s: s["peak_rss"])
+    peak = worst["peak_rss"] / MiB
+    failed = any(s["exit"] for s in steps)
+    return [
+        (
+            f"{bulk['files']:,} files, `cp -r` up and down and `sync`: largest peak RSS of the process"
+            f" (here {worst['provider']} {worst['step']})",
+            f"{peak:.0f} MiB",
+            f"{min(s['peak_rss'] for s in steps) / MiB:.0f}-{peak:.0f} MiB over {len(steps)} steps"
+            + (" (a step failed)" if failed else ""),
+            "-",
+            f"< {bulk['limit_mib']} MiB",
+            peak < bulk["limit_mib"] and not failed,
+        )
+    ]
+
+
+def memory_section(bulk: dict[str, Any] | None) -> list[str]:
+    """The table of benchmarks/bulk_memory.py: each step's process, its time and its peak RSS."""
+    if not bulk or not bulk.get("steps"):
+        return []
+    lines = [
+        f"## Memory of a bulk job: {bulk['files']:,} files of {bulk['size']:,} bytes",
+        "",
+        "`benchmarks/bulk_memory.py`, one run of its own (not the run of the tables above): each step is its"
+        " own `python -m cloudstore` process"
+        " (default concurrency and buffer budget, `-q`), run one after the other against a fresh SeaweedFS"
+        " and the LOCAL provider; the source is 100 folders of 10 sub-folders. Peak RSS is the process's"
+        " own `ru_maxrss` (`wait4`): the whole process, interpreter and imports included (not a delta)."
+        " The `sync` steps change nothing: they list both sides and compare every file's size and checksum.",
+        "",
+        "| provider | step | wall s | files/s | client CPU s | peak RSS MiB | result |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for step in bulk["steps"]:
+        idle = step["provider"] == "-"
+        rate = "-" if idle else f"{bulk['files'] / step['seconds']:,.0f}"
+        result = step["summary"] if not step["exit"] else f"exit {step['exit']}: {step['summary']}"
+        lines.append(
+            f"| {step['provider']} | {step['step']} | {step['seconds']:.1f} | {rate} | {step['cpu']:.1f}"
+            f" | {step['peak_rss'] / MiB:.0f} | {'-' if idle else result} |"
+        )
+    load = ", ".join(f"{x:.1f}" for x in bulk.get("load_average", ()))
+    lines += ["", f"Load average (1, 5, 15 min) at the end of the measurement: {load}.", ""]
+    return lines
 
 
 def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any]]], notes: str = "") -> str:
@@ -442,6 +495,7 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
             lines.append("")
             lines.append("\\* time of the first pages, scaled to the whole walk (each page lists the whole bucket).")
         lines.append("")
+    lines += memory_section(results.get("bulk_memory"))
     imports = results.get("imports", {})
     import_cpu = results.get("import_cpu", {})
     if imports:

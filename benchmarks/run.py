@@ -469,11 +469,19 @@ def main() -> None:
         help="start no round that would end past this many minutes (the report says how many rounds ran)",
     )
     parser.add_argument("--report", type=Path, help="only rewrite the report from this results JSON")
+    parser.add_argument(
+        "--bulk-results",
+        type=Path,
+        default=None,
+        help="a results JSON of benchmarks/bulk_memory.py to put in the report (its target row and table)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="where the data and servers live (default /tmp)")
     args = parser.parse_args()
 
     if args.report:
         data = json.loads(args.report.read_text())
+        if args.bulk_results:
+            data["bulk_memory"] = json.loads(args.bulk_results.read_text())
         report.write(data, ROOT / "docs")
         return
 
@@ -536,6 +544,8 @@ def main() -> None:
                         for path in (Path(serve_root) / bench.common["serve_bucket"]).glob("upload*"):
                             shutil.rmtree(path, ignore_errors=True)
                     vacuum(int(bench.servers[0].extra["port"]) + 1)
+        if args.bulk_results:
+            results["bulk_memory"] = json.loads(args.bulk_results.read_text())
         results["elapsed_s"] = time.time() - started
         results["machine"]["load_average_at_end"] = os.getloadavg()
         RESULTS.mkdir(parents=True, exist_ok=True)
