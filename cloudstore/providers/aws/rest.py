@@ -21,7 +21,6 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
-from email.message import Message
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +33,7 @@ from botocore.exceptions import NoCredentialsError
 
 from cloudstore._checksums import Checksum, multipart_etag_checksum
 from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
+from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page
 from cloudstore.providers.aws.auth import ClientSettings
@@ -82,7 +82,7 @@ def etag_checksum(
     return multipart_etag_checksum(etag, size, metadata)
 
 
-def object_info(name: str, message: Message) -> ObjectInfo:
+def object_info(name: str, message: Headers) -> ObjectInfo:
     """The object's properties from the headers of a HEAD or GET answer."""
     # One pass over the parsed headers; each Message.get would scan (and sanitise) them all again.
     headers: dict[str, str] = {}

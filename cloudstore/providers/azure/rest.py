@@ -20,7 +20,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
@@ -34,6 +33,7 @@ from cloudstore._http import (
     strip_etag,
     xml_error,
 )
+from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page, WriteCondition
 from cloudstore.config import Timeouts
@@ -274,7 +274,7 @@ def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | No
     return code or body_code, lines[0] if lines else "no message"
 
 
-def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:
+def blob_info(name: str, headers: Headers, *, ranged: bool) -> ObjectInfo:
     """The blob's properties from the headers of a HEAD or Get Blob answer (a range's too: its
     size is the total in Content-Range, its MD5 the whole blob's in x-ms-blob-content-md5)."""
     # raw_items: the values as http.client stored them, without the email package's policy
