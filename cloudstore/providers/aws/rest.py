@@ -21,7 +21,6 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
 from xml.sax.saxutils import escape
@@ -32,7 +31,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import NoCredentialsError
 
 from cloudstore._checksums import Checksum, multipart_etag_checksum
-from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
+from cloudstore._http import PooledBody, content_range_total, http_date, md5_base64, strip_etag
 from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page
@@ -99,7 +98,7 @@ def object_info(name: str, message: Headers) -> ObjectInfo:
     return ObjectInfo(
         name=name,
         size=size,
-        last_modified=parsedate_to_datetime(modified) if modified else None,
+        last_modified=http_date(modified) if modified else None,
         etag=etag,
         content_type=headers.get("content-type"),
         metadata=metadata,

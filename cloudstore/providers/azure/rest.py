@@ -19,8 +19,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from typing import Any
 
 from cloudstore._http import (
@@ -28,6 +27,7 @@ from cloudstore._http import (
     byte_range,
     condition_headers,
     content_range_total,
+    http_date,
     md5_base64,
     pool_size,
     strip_etag,
@@ -42,12 +42,6 @@ from cloudstore.providers.azure.auth import AzureClient, ca_bundle, request_auth
 from cloudstore.providers.azure.errors import ErrorMapper
 
 _META = "x-ms-meta-"
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 
 class BlobRest:
@@ -320,17 +314,6 @@ def _name(entry: ET.Element) -> str:
         return ""
     text = element.text or ""
     return urllib.parse.unquote(text) if element.get("Encoded") == "true" else text
-
-
-def http_date(value: str) -> datetime:
-    """An RFC 1123 date ("Tue, 01 Dec 2026 18:21:02 GMT"), as Azure sends them, without the
-    email package's general parser where the value has that exact form."""
-    try:
-        _, day, month, year, clock, _ = value.split(" ")
-        hour, minute, second = clock.split(":")
-        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC)
-    except (ValueError, KeyError):
-        return parsedate_to_datetime(value)
 
 
 _DATE: tuple[int, str] = (0, "")
