@@ -102,18 +102,37 @@ def read_head(reader: io.BufferedReader) -> tuple[int, str, Headers, bool]:
     """``(status, reason, headers, http/1.0)`` of the next final answer on ``reader`` (interim
     1xx answers are read past)."""
     while True:
-        line = _line(reader)
-        if not line:
-            raise ConnectionClosed("the server closed the connection without an answer")
+        head = _buffered_head(reader)
+        if head is not None:
+            line, fields = head
+        else:  # not all in the buffer yet, or unusual lines: line by line
+            line = _line(reader)
+            if not line:
+                raise ConnectionClosed("the server closed the connection without an answer")
+            fields = _fields(reader)
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
             raise FramingError("the answer does not begin with an HTTP/1.x status line")
         status = int(parts[1])
-        headers = Headers(_fields(reader))
         if 100 <= status < 200 and status != 101:
             continue  # 100 Continue and friends: the final answer follows
         reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
-        return status, reason, headers, parts[0] == b"HTTP/1.0"
+        return status, reason, Headers(fields), parts[0] == b"HTTP/1.0"
+
+
+def _buffered_head(reader: io.BufferedReader) -> tuple[bytes, list[tuple[str, str]]] | None:
+    """The status line and fields of a head that is whole in ``reader``'s buffer (the common case:
+    one receive brings it), split in one pass; ``None`` (nothing read) for anything else."""
+    buffered = reader.peek(MAX_LINE)
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0 or end > MAX_LINE:
+        return None
+    lines = buffered[:end].decode("latin-1").split("\r\n")
+    if len(lines) > MAX_HEADERS + 1 or any(":" not in line or line[0] in " \t" for line in lines[1:]):
+        return None
+    reader.read(end + 4)
+    fields = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines[1:])]
+    return lines[0].encode("latin-1"), fields
 
 
 def body_length(method: str, status: int, headers: Headers) -> int | None:
