@@ -17,11 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, cast
-
-import tenacity
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from cloudstore.exceptions import CloudStoreException, ProviderConnectionException
+
+if TYPE_CHECKING:
+    import tenacity
 
 log = logging.getLogger("cloudstore.retry")
 
@@ -55,6 +56,10 @@ class RetryPolicy:
                 raise
             log.info("attempt 1 failed (%s); retrying", type(err).__name__)
         time.sleep(self.backoff(1))
+        # Imported only now: tenacity imports asyncio, and tornado and ssl where tornado is
+        # installed (Dask installs it), which ``import cloudstore`` has no use for.
+        import tenacity
+
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts - 1)
             | tenacity.stop_after_delay(max(0.0, self.deadline - (time.monotonic() - started))),

@@ -6,6 +6,8 @@ of ``--cloudstore-provider``. The conformance plugin (:mod:`cloudstore.testing.p
 case once per provider; ``cloudstore_targets`` below hands it each provider on its started server,
 with the quirks that server's launcher declares (``QUIRKS`` in tests/support/servers/*.py). The
 ``server``, ``provider`` and ``bucket`` fixtures of every other per-provider test are the same ones.
+A test module of one provider makes its own with ``server_fixture``, ``provider_fixture`` and
+``bucket_fixture``.
 A selected provider whose server cannot start fails its tests: it is never skipped silently.
 """
 
@@ -19,14 +21,24 @@ from typing import Any
 
 import pytest
 
-from cloudstore import CloudProvider, CloudProviderFactory
+from cloudstore import Bucket, CloudProvider, CloudProviderFactory
 from cloudstore.registry import registered
 from cloudstore.testing import TEST_TRANSFER, Target, fresh_bucket, unique_name
 from tests.support.servers.base import RunningServer
 
 pytest_plugins = ["cloudstore.testing.plugin"]
 
-__all__ = ["TEST_TRANSFER", "Servers", "fresh_bucket", "make_provider", "selected_providers", "unique_name"]
+__all__ = [
+    "TEST_TRANSFER",
+    "Servers",
+    "bucket_fixture",
+    "fresh_bucket",
+    "make_provider",
+    "provider_fixture",
+    "selected_providers",
+    "server_fixture",
+    "unique_name",
+]
 
 #: How to start a test server for each provider id of the registry (the module's ``start(workdir)``
 #: and its ``QUIRKS``).
@@ -95,6 +107,42 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 def make_provider(server: RunningServer, **overrides: Any) -> CloudProvider:
     config = {"transfer_config": TEST_TRANSFER, **server.config, **overrides}
     return CloudProviderFactory().create_provider(server.name, config)
+
+
+# The fixtures of a test module about one provider. Each is registered under the name the module
+# assigns it to (``azurite = server_fixture("azure")``); the names of the fixtures it builds on
+# are arguments.
+def server_fixture(provider_id: str) -> Any:
+    """A module-scoped fixture: the provider's server, started once per session."""
+
+    @pytest.fixture(scope="module")
+    def started(servers: Servers) -> RunningServer:
+        return servers.get(provider_id)
+
+    return started
+
+
+def provider_fixture(server: str = "server") -> Any:
+    """A module-scoped fixture: a provider on the running server of the fixture ``server``."""
+
+    @pytest.fixture(scope="module")
+    def made(request: pytest.FixtureRequest) -> Iterator[CloudProvider]:
+        provider = make_provider(request.getfixturevalue(server))
+        yield provider
+        provider.close()
+
+    return made
+
+
+def bucket_fixture(prefix: str, provider: str = "provider") -> Any:
+    """A fixture: a fresh bucket named ``prefix-...`` on the fixture ``provider``, deleted with its contents."""
+
+    @pytest.fixture
+    def fresh(request: pytest.FixtureRequest) -> Iterator[Bucket]:
+        with fresh_bucket(request.getfixturevalue(provider), prefix) as created:
+            yield created
+
+    return fresh
 
 
 @pytest.fixture(scope="session")

@@ -315,17 +315,6 @@ def test_copy_between_providers_streams_through(cli: Run, root: Path, servers: S
         ok(cli("rb", "--force", "aws://cli-cross-bucket", config=s3))
 
 
-@pytest.mark.parametrize("sizes", [[5, -1], [1, 1, 1, 100], [3, 3, 3, 3, 3], [-1]])
-def test_chunk_stream_reads_across_chunk_boundaries(sizes: list[int]) -> None:
-    from cloudstore._engine import ChunkStream
-
-    chunks = [b"abc", b"", b"defgh", b"ij"]
-    stream = ChunkStream(iter(chunks))
-    got = b"".join(stream.read(size) for size in sizes) + stream.read()
-    assert got == b"abcdefghij"
-    assert stream.read(4) == b"" and stream.read() == b""
-
-
 def test_ls_shows_times_and_human_sizes(cli: Run, root: Path) -> None:
     ok(cli("mb", "local://bkt"))
     (root / "bkt" / "small").write_bytes(b"x" * 11)

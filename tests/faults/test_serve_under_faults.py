@@ -22,16 +22,14 @@ from typing import TypeVar
 import pytest
 
 from cloudstore import Bucket, CloudProvider
-from tests.conftest import make_provider, unique_name
+from tests.conftest import make_provider, server_fixture, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer
 
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
-def local_server(servers) -> RunningServer:  # type: ignore[no-untyped-def]
-    return servers.get("local")  # type: ignore[no-any-return]
+local_server = server_fixture("local")
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ from cloudstore._checksums import Checksum, expected_checksum
 from cloudstore.backend import BucketInfo, Page, RangeReader
 from cloudstore.providers.aws.backend import S3Backend
 from cloudstore.testing import SentRequest, backend_of, call_through, observing, sent_requests, spy_on
-from tests.conftest import Servers, make_provider, unique_name
+from tests.conftest import make_provider, provider_fixture, server_fixture, unique_name
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
 
@@ -60,14 +60,8 @@ ONE_TRY = RetryPolicy(max_attempts=1)
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(servers: Servers) -> RunningServer:
-    return servers.get("aws")
-
-
-@pytest.fixture(scope="module")
-def aws(server: RunningServer) -> CloudProvider:
-    return make_provider(server)
+server = server_fixture("aws")
+aws = provider_fixture()
 
 
 @pytest.fixture(scope="module")

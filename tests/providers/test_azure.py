@@ -8,7 +8,6 @@ cannot issue over http (see test_user_delegation_sas_shape_offline).
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import os
 import random
@@ -18,8 +17,8 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,7 +49,13 @@ from cloudstore import (
 from cloudstore.backend import BucketInfo, ObjectInfo
 from cloudstore.providers.azure.sas import blob_sas_url
 from cloudstore.testing import backend_of, call_through
-from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
+from tests.conftest import (
+    bucket_fixture,
+    make_provider,
+    provider_fixture,
+    server_fixture,
+    unique_name,
+)
 from tests.support.proxy import FaultProxy
 from tests.support.servers import azurite as azurite_server
 from tests.support.servers.base import RunningServer, free_port
@@ -73,20 +78,9 @@ def _no_azure_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Non
     monkeypatch.setenv("CLOUDSTORE_CONFIG", str(tmp_path / "no-such-config.ini"))
 
 
-@pytest.fixture(scope="module")
-def azurite(servers: Servers) -> RunningServer:
-    return servers.get("azure")
-
-
-@pytest.fixture(scope="module")
-def key_provider(azurite: RunningServer) -> CloudProvider:
-    return make_provider(azurite)
-
-
-@pytest.fixture
-def container(key_provider: CloudProvider) -> Iterator[Bucket]:
-    with fresh_bucket(key_provider, "az") as created:
-        yield created
+azurite = server_fixture("azure")
+key_provider = provider_fixture(server="azurite")
+container = bucket_fixture("az", provider="key_provider")
 
 
 def create(config: dict[str, Any], **extra: Any) -> CloudProvider:
@@ -510,78 +504,6 @@ def test_broken_download_is_resumed_and_a_flipped_byte_is_caught(
 # --- integrity: checksums up and down, timeouts, one request per retry -------------------------------
 
 
-class RequestBodyFlipper:
-    """A minimal reverse proxy that inverts one byte of the body of the first ``flips`` requests
-    whose target matches ``path``, and records every answer.
-
-    tests/support/proxy.py flips response bodies only; this is the upload direction. Requests are
-    relayed whole (the bodies here are a few MiB), one upstream connection each.
-    """
-
-    def __init__(self, upstream_port: int, path: str, flips: int = 1, rate: float = 1.0, seed: int = 0) -> None:
-        #: (method, target, status, whether its body was flipped), in the order answered.
-        self.answers: list[tuple[str, str, int, bool]] = []
-        self._left = flips
-        self._rate = rate
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        owner, pattern = self, re.compile(path)
-
-        class Relay(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                flip = bool(body) and pattern.search(self.path) is not None and owner._take_flip()
-                if flip:
-                    middle = len(body) // 2
-                    body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
-                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                try:
-                    upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
-                    response = upstream.getresponse()
-                    data = response.read()
-                finally:
-                    upstream.close()
-                self.send_response_only(response.status, response.reason)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
-                        self.send_header(key, value)
-                length = response.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                with owner._lock:
-                    owner.answers.append((self.command, self.path, response.status, flip))
-
-            do_GET = do_HEAD = do_PUT = do_DELETE = relay
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def _take_flip(self) -> bool:
-        with self._lock:
-            if self._left <= 0 or self._rng.random() >= self._rate:
-                return False
-            self._left -= 1
-            return True
-
-    def __enter__(self) -> RequestBodyFlipper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
 PUT_BLOCK = r"comp=block(?!list)"
 SMALL_PARTS = TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurrency=3)
 
@@ -589,6 +511,23 @@ SMALL_PARTS = TransferConfig(threshold=5 * MiB, part_size=5 * MiB, max_concurren
 def via(azurite: RunningServer, url: str, **overrides: Any) -> CloudProvider:
     """A key-authenticated provider whose requests go through the proxy at ``url``."""
     return make_provider(azurite, azure_blob_endpoint=f"{url}/{azurite.extra['account_name']}", **overrides)
+
+
+@contextmanager
+def flipping_one_upload(azurite: RunningServer, path: str) -> Iterator[FaultProxy]:
+    """A fault proxy that inverts one byte of the body of the first PUT whose target matches ``path``."""
+    with FaultProxy(upstream=("127.0.0.1", azurite.extra["port"])) as proxy:
+        proxy.add_rule("flip_request", methods=["PUT"], path=path, limit=1)
+        yield proxy
+
+
+def answers(proxy: FaultProxy, method: str, path: str = "") -> list[tuple[int | None, bool]]:
+    """(status, whether its body was flipped) of each ``method`` request matching ``path``, in order."""
+    return [
+        (record.status, record.fault == "flip_request")
+        for record in proxy.requests
+        if record.method == method and re.search(path, record.target)
+    ]
 
 
 def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
@@ -618,25 +557,24 @@ def test_a_wrong_content_md5_is_refused_retryable_and_nothing_is_stored(
 
 def test_a_body_damaged_on_the_way_up_is_refused_and_sent_again(azurite: RunningServer, container: Bucket) -> None:
     small = os.urandom(200_000)
-    with RequestBodyFlipper(azurite.extra["port"], r"/small\.bin$") as flipper:
-        via(azurite, flipper.url).storage.buckets.get(container.name).objects.create("small.bin").upload(small)  # type: ignore[union-attr]
-    assert [(status, flipped) for m, _, status, flipped in flipper.answers if m == "PUT"] == [(400, True), (201, False)]
+    with flipping_one_upload(azurite, r"/small\.bin$") as proxy:
+        via(azurite, proxy.url).storage.buckets.get(container.name).objects.create("small.bin").upload(small)  # type: ignore[union-attr]
+    assert answers(proxy, "PUT") == [(400, True), (201, False)]
 
     large = os.urandom(12 * MiB)
-    with RequestBodyFlipper(azurite.extra["port"], PUT_BLOCK) as flipper:
-        provider = via(azurite, flipper.url, transfer_config=SMALL_PARTS)
+    with flipping_one_upload(azurite, PUT_BLOCK) as proxy:
+        provider = via(azurite, proxy.url, transfer_config=SMALL_PARTS)
         provider.storage.buckets.get(container.name).objects.create("large.bin").upload(io.BytesIO(large))  # type: ignore[union-attr]
-    blocks = sorted((status, flipped) for m, target, status, flipped in flipper.answers if re.search(PUT_BLOCK, target))
     # Three blocks, the damaged one refused and sent again; then one Put Block List.
-    assert blocks == [(201, False)] * 3 + [(400, True)]
-    assert [m for m, *_ in flipper.answers].count("PUT") == 5
+    assert sorted(answers(proxy, "PUT", PUT_BLOCK)) == [(201, False)] * 3 + [(400, True)]
+    assert proxy.count_requests("PUT") == 5
 
     # A damaged block list: Azure refuses it by its Content-MD5; Azurite does not check that, and
     # finds no such blocks (InvalidBlockList), but they are all still staged: it is sent again.
-    with RequestBodyFlipper(azurite.extra["port"], r"comp=blocklist") as flipper:
-        provider = via(azurite, flipper.url, transfer_config=SMALL_PARTS)
+    with flipping_one_upload(azurite, r"comp=blocklist") as proxy:
+        provider = via(azurite, proxy.url, transfer_config=SMALL_PARTS)
         provider.storage.buckets.get(container.name).objects.create("listed.bin").upload(io.BytesIO(large))  # type: ignore[union-attr]
-    lists = [(status, flipped) for m, target, status, flipped in flipper.answers if "comp=blocklist" in target]
+    lists = answers(proxy, "PUT", r"comp=blocklist")
     assert lists[0] == (400, True) and lists[-1] == (201, False)
 
     for name, data in (("small.bin", small), ("large.bin", large), ("listed.bin", large)):
@@ -775,16 +713,13 @@ def test_mixed_transfers_under_faults_both_ways_all_arrive_intact(
 ) -> None:
     rng = random.Random(11)
     sizes = [rng.choice([0, 1, 1000, 300_000, 3 * MiB, 7 * MiB]) for _ in range(30)]
-    # Request bodies damaged by the flipper, answers by the fault proxy in front of it.
-    with (
-        RequestBodyFlipper(azurite.extra["port"], r".", flips=1000, rate=0.1, seed=3) as flipper,
-        FaultProxy(
-            upstream=("127.0.0.1", flipper.port),
-            rates={"reset": 0.03, "503": 0.03, "stall": 0.01},
-            stall_seconds=3,
-            seed=5,
-        ) as proxy,
-    ):
+    # Request bodies damaged on the way up, answers on the way down.
+    with FaultProxy(
+        upstream=("127.0.0.1", azurite.extra["port"]),
+        rates={"reset": 0.03, "503": 0.03, "stall": 0.01, "flip_request": 0.1},
+        stall_seconds=3,
+        seed=5,
+    ) as proxy:
         # A download found damaged is fetched once more, so at most one flipped answer per blob
         # (two flips in a row fail it by design, whichever requests the draws happen to hit).
         proxy.add_rule("flip", 0.05, once_per_path=True)
@@ -803,7 +738,7 @@ def test_mixed_transfers_under_faults_both_ways_all_arrive_intact(
             stored = raw_client(azurite).get_container_client(container.name).get_blob_client(f"mixed/{number}.bin")
             assert stored.download_blob().readall() == data
             assert not stored.get_block_list("uncommitted")[1]
-    assert sum(flipped for *_, flipped in flipper.answers) > 0
+    assert proxy.stats["flip_request"] > 0
     assert proxy.stats["faults"] > 0 and proxy.stats["flip"] > 0
 
 

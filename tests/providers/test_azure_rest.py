@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import os
 import random
-from collections.abc import Iterator
 from functools import cmp_to_key
 from typing import Any
 
@@ -27,7 +26,13 @@ from cloudstore import (
 from cloudstore.providers.azure.auth import header_order, shared_key_signature
 from cloudstore.providers.azure.rest import WHOLE_BATCH, batch_answers
 from cloudstore.testing import backend_of, call_through
-from tests.conftest import Servers, fresh_bucket, make_provider, unique_name
+from tests.conftest import (
+    bucket_fixture,
+    make_provider,
+    provider_fixture,
+    server_fixture,
+    unique_name,
+)
 from tests.support.proxy import FaultProxy
 from tests.support.servers import azurite as azurite_server
 from tests.support.servers.base import RunningServer
@@ -141,15 +146,9 @@ def test_batch_answers_are_read_by_content_id() -> None:
 # --- on Azurite ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def azurite(servers: Servers) -> RunningServer:
-    return servers.get("azure")
-
-
-@pytest.fixture
-def container(azurite: RunningServer) -> Iterator[Bucket]:
-    with fresh_bucket(make_provider(azurite), "lean") as created:
-        yield created
+azurite = server_fixture("azure")
+provider = provider_fixture(server="azurite")
+container = bucket_fixture("lean")
 
 
 def test_each_operation_is_one_request_on_kept_alive_connections(azurite: RunningServer, container: Bucket) -> None:

@@ -62,7 +62,14 @@ from cloudstore.providers.gcp.compose import HIDDEN_PREFIX
 from cloudstore.providers.gcp.errors import error_from_body, map_gcs_error
 from cloudstore.providers.gcp.paging import BucketMarker, ObjectPager
 from cloudstore.testing import backend_of, call_through
-from tests.conftest import TEST_TRANSFER, fresh_bucket, make_provider, unique_name
+from tests.conftest import (
+    TEST_TRANSFER,
+    bucket_fixture,
+    make_provider,
+    provider_fixture,
+    server_fixture,
+    unique_name,
+)
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
 from tests.support.servers.fakegcs import make_service_account_info
@@ -83,23 +90,9 @@ def clean_google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLOUDSTORE_CONFIG", str(tmp_path / "no-config.ini"))
 
 
-@pytest.fixture(scope="module")
-def gcs(servers: Any) -> RunningServer:
-    server: RunningServer = servers.get("gcp")
-    return server
-
-
-@pytest.fixture(scope="module")
-def provider(gcs: RunningServer) -> Iterator[CloudProvider]:
-    made = make_provider(gcs)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def bucket(provider: CloudProvider) -> Iterator[Bucket]:
-    with fresh_bucket(provider, "gcp") as created:
-        yield created
+gcs = server_fixture("gcp")
+provider = provider_fixture(server="gcs")
+bucket = bucket_fixture("gcp")
 
 
 @pytest.fixture

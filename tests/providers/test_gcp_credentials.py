@@ -13,21 +13,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import requests
 
 from cloudstore import CloudProvider, CloudProviderFactory
 from cloudstore.credentials import TemporaryCredentials
-from tests.conftest import Servers
+from tests.conftest import server_fixture
 from tests.support.servers.base import RunningServer
 from tests.support.workload import round_trips
 
 LIFETIME = 3.0
 
 
-@pytest.fixture(scope="module")
-def gcs(servers: Servers) -> RunningServer:
-    return servers.get("gcp")
+gcs = server_fixture("gcp")
 
 
 class Issuer:

@@ -37,7 +37,7 @@ from cloudstore import (
 from cloudstore.backend import ObjectInfo
 from cloudstore.providers.local.auth import sign_request
 from cloudstore.testing import backend_of, call_through, spy_on
-from tests.conftest import Servers, unique_name
+from tests.conftest import server_fixture, unique_name
 from tests.support.servers.base import RunningServer
 from tests.support.streams import BreakingStream
 
@@ -568,9 +568,7 @@ def test_delete_removes_empty_folders_and_sidecars(bucket: Bucket, root: Path) -
 # --- cloudstore serve ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def serve(servers: Servers) -> RunningServer:
-    return servers.get("local")
+serve = server_fixture("local")
 
 
 @pytest.fixture

@@ -52,7 +52,14 @@ from cloudstore.backend import BucketInfo, Checksum
 from cloudstore.exceptions import class_for_status
 from cloudstore.providers.openstack.backend import SEGMENTS_SUFFIX, SwiftBackend
 from cloudstore.testing import backend_of, call_through
-from tests.conftest import TEST_TRANSFER, Servers, fresh_bucket, make_provider, unique_name
+from tests.conftest import (
+    TEST_TRANSFER,
+    bucket_fixture,
+    make_provider,
+    provider_fixture,
+    server_fixture,
+    unique_name,
+)
 from tests.support.proxy import FaultProxy
 from tests.support.servers.base import RunningServer, free_port
 from tests.support.streams import BreakingStream
@@ -62,20 +69,9 @@ ONE_TRY = RetryPolicy(max_attempts=1)
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(servers: Servers) -> RunningServer:
-    return servers.get("openstack")
-
-
-@pytest.fixture(scope="module")
-def swift(server: RunningServer) -> CloudProvider:
-    return make_provider(server)
-
-
-@pytest.fixture
-def swift_bucket(swift: CloudProvider) -> Iterator[Bucket]:
-    with fresh_bucket(swift, "os") as bucket:
-        yield bucket
+server = server_fixture("openstack")
+swift = provider_fixture()
+swift_bucket = bucket_fixture("os", provider="swift")
 
 
 def login(server: RunningServer, user: str, key: str) -> tuple[str, str]:

@@ -200,12 +200,14 @@ class FaultRule:
 
 @dataclass
 class RequestRecord:
-    """One request the proxy received, and the fault actually injected into it (if any)."""
+    """One request the proxy received, the fault actually injected into it (if any) and the status
+    the upstream answered it with (None: not forwarded, or not answered)."""
 
     method: str
     target: str
     connection: int
     fault: str | None = None
+    status: int | None = None
 
 
 @dataclass
@@ -816,6 +818,7 @@ class _Connection:
                 self.client.sendall(head)  # 100 Continue and friends: relay, then read the real answer
                 continue
             break
+        plan.record.status = status
 
         fault = plan.fault
         if fault is not None and fault.kind == "stall":

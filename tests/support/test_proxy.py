@@ -517,6 +517,8 @@ def test_permanent_status_for_one_path(origin: _Upstream) -> None:
         assert proxy.count_requests("GET", r"^/bytes/403\b") == 2
         assert proxy.stats["status"] == 2
         assert [r.fault for r in proxy.requests] == ["status", None, "status"]
+        # The upstream's status is recorded for the forwarded request only.
+        assert [r.status for r in proxy.requests] == [None, 200, None]
     assert [p for _, p, _ in origin.seen] == ["/bytes/10"]
 
 

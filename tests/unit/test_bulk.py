@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cloudstore import BulkReport, InvalidParamException, NotFoundException, ProviderList
+import cloudstore
+from cloudstore import BulkReport, CloudProviderFactory, InvalidParamException, NotFoundException, ProviderList
 from cloudstore.bulk import _Budget, _Filter, _RateLimit, parse_address
+from cloudstore.testing import Call, spy_on, unique_name
 
 
 def test_include_and_exclude_globs() -> None:
@@ -57,29 +59,44 @@ def test_budget_waits_until_bytes_are_given_back() -> None:
     assert budget.take(10**9) == 100  # more than the whole budget takes all of it, never blocks forever
 
 
-def test_report_summary_and_order() -> None:
-    report = BulkReport()
-    assert report.ok and report.summary() == "copied 0 (0 B), failed 0"
-    report._copied("b", 1536)
-    report._skipped()
-    report._fail("z", NotFoundException("gone"))
-    report._fail("a", NotFoundException("gone too"))
-    report._sort()
+def test_report_summary_and_order(tmp_path: Path) -> None:
+    assert BulkReport().ok and BulkReport().summary() == "copied 0 (0 B), failed 0"
+    spied = spy_on(CloudProviderFactory().create_provider("memory", {"memory_store": unique_name("report")}))
+    bucket = spied.provider.storage.buckets.create("report")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, data in {"a": b"a", "b": b"x" * 1536, "same": b"unchanged", "z": b"z"}.items():
+        (source / name).write_bytes(data)
+    bucket.objects.create("same").upload(b"unchanged")
+    # The upload of "z" fails, then that of "a" (it waits for it): the report lists them by name.
+    z_failed = threading.Event()
+
+    def fail_z_then_a(call: Call) -> None:
+        if call.args[1] == "z":
+            z_failed.set()
+            raise NotFoundException("gone")
+        if call.args[1] == "a":
+            assert z_failed.wait(10)
+            raise NotFoundException("gone too")
+
+    spied.backend.before("put_object", fail_z_then_a)
+    report = cloudstore.sync(source, (bucket, ""), concurrency=2)
     assert not report.ok
     assert [failure.name for failure in report.failed] == ["a", "z"]
     assert report.failed[0].reason == "NotFoundException: gone too"
     assert report.summary() == "copied 1 (1.5 KiB), skipped 1, failed 2"
-    planned = BulkReport(dry_run=True)
-    planned._deleted(["y", "x"])
-    planned._copied("c", 3)
-    planned._sort()
-    assert planned.actions == [("copy", "c"), ("delete", "x"), ("delete", "y")]
-    assert planned.summary() == "dry run: would have copied 1 (3 B), deleted 2, failed 0"
+
+    planned = tmp_path / "planned"
+    planned.mkdir()
+    (planned / "c").write_bytes(b"abc")
+    for name in ("y", "x"):
+        bucket.objects.create(f"dry/{name}").upload(b"old")
+    dry = cloudstore.sync(planned, (bucket, "dry"), delete=True, dry_run=True)
+    assert dry.actions == [("copy", "c"), ("delete", "x"), ("delete", "y")]
+    assert dry.summary() == "dry run: would have copied 1 (3 B), deleted 2, failed 0"
 
 
 def test_request_cap_holds_for_a_whole_job(tmp_path: Path) -> None:
-    from cloudstore import CloudProviderFactory
-
     provider = CloudProviderFactory().create_provider(ProviderList.LOCAL, {"local_root": str(tmp_path / "root")})
     bucket = provider.storage.buckets.create("capped")
     source = tmp_path / "src"

@@ -3,17 +3,23 @@
 boto3 keeps the credentials (its chain, STS and session tokens, their refresh, and a
 ``credentials_provider`` of the config inserted first in that chain): the control plane's client
 signs with them, and the lean path (:mod:`cloudstore.providers.aws.rest`) signs with the same
-credentials object, frozen once per request, so a refresh reaches both.
+credentials object, frozen once per request, so a refresh reaches both. The lean path's
+:class:`SigV4Signer` sends what botocore's ``S3SigV4Auth`` would, at a fraction of its CPU.
 """
 
 from __future__ import annotations
 
+import hmac
+import time
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
+from botocore.auth import EMPTY_SHA256_HASH, SIGNED_HEADERS_BLACKLIST, UNSIGNED_PAYLOAD
 from botocore.config import Config as BotoConfig
 from botocore.credentials import CredentialProvider, Credentials, ReadOnlyCredentials
+from botocore.exceptions import NoCredentialsError
 
 from cloudstore import exceptions as exc
 from cloudstore.config import Config, Timeouts
@@ -163,3 +169,109 @@ def make_client(session: boto3.session.Session, settings: ClientSettings) -> S3C
         response_checksum_validation=settings.checksums,
     )
     return session.client("s3", endpoint_url=settings.endpoint_url, verify=settings.verify, config=boto_config)
+
+
+_UNSIGNED_HEADERS = frozenset(SIGNED_HEADERS_BLACKLIST)
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.digest(key, message.encode(), "sha256")
+
+
+class SigV4Signer:
+    """SigV4 header signing of the lean path's S3 requests, from plain strings and dicts.
+
+    It adds the headers botocore's ``S3SigV4Auth.add_auth`` adds, with the same values and the
+    same headers signed (botocore stays the reference: ``tests/unit/test_aws_sigv4.py`` checks
+    them against it), without its ``AWSRequest``, email-based headers and URL re-parsing. The
+    credentials are frozen once per request (so a refresh is picked up); the signing key derived
+    from the secret is kept for the day it is valid, and is in no repr.
+    """
+
+    __slots__ = ("_credentials", "_key", "_payload_signing", "_region", "_service")
+
+    def __init__(
+        self, credentials: Credentials | None, region: str, payload_signing: bool | None, service: str = "s3"
+    ) -> None:
+        self._credentials = credentials
+        self._region = region
+        self._service = service
+        # As botocore's s3 "payload_signing_enabled": None leaves it to the request (see sign).
+        self._payload_signing = payload_signing
+        # (date, access key, secret, derived key) of the last request: one tuple, swapped whole,
+        # so threads never see a key with another date's or secret's.
+        self._key: tuple[str, str, str, bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"SigV4Signer(region={self._region!r}, service={self._service!r})"
+
+    def _signing_key(self, date: str, access_key: str, secret: str) -> bytes:
+        cached = self._key
+        if cached is not None and cached[0] == date and cached[1] == access_key and cached[2] == secret:
+            return cached[3]
+        key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), date), self._region), self._service), "aws4_request")
+        self._key = (date, access_key, secret, key)
+        return key
+
+    def sign(
+        self,
+        method: str,
+        https: bool,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        streaming: bool = False,
+        timestamp: str | None = None,
+    ) -> None:
+        """Sign a request: add X-Amz-Date, X-Amz-Security-Token (with a session token),
+        X-Amz-Content-SHA256 and Authorization to ``headers``.
+
+        ``path`` and ``query`` are as sent (already quoted); ``headers`` hold Host and none of the
+        headers added here. ``streaming`` is botocore's ``has_streaming_input`` (puts and parts):
+        over https, with a Content-MD5, their body is left out of the signature.
+        ``timestamp`` (``YYYYMMDDTHHMMSSZ``) is now unless given.
+        """
+        if self._credentials is None:
+            raise NoCredentialsError()
+        credentials = self._credentials.get_frozen_credentials()
+        access_key, secret_key = credentials.access_key, credentials.secret_key
+        if access_key is None or secret_key is None:
+            raise NoCredentialsError()
+        if timestamp is None:
+            timestamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        headers["X-Amz-Date"] = timestamp
+        if credentials.token:
+            headers["X-Amz-Security-Token"] = credentials.token
+        # Header names case-insensitively, repeated ones joined by commas, spaces trimmed (SigV4).
+        signed: dict[str, str] = {}
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower not in _UNSIGNED_HEADERS:
+                value = " ".join(value.split())
+                signed[lower] = f"{signed[lower]},{value}" if lower in signed else value
+        sign_payload = self._payload_signing
+        if sign_payload is None:  # S3SigV4Auth's default: TLS and a checksum can stand for the body's hash
+            sign_payload = not (https and streaming and "content-md5" in signed)
+        if not sign_payload:
+            payload = UNSIGNED_PAYLOAD
+        elif body:
+            payload = sha256(body).hexdigest()
+        else:
+            payload = EMPTY_SHA256_HASH
+        headers["X-Amz-Content-SHA256"] = signed["x-amz-content-sha256"] = payload
+        names = sorted(signed)
+        signed_names = ";".join(names)
+        if query:
+            query = "&".join(f"{k}={v}" for k, _, v in sorted(pair.partition("=") for pair in query.split("&")))
+        canonical_headers = "".join(f"{name}:{signed[name]}\n" for name in names)
+        canonical = f"{method}\n{path}\n{query}\n{canonical_headers}\n{signed_names}\n{payload}"
+        date = timestamp[:8]
+        scope = f"{date}/{self._region}/{self._service}/aws4_request"
+        to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{sha256(canonical.encode()).hexdigest()}"
+        key = self._signing_key(date, access_key, secret_key)
+        signature = _hmac(key, to_sign).hex()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed_names}, Signature={signature}"
+        )

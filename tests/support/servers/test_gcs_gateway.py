@@ -12,7 +12,6 @@ import http.client
 import time as clock
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,8 +21,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from cloudstore import Bucket, CloudProvider
-from tests.conftest import fresh_bucket, make_provider
+from cloudstore import Bucket
+from tests.conftest import bucket_fixture, provider_fixture, server_fixture
 from tests.support.servers.base import RunningServer
 from tests.support.servers.fakegcs import make_service_account_info
 from tests.support.servers.gcs_gateway import MAX_EXPIRES, Rejection, check_signed_request, is_signed
@@ -174,23 +173,9 @@ def test_malformed_signing_parameters_are_refused(old: str, new: str) -> None:
 
 
 # --- the running gateway ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gcs(servers: Any) -> RunningServer:
-    server: RunningServer = servers.get("gcp")
-    return server
-
-
-@pytest.fixture(scope="module")
-def provider(gcs: RunningServer) -> Iterator[CloudProvider]:
-    made = make_provider(gcs)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def bucket(provider: CloudProvider) -> Iterator[Bucket]:
-    with fresh_bucket(provider, "gateway") as created:
-        yield created
+gcs = server_fixture("gcp")
+provider = provider_fixture(server="gcs")
+bucket = bucket_fixture("gateway")
 
 
 def fetch(
