@@ -83,7 +83,7 @@ def object_info(name: str, message: Headers) -> ObjectInfo:
     # One pass over the headers into a dict of lower-case names: each lookup after is one dict get.
     headers: dict[str, str] = {}
     metadata: dict[str, str] = {}
-    for key, value in message.raw_items():  # http.client decoded them as latin-1: nothing to sanitise
+    for key, value in message.raw_items():
         lower = key.lower()
         headers[lower] = value
         if lower.startswith(_META):
