@@ -271,8 +271,6 @@ def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | No
 def blob_info(name: str, headers: Headers, *, ranged: bool) -> ObjectInfo:
     """The blob's properties from the headers of a HEAD or Get Blob answer (a range's too: its
     size is the total in Content-Range, its MD5 the whole blob's in x-ms-blob-content-md5)."""
-    # raw_items: the values as http.client stored them, without the email package's policy
-    # pass over each one (which cost as much as the rest of this function).
     raw = list(headers.raw_items())
     found = {key.lower(): value for key, value in raw}
     total = content_range_total(found.get("content-range"))
