@@ -3,8 +3,8 @@
 The SDKs' own transports cost most of a small request's client CPU (issue 15,
 ``benchmarks/NOTES.md``); a provider's hot requests (single put/get/head, list pages, parts,
 batch deletes) instead go over one :class:`ConnectionPool` per backend, straight on
-``http.client``. The pool knows nothing of any cloud: the provider signs the request and reads
-the answer.
+sockets with the HTTP/1.1 framing of :mod:`cloudstore._http.framing`. The pool knows nothing
+of any cloud: the provider signs the request and reads the answer.
 
 API (stable: the providers build on it)::
 
@@ -44,7 +44,7 @@ API (stable: the providers build on it)::
 from __future__ import annotations
 
 import base64
-import http.client
+import io
 import logging
 import os
 import select
@@ -56,8 +56,10 @@ import urllib.request
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.message import Message
+from typing import cast
 
+from cloudstore._http import framing
+from cloudstore._http.framing import ConnectionClosed, FramingError, Headers
 from cloudstore.config import Timeouts
 from cloudstore.exceptions import InvalidParamException, ProviderConnectionException
 
@@ -66,9 +68,15 @@ log = logging.getLogger("cloudstore.http")
 #: Methods that may be sent again when a stale connection lost them (RFC 9110, 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: Errors that mean a kept-alive connection was already dead when the request went out.
-_STALE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_STALE_ERRORS = (ConnectionClosed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 #: Everything a socket, TLS or HTTP framing failure raises.
-_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+_TRANSPORT_ERRORS = (OSError, FramingError)
+#: Methods whose request has a body, so an empty one is sent as ``Content-Length: 0``.
+_BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
+#: A body up to this size goes out in one write with the request head (one segment on the wire).
+_JOIN_BODY_UP_TO = 64 * 1024
+#: Bytes each connection's reader buffers (an answer's head and a small body in one receive).
+_READ_BUFFER = 64 * 1024
 
 Body = bytes | bytearray | memoryview
 _BYTES_LIKE = (bytes, bytearray, memoryview)
@@ -164,13 +172,41 @@ def proxy_for(origin: Origin) -> _Proxy | None:
     return _Proxy(Origin("http", parts.hostname, parts.port or 80), headers)
 
 
+class _Connection:
+    """One socket (TLS-wrapped for https) and the buffered reader its answers are read from."""
+
+    __slots__ = ("reader", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = cast(io.BufferedReader, sock.makefile("rb", buffering=_READ_BUFFER))
+
+    def send(self, head: bytes, body: Body | tuple[Body, ...] | None) -> None:
+        if body is None:
+            self.sock.sendall(head)
+        elif isinstance(body, tuple):
+            self.sock.sendall(head)
+            for piece in body:
+                self.sock.sendall(piece)
+        elif len(body) <= _JOIN_BODY_UP_TO:
+            self.sock.sendall(b"".join((head, body)))
+        else:
+            self.sock.sendall(head)
+            self.sock.sendall(body)
+
+    def close(self) -> None:
+        # The reader holds a reference to the socket: both must close for the socket to.
+        self.reader.close()
+        self.sock.close()
+
+
 class _Slots:
     """The connections of one origin: a bound on how many are open, the idle ones, and the proxy
     they go through (https: a CONNECT tunnel; http: absolute request targets)."""
 
     def __init__(self, limit: int, proxy: _Proxy | None) -> None:
         self.free = threading.BoundedSemaphore(limit)
-        self.idle: list[http.client.HTTPConnection] = []
+        self.idle: list[_Connection] = []
         self.lock = threading.Lock()
         self.proxy = proxy
 
@@ -178,56 +214,144 @@ class _Slots:
 class PoolResponse:
     """An answer whose body is read from its connection (see the module's docstring).
 
-    ``status`` (int), ``reason``, ``headers`` (case-insensitive ``get``/``get_all``/``items``).
+    ``status`` (int), ``reason``, ``headers`` (:class:`~cloudstore._http.framing.Headers`:
+    case-insensitive ``get``/``get_all``/``items``/``raw_items``).
     """
 
-    __slots__ = ("__weakref__", "_done", "_release", "_response", "headers", "reason", "status")
+    __slots__ = (
+        "__weakref__",
+        "_chunk_left",
+        "_done",
+        "_keep_alive",
+        "_reader",
+        "_release",
+        "_remaining",
+        "headers",
+        "reason",
+        "status",
+    )
 
-    def __init__(self, response: http.client.HTTPResponse, release: _Release) -> None:
-        self.status: int = response.status
-        self.reason: str = response.reason
-        self.headers: Message = response.headers
-        self._response = response
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: Headers,
+        length: int | None,
+        keep_alive: bool,
+        connection: _Connection,
+        release: _Release,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self._reader = connection.reader
         self._release = release
+        #: Body bytes still to come: a count, ``None`` (chunked) or -1 (until the connection closes).
+        self._remaining = length
+        self._chunk_left = 0
+        self._keep_alive = keep_alive and length != -1
         self._done = False
-        if response.length == 0:  # no body (HEAD, 204, 304, Content-Length: 0): done now
-            response.read()
+        if length == 0:  # no body (HEAD, 204, 304, Content-Length: 0): done now
             self._finish(reusable=True)
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes of the body (all that is left when negative); ``b""`` at its end."""
-        if self._done:
+        if self._done or size == 0:
             return b""
+        remaining = self._remaining
         try:
-            data = self._response.read(None if size < 0 else size)
+            if remaining is None:
+                return self._read_chunks(size)
+            if remaining > 0:
+                wanted = remaining if size < 0 else min(size, remaining)
+                data = self._reader.read(wanted)
+                self._count(len(data), wanted)
+                return data
+            data = self._reader.read(size)  # until close
         except _TRANSPORT_ERRORS as err:
             self._finish(reusable=False)
             raise _connection_error(err) from err
-        if size < 0 or self._response.isclosed() or (size > 0 and not data):
-            self._finish(reusable=True)
+        if size < 0 or not data:
+            self._finish(reusable=False)
         return data
 
     def readinto(self, buffer: memoryview | bytearray) -> int:
         """Read the body into ``buffer`` (no copy of its own); the bytes read, 0 at the end."""
-        if self._done:
+        if self._done or len(buffer) == 0:
             return 0
+        view = memoryview(buffer).cast("B")
         try:
-            count = self._response.readinto(buffer)
+            if self._remaining is None:
+                return self._readinto_chunks(view)
+            if self._remaining > 0:
+                wanted = min(len(view), self._remaining)
+                count = self._reader.readinto(view[:wanted])
+                self._count(count, wanted)
+                return count
+            count = self._reader.readinto(view)  # until close
         except _TRANSPORT_ERRORS as err:
             self._finish(reusable=False)
             raise _connection_error(err) from err
-        if self._response.isclosed() or (count == 0 and len(buffer) > 0):
-            self._finish(reusable=True)
+        if count == 0:
+            self._finish(reusable=False)
         return count
 
     def close(self) -> None:
         """Done with the answer: its connection goes back to the pool only if the body was read out."""
         if not self._done:
-            self._finish(reusable=self._response.isclosed())
+            self._finish(reusable=False)
+
+    def _read_chunks(self, size: int) -> bytes:
+        """Up to ``size`` bytes (all when negative) of a chunked body, across its chunks."""
+        pieces = []
+        left = size
+        while left != 0 and self._next_chunk():
+            wanted = self._chunk_left if left < 0 else min(self._chunk_left, left)
+            data = self._reader.read(wanted)
+            if len(data) < wanted:
+                raise FramingError("the connection ended inside a chunk of the body")
+            pieces.append(data)
+            left -= len(data) if left > 0 else 0
+            self._chunk_used(len(data))
+        return b"".join(pieces)
+
+    def _count(self, count: int, wanted: int) -> None:
+        """Account for ``count`` of ``wanted`` body bytes read (fewer: the connection ended early)."""
+        assert self._remaining is not None
+        if count < wanted:
+            raise FramingError(f"the connection ended {self._remaining - count} bytes before the body's end")
+        self._remaining -= count
+        if self._remaining == 0:
+            self._finish(reusable=True)
+
+    def _readinto_chunks(self, view: memoryview) -> int:
+        filled = 0
+        while filled < len(view) and self._next_chunk():
+            wanted = min(self._chunk_left, len(view) - filled)
+            count = self._reader.readinto(view[filled : filled + wanted])
+            if count < wanted:
+                raise FramingError("the connection ended inside a chunk of the body")
+            filled += count
+            self._chunk_used(count)
+        return filled
+
+    def _next_chunk(self) -> bool:
+        """Whether body bytes are left in this or a next chunk (the last chunk: done)."""
+        if self._chunk_left == 0:
+            self._chunk_left = framing.chunk_size(self._reader)
+            if self._chunk_left == 0:
+                self._finish(reusable=True)
+                return False
+        return True
+
+    def _chunk_used(self, count: int) -> None:
+        self._chunk_left -= count
+        if self._chunk_left == 0:
+            framing.chunk_end(self._reader)
 
     def _finish(self, reusable: bool) -> None:
         self._done = True
-        self._release(reusable and not self._response.will_close)
+        self._release(reusable and self._keep_alive)
 
     def __enter__(self) -> PoolResponse:
         return self
@@ -244,10 +368,10 @@ class _Release:
 
     __slots__ = ("_connection", "_pool", "_slots")
 
-    def __init__(self, pool: ConnectionPool, slots: _Slots, connection: http.client.HTTPConnection) -> None:
+    def __init__(self, pool: ConnectionPool, slots: _Slots, connection: _Connection) -> None:
         self._pool = pool
         self._slots = slots
-        self._connection: http.client.HTTPConnection | None = connection
+        self._connection: _Connection | None = connection
 
     def __call__(self, reusable: bool = False) -> None:
         connection, self._connection = self._connection, None
@@ -256,7 +380,7 @@ class _Release:
 
 
 class ConnectionPool:
-    """Keep-alive ``http.client`` connections per origin, at most ``max_connections`` each."""
+    """Keep-alive HTTP/1.1 connections per origin, at most ``max_connections`` each."""
 
     def __init__(
         self,
@@ -298,10 +422,19 @@ class ConnectionPool:
         if isinstance(body, tuple):
             if not all(isinstance(piece, _BYTES_LIKE) for piece in body):
                 raise InvalidParamException("a pooled request's body pieces must be bytes-like")
-            # http.client sends an iterable body piece by piece, chunked unless given its length.
-            headers["Content-Length"] = str(sum(memoryview(piece).nbytes for piece in body))
-        elif body is not None and not isinstance(body, _BYTES_LIKE):
-            raise InvalidParamException("a pooled request's body must be bytes-like")
+            length: int | None = sum(memoryview(piece).nbytes for piece in body)
+        elif body is not None:
+            if not isinstance(body, _BYTES_LIKE):
+                raise InvalidParamException("a pooled request's body must be bytes-like")
+            length = memoryview(body).nbytes
+        else:
+            length = 0 if method in _BODY_METHODS else None
+        if length is not None and "Content-Length" not in headers:
+            headers["Content-Length"] = str(length)
+        if "Host" not in headers and "host" not in headers:
+            headers["Host"] = origin.netloc
+        # As http.client: without it a server may choose to compress what it sends.
+        headers.setdefault("Accept-Encoding", "identity")
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         slots = self._slots(origin)
@@ -317,11 +450,13 @@ class ConnectionPool:
         if slots.proxy is not None and origin.scheme == "http":
             target = f"http://{origin.netloc}{target}"  # a forward proxy takes the absolute form
             headers.update(slots.proxy.headers)
+        head = framing.request_head(method, target, headers)
         for attempt in (1, 2):
             connection, reused = self._checkout(slots, origin)
             try:
-                connection.request(method, target, body=body, headers=headers)
-                response = connection.getresponse()
+                connection.send(head, body)
+                status, reason, answer_headers, http10 = framing.read_head(connection.reader)
+                body_length = framing.body_length(method, status, answer_headers)
             except _STALE_ERRORS as err:
                 self._checkin(slots, connection, reusable=False)
                 if reused and idempotent and attempt == 1:
@@ -341,7 +476,15 @@ class ConnectionPool:
                 self._checkin(slots, connection, reusable=False)
                 raise
             release = _Release(self, slots, connection)
-            answer = PoolResponse(response, release)
+            answer = PoolResponse(
+                status,
+                reason,
+                answer_headers,
+                body_length,
+                framing.keeps_alive(answer_headers, http10),
+                connection,
+                release,
+            )
             if not answer._done:
                 # An answer dropped unread must not hold its slot forever.
                 weakref.finalize(answer, release)
@@ -375,7 +518,7 @@ class ConnectionPool:
                     slots = self._origins[origin] = _Slots(self.max_connections, proxy_for(origin))
         return slots
 
-    def _checkout(self, slots: _Slots, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+    def _checkout(self, slots: _Slots, origin: Origin) -> tuple[_Connection, bool]:
         """A connection to ``origin`` (an idle live one when there is one) and whether it was reused."""
         if not slots.free.acquire(timeout=self.timeouts.read):
             raise ProviderConnectionException(
@@ -388,35 +531,37 @@ class ConnectionPool:
                     connection = slots.idle.pop() if slots.idle else None
                 if connection is None:
                     return self._connect(origin, slots.proxy), False
-                if not _dropped(connection):
+                if not _dropped(connection.sock):
                     return connection, True
                 connection.close()
         except BaseException:
             slots.free.release()
             raise
 
-    def _connect(self, origin: Origin, proxy: _Proxy | None) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection
+    def _connect(self, origin: Origin, proxy: _Proxy | None) -> _Connection:
         host, port = (proxy.origin.host, proxy.origin.port) if proxy else (origin.host, origin.port)
-        if origin.scheme == "https":
-            context = self.ssl_context or _default_context()
-            connection = http.client.HTTPSConnection(host, port, timeout=self.timeouts.connect, context=context)
-            if proxy:
-                connection.set_tunnel(origin.host, origin.port, headers=dict(proxy.headers))
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self.timeouts.connect)
         try:
-            connection.connect()
+            sock = socket.create_connection((host, port), timeout=self.timeouts.connect)
         except _TRANSPORT_ERRORS as err:
-            connection.close()
             raise _connection_error(err) from err
-        assert connection.sock is not None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if origin.scheme == "https":
+                if proxy:
+                    _open_tunnel(sock, origin, proxy)
+                context = self.ssl_context or _default_context()
+                sock = context.wrap_socket(sock, server_hostname=origin.host)
+        except _TRANSPORT_ERRORS as err:
+            sock.close()
+            raise _connection_error(err) from err
+        except BaseException:
+            sock.close()
+            raise
         # Connected within the connect timeout: from now on each read waits up to the read timeout.
-        connection.sock.settimeout(self.timeouts.read)
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+        sock.settimeout(self.timeouts.read)
+        return _Connection(sock)
 
-    def _checkin(self, slots: _Slots, connection: http.client.HTTPConnection, reusable: bool) -> None:
+    def _checkin(self, slots: _Slots, connection: _Connection, reusable: bool) -> None:
         try:
             if reusable and not self._closed:
                 with slots.lock:
@@ -425,6 +570,17 @@ class ConnectionPool:
                 connection.close()
         finally:
             slots.free.release()
+
+
+def _open_tunnel(sock: socket.socket, origin: Origin, proxy: _Proxy) -> None:
+    """Ask the forward proxy on ``sock`` for a tunnel to ``origin`` (``CONNECT``)."""
+    authority = f"[{origin.host}]:{origin.port}" if ":" in origin.host else f"{origin.host}:{origin.port}"
+    sock.sendall(framing.request_head("CONNECT", authority, {"Host": authority, **proxy.headers}))
+    # The proxy sends nothing after its answer until TLS begins: this reader cannot read past it.
+    with sock.makefile("rb") as reader:
+        status, reason, _headers, _http10 = framing.read_head(reader)
+    if status != 200:
+        raise FramingError(f"the proxy refused the tunnel to {origin.netloc}: {status} {reason}")
 
 
 _DEFAULT_CONTEXT: ssl.SSLContext | None = None
@@ -437,11 +593,8 @@ def _default_context() -> ssl.SSLContext:
     return _DEFAULT_CONTEXT
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
+def _dropped(sock: socket.socket) -> bool:
     """Whether an idle connection is unusable: closed, or readable (the server's FIN, or stray bytes)."""
-    sock = connection.sock
-    if sock is None:
-        return True
     try:
         poller = select.poll()
         poller.register(sock, select.POLLIN)

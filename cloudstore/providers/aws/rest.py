@@ -22,15 +22,14 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
-from email.message import Message
-from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
 from botocore.credentials import Credentials
 
 from cloudstore._checksums import Checksum, multipart_etag_checksum
-from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
+from cloudstore._http import PooledBody, content_range_total, http_date, md5_base64, strip_etag
+from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page
 from cloudstore.providers.aws.auth import ClientSettings, SigV4Signer
@@ -79,12 +78,12 @@ def etag_checksum(
     return multipart_etag_checksum(etag, size, metadata)
 
 
-def object_info(name: str, message: Message) -> ObjectInfo:
+def object_info(name: str, message: Headers) -> ObjectInfo:
     """The object's properties from the headers of a HEAD or GET answer."""
-    # One pass over the parsed headers; each Message.get would scan (and sanitise) them all again.
+    # One pass over the headers into a dict of lower-case names: each lookup after is one dict get.
     headers: dict[str, str] = {}
     metadata: dict[str, str] = {}
-    for key, value in message.raw_items():  # http.client decoded them as latin-1: nothing to sanitise
+    for key, value in message.raw_items():
         lower = key.lower()
         headers[lower] = value
         if lower.startswith(_META):
@@ -96,7 +95,7 @@ def object_info(name: str, message: Message) -> ObjectInfo:
     return ObjectInfo(
         name=name,
         size=size,
-        last_modified=parsedate_to_datetime(modified) if modified else None,
+        last_modified=http_date(modified) if modified else None,
         etag=etag,
         content_type=headers.get("content-type"),
         metadata=metadata,

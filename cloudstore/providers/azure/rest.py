@@ -19,9 +19,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.message import Message
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from typing import Any
 
 from cloudstore._http import (
@@ -29,11 +27,13 @@ from cloudstore._http import (
     byte_range,
     condition_headers,
     content_range_total,
+    http_date,
     md5_base64,
     pool_size,
     strip_etag,
     xml_error,
 )
+from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse, ssl_context
 from cloudstore.backend import ObjectInfo, Page, WriteCondition
 from cloudstore.config import Timeouts
@@ -42,12 +42,6 @@ from cloudstore.providers.azure.auth import AzureClient, ca_bundle, request_auth
 from cloudstore.providers.azure.errors import ErrorMapper
 
 _META = "x-ms-meta-"
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 
 class BlobRest:
@@ -274,11 +268,9 @@ def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | No
     return code or body_code, lines[0] if lines else "no message"
 
 
-def blob_info(name: str, headers: Message, *, ranged: bool) -> ObjectInfo:
+def blob_info(name: str, headers: Headers, *, ranged: bool) -> ObjectInfo:
     """The blob's properties from the headers of a HEAD or Get Blob answer (a range's too: its
     size is the total in Content-Range, its MD5 the whole blob's in x-ms-blob-content-md5)."""
-    # raw_items: the values as http.client stored them, without the email package's policy
-    # pass over each one (which cost as much as the rest of this function).
     raw = list(headers.raw_items())
     found = {key.lower(): value for key, value in raw}
     total = content_range_total(found.get("content-range"))
@@ -320,17 +312,6 @@ def _name(entry: ET.Element) -> str:
         return ""
     text = element.text or ""
     return urllib.parse.unquote(text) if element.get("Encoded") == "true" else text
-
-
-def http_date(value: str) -> datetime:
-    """An RFC 1123 date ("Tue, 01 Dec 2026 18:21:02 GMT"), as Azure sends them, without the
-    email package's general parser where the value has that exact form."""
-    try:
-        _, day, month, year, clock, _ = value.split(" ")
-        hour, minute, second = clock.split(":")
-        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC)
-    except (ValueError, KeyError):
-        return parsedate_to_datetime(value)
 
 
 _DATE: tuple[int, str] = (0, "")

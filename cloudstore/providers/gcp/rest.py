@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from email.message import Message
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -35,6 +34,7 @@ import google.auth.transport.requests
 import google.oauth2.credentials
 
 from cloudstore._http import PooledBody, content_range_total, md5_base64, strip_etag
+from cloudstore._http.framing import Headers
 from cloudstore._http.pool import ConnectionPool, Origin, PoolResponse
 from cloudstore.backend import ObjectInfo
 from cloudstore.config import Timeouts
@@ -90,7 +90,7 @@ def object_info(resource: Mapping[str, Any]) -> ObjectInfo:
     )
 
 
-def media_info(name: str, status: int, headers: Message) -> ObjectInfo | None:
+def media_info(name: str, status: int, headers: Headers) -> ObjectInfo | None:
     """The object's size, content type and checksum from a media download's headers.
 
     The JSON API sends no user metadata with the bytes, so ``metadata`` stays ``None`` (unknown):

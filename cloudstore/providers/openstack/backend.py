@@ -40,7 +40,6 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
@@ -55,6 +54,7 @@ from cloudstore._http import (
     byte_range,
     condition_headers,
     content_range_total,
+    http_date,
     pool_size,
     request_timeout,
     strip_etag,
@@ -747,7 +747,7 @@ def _checksum(headers: Mapping[str, str], etag: str | None, size: int, metadata:
 def _last_modified(headers: Mapping[str, str]) -> datetime | None:
     last_modified = _timestamp(headers.get("X-Timestamp"))
     if last_modified is None and headers.get("Last-Modified"):
-        last_modified = parsedate_to_datetime(headers["Last-Modified"])
+        last_modified = http_date(headers["Last-Modified"])
     return last_modified
 
 

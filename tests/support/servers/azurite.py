@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from cloudstore.testing import Quirks
-from tests.support.servers.base import SERVERS_DIR, RunningServer, ServerNotInstalled, free_port, spawn, wait_for_port
+from tests.support.servers.base import (
+    SERVERS_DIR,
+    RunningServer,
+    ServerNotInstalled,
+    free_port,
+    self_signed_certificate,
+    spawn,
+    wait_for_port,
+)
 
 #: Azurite's fixed development account (the same for every installation, documented by Microsoft).
 ACCOUNT_NAME = "devstoreaccount1"
@@ -90,7 +98,7 @@ def start_https_oauth(workdir: Path) -> RunningServer:
     self-signed certificate is ``extra["ca_bundle"]`` (point ``REQUESTS_CA_BUNDLE`` at it).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    cert, key = _self_signed_certificate(workdir)
+    cert, key = self_signed_certificate(workdir, "azurite")
     port, proc = _launch(workdir, "azurite-https", "--oauth", "basic", "--cert", cert, "--key", key)
     endpoint = f"https://127.0.0.1:{port}/{ACCOUNT_NAME}"
     config = {"azure_storage_account": ACCOUNT_NAME, "azure_blob_endpoint": endpoint}
@@ -127,39 +135,6 @@ def _launch(workdir: Path, name: str, *extra_args: str | Path) -> tuple[int, sub
         RunningServer("azure", {}, [proc]).stop()
         raise
     return port, proc
-
-
-def _self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = workdir / "azurite-cert.pem", workdir / "azurite-key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 #: Identity claims of :func:`fake_bearer_token` (they come back in user delegation keys).
