@@ -12,7 +12,8 @@ NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 def answer(contents: str, tail: str = "<IsTruncated>false</IsTruncated>", ns: str = NS) -> bytes:
     xmlns = f' xmlns="{ns}"' if ns else ""
-    return f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult{xmlns}>{tail}{contents}</ListBucketResult>'.encode()
+    head = '<?xml version="1.0" encoding="UTF-8"?>'
+    return f"{head}<ListBucketResult{xmlns}>{tail}{contents}</ListBucketResult>".encode()
 
 
 def test_fields_keys_decoded_and_the_continuation_token() -> None:
