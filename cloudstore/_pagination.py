@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -62,14 +60,8 @@ def fetch_page(fetch: PageFetcher[T], limit: int | None, marker: str | None, wra
 
 
 def iterate(fetch: PageFetcher[T], page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[T]:
-    """Every item, fetched page by page as the iteration reaches it (each page once).
-
-    While the caller consumes a page, the next one is already being fetched (one page ahead,
-    on a thread of its own): the service's time per page overlaps the caller's. Its error is
-    raised when the caller reaches it; a caller who stops early costs at most that one request,
-    which closing the iterator waits for, so no thread outlives it.
-    """
-    for page in _pages(fetch, None, lambda: page_size, ahead=True):
+    """Every item, fetched page by page as the iteration reaches it (each page once)."""
+    for page in _pages(fetch, None, lambda: page_size):
         yield from page.items
 
 
@@ -97,62 +89,16 @@ def paged_on_client(fetch: PageFetcher[N]) -> PageFetcher[N]:
     return page
 
 
-def _pages(
-    fetch: PageFetcher[T], marker: str | None, room: Callable[[], int], *, ahead: bool = False
-) -> Iterator[Page[T]]:
-    """The pages from ``marker`` on; ``ahead``: each page's successor is requested before the
-    page is yielded (``room`` must then not depend on what the caller did with the page)."""
+def _pages(fetch: PageFetcher[T], marker: str | None, room: Callable[[], int]) -> Iterator[Page[T]]:
     seen: set[str] = set()
-    page = fetch(room(), marker)
-    pending: _Prefetch[T] | None = None
-    try:
-        while True:
-            after = page.next_marker
-            repeated = after is not None and (after == marker or after in seen)
-            if ahead and after is not None and not repeated:
-                pending = _Prefetch(fetch, room(), after)
-            yield page
-            if after is None:
-                return
-            if repeated:
-                raise ProviderConnectionException(
-                    f"the service repeated the continuation marker {after!r}; stopping instead of looping"
-                )
-            seen.add(after)
-            marker = after
-            if pending is None:
-                page = fetch(room(), marker)
-            else:
-                page, pending = pending.result(), None
-    finally:
-        if pending is not None:  # the caller stopped early: the request in flight ends before we do
-            pending.join()
-
-
-class _Prefetch(Generic[T]):
-    """One page fetched on a thread of its own (in the caller's context), until :meth:`result`."""
-
-    def __init__(self, fetch: PageFetcher[T], limit: int, marker: str) -> None:
-        self._outcome: Page[T] | BaseException | None = None
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._run, fetch, limit, marker), name="cloudstore-list-ahead", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, fetch: PageFetcher[T], limit: int, marker: str) -> None:
-        try:
-            self._outcome = fetch(limit, marker)
-        except BaseException as err:  # handed to the caller's thread by result()
-            self._outcome = err
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Page[T]:
-        """The page, or the fetch's error raised here, on the caller's thread."""
-        self._thread.join()
-        outcome, self._outcome = self._outcome, None  # no reference cycle through a traceback
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome  # type: ignore[return-value]  # set: the thread has ended
+    while True:
+        page = fetch(room(), marker)
+        yield page
+        if page.next_marker is None:
+            return
+        if page.next_marker == marker or page.next_marker in seen:
+            raise ProviderConnectionException(
+                f"the service repeated the continuation marker {page.next_marker!r}; stopping instead of looping"
+            )
+        seen.add(page.next_marker)
+        marker = page.next_marker
