@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import itertools
-import threading
-
 import pytest
 
 from cloudstore import ProviderConnectionException
@@ -161,28 +157,7 @@ def test_result_list_is_a_list_with_paging_fields() -> None:
     assert not last.is_truncated and last.prefixes == []
 
 
-def list_ahead_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "cloudstore-list-ahead"]
-
-
-def test_iterate_fetches_the_next_page_while_the_caller_consumes_one() -> None:
-    service = FakeService(KEYS, server_max=5)
-    second_asked = threading.Event()
-
-    def fetch(limit: int | None, marker: str | None) -> Page[str]:
-        if marker is not None:
-            second_asked.set()
-        return service(limit, marker)
-
-    items = iterate(fetch, page_size=5)
-    assert next(items) == KEYS[0]
-    # Four items of the first page are still unread, yet the second page is on its way.
-    assert second_asked.wait(timeout=10)
-    assert list(items) == KEYS[1:]
-    assert len(service.calls) == 5 and not list_ahead_threads()
-
-
-def test_an_error_of_the_page_ahead_is_raised_when_the_caller_reaches_that_page() -> None:
+def test_an_error_of_a_later_page_is_raised_when_the_caller_reaches_that_page() -> None:
     service = FakeService(KEYS, server_max=5)
 
     def fetch(limit: int | None, marker: str | None) -> Page[str]:
@@ -191,47 +166,6 @@ def test_an_error_of_the_page_ahead_is_raised_when_the_caller_reaches_that_page(
         return service(limit, marker)
 
     items = iterate(fetch, page_size=5)
-    assert [next(items) for _ in range(5)] == KEYS[:5]  # the whole first page, though page 2 already failed
+    assert [next(items) for _ in range(5)] == KEYS[:5]
     with pytest.raises(ProviderConnectionException, match="page 2 failed"):
         next(items)
-    assert not list_ahead_threads()
-
-
-def test_stopping_early_costs_one_request_at_most_and_closing_waits_for_it() -> None:
-    service = FakeService(KEYS, server_max=5)
-    release = threading.Event()
-    finished: list[str | None] = []
-
-    def fetch(limit: int | None, marker: str | None) -> Page[str]:
-        if marker is not None:
-            release.wait(timeout=30)
-        page = service(limit, marker)
-        finished.append(marker)
-        return page
-
-    items = iterate(fetch, page_size=5)
-    assert list(itertools.islice(items, 2)) == KEYS[:2]
-    assert len(list_ahead_threads()) == 1  # page 2, held up in flight
-    threading.Timer(0.05, release.set).start()
-    items.close()
-    # close() returned only once the request in flight had ended; nothing runs on, nothing more is asked.
-    assert finished == [None, "k004"] and not list_ahead_threads()
-    assert len(service.calls) == 2
-
-
-REQUEST_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("request_tag", default="none")
-
-
-def test_the_page_ahead_is_fetched_in_the_callers_context() -> None:
-    seen: list[str] = []
-
-    def fetch(limit: int | None, marker: str | None) -> Page[str]:
-        seen.append(REQUEST_TAG.get())
-        return FakeService(KEYS, server_max=5)(limit, marker)
-
-    token = REQUEST_TAG.set("walk-1")
-    try:
-        assert list(iterate(fetch, page_size=5)) == KEYS
-    finally:
-        REQUEST_TAG.reset(token)
-    assert seen == ["walk-1"] * 5
