@@ -263,7 +263,7 @@ class BucketInfo:
     created: datetime | None = None
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class ObjectInfo:
     """What a provider knows about one object (from a HEAD or a listing)."""
 
@@ -278,27 +278,6 @@ class ObjectInfo:
     #: :class:`~cloudstore.backend.Checksum` or a plain ``(algorithm, hex digest)`` pair with
     #: algorithm ``"md5"`` or ``"crc32c"``; ``None`` when the service gives none.
     checksum: Checksum | tuple[str, str] | None = None
-
-    def __init__(
-        self,
-        name: str,
-        size: int,
-        last_modified: datetime | None = None,
-        etag: str | None = None,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        checksum: Checksum | tuple[str, str] | None = None,
-    ) -> None:
-        # The generated __init__ of a frozen dataclass sets each field through
-        # object.__setattr__: twice the cost, and a listing builds a thousand per page.
-        fields = self.__dict__
-        fields["name"] = name
-        fields["size"] = size
-        fields["last_modified"] = last_modified
-        fields["etag"] = etag
-        fields["content_type"] = content_type
-        fields["metadata"] = metadata
-        fields["checksum"] = checksum
 
 
 @dataclass
