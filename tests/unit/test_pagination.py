@@ -155,3 +155,17 @@ def test_result_list_is_a_list_with_paging_fields() -> None:
     assert page.is_truncated and repr(page) == "<ResultList items=[1, 2] marker='2'>"
     last: ResultList[int] = ResultList([3])
     assert not last.is_truncated and last.prefixes == []
+
+
+def test_an_error_of_a_later_page_is_raised_when_the_caller_reaches_that_page() -> None:
+    service = FakeService(KEYS, server_max=5)
+
+    def fetch(limit: int | None, marker: str | None) -> Page[str]:
+        if marker == "k004":
+            raise ProviderConnectionException("page 2 failed")
+        return service(limit, marker)
+
+    items = iterate(fetch, page_size=5)
+    assert [next(items) for _ in range(5)] == KEYS[:5]
+    with pytest.raises(ProviderConnectionException, match="page 2 failed"):
+        next(items)
