@@ -52,3 +52,40 @@ def test_an_entry_without_some_field_does_not_shift_the_others() -> None:
 def test_an_empty_listing() -> None:
     page = list_page(answer(""))
     assert page.items == [] and page.prefixes == [] and page.next_marker is None
+
+
+def test_escaped_text_pretty_printing_and_prefixed_names_read_alike() -> None:
+    # A server that ignores encoding-type sends keys XML-escaped; another pretty-prints; a third
+    # writes namespace prefixes (read through the tree): the same objects every time.
+    escaped = answer(
+        "<Contents><Key>a&amp;b &lt;c&gt;</Key><LastModified>2024-05-01T10:00:00Z</LastModified>"
+        "<ETag>&#34;e1&#34;</ETag><Size>5</Size></Contents>"
+        "<CommonPrefixes><Prefix>p&amp;q/</Prefix></CommonPrefixes>",
+        tail="<IsTruncated>true</IsTruncated><NextContinuationToken>a&amp;b</NextContinuationToken>",
+    )
+    pretty = answer(
+        "\n  <Contents>\n    <Key>a%26b%20%3Cc%3E</Key>\n    <LastModified>2024-05-01T10:00:00Z</LastModified>\n"
+        '    <ETag>"e1"</ETag>\n    <Size>5</Size>\n  </Contents>\n'
+        "  <CommonPrefixes>\n    <Prefix>p%26q/</Prefix>\n  </CommonPrefixes>\n",
+        tail="<IsTruncated>true</IsTruncated>\n<NextContinuationToken>a&amp;b</NextContinuationToken>",
+    )
+    prefixed = (
+        f'<s3:ListBucketResult xmlns:s3="{NS}"><s3:IsTruncated>true</s3:IsTruncated>'
+        "<s3:NextContinuationToken>a&amp;b</s3:NextContinuationToken>"
+        "<s3:Contents><s3:Key>a%26b+%3Cc%3E</s3:Key><s3:LastModified>2024-05-01T10:00:00Z</s3:LastModified>"
+        "<s3:ETag>&quot;e1&quot;</s3:ETag><s3:Size>5</s3:Size></s3:Contents>"
+        "<s3:CommonPrefixes><s3:Prefix>p%26q/</s3:Prefix></s3:CommonPrefixes></s3:ListBucketResult>"
+    ).encode()
+    for body in (escaped, pretty, prefixed):
+        page = list_page(body)
+        assert [(o.name, o.size, o.etag) for o in page.items] == [("a&b <c>", 5, "e1")]
+        assert page.items[0].last_modified == datetime(2024, 5, 1, 10, tzinfo=UTC)
+        assert page.prefixes == ["p&q/"] and page.next_marker == "a&b"
+
+
+def test_a_page_that_is_not_truncated_has_no_marker_even_with_a_token() -> None:
+    body = answer(
+        '<Contents><Key>k</Key><LastModified>2024-05-01T10:00:00Z</LastModified><ETag>"e"</ETag><Size>1</Size></Contents>',
+        tail="<IsTruncated>false</IsTruncated><NextContinuationToken>stale</NextContinuationToken>",
+    )
+    assert list_page(body).next_marker is None
