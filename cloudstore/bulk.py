@@ -325,14 +325,16 @@ class _Entry:
 @dataclass(frozen=True)
 class _Local:
     root: Path
+    #: The folders under ``root`` this job made sure exist (a download makes each once, not per file).
+    folders: set[str] = field(default_factory=set, compare=False)
 
-    def path(self, rel: str) -> Path:
+    def path(self, rel: str) -> str:
         """The file ``rel`` names: never outside the folder (no ``..``, empty or absolute parts)."""
         try:
             local_object_name(rel)
         except InvalidNameException as err:
             raise InvalidNameException(f"{rel!r} cannot be a local file name under {str(self.root)!r}") from err
-        return self.root.joinpath(*rel.split("/"))
+        return os.path.join(self.root, *rel.split("/"))
 
     def entries(self, on_error: _OnError) -> Iterator[_Entry]:
         """Every regular file (symbolic links to files followed), in UTF-8 order of the relative path."""
@@ -454,7 +456,8 @@ def _copy_item(job: _Job, src: _Side, dst: _Side, entry: _Entry) -> None:
 def _upload(job: _Job, src: _Local, dst: _Remote, entry: _Entry) -> None:
     key = dst.key(entry.rel)
     content_type = mimetypes.guess_type(entry.rel, strict=False)[0]
-    with open(src.path(entry.rel), "rb") as source:
+    # Unbuffered: the engine reads a small file in one read, a large one a part at a time.
+    with open(src.path(entry.rel), "rb", buffering=0) as source:
         status = os.fstat(source.fileno())
         entry.size = status.st_size  # what is read now, if the file changed since the walk
         dst.store.engine.upload(dst.bucket, key, source, entry.size, content_type, {}, job.progress)
@@ -462,14 +465,17 @@ def _upload(job: _Job, src: _Local, dst: _Remote, entry: _Entry) -> None:
 
 def _download(job: _Job, src: _Remote, dst: _Local, entry: _Entry) -> None:
     target = dst.path(entry.rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.path.dirname(target)
+    if folder not in dst.folders:
+        os.makedirs(folder, exist_ok=True)
+        dst.folders.add(folder)
     try:
         status = os.stat(target)
     except FileNotFoundError:
         mode = None
     else:
         if not S_ISREG(status.st_mode):
-            raise InvalidParamException(f"{str(target)!r} exists and is not a regular file")
+            raise InvalidParamException(f"{target!r} exists and is not a regular file")
         mode = status.st_mode & 0o7777
     info = src.store.engine.download_to_path(src.bucket, src.prefix + entry.rel, target, job.progress, mode)
     entry.size = info.size
@@ -528,10 +534,10 @@ def _checksum(side: _Remote, entry: _Entry) -> Checksum | None:
     return entry.checksum
 
 
-def _file_matches(path: Path, checksum: Checksum) -> bool:
+def _file_matches(path: str, checksum: Checksum) -> bool:
     fd = os.open(path, os.O_RDONLY)
     try:
-        verify_file(fd, checksum, str(path))
+        verify_file(fd, checksum, path)
     except ChecksumMismatchException:
         return False
     finally:
