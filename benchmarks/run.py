@@ -559,7 +559,9 @@ def main() -> None:
         out = RESULTS / f"{'quick-' if args.quick else ''}{stamp}.json"
         out.write_text(json.dumps(results, indent=1))
         print(f"results in {out} ({results['elapsed_s']:.0f} s)", flush=True)
-        target = RESULTS / "quick" if args.quick else ROOT / "docs"
+        # Only a complete run replaces the published report; a smoke, partial or baseline run goes beside its JSON.
+        partial = args.quick or args.only or args.baseline
+        target = RESULTS / ("quick" if args.quick else "partial") if partial else ROOT / "docs"
         target.mkdir(parents=True, exist_ok=True)
         report.write(results, target)
         print(f"report written to {target}/benchmarks.md and benchmarks.png", flush=True)
