@@ -116,6 +116,8 @@ def have(module: str) -> bool:
 
 def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
     """Run one worker; sample its RSS from here every 5 ms; return seconds and peak RSS delta."""
+    # "cloudstore baseline" imports cloudstore from the checkout given by --baseline.
+    path = [job["baseline"], str(ROOT)] if "baseline" in job else [str(ROOT)]
     proc = subprocess.Popen(
         [sys.executable, str(WORKER)],
         stdin=subprocess.PIPE,
@@ -123,7 +125,7 @@ def measure(job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(path)},
     )
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(job))  # on stdin, not argv: the job carries the server's keys
@@ -423,6 +425,8 @@ def prepare(
 def run_one(bench: Bench, results: dict[str, Any], round_number: int, workload: str, contender: str) -> None:
     """Measure one contender on one workload; append the outcome (or the failure) to ``results``."""
     job = bench.common | {"contender": contender, "workload": workload}
+    if contender != "cloudstore baseline":
+        job.pop("baseline", None)
     try:
         outcome = measure(job)
     except RuntimeError as err:
@@ -468,6 +472,13 @@ def main() -> None:
         default=None,
         help="start no round that would end past this many minutes (the report says how many rounds ran)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also measure the cloudstore of this checkout (e.g. an export of main) as 'cloudstore baseline':"
+        " a before/after in the same run",
+    )
     parser.add_argument("--report", type=Path, help="only rewrite the report from this results JSON")
     parser.add_argument(
         "--bulk-results",
@@ -508,6 +519,11 @@ def main() -> None:
             quick=args.quick,
         )
         client, bucket = bench.client, bench.common["bucket"]
+        if args.baseline:
+            bench.common["baseline"] = str(args.baseline.resolve())
+            for names in CONTENDERS.values():
+                if "cloudstore" in names:
+                    names.insert(names.index("cloudstore") + 1, "cloudstore baseline")
         results: dict[str, Any] = {
             "machine": machine(),
             "settings": bench.settings | {"rounds": rounds},
@@ -553,7 +569,9 @@ def main() -> None:
         out = RESULTS / f"{'quick-' if args.quick else ''}{stamp}.json"
         out.write_text(json.dumps(results, indent=1))
         print(f"results in {out} ({results['elapsed_s']:.0f} s)", flush=True)
-        target = RESULTS / "quick" if args.quick else ROOT / "docs"
+        # Only a complete run replaces the published report; a smoke, partial or baseline run goes beside its JSON.
+        partial = args.quick or args.only or args.baseline
+        target = RESULTS / ("quick" if args.quick else "partial") if partial else ROOT / "docs"
         target.mkdir(parents=True, exist_ok=True)
         report.write(results, target)
         print(f"report written to {target}/benchmarks.md and benchmarks.png", flush=True)

@@ -322,7 +322,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
     def up_prefix(i: int) -> str:
         return f"dirup/{safe(c)}/{i}/"
 
-    if c == "cloudstore":
+    if c.startswith("cloudstore"):  # "cloudstore baseline" too: another checkout (run.py --baseline)
         from cloudstore import CloudProviderFactory, ProviderList, TransferConfig
 
         provider = CloudProviderFactory().create_provider(
@@ -332,9 +332,9 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
         assert b is not None
         if w == "dir_upload":
             if hasattr(b, "upload_dir"):
-                VARIANT["cloudstore"] = "bucket.upload_dir"
+                VARIANT[c] = "bucket.upload_dir"
                 return (lambda i: b.upload_dir(dir_source(spec, i), up_prefix(i))), provider.close
-            VARIANT["cloudstore"] = f"{DIR_THREADS} threads over upload_from_file"
+            VARIANT[c] = f"{DIR_THREADS} threads over upload_from_file"
 
             def cs_up(i: int) -> None:
                 root = dir_source(spec, i)
@@ -345,7 +345,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
 
             return cs_up, provider.close
         if hasattr(b, "download_dir"):
-            VARIANT["cloudstore"] = "bucket.download_dir"
+            VARIANT[c] = "bucket.download_dir"
 
             def cs_bulk_down(i: int) -> int:
                 target = dir_target(job, i)
@@ -353,7 +353,7 @@ def dir_operations(job: Job) -> tuple[Callable[[int], Any], Callable[[], None]]:
                 return counted(target)
 
             return cs_bulk_down, cleaning(provider.close)
-        VARIANT["cloudstore"] = f"{DIR_THREADS} threads over download_to_file"
+        VARIANT[c] = f"{DIR_THREADS} threads over download_to_file"
 
         def cs_down(i: int) -> int:
             target, prefix = dir_target(job, i), dir_prefix(spec, i)

@@ -226,23 +226,31 @@ def expected_checksum(info: ObjectInfo) -> Checksum | None:
 
 class SpanHashes:
     """Hashes the ranges of a parallel download as they arrive, where the expected checksum can
-    be made from one hash per range: a CRC32C (ranges combined at the end, any cut) or a
-    part-wise MD5 whose parts are the ranges. :attr:`hashers` is ``None`` otherwise."""
+    be made from one hash per range: a CRC32C (ranges combined at the end, any cut), a
+    part-wise MD5 whose parts are the ranges, or any checksum of a download in one range (a
+    small object: hashed as it arrives, not read back from the file). :attr:`hashers` is
+    ``None`` otherwise."""
 
     def __init__(self, expected: Checksum, spans: list[tuple[int, int]]) -> None:
         self._expected = expected
         self._lengths = [length for _, length in spans]
         self._hex_parts = hex_parts(expected)
+        self._whole: Hasher | None = None
         self.hashers: list[Any] | None = None
         if expected.algorithm == "crc32c":
             self.hashers = [_Crc32c() for _ in spans]
         elif self._hex_parts is not None and expected.parts == tuple(self._lengths):
             self.hashers = [hashlib.md5(usedforsecurity=False) for _ in spans]
+        elif len(spans) == 1 and (whole := new_hasher(expected)) is not None:
+            self._whole = whole
+            self.hashers = [whole]
 
     def verify(self, what: str) -> None:
         """Raise :class:`ChecksumMismatchException` unless the ranges hashed make the checksum."""
         assert self.hashers is not None
-        if self._hex_parts is None:
+        if self._whole is not None:
+            verify(self._whole, self._expected, what)
+        elif self._hex_parts is None:
             whole = combine_crc32cs([(h.value, n) for h, n in zip(self.hashers, self._lengths, strict=True)])
             _compare(crc32c_hex(whole), self._expected, what)
         else:

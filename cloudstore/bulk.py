@@ -14,6 +14,7 @@ compute here, size and modification time decide (the newer side wins).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import math
@@ -22,7 +23,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -222,13 +222,22 @@ class _Budget:
             self._cond.notify_all()
 
 
+#: One item of a job: its name (for the report), its cost (bytes held while it runs) and its work.
+_Task = tuple[str, int, Callable[[], None]]
+
+
 class _Job:
-    """One bounded pool for a whole job: ``concurrency`` workers, a short queue, a byte budget."""
+    """One bounded pool for a whole job: ``concurrency`` workers under one byte budget.
+
+    The workers take the job's items in turn from one stream (the walk or listing runs on them,
+    under a lock, only as far ahead as they take), so a job needs no queue, no future and no
+    hand-off between threads per item: on 2 cores shared with the server, those cost more CPU
+    per small file than they save.
+    """
 
     def __init__(self, report: BulkReport, concurrency: int, buffer_budget: int, progress: ProgressCallback | None):
         self.report = report
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="cloudstore-bulk")
-        self._queue = threading.BoundedSemaphore(concurrency * 2)  # the walk runs this far ahead
+        self._concurrency = concurrency
         self._budget = _Budget(buffer_budget)
         self._progress = progress
         self._progress_lock = threading.Lock()
@@ -238,32 +247,50 @@ class _Job:
             with self._progress_lock:
                 self._progress(amount)
 
-    def run(self, name: str, cost: int, task: Callable[[], None]) -> None:
-        """Run ``task`` on a worker; its failure is recorded under ``name``."""
-        self._queue.acquire()
-        taken = self._budget.take(cost)
+    def run_all(self, tasks: Iterable[_Task]) -> None:
+        """Run every task ``tasks`` yields; a task's failure is recorded under its name.
+
+        An error of the stream itself stops the job and is raised here once the running tasks
+        are done; so is an interrupt (the tasks not yet taken are dropped)."""
+        stream = iter(tasks)
+        lock = threading.Lock()
+        stop = threading.Event()
+        broken: list[BaseException] = []
+        report, budget = self.report, self._budget
 
         def work() -> None:
-            try:
-                task()
-            except Exception as err:  # every failure is this item's, recorded with its reason
-                self.report._fail(name, _as_cloudstore_error(err))
-            finally:
-                self._budget.give(taken)
-                self._queue.release()
+            while not stop.is_set():
+                with lock:
+                    try:
+                        task = next(stream, None)
+                    except BaseException as err:  # the walk itself failed: raised by the caller
+                        broken.append(err)
+                        stop.set()
+                        return
+                if task is None:
+                    return
+                name, cost, run = task
+                taken = budget.take(cost)
+                try:
+                    run()
+                except Exception as err:  # every failure is this item's, recorded with its reason
+                    report._fail(name, _as_cloudstore_error(err))
+                finally:
+                    budget.give(taken)
 
-        self._pool.submit(work)
-
-    def wait(self) -> None:
-        """Wait for every task given so far."""
-        self._pool.shutdown(wait=True)
-
-    def __enter__(self) -> _Job:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # On an interrupt the queued tasks are dropped; the running ones finish.
-        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        workers = [threading.Thread(target=work, name=f"cloudstore-bulk-{n}") for n in range(self._concurrency)]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException:
+            stop.set()  # on an interrupt the running tasks finish, the rest are dropped
+            for worker in workers:
+                worker.join()
+            raise
+        if broken:
+            raise broken[0]
 
 
 def _as_cloudstore_error(err: Exception) -> CloudStoreException:
@@ -298,14 +325,16 @@ class _Entry:
 @dataclass(frozen=True)
 class _Local:
     root: Path
+    #: The folders under ``root`` this job made sure exist (a download makes each once, not per file).
+    folders: set[str] = field(default_factory=set, compare=False)
 
-    def path(self, rel: str) -> Path:
+    def path(self, rel: str) -> str:
         """The file ``rel`` names: never outside the folder (no ``..``, empty or absolute parts)."""
         try:
             local_object_name(rel)
         except InvalidNameException as err:
             raise InvalidNameException(f"{rel!r} cannot be a local file name under {str(self.root)!r}") from err
-        return self.root.joinpath(*rel.split("/"))
+        return os.path.join(self.root, *rel.split("/"))
 
     def entries(self, on_error: _OnError) -> Iterator[_Entry]:
         """Every regular file (symbolic links to files followed), in UTF-8 order of the relative path."""
@@ -427,7 +456,8 @@ def _copy_item(job: _Job, src: _Side, dst: _Side, entry: _Entry) -> None:
 def _upload(job: _Job, src: _Local, dst: _Remote, entry: _Entry) -> None:
     key = dst.key(entry.rel)
     content_type = mimetypes.guess_type(entry.rel, strict=False)[0]
-    with open(src.path(entry.rel), "rb") as source:
+    # Unbuffered: the engine reads a small file in one read, a large one a part at a time.
+    with open(src.path(entry.rel), "rb", buffering=0) as source:
         status = os.fstat(source.fileno())
         entry.size = status.st_size  # what is read now, if the file changed since the walk
         dst.store.engine.upload(dst.bucket, key, source, entry.size, content_type, {}, job.progress)
@@ -435,14 +465,17 @@ def _upload(job: _Job, src: _Local, dst: _Remote, entry: _Entry) -> None:
 
 def _download(job: _Job, src: _Remote, dst: _Local, entry: _Entry) -> None:
     target = dst.path(entry.rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.path.dirname(target)
+    if folder not in dst.folders:
+        os.makedirs(folder, exist_ok=True)
+        dst.folders.add(folder)
     try:
         status = os.stat(target)
     except FileNotFoundError:
         mode = None
     else:
         if not S_ISREG(status.st_mode):
-            raise InvalidParamException(f"{str(target)!r} exists and is not a regular file")
+            raise InvalidParamException(f"{target!r} exists and is not a regular file")
         mode = status.st_mode & 0o7777
     info = src.store.engine.download_to_path(src.bucket, src.prefix + entry.rel, target, job.progress, mode)
     entry.size = info.size
@@ -501,10 +534,10 @@ def _checksum(side: _Remote, entry: _Entry) -> Checksum | None:
     return entry.checksum
 
 
-def _file_matches(path: Path, checksum: Checksum) -> bool:
+def _file_matches(path: str, checksum: Checksum) -> bool:
     fd = os.open(path, os.O_RDONLY)
     try:
-        verify_file(fd, checksum, str(path))
+        verify_file(fd, checksum, path)
     except ChecksumMismatchException:
         return False
     finally:
@@ -524,8 +557,9 @@ def _batches(names: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _delete_remote(job: _Job, side: _Remote, rels: Iterable[str]) -> None:
-    """Delete ``prefix + rel`` for each of ``rels``, in the service's batches (failures recorded)."""
+def _delete_remote(report: BulkReport, side: _Remote, rels: Iterable[str]) -> Iterator[_Task]:
+    """The tasks that delete ``prefix + rel`` for each of ``rels``, in the service's batches
+    (failures recorded)."""
     store = side.store
     size = max(1, store.backend.features.max_batch_delete)
 
@@ -534,15 +568,15 @@ def _delete_remote(job: _Job, side: _Remote, rels: Iterable[str]) -> None:
             try:
                 side.key(rel)
             except InvalidNameException as err:
-                job.report._fail(rel, err)
+                report._fail(rel, err)
                 continue
             yield rel
 
     for batch in _batches(valid(), size):
-        if job.report.dry_run:
-            job.report._deleted(batch)
+        if report.dry_run:
+            report._deleted(batch)
             continue
-        job.run(batch[0], 0, lambda batch=batch: _delete_batch(job.report, side, batch))  # type: ignore[misc]
+        yield batch[0], 0, lambda batch=batch: _delete_batch(report, side, batch)  # type: ignore[misc]
 
 
 def _delete_batch(report: BulkReport, side: _Remote, rels: list[str]) -> None:
@@ -575,17 +609,18 @@ def _delete_batch(report: BulkReport, side: _Remote, rels: list[str]) -> None:
             report._deleted([rel])
 
 
-def _delete_local(job: _Job, side: _Local, rels: Iterable[str]) -> None:
+def _delete_local(report: BulkReport, side: _Local, rels: Iterable[str]) -> Iterator[_Task]:
     for rel in rels:
-        if job.report.dry_run:
-            job.report._deleted([rel])
+        if report.dry_run:
+            report._deleted([rel])
             continue
 
         def remove(rel: str = rel) -> None:
-            side.path(rel).unlink(missing_ok=True)
-            job.report._deleted([rel])
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(side.path(rel))
+            report._deleted([rel])
 
-        job.run(rel, 0, remove)
+        yield rel, 0, remove
 
 
 # --- the jobs --------------------------------------------------------------------------------------------
@@ -639,13 +674,13 @@ def _transfer(
         unread.append(rel)
         report._fail(rel or src.describe(), err)
 
-    with _Job(report, options.concurrency, options.buffer_budget, progress) as job:
+    def tasks(job: _Job) -> Iterator[_Task]:
         try:
             for entry in src.entries(walk_error):
                 if not wanted(entry.rel):
                     continue
                 existing = index.pop(entry.rel, None)
-                job.run(entry.rel, _transfer_cost(src, dst, entry), _item_task(job, src, dst, entry, existing, compare))
+                yield entry.rel, _transfer_cost(src, dst, entry), _item_task(job, src, dst, entry, existing, compare)
         except CloudStoreException as err:  # the source could not be listed to its end
             walk_error("", err)
         if delete:
@@ -653,9 +688,12 @@ def _transfer(
             # it after a listing that broke off.
             doomed = (rel for rel in sorted(index) if not any(rel == u or rel.startswith(u) for u in unread))
             if isinstance(dst, _Remote):
-                _delete_remote(job, dst, doomed)
+                yield from _delete_remote(report, dst, doomed)
             else:
-                _delete_local(job, dst, doomed)
+                yield from _delete_local(report, dst, doomed)
+
+    job = _Job(report, options.concurrency, options.buffer_budget, progress)
+    job.run_all(tasks(job))
     report._sort()
     return report
 
@@ -730,8 +768,7 @@ def delete_many(bucket: Bucket, names: Iterable[str], **options: Any) -> BulkRep
     # In a scoped view the names, and so the report, are relative to its prefix.
     side = _Remote(_store(bucket.provider, settings.limit()), bucket.name, bucket.scope, bucket._key)
     report = BulkReport()
-    with _Job(report, settings.concurrency, settings.buffer_budget, None) as job:
-        _delete_remote(job, side, names)
+    _Job(report, settings.concurrency, settings.buffer_budget, None).run_all(_delete_remote(report, side, names))
     report._sort()
     return report
 
@@ -743,21 +780,21 @@ def delete_prefix(bucket: Bucket, prefix: str, **options: Any) -> BulkReport:
     settings = _Options(**options)
     side = _Remote(_store(bucket.provider, settings.limit()), bucket.name, prefix)
     report = BulkReport()
-    with _Job(report, settings.concurrency, settings.buffer_budget, None) as job:
+    backend = side.store.backend
+
+    def names() -> Iterator[str]:
         try:
             # Listed (all of it: markers too) and deleted in the same stream, a page at a time.
-            backend = side.store.backend
-            names = (
-                info.name[len(prefix) :]
-                for info in iterate(
-                    lambda size, mark: side.store.call(
-                        lambda: backend.list_objects(bucket.name, prefix or None, None, size, mark)
-                    )
+            for info in iterate(
+                lambda size, mark: side.store.call(
+                    lambda: backend.list_objects(bucket.name, prefix or None, None, size, mark)
                 )
-            )
-            _delete_remote(job, side, names)
+            ):
+                yield info.name[len(prefix) :]
         except CloudStoreException as err:
             report._fail(f"(listing of {side.describe()})", err)
+
+    _Job(report, settings.concurrency, settings.buffer_budget, None).run_all(_delete_remote(report, side, names()))
     report._sort()
     return report
 

@@ -17,7 +17,6 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Generator, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 from cloudstore._checksums import (
@@ -237,7 +236,12 @@ class Downloader:
         return reader.info or self._context.backend.head_object(bucket, name)
 
     def download_to_path(
-        self, bucket: str, name: str, path: Path, progress: ProgressCallback | None = None, mode: int | None = None
+        self,
+        bucket: str,
+        name: str,
+        path: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        mode: int | None = None,
     ) -> ObjectInfo:
         """Write the object to ``path`` atomically: all of it, verified, or nothing.
 
@@ -249,8 +253,8 @@ class Downloader:
         file being replaced) is given to the new file; by default it gets the umask's.
         """
         report = Progress(progress)
-        path = Path(path)
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.cloudstore-part")
+        folder, file_name = os.path.split(os.fspath(path))
+        temp = os.path.join(folder, f".{file_name}.{secrets.token_hex(4)}.cloudstore-part")
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode & 0o700)
         try:
             if mode is not None:

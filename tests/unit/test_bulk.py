@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import cloudstore
 from cloudstore import BulkReport, CloudProviderFactory, InvalidParamException, NotFoundException, ProviderList
-from cloudstore.bulk import _Budget, _Filter, _RateLimit, parse_address
+from cloudstore.bulk import _Budget, _Filter, _Job, _RateLimit, parse_address
 from cloudstore.testing import Call, spy_on, unique_name
 
 
@@ -108,3 +109,45 @@ def test_request_cap_holds_for_a_whole_job(tmp_path: Path) -> None:
     # Ten uploads, one request each, 50 ms apart at least: a lower bound (the cap), not a speed.
     assert report.copied == 10
     assert time.monotonic() - started >= 0.45
+
+
+def test_job_workers_take_items_in_turn_and_record_each_failure() -> None:
+    report = BulkReport()
+    running, most, lock = 0, 0, threading.Lock()
+    pulled: list[int] = []
+
+    def item(number: int) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.005)
+        with lock:
+            running -= 1
+        if number % 10 == 0:
+            raise NotFoundException(f"item {number}")
+
+    def tasks() -> Iterator[tuple[str, int, Callable[[], None]]]:
+        for number in range(40):
+            pulled.append(number)
+            yield f"n{number:02d}", 1, lambda number=number: item(number)  # type: ignore[misc]
+
+    _Job(report, 3, 2, None).run_all(tasks())
+    report._sort()
+    assert pulled == list(range(40))
+    assert [failure.name for failure in report.failed] == ["n00", "n10", "n20", "n30"]
+    # The byte budget (2, each item costs 1) bounds the items running at once below the 3 workers.
+    assert most == 2
+
+
+def test_job_raises_what_breaks_its_stream_after_the_running_items() -> None:
+    report = BulkReport()
+    done: list[str] = []
+
+    def tasks() -> Iterator[tuple[str, int, Callable[[], None]]]:
+        yield "a", 0, lambda: done.append("a")
+        raise RuntimeError("the walk broke")
+
+    with pytest.raises(RuntimeError, match="the walk broke"):
+        _Job(report, 4, 10, None).run_all(tasks())
+    assert done == ["a"] and report.ok

@@ -11,6 +11,7 @@ import pytest
 from cloudstore._checksums import (
     PART_LAYOUT_KEY,
     Checksum,
+    SpanHashes,
     as_checksum,
     multipart_etag_checksum,
     new_hasher,
@@ -145,3 +146,22 @@ def test_the_crc32c_recorded_with_the_layout_is_read_back_and_preferred() -> Non
     info = ObjectInfo("k", 450, etag=etag, metadata=metadata, checksum=multipart_etag_checksum(etag, 450, metadata))
     assert expected_checksum(info) == Checksum("crc32c", "000000ab")
     assert expected_checksum(ObjectInfo("k", 1, checksum=("md5", "a" * 32))) == Checksum("md5", "a" * 32)
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "crc32c"])
+def test_a_download_in_one_range_is_hashed_as_it_arrives(algorithm: str) -> None:
+    data = os.urandom(5000)
+    hasher = new_hasher(algorithm)
+    assert hasher is not None
+    hasher.update(data)
+    expected = Checksum(algorithm, hasher.hexdigest())
+    hashes = SpanHashes(expected, [(0, len(data))])
+    assert hashes.hashers is not None  # no pass over the written file afterwards
+    for start in range(0, len(data), 1000):
+        hashes.hashers[0].update(data[start : start + 1000])
+    hashes.verify("small download")
+    flipped = SpanHashes(expected, [(0, len(data))])
+    assert flipped.hashers is not None
+    flipped.hashers[0].update(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ChecksumMismatchException):
+        flipped.verify("small download")
