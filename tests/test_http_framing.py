@@ -255,6 +255,12 @@ def test_headers_repr_shows_names_only() -> None:
     assert headers.items() == [("Set-Cookie", "session=secret"), ("ETag", '"x"')] and len(headers) == 2
 
 
+def test_prefixed_headers_keep_the_rest_of_their_names() -> None:
+    headers = Headers([("X-Amz-Meta-Owner", "a"), ("x-amz-meta-kind", "b"), ("X-Amz-Date", "c")])
+    assert headers.prefixed("x-amz-meta-") == {"Owner": "a", "kind": "b"}
+    assert headers.prefixed("x-ms-meta-") == {}
+
+
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
     cert, key = self_signed_certificate(tmp_path, "scripted")

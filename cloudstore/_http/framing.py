@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import overload
 
 from cloudstore.exceptions import InvalidParamException
@@ -67,9 +67,11 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._fields)
 
-    def raw_items(self) -> Iterator[tuple[str, str]]:
-        """The fields as received, in order (the name of ``email.message.Message``'s method)."""
-        return iter(self._fields)
+    def prefixed(self, prefix: str) -> dict[str, str]:
+        """The fields whose names begin with ``prefix`` (lower case; matched case-insensitively),
+        keyed by the rest of the name as received: a service's user metadata headers."""
+        size = len(prefix)
+        return {name[size:]: value for name, value in self._fields if name[:size].lower() == prefix}
 
     def __len__(self) -> int:
         return len(self._fields)

@@ -215,7 +215,7 @@ class PoolResponse:
     """An answer whose body is read from its connection (see the module's docstring).
 
     ``status`` (int), ``reason``, ``headers`` (:class:`~cloudstore._http.framing.Headers`:
-    case-insensitive ``get``/``get_all``/``items``/``raw_items``).
+    case-insensitive ``get``/``get_all``/``items``/``prefixed``).
     """
 
     __slots__ = (

@@ -79,16 +79,9 @@ def etag_checksum(
     return multipart_etag_checksum(etag, size, metadata)
 
 
-def object_info(name: str, message: Headers) -> ObjectInfo:
+def object_info(name: str, headers: Headers) -> ObjectInfo:
     """The object's properties from the headers of a HEAD or GET answer."""
-    # One pass over the headers into a dict of lower-case names: each lookup after is one dict get.
-    headers: dict[str, str] = {}
-    metadata: dict[str, str] = {}
-    for key, value in message.raw_items():
-        lower = key.lower()
-        headers[lower] = value
-        if lower.startswith(_META):
-            metadata[key[len(_META) :]] = value
+    metadata = headers.prefixed(_META)
     etag = strip_etag(headers.get("etag"))
     total = content_range_total(headers.get("content-range"))
     size = total if total is not None else int(headers.get("content-length") or 0)

@@ -271,18 +271,16 @@ def _error_details(reason: str, code: str | None, body: bytes) -> tuple[str | No
 def blob_info(name: str, headers: Headers, *, ranged: bool) -> ObjectInfo:
     """The blob's properties from the headers of a HEAD or Get Blob answer (a range's too: its
     size is the total in Content-Range, its MD5 the whole blob's in x-ms-blob-content-md5)."""
-    raw = list(headers.raw_items())
-    found = {key.lower(): value for key, value in raw}
-    total = content_range_total(found.get("content-range"))
-    md5 = found.get("x-ms-blob-content-md5") or (None if ranged else found.get("content-md5"))
-    modified = found.get("last-modified")
+    total = content_range_total(headers.get("content-range"))
+    md5 = headers.get("x-ms-blob-content-md5") or (None if ranged else headers.get("content-md5"))
+    modified = headers.get("last-modified")
     return ObjectInfo(
         name=name,
-        size=total if total is not None else int(found.get("content-length") or 0),
+        size=total if total is not None else int(headers.get("content-length") or 0),
         last_modified=http_date(modified) if modified else None,
-        etag=strip_etag(found.get("etag")),
-        content_type=found.get("content-type"),
-        metadata={key[len(_META) :]: value for key, value in raw if key[: len(_META)].lower() == _META},
+        etag=strip_etag(headers.get("etag")),
+        content_type=headers.get("content-type"),
+        metadata=headers.prefixed(_META),
         checksum=("md5", base64.b64decode(md5).hex()) if md5 else None,
     )
 
