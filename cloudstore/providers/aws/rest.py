@@ -320,18 +320,15 @@ def list_page(body: bytes) -> Page[ObjectInfo]:
 
 
 def _list_page_tree(body: bytes) -> Page[ObjectInfo]:
-    """:func:`list_page` for the answers that are not flat: through the C ElementTree, each
-    field as a column where every entry has it, else entry by entry."""
+    """:func:`list_page` for the answers that are not flat: through the C ElementTree, entry by
+    entry (a field an entry lacks is ``None``)."""
     root = ET.fromstring(body)
     ns = _namespace(root)
     entries = root.findall(ns + "Contents")
-    columns = [[found.text for found in root.iter(ns + tag)] for tag in _LISTED]
-    if any(len(column) != len(entries) for column in columns):
-        columns = [[entry.findtext(ns + tag) for entry in entries] for tag in _LISTED]
+    keys, sizes, modified, etags = ([entry.findtext(ns + tag) for entry in entries] for tag in _LISTED)
     prefixes = [
         found for entry in root.iterfind(ns + "CommonPrefixes") if (found := entry.findtext(ns + "Prefix")) is not None
     ]
-    keys, sizes, modified, etags = columns
     truncated = root.findtext(ns + "IsTruncated") == "true"
     token = root.findtext(ns + "NextContinuationToken") if truncated else None
     return _page(keys, sizes, modified, etags, prefixes, token)
