@@ -438,6 +438,13 @@ class Backend(abc.ABC, Generic[U]):
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
         """The object's properties and metadata, or ``None`` if it does not exist."""
 
+    def checksum_hint(self, info: ObjectInfo) -> Checksum | None:
+        """What a listed object's checksum probably is, where its listing could not vouch for one
+        (S3: an ETag shaped like an MD5 is the content's MD5 unless SSE-KMS or SSE-C made it
+        something else). Bytes that match it are the object's; a mismatch proves nothing. Sync
+        uses it to spare a HEAD per unchanged object; ``None`` (the default) always HEADs."""
+        return None
+
     @abc.abstractmethod
     def put_object(
         self,

@@ -320,6 +320,8 @@ class _Entry:
     #: Modification time, seconds since the epoch (``None``: not known).
     mtime: float | None
     checksum: Checksum | None = None
+    #: What the listing suggests the checksum is, where it could not say (``Backend.checksum_hint``).
+    hint: Checksum | None = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,10 @@ class _Remote:
         ):
             rel = info.name[len(prefix) :]
             if rel and not rel.endswith("/"):
-                yield _entry_of(rel, info)
+                entry = _entry_of(rel, info)
+                if entry.checksum is None:
+                    entry.hint = backend.checksum_hint(info)
+                yield entry
 
     def describe(self) -> str:
         return f"{self.store.provider.PROVIDER_ID}://{self.bucket}/{self.prefix}"
@@ -506,21 +511,37 @@ def _unchanged(src: _Side, src_entry: _Entry, dst: _Side, dst_entry: _Entry) -> 
     """Same size and same checksum; where no checksum can be compared, the destination is not older."""
     if src_entry.size != dst_entry.size:
         return False
+    # A listing's hint that matches is as good as the checksum (an ETag that is not the MD5 it
+    # looks like matches nothing); one that does not match is checked against the HEAD's checksum.
     if isinstance(src, _Remote) and isinstance(dst, _Remote):
+        if _same(src_entry.checksum or src_entry.hint, dst_entry.checksum or dst_entry.hint):
+            return True
         ours, theirs = _checksum(src, src_entry), _checksum(dst, dst_entry)
         if ours is not None and theirs is not None and ours.algorithm == theirs.algorithm:
-            return ours.value.lower() == theirs.value.lower()
+            return _same(ours, theirs)
     else:
         local, remote = (src, dst) if isinstance(src, _Local) else (dst, src)
         local_entry, remote_entry = (src_entry, dst_entry) if local is src else (dst_entry, src_entry)
         assert isinstance(local, _Local) and isinstance(remote, _Remote)
+        path, hint = local.path(local_entry.rel), remote_entry.hint
+        if hint is not None and _file_matches(path, hint):
+            return True
         checksum = _checksum(remote, remote_entry)
         if checksum is not None and new_hasher(checksum) is not None:
-            return _file_matches(local.path(local_entry.rel), checksum)
+            return checksum != hint and _file_matches(path, checksum)
     if src_entry.mtime is None or dst_entry.mtime is None:
         return False
     # Whole seconds: S3 and Swift listings tell times to the second.
     return math.floor(src_entry.mtime) <= math.floor(dst_entry.mtime)
+
+
+def _same(one: Checksum | None, other: Checksum | None) -> bool:
+    return (
+        one is not None
+        and other is not None
+        and one.algorithm == other.algorithm
+        and one.value.lower() == other.value.lower()
+    )
 
 
 def _checksum(side: _Remote, entry: _Entry) -> Checksum | None:

@@ -28,6 +28,7 @@ import google_crc32c
 import pytest
 from botocore.config import Config as BotoConfig
 
+import cloudstore
 from cloudstore import (
     AuthenticationException,
     Bucket,
@@ -48,7 +49,7 @@ from cloudstore import (
     ThrottledException,
 )
 from cloudstore._checksums import Checksum, expected_checksum
-from cloudstore.backend import BucketInfo, Page, RangeReader
+from cloudstore.backend import BucketInfo, ObjectInfo, Page, RangeReader
 from cloudstore.providers.aws.backend import S3Backend
 from cloudstore.testing import SentRequest, backend_of, call_through, observing, sent_requests, spy_on
 from tests.conftest import make_provider, provider_fixture, server_fixture, unique_name
@@ -505,6 +506,43 @@ def test_bucket_pages_are_cut_when_the_server_ignores_max_buckets(aws: CloudProv
         client.meta.events.unregister("before-parameter-build.s3.ListBuckets", ignore_max_buckets)
         for bucket in made:
             bucket.delete()
+
+
+def test_listed_etags_spare_an_unchanged_sync_its_heads(s3_bucket: Bucket, tmp_path: Any) -> None:
+    """A listed ETag shaped like an MD5 that matches the file proves the object unchanged; one
+    that does not match is checked against the HEAD (it may be SSE-KMS's, not an MD5)."""
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    for n in range(5):
+        (source / f"f{n}.bin").write_bytes(os.urandom(1000))
+    (source / "sub" / "same-size.bin").write_bytes(b"A" * 100)
+    mirror = f"aws://{s3_bucket.name}/mirror/"
+    providers = {ProviderList.AWS: s3_bucket.provider}
+    assert cloudstore.sync(source, mirror, providers=providers).copied == 6
+    backend = backend_of(s3_bucket.provider)
+    listed = backend.list_objects(s3_bucket.name, "mirror/f0", None, None, None).items
+    md5 = hashlib.md5((source / "f0.bin").read_bytes()).hexdigest()
+    assert [backend.checksum_hint(info) for info in listed] == [Checksum("md5", md5)]
+    assert backend.checksum_hint(ObjectInfo("parts", 2, etag=f"{md5}-2")) is None, "md5-of-parts: no hint"
+
+    with sent_requests() as requests:
+        again = cloudstore.sync(source, mirror, providers=providers)
+    assert (again.copied, again.skipped) == (0, 6)
+    assert [r.method for r in requests] == ["GET"], "one listing page, no HEAD"
+
+    (source / "sub" / "same-size.bin").write_bytes(b"B" * 100)
+    with sent_requests() as requests:
+        changed = cloudstore.sync(source, mirror, providers=providers)
+    assert (changed.copied, changed.skipped) == (1, 5)
+    assert sorted(r.method for r in requests) == ["GET", "HEAD", "PUT"]
+    assert s3_bucket.objects.get("mirror/sub/same-size.bin").read() == b"B" * 100  # type: ignore[union-attr]
+
+    copy = f"aws://{s3_bucket.name}/copy/"
+    assert cloudstore.sync(mirror, copy, providers=providers).copied == 6
+    with sent_requests() as requests:
+        between = cloudstore.sync(mirror, copy, providers=providers)
+    assert (between.copied, between.skipped) == (0, 6)
+    assert [r.method for r in requests] == ["GET", "GET"], "a listing of each side, no HEAD"
 
 
 # --- credentials: HEAD's bare 403 and session tokens ----------------------------------------------

@@ -20,7 +20,7 @@ import botocore.exceptions as boto_errors
 
 from cloudstore import _names as names
 from cloudstore import exceptions as exc
-from cloudstore._checksums import combine_part_digests
+from cloudstore._checksums import Checksum, combine_part_digests
 from cloudstore._http import byte_range, condition_headers, md5_base64, pool_size, strip_etag
 from cloudstore.backend import (
     Backend,
@@ -261,6 +261,10 @@ class S3Backend(Backend[S3Upload]):
     ) -> Page[ObjectInfo]:
         max_keys = None if limit is None else max(1, min(limit, MAX_KEYS_PER_PAGE))
         return self.rest.list_objects(bucket, prefix, delimiter, max_keys, marker)
+
+    def checksum_hint(self, info: ObjectInfo) -> Checksum | None:
+        # A listing tells no encryption, so an MD5-shaped ETag is no checksum (see etag_checksum).
+        return Checksum("md5", info.etag) if info.etag and PLAIN_MD5.match(info.etag) else None
 
     def head_object(self, bucket: str, name: str) -> ObjectInfo | None:
         try:
