@@ -42,10 +42,8 @@ class Headers:
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         self._fields = fields
-        first: dict[str, str] = {}
-        for name, value in fields:
-            first.setdefault(name.lower(), value)
-        self._first = first
+        # Built from the end, so that the first of a repeated name is the one kept.
+        self._first = {name.lower(): value for name, value in reversed(fields)}
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -62,6 +60,9 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         lower = name.lower()
+        if len(self._first) == len(self._fields):  # no name repeated: at most one value
+            value = self._first.get(lower)
+            return [] if value is None else [value]
         return [value for key, value in self._fields if key.lower() == lower]
 
     def items(self) -> list[tuple[str, str]]:
@@ -130,10 +131,15 @@ def _buffered_head(reader: io.BufferedReader) -> tuple[bytes, list[tuple[str, st
     if end < 0 or end > MAX_LINE:
         return None
     lines = buffered[:end].decode("latin-1").split("\r\n")
-    if len(lines) > MAX_HEADERS + 1 or any(":" not in line or line[0] in " \t" for line in lines[1:]):
+    if len(lines) > MAX_HEADERS + 1:
         return None
+    fields = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or line[0] in " \t":  # not a field, or a folded one: read line by line
+            return None
+        fields.append((name.strip(), value.strip()))
     reader.read(end + 4)
-    fields = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines[1:])]
     return lines[0].encode("latin-1"), fields
 
 

@@ -163,6 +163,9 @@ class SpyBackend(Backend[Any]):
     def head_object(self, *args: Any, **kwargs: Any) -> Any:
         return self._invoke("head_object", args, kwargs)
 
+    def checksum_hint(self, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke("checksum_hint", args, kwargs)
+
     def put_object(self, *args: Any, **kwargs: Any) -> None:
         return self._invoke("put_object", args, kwargs)  # type: ignore[no-any-return]
 
