@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -665,16 +665,27 @@ def test_serve_put_body_cut_short_leaves_nothing(serve: RunningServer, served: A
     parts = urlsplit(url)
     # The server is shared by the session: only temp files this request made must go.
     before = set(temp_files(served_root(serve)))
+
+    def new_temp_files() -> set[str]:
+        return set(temp_files(served_root(serve))) - before
+
+    def wait_until(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     with socket.create_connection(("127.0.0.1", serve.extra["port"]), timeout=10) as sock:
         request = f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
         sock.sendall(request.encode() + b"only a little")
+        # The cut comes once the server is writing the body (its temporary file exists): a cut
+        # before that would let this test look for leftovers before the server made any.
+        wait_until(lambda: bool(new_temp_files()))
+        assert new_temp_files(), "the server never began to store the body"
         sock.shutdown(socket.SHUT_WR)
         sock.recv(65536)
-    deadline = time.monotonic() + 15
-    while set(temp_files(served_root(serve))) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not new_temp_files())
     assert bucket.objects.get("cut").read() == b"previous"  # type: ignore[union-attr]
-    assert set(temp_files(served_root(serve))) - before == set()
+    assert new_temp_files() == set()
 
 
 def test_serve_put_without_content_length_is_411(serve: RunningServer, served: Any) -> None:
