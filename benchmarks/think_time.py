@@ -73,8 +73,7 @@ def raw_get(spec: dict[str, Any], spin_us: int) -> Callable[[str], Any]:
             until = time.perf_counter() + spin
             while time.perf_counter() < until:
                 pass
-        conn._head("GET", f"{endpoint}/{BUCKET}/{key}", None, heads[key])
-        return conn._body(conn._response_head()[1], None)
+        return conn.get(f"{endpoint}/{BUCKET}/{key}", None, extra=heads[key])
 
     return get
 

@@ -105,8 +105,11 @@ class RawHTTP:
             got += n
         return got
 
-    def get(self, url: str, sink: Callable[[memoryview], None] | None, byte_range: str | None = None) -> int:
-        self._head("GET", url, None, f"Range: {byte_range}\r\n" if byte_range else "")
+    def get(
+        self, url: str, sink: Callable[[memoryview], None] | None, byte_range: str | None = None, extra: str = ""
+    ) -> int:
+        """GET ``url``; ``extra``: more header lines (``Name: value\\r\\n`` each), e.g. a signature."""
+        self._head("GET", url, None, (f"Range: {byte_range}\r\n" if byte_range else "") + extra)
         status, headers = self._response_head()
         got = self._body(headers, sink)
         if status not in (200, 206):

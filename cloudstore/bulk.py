@@ -370,10 +370,7 @@ class _Remote:
         ):
             rel = info.name[len(prefix) :]
             if rel and not rel.endswith("/"):
-                entry = _entry_of(rel, info)
-                if entry.checksum is None:
-                    entry.hint = backend.checksum_hint(info)
-                yield entry
+                yield _entry_of(rel, info, backend)
 
     def describe(self) -> str:
         return f"{self.store.provider.PROVIDER_ID}://{self.bucket}/{self.prefix}"
@@ -384,9 +381,10 @@ _Side = _Local | _Remote
 _OnError = Callable[[str, CloudStoreException], None]
 
 
-def _entry_of(rel: str, info: ObjectInfo) -> _Entry:
+def _entry_of(rel: str, info: ObjectInfo, backend: Backend[Any]) -> _Entry:
     mtime = info.last_modified.timestamp() if info.last_modified is not None else None
-    return _Entry(rel, info.size, mtime, as_checksum(info.checksum))
+    checksum = as_checksum(info.checksum)
+    return _Entry(rel, info.size, mtime, checksum, backend.checksum_hint(info) if checksum is None else None)
 
 
 def _walk(directory: str, rel: str, on_error: _OnError) -> Iterator[_Entry]:
@@ -528,7 +526,7 @@ def _unchanged(src: _Side, src_entry: _Entry, dst: _Side, dst_entry: _Entry) -> 
             return True
         checksum = _checksum(remote, remote_entry)
         if checksum is not None and new_hasher(checksum) is not None:
-            return checksum != hint and _file_matches(path, checksum)
+            return not _same(checksum, hint) and _file_matches(path, checksum)
     if src_entry.mtime is None or dst_entry.mtime is None:
         return False
     # Whole seconds: S3 and Swift listings tell times to the second.
